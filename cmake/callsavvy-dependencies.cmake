@@ -1,0 +1,10 @@
+# The dependencies of callsavvy::callsavvy, shared by the build tree and the installed package config.
+include(CMakeFindDependencyMacro)
+include(GNUInstallDirs)
+find_dependency(Threads)
+find_dependency(OpenSSL 3)
+find_dependency(Boost 1.81 CONFIG COMPONENTS json)
+find_path(CALLSAVVY_ASIO_INCLUDE_DIR asio.hpp)
+if(NOT CALLSAVVY_ASIO_INCLUDE_DIR)
+  message(FATAL_ERROR "callsavvy needs standalone Asio (Debian: libasio-dev)")
+endif()
