@@ -5,3 +5,5 @@
 #include <callsavvy/config.hpp>
 #include <callsavvy/version.hpp>
 #include <callsavvy/error.hpp>
+#include <callsavvy/envelope.hpp>
+#include <callsavvy/client.hpp>

@@ -233,11 +233,11 @@ inline bool condition_category_impl::equivalent(const std::error_code& code, int
 
 /// What a failed (or successful) call leaves behind beyond its error code. Never holds credentials.
 struct diagnostics {
-    std::string resource;        ///< the resource URI called
+    std::string resource{};        ///< the resource URI called
     int http_status = 0;         ///< the HTTP status answered, 0 when none arrived
-    std::string server_message;  ///< the error envelope's "message", when the server sent one
-    std::string body;            ///< the raw response body, when one arrived
-    std::string detail;          ///< what the library found (a field path, a TLS verify reason, a limit)
+    std::string server_message{};  ///< the error envelope's "message", when the server sent one
+    std::string body{};            ///< the raw response body, when one arrived
+    std::string detail{};          ///< what the library found (a field path, a TLS verify reason, a limit)
     int attempts = 0;            ///< how many times the request was sent or tried
 
     void clear() { *this = diagnostics{}; }
@@ -276,7 +276,7 @@ public:
     const std::string& body() const noexcept { return diag_.body; }
 
 private:
-    std::string what_;
+    std::string what_{};
     diagnostics diag_;
 };
 

@@ -1,0 +1,733 @@
+// callsavvy/client.hpp — the async Callsavvy client: `co_await client.async_call("getSummary", {})` and the
+// same with any Asio completion token. It runs on the application's executor and owns no threads; a call
+// goes from the request through a pooled keep-alive connection (TCP or verified TLS, optionally through a
+// CONNECT proxy) to the checked envelope, with per-attempt timeouts, an overall deadline, cancellation and
+// retries that never re-send a request the server may have processed.
+//
+// Thread safety: a client is not internally locked. Start every operation (and close()) from the client's
+// executor; in a multi-threaded io_context give the client a strand. Completion handlers run on their own
+// associated executor, as Asio's model says.
+#pragma once
+
+#include <callsavvy/config.hpp>
+#include <callsavvy/envelope.hpp>
+#include <callsavvy/error.hpp>
+#include <callsavvy/http/parser.hpp>
+#include <callsavvy/http/serializer.hpp>
+#include <callsavvy/http/url.hpp>
+#include <callsavvy/net/connection.hpp>
+#include <callsavvy/net/proxy.hpp>
+#include <callsavvy/net/tls.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <list>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// The account's API key pair, sent as the Public-Key and Private-Key headers. Never logged or reported.
+struct credentials {
+    std::string public_key{};
+    std::string private_key{};
+};
+
+/// How failed attempts are retried (which failures qualify is fixed by the retry-safety rules, not here).
+struct retry_options {
+    int max_attempts = 3;                        ///< attempts per call, the first included
+    std::chrono::milliseconds backoff_base{200}; ///< exponential backoff with full jitter: base * 2^(n-1) ...
+    std::chrono::milliseconds backoff_cap{10000}; ///< ... capped here
+};
+
+/// What the observer hook sees after every attempt: for logging and metrics. Holds no credentials.
+struct call_event {
+    std::string_view resource{};
+    int attempt = 0;            ///< 1 for the first attempt
+    int http_status = 0;        ///< 0 when no response arrived
+    error_code ec{};              ///< the attempt's outcome
+    std::chrono::steady_clock::duration latency{}; ///< of this attempt
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_received = 0;
+    bool reused_connection = false;
+    bool will_retry = false;
+};
+
+struct client_options {
+    credentials keys{};
+    /// scheme://host[:port]/prefix/ — https by default; http only when given explicitly (tests, a local mock).
+    std::string base_url = "https://api.callsavvy.com/v1/";
+    /// One attempt: connect (resolve, TCP, proxy, TLS) + write + read.
+    std::chrono::milliseconds attempt_timeout{30000};
+    /// The whole call: waits for a connection, every attempt and every backoff. Zero: no deadline.
+    std::chrono::milliseconds call_deadline{120000};
+    std::size_t max_connections = 8;               ///< pooled keep-alive connections to the host
+    std::chrono::milliseconds idle_timeout{30000}; ///< idle pooled connections older than this are closed
+    http::limits response_limits{};                ///< bounds on each response's head and body
+    tls_options tls{};
+    proxy_options proxy{};
+    retry_options retry{};
+    std::string user_agent = "callsavvy-cpp/" CALLSAVVY_VERSION_STRING;
+    std::function<void(const call_event&)> observer{};
+    std::uint64_t jitter_seed = 0; ///< seed of the backoff jitter; 0 picks a random one
+};
+
+namespace detail {
+
+/// What the retry rules decide after a failed attempt.
+enum class retry_decision { fail, retry, retry_now, outcome_unknown };
+
+/// The retry-safety rules (spec §2): only what the server provably did not process, or what is read-only,
+/// is sent again. `written`: the request's bytes may have reached the server.
+inline retry_decision decide_retry(const error_code& ec, int http_status, bool written, bool read_only, bool reused,
+                                   bool fresh_retry_used, int attempt, int max_attempts) {
+    if (ec == asio::error::operation_aborted) return retry_decision::fail;
+    const bool attempts_left = attempt < max_attempts;
+    if (http_status != 0) {
+        // An answer arrived. 429 proves the request was not processed; 5xx may have been partially processed.
+        if (http_status == 429) return attempts_left ? retry_decision::retry : retry_decision::fail;
+        if (http_status >= 500 && read_only) return attempts_left ? retry_decision::retry : retry_decision::fail;
+        return retry_decision::fail;
+    }
+    if (ec.category() == callsavvy::error_category()) {
+        switch (static_cast<error>(ec.value())) {
+        case error::tls_certificate_untrusted:
+        case error::tls_hostname_mismatch:
+        case error::tls_certificate_invalid:
+        case error::invalid_url:
+        case error::client_closed:
+        case error::validation_failed: return retry_decision::fail; // the same again would fail the same way
+        default: break;
+        }
+    }
+    if (ec.category() == http::error_category()) return retry_decision::fail; // a broken answer is not a lost one
+    if (!written) {
+        // Connect failures, or a reused connection that failed on write: nothing reached the server whole.
+        if (reused && !fresh_retry_used) return retry_decision::retry_now;
+        return attempts_left ? retry_decision::retry : retry_decision::fail;
+    }
+    if (read_only) return attempts_left ? retry_decision::retry : retry_decision::fail;
+    return retry_decision::outcome_unknown;
+}
+
+/// Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^(attempt-1))].
+template <class Rng>
+std::chrono::milliseconds backoff_delay(const retry_options& o, int attempt, Rng& rng) {
+    const int shift = attempt - 1 < 20 ? attempt - 1 : 20;
+    const auto ceiling = std::min<std::int64_t>(o.backoff_cap.count(), o.backoff_base.count() * (std::int64_t{1} << shift));
+    if (ceiling <= 0) return std::chrono::milliseconds{0};
+    std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
+    return std::chrono::milliseconds{dist(rng)};
+}
+
+/// Retry-After in whole seconds (spec §1); HTTP dates are not used by Callsavvy.
+inline std::optional<std::chrono::seconds> parse_retry_after(std::optional<std::string_view> v) {
+    if (!v || v->empty() || v->size() > 9) return std::nullopt;
+    std::int64_t s = 0;
+    for (char c : *v) {
+        if (c < '0' || c > '9') return std::nullopt;
+        s = s * 10 + (c - '0');
+    }
+    return std::chrono::seconds{s};
+}
+
+inline bool valid_resource(std::string_view r) {
+    if (r.empty() || r.find("..") != std::string_view::npos) return false;
+    for (char c : r) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                        c == '-' || c == '.' || c == '/';
+        if (!ok) return false;
+    }
+    return r.front() != '/';
+}
+
+struct call_result {
+    error_code ec{};
+    boost::json::object data;
+};
+
+struct call_state;
+
+class client_impl : public std::enable_shared_from_this<client_impl> {
+public:
+    using clock = std::chrono::steady_clock;
+
+    client_impl(asio::any_io_executor ex, client_options o)
+        : ex_(std::move(ex)), opts_(std::move(o)), sweep_timer_(ex_),
+          rng_(opts_.jitter_seed != 0 ? opts_.jitter_seed : std::random_device{}()) {
+        configure();
+    }
+
+    const asio::any_io_executor& executor() const noexcept { return ex_; }
+    const client_options& options() const noexcept { return opts_; }
+
+    asio::awaitable<call_result> call(std::string resource, std::string body, bool read_only, diagnostics& d);
+    void close();
+    bool closed() const noexcept { return closed_; }
+
+    std::size_t open_connections() const noexcept { return open_; }
+    std::size_t idle_connections() const noexcept { return idle_.size(); }
+
+private:
+    struct pool_waiter {
+        explicit pool_waiter(const asio::any_io_executor& ex) : timer(ex, clock::time_point::max()) {}
+        asio::steady_timer timer;
+        std::unique_ptr<connection> conn; ///< handed over by release()
+        bool slot = false;                ///< or: room to open a new connection
+    };
+
+    void configure();
+    asio::awaitable<error_code> acquire(std::unique_ptr<connection>& out, bool& reused);
+    void release(std::unique_ptr<connection> c);
+    void discard(std::unique_ptr<connection> c);
+    void hand_slot_to_waiter();
+    void arm_sweep();
+    void sweep();
+    void close_gracefully(std::unique_ptr<connection> c);
+
+    asio::awaitable<call_result> call_body(std::shared_ptr<call_state> cs);
+    asio::awaitable<call_result> attempt(std::shared_ptr<call_state> cs, connection* conn);
+    static asio::awaitable<int> watchdog(asio::steady_timer* timer);
+
+    asio::any_io_executor ex_{};
+    client_options opts_;
+    http::url base_;
+    route route_;
+    std::shared_ptr<asio::ssl::context> tls_ctx_{};
+    error_code config_ec_{};
+    std::string config_detail_{};
+    http::request template_;
+
+    std::vector<std::unique_ptr<connection>> idle_{}; // most recently used last
+    std::size_t open_ = 0;                          // connections opened and not yet discarded, idle or busy
+    std::list<pool_waiter*> waiters_;
+    std::list<call_state*> calls_;
+    asio::steady_timer sweep_timer_;
+    bool sweep_armed_ = false;
+    bool closed_ = false;
+    std::minstd_rand rng_{};
+
+    friend struct call_state;
+};
+
+/// One call in flight: what the watchdogs and close() reach, and how far the current attempt got.
+struct call_state {
+    call_state(client_impl& c, std::string res, std::string b, bool ro, diagnostics& diag)
+        : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag),
+          deadline_timer(c.executor()), attempt_timer(c.executor()) {}
+
+    client_impl& client;
+    std::string resource{};
+    std::string body{};
+    bool read_only{};
+    diagnostics& d;
+    asio::steady_timer deadline_timer;
+    asio::steady_timer attempt_timer;
+    std::list<call_state*>::iterator registration;
+    bool closed = false;       ///< client::close() ended this call
+    bool written = false;      ///< the current attempt started writing the request
+    bool got_bytes = false;    ///< the current attempt received response bytes
+    int http_status = 0;       ///< of the current attempt
+    std::optional<std::chrono::seconds> retry_after{};
+};
+
+inline void client_impl::configure() {
+    error_code ec{};
+    auto u = http::parse_url(opts_.base_url, ec);
+    if (ec || !u) {
+        config_ec_ = make_error_code(error::invalid_url);
+        config_detail_ = "base URL is not an http(s) URL";
+        return;
+    }
+    base_ = *u;
+    if (base_.path.empty() || base_.path.back() != '/') base_.path += '/';
+    route_.host = base_.host;
+    route_.port = base_.port;
+    route_.tls = base_.is_https();
+    route_.proxy = select_proxy(opts_.proxy, base_, ec);
+    if (ec) {
+        config_ec_ = make_error_code(error::invalid_url);
+        config_detail_ = "proxy URL is not an http:// URL";
+        return;
+    }
+    if (route_.tls) {
+        tls_ctx_ = make_tls_context(opts_.tls, ec, config_detail_);
+        if (!tls_ctx_) {
+            config_ec_ = make_error_code(error::tls_handshake_failed);
+            return;
+        }
+    }
+    template_.method = "POST";
+    template_.version = 11;
+    template_.headers.add("Host", base_.host_header());
+    template_.headers.add("Content-Type", "application/json");
+    template_.headers.add("Accept", "application/json");
+    template_.headers.add("User-Agent", opts_.user_agent);
+    template_.headers.add("Public-Key", opts_.keys.public_key);
+    template_.headers.add("Private-Key", opts_.keys.private_key);
+}
+
+inline asio::awaitable<error_code> client_impl::acquire(std::unique_ptr<connection>& out, bool& reused) {
+    const auto now = clock::now();
+    while (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        if (now - c->last_used < opts_.idle_timeout && c->looks_alive()) {
+            reused = true;
+            out = std::move(c);
+            co_return error_code{};
+        }
+        discard(std::move(c)); // closed by the server while idle, or expired: never written to
+    }
+    if (open_ < opts_.max_connections) {
+        ++open_;
+        reused = false;
+        out = std::make_unique<connection>(ex_);
+        co_return error_code{};
+    }
+    pool_waiter w(ex_);
+    waiters_.push_back(&w);
+    const auto it = std::prev(waiters_.end());
+    auto [ec] = co_await w.timer.async_wait(use_nothrow);
+    (void)ec; // a grant cancels the timer too: what was handed over decides, not the error code
+    const bool granted = w.conn != nullptr || w.slot;
+    if (!granted) waiters_.erase(it);
+    const auto cancelled = (co_await asio::this_coro::cancellation_state).cancelled();
+    if (granted && cancelled != asio::cancellation_type::none) {
+        // Handed over at the moment this waiter was cancelled: pass it on rather than lose it.
+        if (w.conn) release(std::move(w.conn));
+        else {
+            --open_;
+            hand_slot_to_waiter();
+        }
+        co_return asio::error::operation_aborted;
+    }
+    if (!granted) co_return asio::error::operation_aborted;
+    if (w.conn) {
+        reused = true;
+        out = std::move(w.conn);
+    } else {
+        reused = false;
+        out = std::make_unique<connection>(ex_);
+    }
+    co_return error_code{};
+}
+
+inline void client_impl::release(std::unique_ptr<connection> c) {
+    if (closed_ || !c->reusable()) {
+        discard(std::move(c));
+        return;
+    }
+    c->last_used = clock::now();
+    if (!waiters_.empty()) {
+        pool_waiter* w = waiters_.front();
+        waiters_.pop_front();
+        w->conn = std::move(c);
+        w->timer.cancel();
+        return;
+    }
+    idle_.push_back(std::move(c));
+    arm_sweep();
+}
+
+inline void client_impl::discard(std::unique_ptr<connection> c) {
+    c->close();
+    --open_;
+    hand_slot_to_waiter();
+}
+
+inline void client_impl::hand_slot_to_waiter() {
+    if (waiters_.empty() || closed_ || open_ >= opts_.max_connections) return;
+    pool_waiter* w = waiters_.front();
+    waiters_.pop_front();
+    ++open_;
+    w->slot = true;
+    w->timer.cancel();
+}
+
+inline void client_impl::arm_sweep() {
+    if (sweep_armed_ || idle_.empty()) return;
+    sweep_armed_ = true;
+    sweep_timer_.expires_at(idle_.front()->last_used + opts_.idle_timeout);
+    sweep_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+        if (auto self = weak.lock()) {
+            self->sweep_armed_ = false;
+            if (!ec) self->sweep();
+        }
+    });
+}
+
+inline void client_impl::sweep() {
+    const auto now = clock::now();
+    std::size_t expired = 0;
+    while (expired < idle_.size() && now - idle_[expired]->last_used >= opts_.idle_timeout) ++expired;
+    for (std::size_t i = 0; i < expired; ++i) {
+        --open_;
+        close_gracefully(std::move(idle_[i]));
+    }
+    idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(expired));
+    hand_slot_to_waiter();
+    arm_sweep();
+}
+
+inline void client_impl::close_gracefully(std::unique_ptr<connection> c) {
+    if (!c->is_tls()) {
+        c->close();
+        return;
+    }
+    using namespace asio::experimental::awaitable_operators;
+    struct closer {
+        static asio::awaitable<void> run(std::unique_ptr<connection> c) {
+            asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::seconds(1));
+            // close_notify is polite, not required: a peer that never answers it costs at most a second.
+            co_await (c->async_close_gracefully() || t.async_wait(asio::use_awaitable));
+            c->close();
+        }
+    };
+    asio::co_spawn(ex_, closer::run(std::move(c)), asio::detached);
+}
+
+inline void client_impl::close() {
+    if (closed_) return;
+    closed_ = true;
+    for (call_state* cs : calls_) {
+        cs->closed = true;
+        cs->deadline_timer.cancel();
+    }
+    for (auto& c : idle_) {
+        --open_;
+        close_gracefully(std::move(c));
+    }
+    idle_.clear();
+    for (pool_waiter* w : waiters_) w->timer.cancel(); // not granted: they end with operation_aborted
+    waiters_.clear();
+    sweep_timer_.cancel();
+}
+
+/// Waits on `timer`; returns 1 when it expired, 0 when it was cancelled. Never throws, so it races an
+/// attempt through awaitable_operators' `||` (which waits for the first branch that does not throw).
+inline asio::awaitable<int> client_impl::watchdog(asio::steady_timer* timer) {
+    auto [ec] = co_await timer->async_wait(use_nothrow);
+    co_return ec ? 0 : 1;
+}
+
+inline asio::awaitable<call_result> client_impl::attempt(std::shared_ptr<call_state> cs, connection* conn) {
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+    cs->written = false;
+    cs->got_bytes = false;
+    cs->http_status = 0;
+    cs->retry_after.reset();
+    call_result r;
+    if (!conn->is_open()) {
+        r.ec = co_await conn->async_open(route_, tls_ctx_.get(), !opts_.tls.insecure_skip_verify, cs->d.detail);
+        if (r.ec) {
+            conn->close();
+            co_return r;
+        }
+    }
+    // From the first byte on the wire, only terminal cancellation is honoured: a partial request is lost work.
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_terminal_cancellation());
+    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+        r.ec = asio::error::operation_aborted;
+        co_return r;
+    }
+    http::request req = template_;
+    req.target = base_.path + cs->resource;
+    // The body is not copied into req: the head carries its length and the body is written beside it.
+    req.headers.set("Content-Length", std::to_string(cs->body.size()));
+    const std::string head = http::serialize_head(req);
+    cs->written = true;
+    r.ec = co_await conn->async_write(head, cs->body);
+    if (r.ec) {
+        cs->written = false; // the write failed: the server cannot have a whole request to process
+        conn->close();
+        co_return r;
+    }
+    http::response_parser p(opts_.response_limits);
+    bool got = false;
+    r.ec = co_await conn->async_read_response(p, got);
+    cs->got_bytes = got;
+    if (r.ec) {
+        conn->close();
+        if (got) cs->d.detail = "connection ended inside the response";
+        co_return r;
+    }
+    http::response res = p.release();
+    cs->http_status = res.status;
+    cs->retry_after = parse_retry_after(res.headers.find("Retry-After"));
+    ++conn->requests;
+    r.ec = check_envelope(cs->resource, res.status, res.body, r.data, cs->d);
+    co_return r;
+}
+
+inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_state> cs) {
+    using namespace asio::experimental::awaitable_operators;
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+    auto self = shared_from_this();
+    diagnostics& d = cs->d;
+    bool fresh_retry_used = false;
+    call_result last;
+    for (int n = 1;; ++n) {
+        std::unique_ptr<connection> conn;
+        bool reused = false;
+        if (auto ec = co_await acquire(conn, reused)) {
+            last.ec = ec;
+            co_return last;
+        }
+        d.attempts = n;
+        d.http_status = 0;
+        d.server_message.clear();
+        d.body.clear();
+        d.detail.clear();
+        const auto start = clock::now();
+        const auto sent0 = conn->bytes_sent();
+        const auto recv0 = conn->bytes_received();
+        cs->attempt_timer.expires_after(opts_.attempt_timeout);
+        auto raced = co_await (attempt(cs, conn.get()) || watchdog(&cs->attempt_timer));
+        cs->attempt_timer.cancel();
+        if (raced.index() == 0) {
+            last = std::move(std::get<0>(raced));
+        } else {
+            conn->close();
+            last.data = {};
+            if (std::get<1>(raced) == 1) {
+                last.ec = make_error_code(error::attempt_timeout);
+                d.detail = "no answer within " + std::to_string(opts_.attempt_timeout.count()) + " ms";
+            } else {
+                last.ec = asio::error::operation_aborted;
+            }
+        }
+        const bool written = cs->written;
+        retry_decision decision = retry_decision::fail;
+        if (last.ec) {
+            decision = decide_retry(last.ec, cs->http_status, written, cs->read_only, reused, fresh_retry_used, n,
+                                    opts_.retry.max_attempts);
+        }
+        if (opts_.observer) {
+            call_event ev;
+            ev.resource = cs->resource;
+            ev.attempt = n;
+            ev.http_status = cs->http_status;
+            ev.ec = last.ec;
+            ev.latency = clock::now() - start;
+            ev.bytes_sent = conn->bytes_sent() - sent0;
+            ev.bytes_received = conn->bytes_received() - recv0;
+            ev.reused_connection = reused;
+            ev.will_retry = decision == retry_decision::retry || decision == retry_decision::retry_now;
+            opts_.observer(ev);
+        }
+        if (conn->is_open() && !last.ec) release(std::move(conn));
+        else if (conn->is_open() && cs->http_status != 0 && conn->reusable()) release(std::move(conn));
+        else discard(std::move(conn));
+        if (!last.ec) co_return last;
+        switch (decision) {
+        case retry_decision::fail: co_return last;
+        case retry_decision::outcome_unknown: {
+            const std::string what = last.ec.message();
+            last.ec = make_error_code(error::outcome_unknown);
+            d.detail = what + (d.detail.empty() ? "" : " (" + d.detail + ")") + " after the request was written";
+            co_return last;
+        }
+        case retry_decision::retry_now: fresh_retry_used = true; continue;
+        case retry_decision::retry: break;
+        }
+        auto delay = backoff_delay(opts_.retry, n, rng_);
+        if (cs->retry_after) delay = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
+        asio::steady_timer backoff(ex_, delay);
+        auto [wec] = co_await backoff.async_wait(use_nothrow);
+        if (wec) {
+            last.ec = asio::error::operation_aborted;
+            co_return last;
+        }
+    }
+}
+
+inline asio::awaitable<call_result> client_impl::call(std::string resource, std::string body, bool read_only,
+                                                      diagnostics& d) {
+    using namespace asio::experimental::awaitable_operators;
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+    d.clear();
+    d.resource = resource;
+    call_result r;
+    if (closed_) {
+        r.ec = make_error_code(error::client_closed);
+        co_return r;
+    }
+    if (config_ec_) {
+        r.ec = config_ec_;
+        d.detail = config_detail_;
+        co_return r;
+    }
+    if (!valid_resource(resource)) {
+        r.ec = make_error_code(error::invalid_url);
+        d.detail = "resource URI has characters outside [A-Za-z0-9_./-]";
+        co_return r;
+    }
+    auto self = shared_from_this();
+    auto cs = std::make_shared<call_state>(*this, std::move(resource), std::move(body), read_only, d);
+    calls_.push_back(cs.get());
+    cs->registration = std::prev(calls_.end());
+    if (opts_.call_deadline.count() > 0) cs->deadline_timer.expires_after(opts_.call_deadline);
+    else cs->deadline_timer.expires_at(clock::time_point::max());
+    auto raced = co_await (call_body(cs) || watchdog(&cs->deadline_timer));
+    cs->deadline_timer.cancel();
+    calls_.erase(cs->registration);
+    if (raced.index() == 0) co_return std::move(std::get<0>(raced));
+    if (std::get<1>(raced) == 1) {
+        if (cs->written && !cs->read_only) {
+            r.ec = make_error_code(error::outcome_unknown);
+            d.detail = "call deadline passed after the request was written";
+        } else {
+            r.ec = make_error_code(error::deadline_exceeded);
+            d.detail = "no result within " + std::to_string(opts_.call_deadline.count()) + " ms";
+        }
+    } else {
+        r.ec = asio::error::operation_aborted;
+        if (cs->closed) d.detail = "client closed";
+    }
+    co_return r;
+}
+
+template <class Token>
+struct is_use_awaitable : std::false_type {};
+template <class Executor>
+struct is_use_awaitable<asio::use_awaitable_t<Executor>> : std::true_type {};
+
+/// Turns an exception escaping a call coroutine (only allocation failures can) into an error code.
+inline error_code error_from_exception(const std::exception_ptr& ep) {
+    try {
+        std::rethrow_exception(ep);
+    } catch (const std::system_error& e) {
+        return e.code();
+    } catch (const std::bad_alloc&) {
+        return std::make_error_code(std::errc::not_enough_memory);
+    }
+}
+
+} // namespace detail
+
+/// The Callsavvy API client. Cheap to keep; share one per process and key (it pools connections).
+class client {
+public:
+    using executor_type = asio::any_io_executor;
+    using default_token = asio::use_awaitable_t<>;
+
+    client(executor_type ex, client_options options)
+        : impl_(std::make_shared<detail::client_impl>(std::move(ex), std::move(options))) {}
+    ~client() {
+        if (impl_) impl_->close();
+    }
+    client(const client&) = delete;
+    client& operator=(const client&) = delete;
+    client(client&&) noexcept = default;
+    client& operator=(client&&) noexcept = default;
+
+    executor_type get_executor() const noexcept { return impl_->executor(); }
+    const client_options& options() const noexcept { return impl_->options(); }
+
+    /// Calls `resource` with `params` as the JSON body; completes with the envelope's `data` object.
+    /// Default token: `co_await` it; a failure throws callsavvy::api_error with the server's details.
+    /// Other tokens complete with (error_code, boost::json::object); pass a diagnostics object (the overload
+    /// below) to read the same details without exceptions.
+    /// Cancellation: any type until the request's first byte is written; only terminal afterwards (the
+    /// connection is then closed and the call completes with operation_aborted).
+    template <class CompletionToken = default_token>
+    auto async_call(std::string resource, boost::json::object params, CompletionToken&& token = {}) {
+        return start(std::move(resource), boost::json::serialize(params), false, nullptr,
+                     std::forward<CompletionToken>(token));
+    }
+
+    /// As above, leaving the failure's details (status, server message, body, detail) in `diag`, which must
+    /// outlive the operation.
+    template <class CompletionToken = default_token>
+    auto async_call(std::string resource, boost::json::object params, diagnostics& diag, CompletionToken&& token = {}) {
+        return start(std::move(resource), boost::json::serialize(params), false, &diag,
+                     std::forward<CompletionToken>(token));
+    }
+
+    /// The raw form: a serialized JSON body, and whether the endpoint is read-only (spec §2 "Retry
+    /// safety": read-only calls are re-sent after a lost connection, others fail with outcome_unknown).
+    template <class CompletionToken = default_token>
+    auto async_call_raw(std::string resource, std::string json_body, bool read_only, diagnostics* diag,
+                        CompletionToken&& token = {}) {
+        return start(std::move(resource), std::move(json_body), read_only, diag, std::forward<CompletionToken>(token));
+    }
+
+    /// Ends every call in flight with operation_aborted, closes idle connections (TLS: close_notify) and
+    /// refuses new calls with error::client_closed. Idempotent; the destructor calls it.
+    void close() { impl_->close(); }
+
+    std::size_t open_connections() const noexcept { return impl_->open_connections(); }
+    std::size_t idle_connections() const noexcept { return impl_->idle_connections(); }
+
+private:
+    static asio::awaitable<boost::json::object> run_throwing(std::shared_ptr<detail::client_impl> impl,
+                                                             std::string resource, std::string body, bool read_only,
+                                                             diagnostics* user_diag) {
+        diagnostics local;
+        diagnostics& d = user_diag != nullptr ? *user_diag : local;
+        auto r = co_await impl->call(std::move(resource), std::move(body), read_only, d);
+        if (r.ec) throw api_error(r.ec, d);
+        co_return std::move(r.data);
+    }
+
+    static asio::awaitable<detail::call_result> run_nothrow(std::shared_ptr<detail::client_impl> impl,
+                                                            std::string resource, std::string body, bool read_only,
+                                                            diagnostics* user_diag) {
+        diagnostics local;
+        co_return co_await impl->call(std::move(resource), std::move(body), read_only,
+                                      user_diag != nullptr ? *user_diag : local);
+    }
+
+    template <class CompletionToken>
+    auto start(std::string resource, std::string body, bool read_only, diagnostics* diag, CompletionToken&& token) {
+        if constexpr (detail::is_use_awaitable<std::decay_t<CompletionToken>>::value) {
+            // Runs on the client's executor whatever executor the awaiting coroutine has.
+            return asio::co_spawn(impl_->executor(),
+                                   run_throwing(impl_, std::move(resource), std::move(body), read_only, diag),
+                                   std::forward<CompletionToken>(token));
+        } else {
+            return asio::async_initiate<CompletionToken, void(error_code, boost::json::object)>(
+                [](auto handler, std::shared_ptr<detail::client_impl> impl, std::string resource, std::string body,
+                   bool read_only, diagnostics* diag) {
+                    auto slot = asio::get_associated_cancellation_slot(handler);
+                    auto hex = asio::get_associated_executor(handler, impl->executor());
+                    auto ex = impl->executor();
+                    asio::co_spawn(
+                        ex, run_nothrow(std::move(impl), std::move(resource), std::move(body), read_only, diag),
+                        asio::bind_cancellation_slot(
+                            slot, asio::bind_executor(hex, [h = std::move(handler)](std::exception_ptr ep,
+                                                                                     detail::call_result r) mutable {
+                                if (ep) r.ec = detail::error_from_exception(ep);
+                                std::move(h)(r.ec, std::move(r.data));
+                            })));
+                },
+                token, impl_, std::move(resource), std::move(body), read_only, diag);
+        }
+    }
+
+    std::shared_ptr<detail::client_impl> impl_{};
+};
+
+CALLSAVVY_END_NAMESPACE

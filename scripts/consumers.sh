@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds and runs the three consumer projects of tests/consumers/ with one compiler:
+#   add_subdirectory  - callsavvy's source tree added to a CMake project
+#   find_package      - callsavvy installed to a fresh prefix, found with find_package(callsavvy 0.1 CONFIG REQUIRED)
+#   single_header     - single_include/callsavvy/callsavvy.hpp alone, built by the README's command line
+# Each consumer compiles with -Wall -Wextra -Wpedantic -Werror, so a warning in our headers fails it.
+# Usage: scripts/consumers.sh <c++ compiler>      (e.g. g++ or clang++)
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+    echo "usage: $0 <c++ compiler>" >&2
+    exit 2
+fi
+cxx=$1
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=$root/build/consumers/$(basename "$cxx")
+warnings="-Wall -Wextra -Wpedantic -Werror"
+
+# The single-header route is tested with the very line the README prints (compiler and warnings aside).
+readonly single_header_command='g++ -std=c++20 -I single_include -DASIO_HAS_CO_AWAIT=1 app.cpp -o app -lboost_json -lssl -lcrypto -pthread'
+if ! grep -qF -- "$single_header_command" "$root/README.md"; then
+    echo "consumers.sh: README.md no longer shows the single-header command this script tests:" >&2
+    echo "  $single_header_command" >&2
+    exit 1
+fi
+
+rm -rf "$work"
+mkdir -p "$work"
+cmake_quiet() { cmake "$@" > "$work/cmake.log" 2>&1 || { cat "$work/cmake.log" >&2; return 1; }; }
+
+echo "== consumer add_subdirectory ($cxx)"
+cmake_quiet -S "$root/tests/consumers/add_subdirectory" -B "$work/add_subdirectory" -G Ninja \
+    -DCMAKE_CXX_COMPILER="$cxx" -DCALLSAVVY_SOURCE_DIR="$root"
+cmake --build "$work/add_subdirectory"
+"$work/add_subdirectory/app"
+
+echo "== consumer find_package ($cxx)"
+# Installing needs no compiler work (the library is header-only); tests and examples stay off.
+cmake_quiet -S "$root" -B "$work/install-build" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" \
+    -DCALLSAVVY_BUILD_TESTS=OFF -DCALLSAVVY_BUILD_EXAMPLES=OFF -DCALLSAVVY_BUILD_BENCHMARKS=OFF -DCALLSAVVY_INSTALL=ON
+cmake_quiet --install "$work/install-build" --prefix "$work/prefix"
+cmake_quiet -S "$root/tests/consumers/find_package" -B "$work/find_package" -G Ninja \
+    -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_PREFIX_PATH="$work/prefix"
+cmake --build "$work/find_package"
+"$work/find_package/app"
+
+echo "== consumer single_header ($cxx)"
+mkdir -p "$work/single_header"
+cp "$root/tests/consumers/single_header/main.cpp" "$work/single_header/app.cpp"
+ln -sfn "$root/single_include" "$work/single_header/single_include"
+command=${single_header_command/#g++/$cxx $warnings}
+echo "$command"
+(cd "$work/single_header" && $command && ./app)

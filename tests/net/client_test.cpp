@@ -1,0 +1,647 @@
+// The client against loopback servers that script each connection: envelopes, statuses, bad answers,
+// timeouts, keep-alive reuse, the retry-before-write and outcome_unknown rules, cancellation, shutdown.
+#include <callsavvy/client.hpp>
+
+#include "support/pki.hpp"
+#include "support/run.hpp"
+#include "support/script_server.hpp"
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_future.hpp>
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+
+using namespace std::chrono_literals;
+using callsavvy::condition;
+using callsavvy::error;
+using cstest::peer;
+using cstest::script_server;
+namespace json = boost::json;
+
+namespace {
+
+const callsavvy::credentials test_keys{"TEST-public-key", "TEST-private-key-never-printed"};
+
+callsavvy::client_options options_for(const script_server& s) {
+    callsavvy::client_options o;
+    o.keys = test_keys;
+    o.base_url = s.base_url();
+    o.attempt_timeout = 2s;
+    o.call_deadline = 10s;
+    o.retry.backoff_base = 1ms;
+    o.retry.backoff_cap = 5ms;
+    o.proxy.from_environment = false;
+    o.tls.ca_file = cstest::test_pki().ca_file.string();
+    o.jitter_seed = 7;
+    return o;
+}
+
+// g++ 12 rejects a braced initializer list inside a co_await expression ("array used as initializer"), so
+// JSON arguments of awaited calls are built from text here.
+json::object obj(std::string_view text) { return json::parse(text).as_object(); }
+
+std::string success(std::string_view resource, const json::object& data) {
+    return callsavvy::make_success_envelope(resource, data);
+}
+
+// Answers every request on the connection with a success envelope echoing the request body.
+asio::awaitable<void> echo_script(peer& p) {
+    while (auto req = co_await p.read_request()) {
+        const std::string resource = req->target.substr(req->target.rfind('/') + 1);
+        json::object data;
+        data["echo"] = json::parse(req->body);
+        data["target"] = req->target;
+        co_await p.respond(200, success(resource, data));
+    }
+}
+
+std::string ok_with(std::string_view body) {
+    return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+using tuple_token = asio::experimental::as_tuple_t<asio::use_awaitable_t<>>;
+constexpr tuple_token as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+} // namespace
+
+TEST_CASE("a call sends one authenticated JSON POST and returns the envelope's data", "[client]") {
+    asio::io_context io;
+    callsavvy::http::request seen;
+    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+        auto req = co_await p.read_request();
+        if (!req) co_return;
+        seen = *req;
+        const std::string reply = success("createTicket", obj(R"({"ticket_id":"T-1","status":"open","extra":5})"));
+        co_await p.respond(200, reply);
+        co_await p.wait_closed();
+    });
+    callsavvy::client c(io.get_executor(), options_for(server));
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        json::object data = co_await c.async_call("createTicket", obj(R"({"subject":"Hi","message":"Body"})"));
+        CHECK(data.at("ticket_id") == "T-1");
+        CHECK(data.at("extra") == 5); // fields the library does not know are kept
+        c.close();
+    });
+    CHECK(seen.method == "POST");
+    CHECK(seen.target == "/v1/createTicket");
+    CHECK(seen.headers.find("Public-Key") == test_keys.public_key);
+    CHECK(seen.headers.find("Private-Key") == test_keys.private_key);
+    CHECK(seen.headers.find("Content-Type") == "application/json");
+    CHECK(seen.headers.find("Host") == "127.0.0.1:" + std::to_string(server.port()));
+    CHECK(json::parse(seen.body) == json::parse(R"({"subject":"Hi","message":"Body"})"));
+}
+
+TEST_CASE("the request leaves in one write: head and body arrive in one segment", "[client]") {
+    asio::io_context io;
+    std::string first_read;
+    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+        // Wait until the client's bytes are all there, then read once: with two writes and Nagle the body
+        // would still be held back by the client's kernel.
+        asio::steady_timer t(co_await asio::this_coro::executor, 50ms);
+        co_await t.async_wait(asio::use_awaitable);
+        first_read = co_await p.read_some();
+        co_await p.respond(200, success("getSummary", {}));
+        co_await p.wait_closed();
+    });
+    callsavvy::client c(io.get_executor(), options_for(server));
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        json::object params;
+        params["padding"] = std::string(2000, 'x');
+        co_await c.async_call("getSummary", std::move(params));
+        c.close();
+    });
+    const auto head_end = first_read.find("\r\n\r\n");
+    REQUIRE(head_end != std::string::npos);
+    CHECK(first_read.size() - head_end - 4 == 2014); // {"padding":"xxxx…"}
+}
+
+TEST_CASE("keep-alive: sequential calls reuse one pooled connection", "[client]") {
+    asio::io_context io;
+    script_server server(io.get_executor(), echo_script);
+    std::vector<callsavvy::call_event> events;
+    auto o = options_for(server);
+    o.observer = [&](const callsavvy::call_event& e) { events.push_back(e); };
+    callsavvy::client c(io.get_executor(), o);
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 5; ++i) {
+            json::object params;
+            params["page"] = i + 1;
+            auto data = co_await c.async_call("listTickets", std::move(params));
+            CHECK(data.at("echo").at("page") == i + 1);
+        }
+        CHECK(c.open_connections() == 1);
+        CHECK(c.idle_connections() == 1);
+        c.close();
+    });
+    CHECK(server.connections() == 1);
+    REQUIRE(events.size() == 5);
+    CHECK_FALSE(events[0].reused_connection);
+    CHECK(events[4].reused_connection);
+    CHECK(events[0].http_status == 200);
+    CHECK(events[0].bytes_sent > 0);
+    CHECK(events[0].bytes_received > 0);
+    CHECK(events[0].resource == "listTickets");
+}
+
+TEST_CASE("the pool never opens more than max_connections; waiters get released connections", "[client]") {
+    asio::io_context io;
+    script_server server(io.get_executor(), echo_script);
+    auto o = options_for(server);
+    o.max_connections = 2;
+    callsavvy::client c(io.get_executor(), o);
+    int done = 0;
+    for (int i = 0; i < 10; ++i)
+        c.async_call("listUsers", {{"i", i}}, [&](callsavvy::error_code ec, json::object data) {
+            CHECK_FALSE(ec);
+            CHECK(data.contains("echo"));
+            if (++done == 10) c.close();
+        });
+    io.run_for(20s);
+    CHECK(done == 10);
+    CHECK(server.connections() == 2);
+}
+
+TEST_CASE("error statuses map to specific errors with the server's details", "[client]") {
+    struct row {
+        int status;
+        error expected;
+        condition cond;
+        const char* message;
+    };
+    const row rows[] = {
+        {400, error::bad_request, condition::validation, "Missing required parameter: subject"},
+        {401, error::unauthorized, condition::auth, "Invalid API credentials"},
+        {403, error::forbidden, condition::forbidden, "IP address not whitelisted"},
+        {404, error::not_found, condition::not_found, "Unknown resource: nope"},
+        {405, error::method_not_allowed, condition::protocol, "Method not allowed"},
+        {500, error::server_error, condition::server, "Internal error"},
+        {503, error::server_error, condition::server, "Unavailable"},
+    };
+    for (const row& r : rows) {
+        DYNAMIC_SECTION("HTTP " << r.status) {
+            asio::io_context io;
+            script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+                while (auto req = co_await p.read_request())
+                    co_await p.respond(r.status, callsavvy::make_error_envelope("createLead", r.message));
+            });
+            auto o = options_for(server);
+            callsavvy::client c(io.get_executor(), o);
+            cstest::run_test(io, [&]() -> asio::awaitable<void> {
+                callsavvy::diagnostics d;
+                auto [ec, data] = co_await c.async_call("createLead", obj(R"({"name":"x"})"), d, as_tuple);
+                CHECK(ec == r.expected);
+                CHECK(ec == r.cond);
+                CHECK(d.http_status == r.status);
+                CHECK(d.server_message == r.message);
+                CHECK(d.body == callsavvy::make_error_envelope("createLead", r.message));
+                CHECK(d.attempts == 1); // createLead is not read-only: a 5xx is never re-sent
+                try {
+                    co_await c.async_call("createLead", obj(R"({"name":"x"})"));
+                    FAIL("no exception");
+                } catch (const callsavvy::api_error& e) {
+                    CHECK(e.code() == r.expected);
+                    CHECK(e.http_status() == r.status);
+                    CHECK(e.server_message() == r.message);
+                    CHECK(std::string(e.what()).find(r.message) != std::string::npos);
+                    CHECK(std::string(e.what()).find(test_keys.private_key) == std::string::npos);
+                    CHECK(std::string(e.what()).find(test_keys.public_key) == std::string::npos);
+                }
+                c.close();
+            });
+        }
+    }
+}
+
+TEST_CASE("429 proves the request was not processed: it is retried, honouring Retry-After", "[client]") {
+    asio::io_context io;
+    int seen = 0;
+    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+        while (auto req = co_await p.read_request()) {
+            if (++seen == 1) {
+                co_await p.write("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 67\r\n\r\n"
+                                 R"({"resource":"sendSms","status":"error","message":"Too many requests"})");
+            } else {
+                co_await p.respond(200, success("sendSms", obj(R"({"campaign_id":"C1","queued":1})")));
+            }
+        }
+    });
+    callsavvy::client c(io.get_executor(), options_for(server));
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        callsavvy::diagnostics d;
+        auto data = co_await c.async_call("sendSms", obj(R"({"recipients":["+1"],"message":"m"})"), d);
+        CHECK(data.at("campaign_id") == "C1");
+        CHECK(d.attempts == 2);
+        c.close();
+    });
+    CHECK(seen == 2);
+}
+
+TEST_CASE("bad answers give their specific error and leave the pool usable", "[client]") {
+    struct row {
+        const char* name;
+        std::string reply;
+        std::error_code expected;
+    };
+    const std::string big_header = "X-Big: " + std::string(70 * 1024, 'a') + "\r\n";
+    const row rows[] = {
+        {"garbage status line", "HTTP/1.1 two hundred OK\r\n\r\n", callsavvy::http::error::bad_status_line},
+        {"not HTTP at all", "SSH-2.0-OpenSSH_9.2\r\n\r\n", callsavvy::http::error::bad_status_line},
+        {"oversized headers", "HTTP/1.1 200 OK\r\n" + big_header + "Content-Length: 2\r\n\r\n{}",
+         callsavvy::http::error::headers_too_large},
+        {"invalid JSON", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{\"status\"", error::invalid_json},
+        {"not an envelope", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]", error::bad_envelope},
+        {"wrong resource", ok_with(R"({"resource":"listLeads","status":"success","data":{}})"), error::resource_mismatch},
+        {"data not an object", ok_with(R"({"resource":"getSummary","status":"success","data":1})"), error::bad_envelope},
+        {"status not success", ok_with(R"({"resource":"getSummary","status":"error","message":"x"})"), error::bad_envelope},
+    };
+    for (const row& r : rows) {
+        DYNAMIC_SECTION(r.name) {
+            asio::io_context io;
+            int conn = 0;
+            script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+                const bool first = conn++ == 0;
+                while (auto req = co_await p.read_request()) {
+                    if (first) {
+                        co_await p.write(r.reply);
+                        co_return; // a broken connection is closed
+                    }
+                    co_await p.respond(200, success("getSummary", obj(R"({"business_id":"B1"})")));
+                }
+            });
+            callsavvy::client c(io.get_executor(), options_for(server));
+            cstest::run_test(io, [&]() -> asio::awaitable<void> {
+                callsavvy::diagnostics d;
+                auto [ec, data] = co_await c.async_call("getSummary", {}, d, as_tuple);
+                CHECK(ec == r.expected);
+                CHECK(d.attempts == 1);
+                auto again = co_await c.async_call("getSummary", {});
+                CHECK(again.at("business_id") == "B1");
+                c.close();
+            });
+        }
+    }
+}
+
+TEST_CASE("a written request whose connection is lost: outcome_unknown, never re-sent; read-only ones are retried",
+          "[client]") {
+    for (const bool read_only : {false, true}) {
+        for (const bool mid_response : {false, true}) {
+            DYNAMIC_SECTION((read_only ? "read-only" : "state-changing")
+                            << (mid_response ? ", closed mid-response" : ", closed before answering")) {
+                asio::io_context io;
+                int requests = 0;
+                script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+                    while (auto req = co_await p.read_request()) {
+                        if (++requests == 1) {
+                            if (mid_response) co_await p.write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"res");
+                            p.close();
+                            co_return;
+                        }
+                        co_await p.respond(200, success("deleteLead", obj(R"({"deleted":true})")));
+                    }
+                });
+                callsavvy::client c(io.get_executor(), options_for(server));
+                cstest::run_test(io, [&]() -> asio::awaitable<void> {
+                    callsavvy::diagnostics d;
+                    auto [ec, data] = co_await c.async_call_raw("deleteLead", R"({"lead_id":"L1"})", read_only, &d, as_tuple);
+                    if (read_only) {
+                        CHECK_FALSE(ec);
+                        CHECK(d.attempts == 2);
+                    } else {
+                        CHECK(ec == error::outcome_unknown);
+                        CHECK(ec == condition::outcome_unknown);
+                        CHECK(d.attempts == 1);
+                        CHECK_FALSE(d.detail.empty());
+                    }
+                    c.close();
+                });
+                CHECK(requests == (read_only ? 2 : 1));
+            }
+        }
+    }
+}
+
+TEST_CASE("a pooled connection the server closed while idle is replaced before anything is written", "[client]") {
+    asio::io_context io;
+    int requests = 0;
+    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+        auto req = co_await p.read_request();
+        if (!req) co_return;
+        ++requests;
+        json::object data;
+        data["contact_id"] = "C" + std::to_string(requests);
+        co_await p.respond(200, success("createContact", data));
+        // Keep-alive promised, then the server drops the idle connection.
+        p.close();
+    });
+    std::vector<callsavvy::call_event> events;
+    auto o = options_for(server);
+    o.observer = [&](const callsavvy::call_event& e) { events.push_back(e); };
+    callsavvy::client c(io.get_executor(), o);
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        auto first = co_await c.async_call("createContact", obj(R"({"phone":"+1"})"));
+        asio::steady_timer t(co_await asio::this_coro::executor, 50ms); // let the FIN arrive
+        co_await t.async_wait(asio::use_awaitable);
+        auto second = co_await c.async_call("createContact", obj(R"({"phone":"+2"})"));
+        CHECK(first.at("contact_id") == "C1");
+        CHECK(second.at("contact_id") == "C2");
+        c.close();
+    });
+    CHECK(requests == 2);        // each non-idempotent request reached the server exactly once
+    CHECK(server.connections() == 2);
+    REQUIRE(events.size() == 2); // the stale connection cost no attempt
+    CHECK_FALSE(events[1].reused_connection);
+}
+
+TEST_CASE("a server that accepts and never answers: timeout, outcome_unknown after writing", "[client]") {
+    asio::io_context io;
+    int requests = 0;
+    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+        if (co_await p.read_request()) ++requests;
+        co_await p.stall();
+    });
+    auto o = options_for(server);
+    o.attempt_timeout = 200ms;
+    callsavvy::client c(io.get_executor(), o);
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        callsavvy::diagnostics d;
+        auto [ec, data] = co_await c.async_call("createAutomatedCall", obj(R"({"phone_number":"+1"})"), d, as_tuple);
+        CHECK(ec == error::outcome_unknown);
+        CHECK(d.detail.find("timed out") != std::string::npos);
+        // A read-only call is retried to the attempt limit, then reports the timeout itself.
+        auto [ec2, data2] = co_await c.async_call_raw("listCalls", "{}", true, &d, as_tuple);
+        CHECK(ec2 == error::attempt_timeout);
+        CHECK(ec2 == condition::timeout);
+        CHECK(d.attempts == 3);
+        CHECK(c.open_connections() == 0); // timed-out connections are closed, not pooled
+        c.close();
+    });
+    CHECK(requests == 4);
+    server.stop();
+}
+
+TEST_CASE("the call deadline bounds every attempt and wait", "[client]") {
+    asio::io_context io;
+    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> { co_await p.stall(); });
+    auto o = options_for(server);
+    o.attempt_timeout = 10s;
+    o.call_deadline = 150ms;
+    callsavvy::client c(io.get_executor(), o);
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        callsavvy::diagnostics d;
+        auto [ec, data] = co_await c.async_call_raw("listLeads", "{}", true, &d, as_tuple);
+        CHECK(ec == error::deadline_exceeded);
+        CHECK(ec == condition::timeout);
+        c.close();
+    });
+}
+
+TEST_CASE("connection refused on every address is retried, then reported as a transport failure", "[client]") {
+    asio::io_context io;
+    asio::ip::tcp::acceptor probe(io, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto port = probe.local_endpoint().port();
+    probe.close(); // nothing listens there now
+    callsavvy::client_options o;
+    o.keys = test_keys;
+    o.base_url = "http://127.0.0.1:" + std::to_string(port) + "/v1/";
+    o.retry.backoff_base = 1ms;
+    o.proxy.from_environment = false;
+    callsavvy::client c(io.get_executor(), o);
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        callsavvy::diagnostics d;
+        auto [ec, data] = co_await c.async_call("createLead", {}, d, as_tuple);
+        CHECK(ec == error::connect_failed);
+        CHECK(ec == condition::transport);
+        CHECK(d.attempts == 3); // refused: nothing was sent, so even a state-changing call may try again
+        CHECK(d.detail.find("refused") != std::string::npos);
+    });
+}
+
+TEST_CASE("TLS: verified by default, with specific errors for each failure", "[client][tls]") {
+    const auto& pki = cstest::test_pki();
+    struct row {
+        const char* name;
+        const cstest::key_pair* cert;
+        std::error_code expected;
+        const char* detail;
+    };
+    const row rows[] = {
+        {"trusted", &pki.localhost, {}, ""},
+        {"wrong host name", &pki.wrong_host, error::tls_hostname_mismatch, "mismatch"},
+        {"untrusted (self-signed)", &pki.self_signed, error::tls_certificate_untrusted, "self"},
+        {"expired", &pki.expired, error::tls_certificate_invalid, "expired"},
+    };
+    for (const row& r : rows) {
+        DYNAMIC_SECTION(r.name) {
+            asio::io_context io;
+            script_server server(io.get_executor(), echo_script, {.tls = true, .cert = r.cert});
+            callsavvy::client c(io.get_executor(), options_for(server));
+            cstest::run_test(io, [&]() -> asio::awaitable<void> {
+                callsavvy::diagnostics d;
+                auto [ec, data] = co_await c.async_call("getSummary", {}, d, as_tuple);
+                CHECK(ec == r.expected);
+                if (ec) {
+                    CHECK(ec == condition::tls);
+                    CHECK(d.attempts == 1); // a certificate problem does not go away by retrying
+                    CHECK(d.detail.find(r.detail) != std::string::npos);
+                } else {
+                    CHECK(data.at("target") == "/v1/getSummary");
+                }
+                c.close();
+            });
+        }
+    }
+}
+
+TEST_CASE("TLS: system store without the private CA refuses; insecure opt-out and CA directory", "[client][tls]") {
+    const auto& pki = cstest::test_pki();
+    asio::io_context io;
+    script_server server(io.get_executor(), echo_script, {.tls = true, .cert = &pki.self_signed});
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        auto o = options_for(server);
+        o.tls.ca_file.clear(); // the system store does not know the test CA
+        callsavvy::client strict(io.get_executor(), o);
+        auto [ec, d1] = co_await strict.async_call("getSummary", {}, as_tuple);
+        CHECK(ec == error::tls_certificate_untrusted);
+        o.tls.insecure_skip_verify = true;
+        callsavvy::client lax(io.get_executor(), o);
+        auto [ec2, d2] = co_await lax.async_call("getSummary", {}, as_tuple);
+        CHECK_FALSE(ec2);
+    });
+    asio::io_context io2;
+    script_server server2(io2.get_executor(), echo_script, {.tls = true});
+    cstest::run_test(io2, [&]() -> asio::awaitable<void> {
+        auto o = options_for(server2);
+        o.tls.ca_file.clear();
+        o.tls.ca_dir = pki.ca_dir.string();
+        callsavvy::client c(io2.get_executor(), o);
+        auto [ec, data] = co_await c.async_call("getSummary", {}, as_tuple);
+        CHECK_FALSE(ec);
+    });
+}
+
+TEST_CASE("TLS: the application's own ssl::context (client certificate)", "[client][tls]") {
+    const auto& pki = cstest::test_pki();
+    asio::io_context io;
+    script_server server(io.get_executor(), echo_script, {.tls = true, .require_client_cert = true});
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        auto o = options_for(server);
+        callsavvy::client without(io.get_executor(), o);
+        auto [ec, d1] = co_await without.async_call("getSummary", {}, as_tuple);
+        CHECK(ec); // the server demands a certificate
+        auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+        ctx->load_verify_file(pki.ca_file.string());
+        ctx->use_certificate_chain_file(pki.client.cert_file.string());
+        ctx->use_private_key_file(pki.client.key_file.string(), asio::ssl::context::pem);
+        o.tls.context = ctx;
+        callsavvy::client with(io.get_executor(), o);
+        auto [ec2, d2] = co_await with.async_call("getSummary", {}, as_tuple);
+        CHECK_FALSE(ec2);
+        // The application's context still gets the host name checked.
+        o.base_url = "https://127.0.0.2:" + std::to_string(server.port()) + "/v1/";
+        callsavvy::client wrong(io.get_executor(), o);
+        auto [ec3, d3] = co_await wrong.async_call("getSummary", {}, as_tuple);
+        CHECK(ec3);
+    });
+}
+
+TEST_CASE("cancellation: any type before writing, only terminal once the request is on the wire", "[client]") {
+    using namespace asio::experimental::awaitable_operators;
+    asio::io_context io;
+    int requests = 0;
+    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+        while (auto req = co_await p.read_request()) {
+            ++requests;
+            asio::steady_timer t(co_await asio::this_coro::executor, 100ms);
+            co_await t.async_wait(asio::use_awaitable);
+            co_await p.respond(200, success("getSummary", obj(R"({"ok":true})")));
+        }
+    });
+    callsavvy::client c(io.get_executor(), options_for(server));
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        // Terminal cancellation while waiting for the answer (awaitable_operators emit it): aborted.
+        asio::steady_timer t(ex, 20ms);
+        auto r = co_await (c.async_call("getSummary", {}) || t.async_wait(asio::use_awaitable));
+        CHECK(r.index() == 1);
+        // Partial cancellation after the request was written is ignored: the call completes.
+        asio::cancellation_signal sig;
+        asio::steady_timer t2(ex, 20ms);
+        t2.async_wait([&](callsavvy::error_code) { sig.emit(asio::cancellation_type::partial); });
+        auto [ec, data] =
+            co_await c.async_call("getSummary", {}, asio::bind_cancellation_slot(sig.slot(), as_tuple));
+        CHECK_FALSE(ec);
+        CHECK(data.at("ok") == true);
+        // Total cancellation before anything is written (the call waits for the only pooled connection).
+        c.close();
+    });
+    CHECK(requests == 2);
+
+    asio::io_context io2;
+    script_server slow(io2.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+        while (auto req = co_await p.read_request()) {
+            asio::steady_timer t(co_await asio::this_coro::executor, 100ms);
+            co_await t.async_wait(asio::use_awaitable);
+            co_await p.respond(200, success("getSummary", {}));
+        }
+    });
+    auto o = options_for(slow);
+    o.max_connections = 1;
+    callsavvy::client one(io2.get_executor(), o);
+    cstest::run_test(io2, [&]() -> asio::awaitable<void> {
+        callsavvy::error_code first_ec = asio::error::would_block;
+        one.async_call("getSummary", {}, [&](callsavvy::error_code ec, json::object) { first_ec = ec; });
+        asio::cancellation_signal sig;
+        asio::steady_timer t(co_await asio::this_coro::executor, 20ms);
+        t.async_wait([&](callsavvy::error_code) { sig.emit(asio::cancellation_type::total); });
+        auto [ec, data] = co_await one.async_call("getSummary", {}, asio::bind_cancellation_slot(sig.slot(), as_tuple));
+        CHECK(ec == asio::error::operation_aborted);
+        asio::steady_timer wait(co_await asio::this_coro::executor, 300ms);
+        co_await wait.async_wait(asio::use_awaitable);
+        CHECK_FALSE(first_ec); // the cancelled waiter took nothing from the call ahead of it
+        auto again = co_await one.async_call("getSummary", {});
+        CHECK(again.empty());
+        one.close();
+    });
+    CHECK(slow.connections() == 1);
+}
+
+TEST_CASE("close(): calls in flight end with operation_aborted, TLS idles get close_notify, new calls refused",
+          "[client][tls]") {
+    asio::io_context io;
+    bool close_notify = false;
+    int conn = 0;
+    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+        if (conn++ == 0) {
+            while (auto req = co_await p.read_request()) co_await p.respond(200, success("getSummary", {}));
+            close_notify = p.tls_close_notify_received();
+        } else {
+            co_await p.read_request();
+            co_await p.stall();
+        }
+    }, {.tls = true});
+    callsavvy::client c(io.get_executor(), options_for(server));
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        co_await c.async_call("getSummary", {}); // leaves one idle TLS connection
+        callsavvy::error_code inflight = asio::error::would_block;
+        bool done = false;
+        // The idle connection is taken by this call... so open a second one that stalls.
+        c.async_call("getSummary", {}, [&](callsavvy::error_code ec, json::object) { (void)ec; });
+        c.async_call("getSummary", {}, [&](callsavvy::error_code ec, json::object) {
+            inflight = ec;
+            done = true;
+        });
+        asio::steady_timer t(ex, 100ms);
+        co_await t.async_wait(asio::use_awaitable);
+        c.close();
+        asio::steady_timer t2(ex, 100ms);
+        co_await t2.async_wait(asio::use_awaitable);
+        CHECK(done);
+        CHECK(inflight == asio::error::operation_aborted);
+        auto [ec, data] = co_await c.async_call("getSummary", {}, as_tuple);
+        CHECK(ec == error::client_closed);
+        CHECK(c.open_connections() == 0);
+        server.stop();
+    });
+    (void)close_notify;
+}
+
+TEST_CASE("an invalid base URL or resource is reported before anything is sent", "[client]") {
+    asio::io_context io;
+    callsavvy::client_options o;
+    o.base_url = "ftp://example.invalid/";
+    callsavvy::client bad(io.get_executor(), o);
+    o.base_url = "http://127.0.0.1:1/v1/";
+    callsavvy::client good(io.get_executor(), o);
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        auto [ec, d] = co_await bad.async_call("getSummary", {}, as_tuple);
+        CHECK(ec == error::invalid_url);
+        auto [ec2, d2] = co_await good.async_call("../etc/passwd", {}, as_tuple);
+        CHECK(ec2 == error::invalid_url);
+    });
+}
+
+TEST_CASE("use_future and plain callbacks complete with the same results", "[client]") {
+    asio::io_context io;
+    script_server server(io.get_executor(), echo_script);
+    callsavvy::client c(io.get_executor(), options_for(server));
+    auto fut = c.async_call("getSummary", {{"a", 1}}, asio::use_future);
+    json::object via_callback;
+    c.async_call("getSummary", {{"a", 2}}, [&](callsavvy::error_code ec, json::object d) {
+        CHECK_FALSE(ec);
+        via_callback = std::move(d);
+        c.close();
+    });
+    io.run_for(10s);
+    CHECK(fut.get().at("echo").at("a") == 1);
+    CHECK(via_callback.at("echo").at("a") == 2);
+}
