@@ -4,9 +4,12 @@
 set -euo pipefail
 
 packages=(
-    g++-12              # the g++ 12 toolchain (build-essential is not needed beyond it)
-    clang-14            # the second compiler, and libFuzzer for the fuzz targets
+    g++                 # g++ 12 on Debian 12, as the command `g++` the presets name
+    clang               # clang++ 14 on Debian 12, as the command `clang++`
+    clang-14
     libclang-rt-14-dev  # clang's sanitizer and libFuzzer runtimes
+    clang-format-14     # scripts/format.sh, scripts/lint.sh
+    clang-tidy-14       # scripts/lint.sh
     cmake               # 3.25: presets with workflows
     ninja-build
     libasio-dev         # standalone Asio 1.22

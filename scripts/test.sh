@@ -1,48 +1,72 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script and nothing else):
-#   setup        install what is missing (scripts/setup.sh)
-#   gcc-debug    build with g++ 12, run every test and the quickstart example
-#   clang-debug  build with clang++ 14, run every test
-#   clang-asan   ASan + UBSan (clang, -O1), run every test and the quickstart example
-#   gcc-tsan     TSan (g++, -O1), run the tests tagged [concurrency]
-#   consumers    add_subdirectory, find_package and single-header consumers, with g++ and with clang++
-#   fuzz         the fuzz targets, 60 s in all (scripts/fuzz.sh)
-# Each preset builds into its own build/<preset>, so no target is built twice. The single header's
-# freshness is a CTest test of every preset. Each stage prints how long it took.
+#   setup            install what is missing (scripts/setup.sh)
+#   gcc-debug        build with g++ 12, run every test; then run the quickstart example
+#   clang-debug      build with clang++ 14, run every test
+#   clang-asan       ASan + UBSan (clang, -O1), run every test; then the quickstart example under them
+#   gcc-tsan         TSan (g++, -O1), run the tests tagged [concurrency]
+#   consumers-*      add_subdirectory, find_package and single-header consumers, with g++ and with clang++
+#   fuzz             the fuzz targets, 60 s in all (scripts/fuzz.sh)
+# Each preset builds into its own build/<preset>, so no target is built twice; the single header's
+# freshness is a CTest test of the debug presets. A failing stage does not stop the later ones (one run
+# shows every failure); the script exits non-zero if any failed. Each stage prints how long it took, and the
+# last line counts the CTest tests and the other stages that passed and failed.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+logs=build/test-logs
+mkdir -p "$logs"
 
+passed=0
+failed=0
 stage_times=()
+failed_stages=()
+
+# stage <name> <command...>: runs one stage, times it and counts its result. A stage that ran CTest counts
+# CTest's tests (from its closing line); any other stage counts as one test.
 stage() {
     local name=$1
     shift
     echo
     echo "######## $name"
-    local start=$SECONDS
-    "$@"
+    local start=$SECONDS rc=0
+    "$@" 2>&1 | tee "$logs/$name.log" || rc=${PIPESTATUS[0]}
     local took=$((SECONDS - start))
-    stage_times+=("$(printf '%-12s %4d s' "$name" "$took")")
-    echo "######## $name: ${took} s"
-}
+    local result=passed
+    [[ $rc -eq 0 ]] || { result=FAILED; failed_stages+=("$name"); }
+    stage_times+=("$(printf '%-16s %5d s  %s' "$name" "$took" "$result")")
+    echo "######## $name: $result in ${took} s"
 
-# configure + build + test of one preset; the workflow keeps the three steps in CMakePresets.json.
-preset() {
-    cmake --workflow --preset "$1"
-}
-
-run_quickstart() {
-    "build/$1/examples/quickstart"
+    local summary
+    summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$logs/$name.log" | tail -1 || true)
+    if [[ -n $summary ]]; then
+        local total failures
+        failures=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<< "$summary")
+        total=$(sed -E 's/.* tests failed out of ([0-9]+).*/\1/' <<< "$summary")
+        passed=$((passed + total - failures))
+        failed=$((failed + failures))
+        # a stage whose tests passed but which failed after them still counts as a failure
+        [[ $rc -eq 0 || $failures -gt 0 ]] || failed=$((failed + 1))
+    elif [[ $rc -eq 0 ]]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+    return 0
 }
 
 total_start=$SECONDS
 stage setup bash scripts/setup.sh
-stage gcc-debug preset gcc-debug
-stage quickstart run_quickstart gcc-debug
-stage clang-debug preset clang-debug
-stage clang-asan preset clang-asan
-stage quickstart-asan run_quickstart clang-asan
-stage gcc-tsan preset gcc-tsan
+if [[ ${#failed_stages[@]} -ne 0 ]]; then
+    echo "setup failed; nothing else can run" >&2
+    exit 1
+fi
+stage gcc-debug cmake --workflow --preset gcc-debug
+stage quickstart build/gcc-debug/examples/quickstart
+stage clang-debug cmake --workflow --preset clang-debug
+stage clang-asan cmake --workflow --preset clang-asan
+stage quickstart-asan build/clang-asan/examples/quickstart
+stage gcc-tsan cmake --workflow --preset gcc-tsan
 stage consumers-gcc bash scripts/consumers.sh g++
 stage consumers-clang bash scripts/consumers.sh clang++
 if [[ -f scripts/fuzz.sh ]]; then
@@ -52,4 +76,9 @@ fi
 echo
 echo "######## stage times"
 printf '%s\n' "${stage_times[@]}"
-printf '%-12s %4d s\n' total $((SECONDS - total_start))
+printf '%-16s %5d s\n' "all stages" $((SECONDS - total_start))
+if [[ ${#failed_stages[@]} -ne 0 ]]; then
+    echo "failed stages: ${failed_stages[*]} (logs in $logs/)"
+fi
+echo "summary: $passed passed, $failed failed"
+[[ $failed -eq 0 && ${#failed_stages[@]} -eq 0 ]]

@@ -5,5 +5,11 @@
 #include <callsavvy/config.hpp>
 #include <callsavvy/version.hpp>
 #include <callsavvy/error.hpp>
+#include <callsavvy/http/message.hpp>
+#include <callsavvy/http/parser.hpp>
+#include <callsavvy/http/serializer.hpp>
+#include <callsavvy/http/url.hpp>
 #include <callsavvy/envelope.hpp>
+#include <callsavvy/net/tls.hpp>
+#include <callsavvy/net/proxy.hpp>
 #include <callsavvy/client.hpp>

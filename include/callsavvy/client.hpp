@@ -198,7 +198,7 @@ private:
     };
 
     void configure();
-    asio::awaitable<error_code> acquire(std::unique_ptr<connection>& out, bool& reused);
+    asio::awaitable<error_code> acquire(call_state& cs, std::unique_ptr<connection>& out, bool& reused);
     void release(std::unique_ptr<connection> c);
     void discard(std::unique_ptr<connection> c);
     void hand_slot_to_waiter();
@@ -208,7 +208,6 @@ private:
 
     asio::awaitable<call_result> call_body(std::shared_ptr<call_state> cs);
     asio::awaitable<call_result> attempt(std::shared_ptr<call_state> cs, connection* conn);
-    static asio::awaitable<int> watchdog(asio::steady_timer* timer);
 
     asio::any_io_executor ex_{};
     client_options opts_;
@@ -231,25 +230,42 @@ private:
     friend struct call_state;
 };
 
-/// One call in flight: what the watchdogs and close() reach, and how far the current attempt got.
+/// One call in flight: what its timers and close() reach, and how far the current attempt got.
+///
+/// Timeouts, the deadline and close() interrupt a call by closing its connection or cancelling the timer it
+/// waits on, from plain timer handlers. (Racing the call against a timer with awaitable_operators would be
+/// shorter, but Asio 1.22's parallel_group forwards only the first cancellation it is asked for: a partial
+/// cancellation that the call ignores on the wire would swallow a later terminal one.)
 struct call_state {
+    enum class stop { none, attempt_timeout, deadline, closed };
+
     call_state(client_impl& c, std::string res, std::string b, bool ro, diagnostics& diag)
         : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag),
           deadline_timer(c.executor()), attempt_timer(c.executor()) {}
 
+    /// Ends whatever the call is waiting on; the waiting coroutine then reads `attempt_stop`/`call_stop`.
+    void interrupt() {
+        if (active != nullptr) active->close();
+        if (waiting != nullptr) waiting->cancel();
+    }
+
     client_impl& client;
-    std::string resource{};
-    std::string body{};
-    bool read_only{};
+    std::string resource;
+    std::string body;
+    bool read_only;
     diagnostics& d;
     asio::steady_timer deadline_timer;
     asio::steady_timer attempt_timer;
     std::list<call_state*>::iterator registration;
-    bool closed = false;       ///< client::close() ended this call
-    bool written = false;      ///< the current attempt started writing the request
-    bool got_bytes = false;    ///< the current attempt received response bytes
-    int http_status = 0;       ///< of the current attempt
-    std::optional<std::chrono::seconds> retry_after{};
+    connection* active = nullptr;          ///< the connection of the attempt in progress
+    asio::steady_timer* waiting = nullptr; ///< the timer a pool wait or a backoff parks on
+    unsigned attempt_id = 0;
+    stop attempt_stop = stop::none;        ///< why the current attempt was interrupted
+    stop call_stop = stop::none;           ///< why the whole call was interrupted
+    bool written = false;                  ///< the current attempt started writing the request
+    bool got_bytes = false;                ///< the current attempt received response bytes
+    int http_status = 0;                   ///< of the current attempt
+    std::optional<std::chrono::seconds> retry_after;
 };
 
 inline void client_impl::configure() {
@@ -288,7 +304,8 @@ inline void client_impl::configure() {
     template_.headers.add("Private-Key", opts_.keys.private_key);
 }
 
-inline asio::awaitable<error_code> client_impl::acquire(std::unique_ptr<connection>& out, bool& reused) {
+inline asio::awaitable<error_code> client_impl::acquire(call_state& cs, std::unique_ptr<connection>& out,
+                                                        bool& reused) {
     const auto now = clock::now();
     while (!idle_.empty()) {
         auto c = std::move(idle_.back());
@@ -309,12 +326,15 @@ inline asio::awaitable<error_code> client_impl::acquire(std::unique_ptr<connecti
     pool_waiter w(ex_);
     waiters_.push_back(&w);
     const auto it = std::prev(waiters_.end());
+    cs.waiting = &w.timer;
     auto [ec] = co_await w.timer.async_wait(use_nothrow);
+    cs.waiting = nullptr;
     (void)ec; // a grant cancels the timer too: what was handed over decides, not the error code
     const bool granted = w.conn != nullptr || w.slot;
     if (!granted) waiters_.erase(it);
-    const auto cancelled = (co_await asio::this_coro::cancellation_state).cancelled();
-    if (granted && cancelled != asio::cancellation_type::none) {
+    const bool cancelled = (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none ||
+                           cs.call_stop != call_state::stop::none;
+    if (granted && cancelled) {
         // Handed over at the moment this waiter was cancelled: pass it on rather than lose it.
         if (w.conn) release(std::move(w.conn));
         else {
@@ -412,28 +432,20 @@ inline void client_impl::close() {
     if (closed_) return;
     closed_ = true;
     for (call_state* cs : calls_) {
-        cs->closed = true;
+        cs->call_stop = call_state::stop::closed;
         cs->deadline_timer.cancel();
+        cs->interrupt();
     }
     for (auto& c : idle_) {
         --open_;
         close_gracefully(std::move(c));
     }
     idle_.clear();
-    for (pool_waiter* w : waiters_) w->timer.cancel(); // not granted: they end with operation_aborted
-    waiters_.clear();
+    for (pool_waiter* w : waiters_) w->timer.cancel(); // not granted: each removes itself and ends aborted
     sweep_timer_.cancel();
 }
 
-/// Waits on `timer`; returns 1 when it expired, 0 when it was cancelled. Never throws, so it races an
-/// attempt through awaitable_operators' `||` (which waits for the first branch that does not throw).
-inline asio::awaitable<int> client_impl::watchdog(asio::steady_timer* timer) {
-    auto [ec] = co_await timer->async_wait(use_nothrow);
-    co_return ec ? 0 : 1;
-}
-
 inline asio::awaitable<call_result> client_impl::attempt(std::shared_ptr<call_state> cs, connection* conn) {
-    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
     cs->written = false;
     cs->got_bytes = false;
     cs->http_status = 0;
@@ -482,16 +494,15 @@ inline asio::awaitable<call_result> client_impl::attempt(std::shared_ptr<call_st
 }
 
 inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_state> cs) {
-    using namespace asio::experimental::awaitable_operators;
-    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
-    auto self = shared_from_this();
     diagnostics& d = cs->d;
     bool fresh_retry_used = false;
     call_result last;
     for (int n = 1;; ++n) {
+        // Until the request is on the wire, any cancellation type may end the call.
+        co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
         std::unique_ptr<connection> conn;
         bool reused = false;
-        if (auto ec = co_await acquire(conn, reused)) {
+        if (auto ec = co_await acquire(*cs, conn, reused)) {
             last.ec = ec;
             co_return last;
         }
@@ -503,25 +514,32 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         const auto start = clock::now();
         const auto sent0 = conn->bytes_sent();
         const auto recv0 = conn->bytes_received();
+        const unsigned id = ++cs->attempt_id;
+        cs->attempt_stop = call_state::stop::none;
+        cs->active = conn.get();
         cs->attempt_timer.expires_after(opts_.attempt_timeout);
-        auto raced = co_await (attempt(cs, conn.get()) || watchdog(&cs->attempt_timer));
-        cs->attempt_timer.cancel();
-        if (raced.index() == 0) {
-            last = std::move(std::get<0>(raced));
-        } else {
-            conn->close();
-            last.data = {};
-            if (std::get<1>(raced) == 1) {
-                last.ec = make_error_code(error::attempt_timeout);
-                d.detail = "no answer within " + std::to_string(opts_.attempt_timeout.count()) + " ms";
-            } else {
-                last.ec = asio::error::operation_aborted;
+        cs->attempt_timer.async_wait([cs, id](error_code ec) {
+            if (!ec && cs->attempt_id == id && cs->active != nullptr) {
+                cs->attempt_stop = call_state::stop::attempt_timeout;
+                cs->interrupt();
             }
+        });
+        last = co_await attempt(cs, conn.get());
+        cs->active = nullptr;
+        cs->attempt_timer.cancel();
+        if (cs->call_stop != call_state::stop::none) {
+            discard(std::move(conn));
+            last.ec = asio::error::operation_aborted; // call() reports the deadline or the close
+            co_return last;
         }
-        const bool written = cs->written;
+        if (cs->attempt_stop == call_state::stop::attempt_timeout) {
+            last.ec = make_error_code(error::attempt_timeout);
+            last.data = {};
+            d.detail = "attempt timed out after " + std::to_string(opts_.attempt_timeout.count()) + " ms";
+        }
         retry_decision decision = retry_decision::fail;
         if (last.ec) {
-            decision = decide_retry(last.ec, cs->http_status, written, cs->read_only, reused, fresh_retry_used, n,
+            decision = decide_retry(last.ec, cs->http_status, cs->written, cs->read_only, reused, fresh_retry_used, n,
                                     opts_.retry.max_attempts);
         }
         if (opts_.observer) {
@@ -537,8 +555,8 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             ev.will_retry = decision == retry_decision::retry || decision == retry_decision::retry_now;
             opts_.observer(ev);
         }
-        if (conn->is_open() && !last.ec) release(std::move(conn));
-        else if (conn->is_open() && cs->http_status != 0 && conn->reusable()) release(std::move(conn));
+        // A whole answer (of any status) leaves the connection usable; anything else closed it.
+        if (cs->http_status != 0 && conn->reusable()) release(std::move(conn));
         else discard(std::move(conn));
         if (!last.ec) co_return last;
         switch (decision) {
@@ -555,7 +573,9 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         auto delay = backoff_delay(opts_.retry, n, rng_);
         if (cs->retry_after) delay = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
         asio::steady_timer backoff(ex_, delay);
+        cs->waiting = &backoff;
         auto [wec] = co_await backoff.async_wait(use_nothrow);
+        cs->waiting = nullptr;
         if (wec) {
             last.ec = asio::error::operation_aborted;
             co_return last;
@@ -565,8 +585,6 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
 
 inline asio::awaitable<call_result> client_impl::call(std::string resource, std::string body, bool read_only,
                                                       diagnostics& d) {
-    using namespace asio::experimental::awaitable_operators;
-    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
     d.clear();
     d.resource = resource;
     call_result r;
@@ -584,17 +602,26 @@ inline asio::awaitable<call_result> client_impl::call(std::string resource, std:
         d.detail = "resource URI has characters outside [A-Za-z0-9_./-]";
         co_return r;
     }
-    auto self = shared_from_this();
+    auto self = shared_from_this(); // the client object may be destroyed while this call runs
     auto cs = std::make_shared<call_state>(*this, std::move(resource), std::move(body), read_only, d);
     calls_.push_back(cs.get());
     cs->registration = std::prev(calls_.end());
-    if (opts_.call_deadline.count() > 0) cs->deadline_timer.expires_after(opts_.call_deadline);
-    else cs->deadline_timer.expires_at(clock::time_point::max());
-    auto raced = co_await (call_body(cs) || watchdog(&cs->deadline_timer));
+    if (opts_.call_deadline.count() > 0) {
+        cs->deadline_timer.expires_after(opts_.call_deadline);
+        cs->deadline_timer.async_wait([cs](error_code ec) {
+            if (!ec && cs->call_stop == call_state::stop::none) {
+                cs->call_stop = call_state::stop::deadline;
+                cs->interrupt();
+            }
+        });
+    }
+    r = co_await call_body(cs);
     cs->deadline_timer.cancel();
     calls_.erase(cs->registration);
-    if (raced.index() == 0) co_return std::move(std::get<0>(raced));
-    if (std::get<1>(raced) == 1) {
+    switch (cs->call_stop) {
+    case call_state::stop::none: break;
+    case call_state::stop::deadline:
+        r.data = {};
         if (cs->written && !cs->read_only) {
             r.ec = make_error_code(error::outcome_unknown);
             d.detail = "call deadline passed after the request was written";
@@ -602,9 +629,13 @@ inline asio::awaitable<call_result> client_impl::call(std::string resource, std:
             r.ec = make_error_code(error::deadline_exceeded);
             d.detail = "no result within " + std::to_string(opts_.call_deadline.count()) + " ms";
         }
-    } else {
+        break;
+    case call_state::stop::closed:
+    case call_state::stop::attempt_timeout:
+        r.data = {};
         r.ec = asio::error::operation_aborted;
-        if (cs->closed) d.detail = "client closed";
+        d.detail = "client closed";
+        break;
     }
     co_return r;
 }

@@ -12,12 +12,16 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/experimental/deferred.hpp>
+#include <asio/strand.hpp>
 #include <asio/use_future.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 
 using namespace std::chrono_literals;
 using callsavvy::condition;
@@ -162,7 +166,10 @@ TEST_CASE("the pool never opens more than max_connections; waiters get released 
         c.async_call("listUsers", {{"i", i}}, [&](callsavvy::error_code ec, json::object data) {
             CHECK_FALSE(ec);
             CHECK(data.contains("echo"));
-            if (++done == 10) c.close();
+            if (++done == 10) {
+                c.close();
+                server.stop();
+            }
         });
     io.run_for(20s);
     CHECK(done == 10);
@@ -540,10 +547,18 @@ TEST_CASE("cancellation: any type before writing, only terminal once the request
             co_await c.async_call("getSummary", {}, asio::bind_cancellation_slot(sig.slot(), as_tuple));
         CHECK_FALSE(ec);
         CHECK(data.at("ok") == true);
-        // Total cancellation before anything is written (the call waits for the only pooled connection).
+        // A partial cancellation the call ignores does not swallow a terminal one that follows.
+        asio::cancellation_signal sig2;
+        asio::steady_timer t3(ex, 20ms);
+        t3.async_wait([&](callsavvy::error_code) { sig2.emit(asio::cancellation_type::partial); });
+        asio::steady_timer t4(ex, 40ms);
+        t4.async_wait([&](callsavvy::error_code) { sig2.emit(asio::cancellation_type::terminal); });
+        auto [ec2, data2] =
+            co_await c.async_call("getSummary", {}, asio::bind_cancellation_slot(sig2.slot(), as_tuple));
+        CHECK(ec2 == asio::error::operation_aborted);
         c.close();
     });
-    CHECK(requests == 2);
+    CHECK(requests == 3);
 
     asio::io_context io2;
     script_server slow(io2.get_executor(), [&](peer& p) -> asio::awaitable<void> {
@@ -574,45 +589,121 @@ TEST_CASE("cancellation: any type before writing, only terminal once the request
     CHECK(slow.connections() == 1);
 }
 
-TEST_CASE("close(): calls in flight end with operation_aborted, TLS idles get close_notify, new calls refused",
-          "[client][tls]") {
+TEST_CASE("close(): calls in flight end with operation_aborted, new calls are refused", "[client]") {
     asio::io_context io;
-    bool close_notify = false;
-    int conn = 0;
     script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
-        if (conn++ == 0) {
-            while (auto req = co_await p.read_request()) co_await p.respond(200, success("getSummary", {}));
-            close_notify = p.tls_close_notify_received();
-        } else {
-            co_await p.read_request();
-            co_await p.stall();
-        }
-    }, {.tls = true});
+        co_await p.read_request();
+        co_await p.stall();
+    });
     callsavvy::client c(io.get_executor(), options_for(server));
     cstest::run_test(io, [&]() -> asio::awaitable<void> {
         auto ex = co_await asio::this_coro::executor;
-        co_await c.async_call("getSummary", {}); // leaves one idle TLS connection
-        callsavvy::error_code inflight = asio::error::would_block;
-        bool done = false;
-        // The idle connection is taken by this call... so open a second one that stalls.
-        c.async_call("getSummary", {}, [&](callsavvy::error_code ec, json::object) { (void)ec; });
-        c.async_call("getSummary", {}, [&](callsavvy::error_code ec, json::object) {
-            inflight = ec;
-            done = true;
-        });
+        int done = 0;
+        std::vector<callsavvy::error_code> results;
+        for (int i = 0; i < 3; ++i)
+            c.async_call("getSummary", {}, [&](callsavvy::error_code ec, json::object) {
+                results.push_back(ec);
+                ++done;
+            });
         asio::steady_timer t(ex, 100ms);
         co_await t.async_wait(asio::use_awaitable);
+        CHECK(done == 0);
         c.close();
-        asio::steady_timer t2(ex, 100ms);
+        asio::steady_timer t2(ex, 50ms);
         co_await t2.async_wait(asio::use_awaitable);
-        CHECK(done);
-        CHECK(inflight == asio::error::operation_aborted);
+        CHECK(done == 3);
+        for (const auto& ec : results) CHECK(ec == asio::error::operation_aborted);
         auto [ec, data] = co_await c.async_call("getSummary", {}, as_tuple);
         CHECK(ec == error::client_closed);
         CHECK(c.open_connections() == 0);
         server.stop();
     });
-    (void)close_notify;
+}
+
+TEST_CASE("close(): idle TLS connections end with close_notify", "[client][tls]") {
+    asio::io_context io;
+    bool close_notify = false;
+    bool closed_seen = false;
+    script_server server(
+        io.get_executor(),
+        [&](peer& p) -> asio::awaitable<void> {
+            while (auto req = co_await p.read_request()) co_await p.respond(200, success("getSummary", {}));
+            closed_seen = true;
+            close_notify = p.tls_close_notify_received();
+        },
+        {.tls = true});
+    callsavvy::client c(io.get_executor(), options_for(server));
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        co_await c.async_call("getSummary", {});
+        CHECK(c.idle_connections() == 1);
+        c.close();
+        asio::steady_timer t(co_await asio::this_coro::executor, 200ms);
+        co_await t.async_wait(asio::use_awaitable);
+        CHECK(c.open_connections() == 0);
+    });
+    CHECK(closed_seen);
+    CHECK(close_notify);
+}
+
+TEST_CASE("IPv6 loopback", "[client]") {
+    asio::io_context io;
+    script_server v6(io.get_executor(), echo_script, {.address = "::1"});
+    callsavvy::client c(io.get_executor(), options_for(v6));
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        auto data = co_await c.async_call("getSummary", {});
+        CHECK(data.at("target") == "/v1/getSummary");
+        c.close();
+    });
+}
+
+TEST_CASE("experimental::deferred operations run when invoked", "[client]") {
+    asio::io_context io;
+    script_server server(io.get_executor(), echo_script);
+    callsavvy::client c(io.get_executor(), options_for(server));
+    auto op = c.async_call("getSummary", obj(R"({"d":1})"), asio::experimental::deferred);
+    bool ran = false;
+    std::move(op)([&](callsavvy::error_code ec, json::object data) {
+        CHECK_FALSE(ec);
+        CHECK(data.at("echo").at("d") == 1);
+        ran = true;
+        c.close();
+        server.stop();
+    });
+    io.run_for(10s);
+    CHECK(ran);
+}
+
+TEST_CASE("a multi-threaded io_context with the client on a strand", "[client][concurrency]") {
+    asio::io_context io;
+    auto strand = asio::make_strand(io);
+    script_server server(strand, echo_script);
+    auto o = options_for(server);
+    o.max_connections = 4;
+    callsavvy::client c(strand, o);
+    std::atomic<int> ok{0};
+    constexpr int calls = 64;
+    int done = 0; // touched only on the strand
+    asio::post(strand, [&] {
+        for (int i = 0; i < calls; ++i) {
+            json::object params;
+            params["i"] = i;
+            c.async_call("listContacts", std::move(params),
+                         asio::bind_executor(strand, [&, i](callsavvy::error_code ec, json::object d) {
+                             if (!ec && d.at("echo").at("i") == i) ++ok;
+                             if (++done == calls) {
+                                 c.close();
+                                 server.stop();
+                             }
+                         }));
+        }
+    });
+    // Both threads return once the client and the server are closed and nothing is left to run.
+    std::thread t1([&] { io.run_for(20s); });
+    std::thread t2([&] { io.run_for(20s); });
+    t1.join();
+    t2.join();
+    CHECK(ok == calls);
+    CHECK(server.connections() <= 4);
 }
 
 TEST_CASE("an invalid base URL or resource is reported before anything is sent", "[client]") {
@@ -639,9 +730,9 @@ TEST_CASE("use_future and plain callbacks complete with the same results", "[cli
     c.async_call("getSummary", {{"a", 2}}, [&](callsavvy::error_code ec, json::object d) {
         CHECK_FALSE(ec);
         via_callback = std::move(d);
-        c.close();
     });
-    io.run_for(10s);
+    cstest::run_until(io, [&] { return fut.wait_for(0s) == std::future_status::ready && !via_callback.empty(); });
+    c.close();
     CHECK(fut.get().at("echo").at("a") == 1);
     CHECK(via_callback.at("echo").at("a") == 2);
 }

@@ -211,7 +211,11 @@ private:
         }
         const int status = p.get().status;
         if (status / 100 != 2) {
-            detail = "proxy answered " + std::to_string(status) + (status == 407 ? " (proxy authentication required)" : "") +
+            // 407 asks for credentials; some proxies (tinyproxy) answer wrong credentials with 401.
+            const bool auth = status == 407 || status == 401;
+            detail = "proxy answered " + std::to_string(status) +
+                     (auth ? (px.authorization.empty() ? " (proxy authentication required)" : " (proxy credentials rejected)")
+                           : "") +
                      " to CONNECT " + r.host + ":" + std::to_string(r.port);
             co_return make_error_code(error::proxy_failed);
         }
