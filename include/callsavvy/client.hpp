@@ -63,7 +63,7 @@ struct retry_options {
 
 /// What the observer hook sees after every attempt: for logging and metrics. Holds no credentials.
 struct call_event {
-    std::string_view resource{};
+    std::string resource{};
     int attempt = 0;            ///< 1 for the first attempt
     int http_status = 0;        ///< 0 when no response arrived
     error_code ec{};              ///< the attempt's outcome
