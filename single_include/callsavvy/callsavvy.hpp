@@ -442,137 +442,14 @@ private:
 
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/error.hpp ----
-// ---- begin callsavvy/envelope.hpp ----
-// callsavvy/envelope.hpp — Callsavvy's response envelope (spec §1): {"resource", "status", "data"} on
-// success and {"resource", "status", "message"} on error. The client checks it; the mock server builds it.
+// ---- begin callsavvy/http/message.hpp ----
+// callsavvy/http/message.hpp — HTTP/1.1 requests and responses as plain values, with the limits the parsers
+// enforce and the keep-alive rules of RFC 9112 section 9.3. Bodies are held whole: Callsavvy messages are
+// small JSON documents.
 
-
-#include <boost/json/object.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
-
-#include <string>
-#include <string_view>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-/// Checks an answer to a call of `resource`: on success returns no error and moves the `data` object into
-/// `data`; otherwise returns the specific error and fills `d` (status, server message, raw body, detail).
-inline error_code check_envelope(std::string_view resource, int http_status, std::string_view body,
-                                 boost::json::object& data, diagnostics& d) {
-    d.http_status = http_status;
-    boost::system::error_code jec;
-    boost::json::value v = boost::json::parse(body, jec);
-    const boost::json::object* env = jec ? nullptr : v.if_object();
-    if (env != nullptr) {
-        if (const auto* m = env->if_contains("message"); m != nullptr && m->is_string())
-            d.server_message = std::string(m->get_string());
-    }
-    if (http_status != 200) {
-        d.body = std::string(body);
-        return make_error_code(error_from_status(http_status));
-    }
-    if (jec) {
-        d.body = std::string(body);
-        d.detail = jec.message();
-        return make_error_code(error::invalid_json);
-    }
-    if (env == nullptr) {
-        d.body = std::string(body);
-        d.detail = "the body is not a JSON object";
-        return make_error_code(error::bad_envelope);
-    }
-    const auto* status = env->if_contains("status");
-    if (status == nullptr || !status->is_string()) {
-        d.body = std::string(body);
-        d.detail = "missing \"status\"";
-        return make_error_code(error::bad_envelope);
-    }
-    const auto* res = env->if_contains("resource");
-    if (res == nullptr || !res->is_string()) {
-        d.body = std::string(body);
-        d.detail = "missing \"resource\"";
-        return make_error_code(error::bad_envelope);
-    }
-    if (res->get_string() != resource) {
-        d.body = std::string(body);
-        d.detail = "the envelope names \"" + std::string(res->get_string()) + "\"";
-        return make_error_code(error::resource_mismatch);
-    }
-    if (status->get_string() != "success") {
-        d.body = std::string(body);
-        d.detail = "status \"" + std::string(status->get_string()) + "\" with HTTP 200";
-        return make_error_code(error::bad_envelope);
-    }
-    auto* payload = v.as_object().if_contains("data");
-    if (payload == nullptr || !payload->is_object()) {
-        d.body = std::string(body);
-        d.detail = "missing \"data\" object";
-        return make_error_code(error::bad_envelope);
-    }
-    data = std::move(payload->as_object());
-    return {};
-}
-
-/// The success envelope as the server sends it.
-inline std::string make_success_envelope(std::string_view resource, const boost::json::object& data) {
-    boost::json::object env;
-    env["resource"] = resource;
-    env["status"] = "success";
-    env["data"] = data;
-    return boost::json::serialize(env);
-}
-
-/// The error envelope as the server sends it.
-inline std::string make_error_envelope(std::string_view resource, std::string_view message) {
-    boost::json::object env;
-    env["resource"] = resource;
-    env["status"] = "error";
-    env["message"] = message;
-    return boost::json::serialize(env);
-}
-
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/envelope.hpp ----
-// ---- begin callsavvy/client.hpp ----
-// callsavvy/client.hpp — the async Callsavvy client: `co_await client.async_call("getSummary", {})` and the
-// same with any Asio completion token. It runs on the application's executor and owns no threads; a call
-// goes from the request through a pooled keep-alive connection (TCP or verified TLS, optionally through a
-// CONNECT proxy) to the checked envelope, with per-attempt timeouts, an overall deadline, cancellation and
-// retries that never re-send a request the server may have processed.
-//
-// Thread safety: a client is not internally locked. Start every operation (and close()) from the client's
-// executor; in a multi-threaded io_context give the client a strand. Completion handlers run on their own
-// associated executor, as Asio's model says.
-
-// ---- begin callsavvy/http/parser.hpp ----
-// callsavvy/http/parser.hpp — incremental, sans-io HTTP/1.1 parsers for requests and responses: bytes go in
-// in any split (byte by byte included), a whole message comes out; what RFC 9112 says to reject is rejected
-// with a specific http::error, and every size is bounded by http::limits.
-
-// Decisions, where RFC 9112 leaves a choice:
-// - Line endings are strict CRLF: a bare LF ends nothing and fails with bare_lf, a CR not followed by LF
-//   fails with bare_cr, in the head, the chunk framing and the trailers alike. (RFC 9112 section 2.2 lets a
-//   recipient accept bare LF; refusing it leaves no room for framing disagreements with proxies.)
-// - Content-Length: a list ("5, 5") or repeated fields are accepted when every value is the same number;
-//   different values fail with conflicting_content_length (RFC 9112 section 6.3, item 5).
-// - Transfer-Encoding: only exactly "chunked" is supported (this codec decodes no compression). Anything
-//   else fails with unsupported_transfer_encoding, in responses too (RFC 9112 would let a client read a
-//   response whose final coding is not chunked until close, but its body would still be encoded). With
-//   Content-Length it fails with content_length_with_chunked; in an HTTP/1.0 message, with
-//   unsupported_transfer_encoding (section 6.1: such framing is faulty).
-// - HTTP/1.1 requests need exactly one Host field (missing_host), as section 3.2 requires of servers.
-// - Empty lines before a request line are skipped (section 2.2); they do not count as a started message.
-// - Responses: 1xx interim responses (100 Continue, 103 Early Hints) are skipped; 101 Switching Protocols
-//   is a complete message without a body (what follows is not HTTP). 204, 304 and responses after
-//   expect_no_body() end after the head. A response without Content-Length and not chunked is delimited
-//   by the connection closing: finish() completes it.
-// - A missing reason phrase ("HTTP/1.1 200\r\n") is accepted. A status that is not three digits fails with
-//   bad_status_line, three digits outside 100..599 with bad_status_code (RFC 9110 section 15).
-// - Trailers of a chunked body land in message.trailers (never merged into headers); they count towards
-//   max_header_count and max_header_bytes together with the head's fields.
-// - Chunk extensions are checked for control characters and otherwise ignored.
+// ---- begin callsavvy/http/fields.hpp ----
+// callsavvy/http/fields.hpp — the header (and trailer) fields of an HTTP message: an ordered list with
+// case-insensitive names that keeps duplicates, as they arrived or as they will be sent.
 
 // ---- begin callsavvy/http/grammar.hpp ----
 // callsavvy/http/grammar.hpp — the character classes and small scanners of RFC 9110/9112 that the parser,
@@ -654,15 +531,6 @@ bool for_each_list_element(std::string_view list, F&& f) {
 } // namespace http
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/http/grammar.hpp ----
-// ---- begin callsavvy/http/message.hpp ----
-// callsavvy/http/message.hpp — HTTP/1.1 requests and responses as plain values, with the limits the parsers
-// enforce and the keep-alive rules of RFC 9112 section 9.3. Bodies are held whole: Callsavvy messages are
-// small JSON documents.
-
-// ---- begin callsavvy/http/fields.hpp ----
-// callsavvy/http/fields.hpp — the header (and trailer) fields of an HTTP message: an ordered list with
-// case-insensitive names that keeps duplicates, as they arrived or as they will be sent.
-
 
 #include <algorithm>
 #include <cstddef>
@@ -854,6 +722,34 @@ inline constexpr std::string_view reason_phrase(int status) noexcept {
 } // namespace http
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/http/message.hpp ----
+// ---- begin callsavvy/http/parser.hpp ----
+// callsavvy/http/parser.hpp — incremental, sans-io HTTP/1.1 parsers for requests and responses: bytes go in
+// in any split (byte by byte included), a whole message comes out; what RFC 9112 says to reject is rejected
+// with a specific http::error, and every size is bounded by http::limits.
+
+// Decisions, where RFC 9112 leaves a choice:
+// - Line endings are strict CRLF: a bare LF ends nothing and fails with bare_lf, a CR not followed by LF
+//   fails with bare_cr, in the head, the chunk framing and the trailers alike. (RFC 9112 section 2.2 lets a
+//   recipient accept bare LF; refusing it leaves no room for framing disagreements with proxies.)
+// - Content-Length: a list ("5, 5") or repeated fields are accepted when every value is the same number;
+//   different values fail with conflicting_content_length (RFC 9112 section 6.3, item 5).
+// - Transfer-Encoding: only exactly "chunked" is supported (this codec decodes no compression). Anything
+//   else fails with unsupported_transfer_encoding, in responses too (RFC 9112 would let a client read a
+//   response whose final coding is not chunked until close, but its body would still be encoded). With
+//   Content-Length it fails with content_length_with_chunked; in an HTTP/1.0 message, with
+//   unsupported_transfer_encoding (section 6.1: such framing is faulty).
+// - HTTP/1.1 requests need exactly one Host field (missing_host), as section 3.2 requires of servers.
+// - Empty lines before a request line are skipped (section 2.2); they do not count as a started message.
+// - Responses: 1xx interim responses (100 Continue, 103 Early Hints) are skipped; 101 Switching Protocols
+//   is a complete message without a body (what follows is not HTTP). 204, 304 and responses after
+//   expect_no_body() end after the head. A response without Content-Length and not chunked is delimited
+//   by the connection closing: finish() completes it.
+// - A missing reason phrase ("HTTP/1.1 200\r\n") is accepted. A status that is not three digits fails with
+//   bad_status_line, three digits outside 100..599 with bad_status_code (RFC 9110 section 15).
+// - Trailers of a chunked body land in message.trailers (never merged into headers); they count towards
+//   max_header_count and max_header_bytes together with the head's fields.
+// - Chunk extensions are checked for control characters and otherwise ignored.
+
 
 #include <algorithm>
 #include <cstddef>
@@ -1658,12 +1554,216 @@ inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
 } // namespace http
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/http/url.hpp ----
-// ---- begin callsavvy/net/connection.hpp ----
-// callsavvy/net/connection.hpp — one client connection: resolve with every address tried in turn, TCP with
-// TCP_NODELAY, an optional HTTP CONNECT tunnel, an optional verified TLS session, each request written in
-// one write, and the response read through the shared HTTP/1.1 parser. Users never name it; the client's
-// pool owns connections.
+// ---- begin callsavvy/envelope.hpp ----
+// callsavvy/envelope.hpp — Callsavvy's response envelope (spec §1): {"resource", "status", "data"} on
+// success and {"resource", "status", "message"} on error. The client checks it; the mock server builds it.
 
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <string>
+#include <string_view>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// Checks an answer to a call of `resource`: on success returns no error and moves the `data` object into
+/// `data`; otherwise returns the specific error and fills `d` (status, server message, raw body, detail).
+inline error_code check_envelope(std::string_view resource, int http_status, std::string_view body,
+                                 boost::json::object& data, diagnostics& d) {
+    d.http_status = http_status;
+    boost::system::error_code jec;
+    boost::json::value v = boost::json::parse(body, jec);
+    const boost::json::object* env = jec ? nullptr : v.if_object();
+    if (env != nullptr) {
+        if (const auto* m = env->if_contains("message"); m != nullptr && m->is_string())
+            d.server_message = std::string(m->get_string());
+    }
+    if (http_status != 200) {
+        d.body = std::string(body);
+        return make_error_code(error_from_status(http_status));
+    }
+    if (jec) {
+        d.body = std::string(body);
+        d.detail = jec.message();
+        return make_error_code(error::invalid_json);
+    }
+    if (env == nullptr) {
+        d.body = std::string(body);
+        d.detail = "the body is not a JSON object";
+        return make_error_code(error::bad_envelope);
+    }
+    const auto* status = env->if_contains("status");
+    if (status == nullptr || !status->is_string()) {
+        d.body = std::string(body);
+        d.detail = "missing \"status\"";
+        return make_error_code(error::bad_envelope);
+    }
+    const auto* res = env->if_contains("resource");
+    if (res == nullptr || !res->is_string()) {
+        d.body = std::string(body);
+        d.detail = "missing \"resource\"";
+        return make_error_code(error::bad_envelope);
+    }
+    if (res->get_string() != resource) {
+        d.body = std::string(body);
+        d.detail = "the envelope names \"" + std::string(res->get_string()) + "\"";
+        return make_error_code(error::resource_mismatch);
+    }
+    if (status->get_string() != "success") {
+        d.body = std::string(body);
+        d.detail = "status \"" + std::string(status->get_string()) + "\" with HTTP 200";
+        return make_error_code(error::bad_envelope);
+    }
+    auto* payload = v.as_object().if_contains("data");
+    if (payload == nullptr || !payload->is_object()) {
+        d.body = std::string(body);
+        d.detail = "missing \"data\" object";
+        return make_error_code(error::bad_envelope);
+    }
+    data = std::move(payload->as_object());
+    return {};
+}
+
+/// The success envelope as the server sends it.
+inline std::string make_success_envelope(std::string_view resource, const boost::json::object& data) {
+    boost::json::object env;
+    env["resource"] = resource;
+    env["status"] = "success";
+    env["data"] = data;
+    return boost::json::serialize(env);
+}
+
+/// The error envelope as the server sends it.
+inline std::string make_error_envelope(std::string_view resource, std::string_view message) {
+    boost::json::object env;
+    env["resource"] = resource;
+    env["status"] = "error";
+    env["message"] = message;
+    return boost::json::serialize(env);
+}
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/envelope.hpp ----
+// ---- begin callsavvy/net/tls.hpp ----
+// callsavvy/net/tls.hpp — TLS settings of the client: TLS 1.2 or newer, the peer's certificate and host
+// name verified against the system CA store (or a CA file/directory) unless switched off by a name that
+// says it is insecure, and the mapping of OpenSSL's verify result to callsavvy's TLS errors.
+
+
+#include <asio/ip/address.hpp>
+#include <asio/ssl/context.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+#include <string>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+struct tls_options {
+    /// PEM file of the CAs to trust instead of the system store (e.g. a private CA).
+    std::string ca_file{};
+    /// Directory of hashed CA certificates (`openssl rehash`) to trust instead of the system store.
+    std::string ca_dir{};
+    /// The application's own context (client certificates, pinning callbacks, ciphers). When set, ca_file and
+    /// ca_dir are ignored; callsavvy still sets SNI and checks the host name on every connection.
+    std::shared_ptr<asio::ssl::context> context{};
+    /// Accept any certificate for any host. Only for debugging against a server whose certificate cannot be
+    /// trusted; it makes every call open to interception.
+    bool insecure_skip_verify = false;
+};
+
+namespace detail {
+
+inline std::shared_ptr<asio::ssl::context> make_tls_context(const tls_options& o, error_code& ec, std::string& why) {
+    if (o.context) return o.context;
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
+    if (o.insecure_skip_verify) {
+        ctx->set_verify_mode(asio::ssl::verify_none);
+        return ctx;
+    }
+    ctx->set_verify_mode(asio::ssl::verify_peer);
+    if (!o.ca_file.empty()) {
+        ctx->load_verify_file(o.ca_file, ec);
+        if (ec) {
+            why = "cannot load CA file " + o.ca_file;
+            return nullptr;
+        }
+    }
+    if (!o.ca_dir.empty()) {
+        ctx->add_verify_path(o.ca_dir, ec);
+        if (ec) {
+            why = "cannot use CA directory " + o.ca_dir;
+            return nullptr;
+        }
+    }
+    if (o.ca_file.empty() && o.ca_dir.empty()) {
+        ctx->set_default_verify_paths(ec);
+        if (ec) {
+            why = "cannot load the system CA store";
+            return nullptr;
+        }
+    }
+    return ctx;
+}
+
+/// Prepares one TLS connection: SNI for host names, and the host name or IP address the certificate must
+/// name. OpenSSL then reports a mismatch as X509_V_ERR_HOSTNAME_MISMATCH / IP_ADDRESS_MISMATCH.
+inline bool prepare_tls_session(SSL* ssl, const std::string& host, bool verify, std::string& why) {
+    error_code ec{};
+    const auto ip = asio::ip::make_address(host, ec);
+    if (ec && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) {
+        why = "cannot set the TLS server name";
+        return false;
+    }
+    if (!verify) {
+        SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
+        return true;
+    }
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr); // keeps a callback the application's context set
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    const int ok = ec ? X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size())
+                      : X509_VERIFY_PARAM_set1_ip_asc(param, ip.to_string().c_str());
+    if (ok != 1) {
+        why = "cannot set the TLS host name to verify";
+        return false;
+    }
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return true;
+}
+
+/// After a failed handshake: which of callsavvy's TLS errors it was, and OpenSSL's reason in words.
+inline error classify_tls_failure(SSL* ssl, std::string& why) {
+    const long r = SSL_get_verify_result(ssl);
+    if (r == X509_V_OK) {
+        why.clear();
+        return error::tls_handshake_failed;
+    }
+    why = X509_verify_cert_error_string(r);
+    switch (r) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+    case X509_V_ERR_EMAIL_MISMATCH: return error::tls_hostname_mismatch;
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_CERT_REJECTED: return error::tls_certificate_untrusted;
+    default: return error::tls_certificate_invalid;
+    }
+}
+
+} // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/net/tls.hpp ----
 // ---- begin callsavvy/net/proxy.hpp ----
 // callsavvy/net/proxy.hpp — which HTTP CONNECT proxy a call goes through: the configured one, or the one
 // HTTPS_PROXY / HTTP_PROXY name unless NO_PROXY exempts the host, with optional Basic proxy credentials.
@@ -1874,123 +1974,23 @@ inline std::string connect_request(const std::string& host, std::uint16_t port, 
 } // namespace detail
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/net/proxy.hpp ----
-// ---- begin callsavvy/net/tls.hpp ----
-// callsavvy/net/tls.hpp — TLS settings of the client: TLS 1.2 or newer, the peer's certificate and host
-// name verified against the system CA store (or a CA file/directory) unless switched off by a name that
-// says it is insecure, and the mapping of OpenSSL's verify result to callsavvy's TLS errors.
+// ---- begin callsavvy/client.hpp ----
+// callsavvy/client.hpp — the async Callsavvy client: `co_await client.async_call("getSummary", {})` and the
+// same with any Asio completion token. It runs on the application's executor and owns no threads; a call
+// goes from the request through a pooled keep-alive connection (TCP or verified TLS, optionally through a
+// CONNECT proxy) to the checked envelope, with per-attempt timeouts, an overall deadline, cancellation and
+// retries that never re-send a request the server may have processed.
+//
+// Thread safety: a client is not internally locked. Start every operation (and close()) from the client's
+// executor; in a multi-threaded io_context give the client a strand. Completion handlers run on their own
+// associated executor, as Asio's model says.
 
+// ---- begin callsavvy/net/connection.hpp ----
+// callsavvy/net/connection.hpp — one client connection: resolve with every address tried in turn, TCP with
+// TCP_NODELAY, an optional HTTP CONNECT tunnel, an optional verified TLS session, each request written in
+// one write, and the response read through the shared HTTP/1.1 parser. Users never name it; the client's
+// pool owns connections.
 
-#include <asio/ip/address.hpp>
-#include <asio/ssl/context.hpp>
-
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-
-#include <memory>
-#include <string>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-struct tls_options {
-    /// PEM file of the CAs to trust instead of the system store (e.g. a private CA).
-    std::string ca_file{};
-    /// Directory of hashed CA certificates (`openssl rehash`) to trust instead of the system store.
-    std::string ca_dir{};
-    /// The application's own context (client certificates, pinning callbacks, ciphers). When set, ca_file and
-    /// ca_dir are ignored; callsavvy still sets SNI and checks the host name on every connection.
-    std::shared_ptr<asio::ssl::context> context{};
-    /// Accept any certificate for any host. Only for debugging against a server whose certificate cannot be
-    /// trusted; it makes every call open to interception.
-    bool insecure_skip_verify = false;
-};
-
-namespace detail {
-
-inline std::shared_ptr<asio::ssl::context> make_tls_context(const tls_options& o, error_code& ec, std::string& why) {
-    if (o.context) return o.context;
-    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
-    if (o.insecure_skip_verify) {
-        ctx->set_verify_mode(asio::ssl::verify_none);
-        return ctx;
-    }
-    ctx->set_verify_mode(asio::ssl::verify_peer);
-    if (!o.ca_file.empty()) {
-        ctx->load_verify_file(o.ca_file, ec);
-        if (ec) {
-            why = "cannot load CA file " + o.ca_file;
-            return nullptr;
-        }
-    }
-    if (!o.ca_dir.empty()) {
-        ctx->add_verify_path(o.ca_dir, ec);
-        if (ec) {
-            why = "cannot use CA directory " + o.ca_dir;
-            return nullptr;
-        }
-    }
-    if (o.ca_file.empty() && o.ca_dir.empty()) {
-        ctx->set_default_verify_paths(ec);
-        if (ec) {
-            why = "cannot load the system CA store";
-            return nullptr;
-        }
-    }
-    return ctx;
-}
-
-/// Prepares one TLS connection: SNI for host names, and the host name or IP address the certificate must
-/// name. OpenSSL then reports a mismatch as X509_V_ERR_HOSTNAME_MISMATCH / IP_ADDRESS_MISMATCH.
-inline bool prepare_tls_session(SSL* ssl, const std::string& host, bool verify, std::string& why) {
-    error_code ec{};
-    const auto ip = asio::ip::make_address(host, ec);
-    if (ec && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) {
-        why = "cannot set the TLS server name";
-        return false;
-    }
-    if (!verify) {
-        SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
-        return true;
-    }
-    SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr); // keeps a callback the application's context set
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-    const int ok = ec ? X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size())
-                      : X509_VERIFY_PARAM_set1_ip_asc(param, ip.to_string().c_str());
-    if (ok != 1) {
-        why = "cannot set the TLS host name to verify";
-        return false;
-    }
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    return true;
-}
-
-/// After a failed handshake: which of callsavvy's TLS errors it was, and OpenSSL's reason in words.
-inline error classify_tls_failure(SSL* ssl, std::string& why) {
-    const long r = SSL_get_verify_result(ssl);
-    if (r == X509_V_OK) {
-        why.clear();
-        return error::tls_handshake_failed;
-    }
-    why = X509_verify_cert_error_string(r);
-    switch (r) {
-    case X509_V_ERR_HOSTNAME_MISMATCH:
-    case X509_V_ERR_IP_ADDRESS_MISMATCH:
-    case X509_V_ERR_EMAIL_MISMATCH: return error::tls_hostname_mismatch;
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-    case X509_V_ERR_CERT_UNTRUSTED:
-    case X509_V_ERR_CERT_REJECTED: return error::tls_certificate_untrusted;
-    default: return error::tls_certificate_invalid;
-    }
-}
-
-} // namespace detail
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/net/tls.hpp ----
 
 #include <asio/awaitable.hpp>
 #include <asio/connect.hpp>
@@ -2192,7 +2192,11 @@ private:
         }
         const int status = p.get().status;
         if (status / 100 != 2) {
-            detail = "proxy answered " + std::to_string(status) + (status == 407 ? " (proxy authentication required)" : "") +
+            // 407 asks for credentials; some proxies (tinyproxy) answer wrong credentials with 401.
+            const bool auth = status == 407 || status == 401;
+            detail = "proxy answered " + std::to_string(status) +
+                     (auth ? (px.authorization.empty() ? " (proxy authentication required)" : " (proxy credentials rejected)")
+                           : "") +
                      " to CONNECT " + r.host + ":" + std::to_string(r.port);
             co_return make_error_code(error::proxy_failed);
         }
@@ -2263,7 +2267,7 @@ struct retry_options {
 
 /// What the observer hook sees after every attempt: for logging and metrics. Holds no credentials.
 struct call_event {
-    std::string_view resource{};
+    std::string resource{};
     int attempt = 0;            ///< 1 for the first attempt
     int http_status = 0;        ///< 0 when no response arrived
     error_code ec{};              ///< the attempt's outcome
@@ -2398,7 +2402,7 @@ private:
     };
 
     void configure();
-    asio::awaitable<error_code> acquire(std::unique_ptr<connection>& out, bool& reused);
+    asio::awaitable<error_code> acquire(call_state& cs, std::unique_ptr<connection>& out, bool& reused);
     void release(std::unique_ptr<connection> c);
     void discard(std::unique_ptr<connection> c);
     void hand_slot_to_waiter();
@@ -2408,7 +2412,6 @@ private:
 
     asio::awaitable<call_result> call_body(std::shared_ptr<call_state> cs);
     asio::awaitable<call_result> attempt(std::shared_ptr<call_state> cs, connection* conn);
-    static asio::awaitable<int> watchdog(asio::steady_timer* timer);
 
     asio::any_io_executor ex_{};
     client_options opts_;
@@ -2431,25 +2434,42 @@ private:
     friend struct call_state;
 };
 
-/// One call in flight: what the watchdogs and close() reach, and how far the current attempt got.
+/// One call in flight: what its timers and close() reach, and how far the current attempt got.
+///
+/// Timeouts, the deadline and close() interrupt a call by closing its connection or cancelling the timer it
+/// waits on, from plain timer handlers. (Racing the call against a timer with awaitable_operators would be
+/// shorter, but Asio 1.22's parallel_group forwards only the first cancellation it is asked for: a partial
+/// cancellation that the call ignores on the wire would swallow a later terminal one.)
 struct call_state {
+    enum class stop { none, attempt_timeout, deadline, closed };
+
     call_state(client_impl& c, std::string res, std::string b, bool ro, diagnostics& diag)
         : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag),
           deadline_timer(c.executor()), attempt_timer(c.executor()) {}
 
+    /// Ends whatever the call is waiting on; the waiting coroutine then reads `attempt_stop`/`call_stop`.
+    void interrupt() {
+        if (active != nullptr) active->close();
+        if (waiting != nullptr) waiting->cancel();
+    }
+
     client_impl& client;
-    std::string resource{};
-    std::string body{};
-    bool read_only{};
+    std::string resource;
+    std::string body;
+    bool read_only;
     diagnostics& d;
     asio::steady_timer deadline_timer;
     asio::steady_timer attempt_timer;
     std::list<call_state*>::iterator registration;
-    bool closed = false;       ///< client::close() ended this call
-    bool written = false;      ///< the current attempt started writing the request
-    bool got_bytes = false;    ///< the current attempt received response bytes
-    int http_status = 0;       ///< of the current attempt
-    std::optional<std::chrono::seconds> retry_after{};
+    connection* active = nullptr;          ///< the connection of the attempt in progress
+    asio::steady_timer* waiting = nullptr; ///< the timer a pool wait or a backoff parks on
+    unsigned attempt_id = 0;
+    stop attempt_stop = stop::none;        ///< why the current attempt was interrupted
+    stop call_stop = stop::none;           ///< why the whole call was interrupted
+    bool written = false;                  ///< the current attempt started writing the request
+    bool got_bytes = false;                ///< the current attempt received response bytes
+    int http_status = 0;                   ///< of the current attempt
+    std::optional<std::chrono::seconds> retry_after;
 };
 
 inline void client_impl::configure() {
@@ -2480,7 +2500,7 @@ inline void client_impl::configure() {
     }
     template_.method = "POST";
     template_.version = 11;
-    template_.headers.add("Host", base_.authority());
+    template_.headers.add("Host", base_.host_header());
     template_.headers.add("Content-Type", "application/json");
     template_.headers.add("Accept", "application/json");
     template_.headers.add("User-Agent", opts_.user_agent);
@@ -2488,7 +2508,8 @@ inline void client_impl::configure() {
     template_.headers.add("Private-Key", opts_.keys.private_key);
 }
 
-inline asio::awaitable<error_code> client_impl::acquire(std::unique_ptr<connection>& out, bool& reused) {
+inline asio::awaitable<error_code> client_impl::acquire(call_state& cs, std::unique_ptr<connection>& out,
+                                                        bool& reused) {
     const auto now = clock::now();
     while (!idle_.empty()) {
         auto c = std::move(idle_.back());
@@ -2509,12 +2530,15 @@ inline asio::awaitable<error_code> client_impl::acquire(std::unique_ptr<connecti
     pool_waiter w(ex_);
     waiters_.push_back(&w);
     const auto it = std::prev(waiters_.end());
+    cs.waiting = &w.timer;
     auto [ec] = co_await w.timer.async_wait(use_nothrow);
+    cs.waiting = nullptr;
     (void)ec; // a grant cancels the timer too: what was handed over decides, not the error code
     const bool granted = w.conn != nullptr || w.slot;
     if (!granted) waiters_.erase(it);
-    const auto cancelled = (co_await asio::this_coro::cancellation_state).cancelled();
-    if (granted && cancelled != asio::cancellation_type::none) {
+    const bool cancelled = (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none ||
+                           cs.call_stop != call_state::stop::none;
+    if (granted && cancelled) {
         // Handed over at the moment this waiter was cancelled: pass it on rather than lose it.
         if (w.conn) release(std::move(w.conn));
         else {
@@ -2612,28 +2636,20 @@ inline void client_impl::close() {
     if (closed_) return;
     closed_ = true;
     for (call_state* cs : calls_) {
-        cs->closed = true;
+        cs->call_stop = call_state::stop::closed;
         cs->deadline_timer.cancel();
+        cs->interrupt();
     }
     for (auto& c : idle_) {
         --open_;
         close_gracefully(std::move(c));
     }
     idle_.clear();
-    for (pool_waiter* w : waiters_) w->timer.cancel(); // not granted: they end with operation_aborted
-    waiters_.clear();
+    for (pool_waiter* w : waiters_) w->timer.cancel(); // not granted: each removes itself and ends aborted
     sweep_timer_.cancel();
 }
 
-/// Waits on `timer`; returns 1 when it expired, 0 when it was cancelled. Never throws, so it races an
-/// attempt through awaitable_operators' `||` (which waits for the first branch that does not throw).
-inline asio::awaitable<int> client_impl::watchdog(asio::steady_timer* timer) {
-    auto [ec] = co_await timer->async_wait(use_nothrow);
-    co_return ec ? 0 : 1;
-}
-
 inline asio::awaitable<call_result> client_impl::attempt(std::shared_ptr<call_state> cs, connection* conn) {
-    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
     cs->written = false;
     cs->got_bytes = false;
     cs->http_status = 0;
@@ -2682,16 +2698,15 @@ inline asio::awaitable<call_result> client_impl::attempt(std::shared_ptr<call_st
 }
 
 inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_state> cs) {
-    using namespace asio::experimental::awaitable_operators;
-    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
-    auto self = shared_from_this();
     diagnostics& d = cs->d;
     bool fresh_retry_used = false;
     call_result last;
     for (int n = 1;; ++n) {
+        // Until the request is on the wire, any cancellation type may end the call.
+        co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
         std::unique_ptr<connection> conn;
         bool reused = false;
-        if (auto ec = co_await acquire(conn, reused)) {
+        if (auto ec = co_await acquire(*cs, conn, reused)) {
             last.ec = ec;
             co_return last;
         }
@@ -2703,25 +2718,32 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         const auto start = clock::now();
         const auto sent0 = conn->bytes_sent();
         const auto recv0 = conn->bytes_received();
+        const unsigned id = ++cs->attempt_id;
+        cs->attempt_stop = call_state::stop::none;
+        cs->active = conn.get();
         cs->attempt_timer.expires_after(opts_.attempt_timeout);
-        auto raced = co_await (attempt(cs, conn.get()) || watchdog(&cs->attempt_timer));
-        cs->attempt_timer.cancel();
-        if (raced.index() == 0) {
-            last = std::move(std::get<0>(raced));
-        } else {
-            conn->close();
-            last.data = {};
-            if (std::get<1>(raced) == 1) {
-                last.ec = make_error_code(error::attempt_timeout);
-                d.detail = "no answer within " + std::to_string(opts_.attempt_timeout.count()) + " ms";
-            } else {
-                last.ec = asio::error::operation_aborted;
+        cs->attempt_timer.async_wait([cs, id](error_code ec) {
+            if (!ec && cs->attempt_id == id && cs->active != nullptr) {
+                cs->attempt_stop = call_state::stop::attempt_timeout;
+                cs->interrupt();
             }
+        });
+        last = co_await attempt(cs, conn.get());
+        cs->active = nullptr;
+        cs->attempt_timer.cancel();
+        if (cs->call_stop != call_state::stop::none) {
+            discard(std::move(conn));
+            last.ec = asio::error::operation_aborted; // call() reports the deadline or the close
+            co_return last;
         }
-        const bool written = cs->written;
+        if (cs->attempt_stop == call_state::stop::attempt_timeout) {
+            last.ec = make_error_code(error::attempt_timeout);
+            last.data = {};
+            d.detail = "attempt timed out after " + std::to_string(opts_.attempt_timeout.count()) + " ms";
+        }
         retry_decision decision = retry_decision::fail;
         if (last.ec) {
-            decision = decide_retry(last.ec, cs->http_status, written, cs->read_only, reused, fresh_retry_used, n,
+            decision = decide_retry(last.ec, cs->http_status, cs->written, cs->read_only, reused, fresh_retry_used, n,
                                     opts_.retry.max_attempts);
         }
         if (opts_.observer) {
@@ -2737,8 +2759,8 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             ev.will_retry = decision == retry_decision::retry || decision == retry_decision::retry_now;
             opts_.observer(ev);
         }
-        if (conn->is_open() && !last.ec) release(std::move(conn));
-        else if (conn->is_open() && cs->http_status != 0 && conn->reusable()) release(std::move(conn));
+        // A whole answer (of any status) leaves the connection usable; anything else closed it.
+        if (cs->http_status != 0 && conn->reusable()) release(std::move(conn));
         else discard(std::move(conn));
         if (!last.ec) co_return last;
         switch (decision) {
@@ -2755,7 +2777,9 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         auto delay = backoff_delay(opts_.retry, n, rng_);
         if (cs->retry_after) delay = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
         asio::steady_timer backoff(ex_, delay);
+        cs->waiting = &backoff;
         auto [wec] = co_await backoff.async_wait(use_nothrow);
+        cs->waiting = nullptr;
         if (wec) {
             last.ec = asio::error::operation_aborted;
             co_return last;
@@ -2765,8 +2789,6 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
 
 inline asio::awaitable<call_result> client_impl::call(std::string resource, std::string body, bool read_only,
                                                       diagnostics& d) {
-    using namespace asio::experimental::awaitable_operators;
-    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
     d.clear();
     d.resource = resource;
     call_result r;
@@ -2784,17 +2806,26 @@ inline asio::awaitable<call_result> client_impl::call(std::string resource, std:
         d.detail = "resource URI has characters outside [A-Za-z0-9_./-]";
         co_return r;
     }
-    auto self = shared_from_this();
+    auto self = shared_from_this(); // the client object may be destroyed while this call runs
     auto cs = std::make_shared<call_state>(*this, std::move(resource), std::move(body), read_only, d);
     calls_.push_back(cs.get());
     cs->registration = std::prev(calls_.end());
-    if (opts_.call_deadline.count() > 0) cs->deadline_timer.expires_after(opts_.call_deadline);
-    else cs->deadline_timer.expires_at(clock::time_point::max());
-    auto raced = co_await (call_body(cs) || watchdog(&cs->deadline_timer));
+    if (opts_.call_deadline.count() > 0) {
+        cs->deadline_timer.expires_after(opts_.call_deadline);
+        cs->deadline_timer.async_wait([cs](error_code ec) {
+            if (!ec && cs->call_stop == call_state::stop::none) {
+                cs->call_stop = call_state::stop::deadline;
+                cs->interrupt();
+            }
+        });
+    }
+    r = co_await call_body(cs);
     cs->deadline_timer.cancel();
     calls_.erase(cs->registration);
-    if (raced.index() == 0) co_return std::move(std::get<0>(raced));
-    if (std::get<1>(raced) == 1) {
+    switch (cs->call_stop) {
+    case call_state::stop::none: break;
+    case call_state::stop::deadline:
+        r.data = {};
         if (cs->written && !cs->read_only) {
             r.ec = make_error_code(error::outcome_unknown);
             d.detail = "call deadline passed after the request was written";
@@ -2802,9 +2833,13 @@ inline asio::awaitable<call_result> client_impl::call(std::string resource, std:
             r.ec = make_error_code(error::deadline_exceeded);
             d.detail = "no result within " + std::to_string(opts_.call_deadline.count()) + " ms";
         }
-    } else {
+        break;
+    case call_state::stop::closed:
+    case call_state::stop::attempt_timeout:
+        r.data = {};
         r.ec = asio::error::operation_aborted;
-        if (cs->closed) d.detail = "client closed";
+        d.detail = "client closed";
+        break;
     }
     co_return r;
 }
