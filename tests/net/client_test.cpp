@@ -155,6 +155,30 @@ TEST_CASE("keep-alive: sequential calls reuse one pooled connection", "[client]"
     CHECK(events[0].resource == "listTickets");
 }
 
+TEST_CASE("idle pooled connections expire and are closed", "[client]") {
+    asio::io_context io;
+    bool server_saw_close = false;
+    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+        while (auto req = co_await p.read_request()) co_await p.respond(200, success("listLeads", {}));
+        server_saw_close = p.client_closed();
+    });
+    auto o = options_for(server);
+    o.idle_timeout = 50ms;
+    callsavvy::client c(io.get_executor(), o);
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        co_await c.async_call("listLeads", {});
+        CHECK(c.idle_connections() == 1);
+        asio::steady_timer t(co_await asio::this_coro::executor, 200ms);
+        co_await t.async_wait(asio::use_awaitable);
+        CHECK(c.idle_connections() == 0);
+        CHECK(c.open_connections() == 0);
+        co_await c.async_call("listLeads", {}); // a fresh connection serves the next call
+        c.close();
+    });
+    CHECK(server_saw_close);
+    CHECK(server.connections() == 2);
+}
+
 TEST_CASE("the pool never opens more than max_connections; waiters get released connections", "[client]") {
     asio::io_context io;
     script_server server(io.get_executor(), echo_script);
