@@ -613,6 +613,28 @@ TEST_CASE("cancellation: any type before writing, only terminal once the request
     CHECK(slow.connections() == 1);
 }
 
+TEST_CASE("cancellation during the TLS handshake: any type ends the call, nothing was sent", "[client][tls]") {
+    asio::io_context io;
+    // A plain TCP server that never answers the ClientHello: the client is stuck in its handshake.
+    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> { co_await p.stall(); });
+    auto o = options_for(server);
+    o.base_url = "https://localhost:" + std::to_string(server.port()) + "/v1/";
+    callsavvy::client c(io.get_executor(), o);
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        asio::cancellation_signal sig;
+        asio::steady_timer t(co_await asio::this_coro::executor, 50ms);
+        t.async_wait([&](callsavvy::error_code) { sig.emit(asio::cancellation_type::partial); });
+        callsavvy::diagnostics d;
+        auto [ec, data] =
+            co_await c.async_call("createLead", {}, d, asio::bind_cancellation_slot(sig.slot(), as_tuple));
+        CHECK(ec == asio::error::operation_aborted);
+        CHECK(d.attempts == 1);
+        CHECK(c.open_connections() == 0);
+        c.close();
+        server.stop();
+    });
+}
+
 TEST_CASE("close(): calls in flight end with operation_aborted, new calls are refused", "[client]") {
     asio::io_context io;
     script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
