@@ -9,12 +9,14 @@
 // associated executor, as Asio's model says.
 #pragma once
 
+#include <callsavvy/api/catalog.hpp>
 #include <callsavvy/config.hpp>
 #include <callsavvy/envelope.hpp>
 #include <callsavvy/error.hpp>
 #include <callsavvy/http/parser.hpp>
 #include <callsavvy/http/serializer.hpp>
 #include <callsavvy/http/url.hpp>
+#include <callsavvy/json/mapping.hpp>
 #include <callsavvy/net/connection.hpp>
 #include <callsavvy/net/proxy.hpp>
 #include <callsavvy/net/tls.hpp>
@@ -91,6 +93,9 @@ struct client_options {
     std::string user_agent = "callsavvy-cpp/" CALLSAVVY_VERSION_STRING;
     std::function<void(const call_event&)> observer{};
     std::uint64_t jitter_seed = 0; ///< seed of the backoff jitter; 0 picks a random one
+    /// Check typed requests against the catalog's rules before sending. The real server may be more
+    /// permissive than the spec says; switch this off to let it decide.
+    bool validate_requests = true;
 };
 
 namespace detail {
@@ -677,24 +682,25 @@ public:
     executor_type get_executor() const noexcept { return impl_->executor(); }
     const client_options& options() const noexcept { return impl_->options(); }
 
-    /// Calls `resource` with `params` as the JSON body; completes with the envelope's `data` object.
-    /// Default token: `co_await` it; a failure throws callsavvy::api_error with the server's details.
-    /// Other tokens complete with (error_code, boost::json::object); pass a diagnostics object (the overload
-    /// below) to read the same details without exceptions.
+    /// Calls `resource` with `params` as the JSON body; completes with the envelope's `data` object (every
+    /// field the server sent). Default token: `co_await` it; a failure throws callsavvy::api_error with the
+    /// server's details. Other tokens complete with (error_code, boost::json::object); the overload with a
+    /// diagnostics object gives the same details without exceptions. The resource's retry safety comes from
+    /// the catalog; a resource the catalog does not know is treated as state-changing.
     /// Cancellation: any type until the request's first byte is written; only terminal afterwards (the
     /// connection is then closed and the call completes with operation_aborted).
     template <class CompletionToken = default_token>
     auto async_call(std::string resource, boost::json::object params, CompletionToken&& token = {}) {
-        return start(std::move(resource), boost::json::serialize(params), false, nullptr,
-                     std::forward<CompletionToken>(token));
+        return launch(raw_op{impl_, std::move(resource), boost::json::serialize(params), read_only(resource)}, nullptr,
+                      std::forward<CompletionToken>(token));
     }
 
     /// As above, leaving the failure's details (status, server message, body, detail) in `diag`, which must
     /// outlive the operation.
     template <class CompletionToken = default_token>
     auto async_call(std::string resource, boost::json::object params, diagnostics& diag, CompletionToken&& token = {}) {
-        return start(std::move(resource), boost::json::serialize(params), false, &diag,
-                     std::forward<CompletionToken>(token));
+        return launch(raw_op{impl_, std::move(resource), boost::json::serialize(params), read_only(resource)}, &diag,
+                      std::forward<CompletionToken>(token));
     }
 
     /// The raw form: a serialized JSON body, and whether the endpoint is read-only (spec §2 "Retry
@@ -702,8 +708,37 @@ public:
     template <class CompletionToken = default_token>
     auto async_call_raw(std::string resource, std::string json_body, bool read_only, diagnostics* diag,
                         CompletionToken&& token = {}) {
-        return start(std::move(resource), std::move(json_body), read_only, diag, std::forward<CompletionToken>(token));
+        return launch(raw_op{impl_, std::move(resource), std::move(json_body), read_only}, diag,
+                      std::forward<CompletionToken>(token));
     }
+
+    /// The typed call of a catalog endpoint: `co_await api.async_call(api::create_ticket{}, {...})`. The
+    /// request is checked against the endpoint's rules first (unless options().validate_requests is off):
+    /// a broken rule completes with error::validation_failed and the spec's message in diagnostics::detail,
+    /// and nothing is sent. The response is decoded into the endpoint's response type (its `raw` holds the
+    /// whole `data` object); a present field of the wrong type is error::decode_failed with its path.
+    template <api::endpoint Endpoint, class CompletionToken = default_token>
+    auto async_call(Endpoint, typename Endpoint::request request, CompletionToken&& token = {}) {
+        return launch(typed_op<Endpoint>{impl_, std::move(request)}, nullptr, std::forward<CompletionToken>(token));
+    }
+
+    template <api::endpoint Endpoint, class CompletionToken = default_token>
+    auto async_call(Endpoint, typename Endpoint::request request, diagnostics& diag, CompletionToken&& token = {}) {
+        return launch(typed_op<Endpoint>{impl_, std::move(request)}, &diag, std::forward<CompletionToken>(token));
+    }
+
+    // One named call per endpoint of the catalog: async_get_summary, async_list_tickets, async_create_ticket...
+#define CALLSAVVY_NAMED_CALL(name)                                                                             \
+    template <class CompletionToken = default_token>                                                           \
+    auto async_##name(api::name::request request, CompletionToken&& token = {}) {                              \
+        return async_call(api::name{}, std::move(request), std::forward<CompletionToken>(token));              \
+    }                                                                                                          \
+    template <class CompletionToken = default_token>                                                           \
+    auto async_##name(api::name::request request, diagnostics& diag, CompletionToken&& token = {}) {           \
+        return async_call(api::name{}, std::move(request), diag, std::forward<CompletionToken>(token));        \
+    }
+    CALLSAVVY_API_ENDPOINTS(CALLSAVVY_NAMED_CALL)
+#undef CALLSAVVY_NAMED_CALL
 
     /// Ends every call in flight with operation_aborted, closes idle connections (TLS: close_notify) and
     /// refuses new calls with error::client_closed. Idempotent; the destructor calls it.
@@ -713,52 +748,169 @@ public:
     std::size_t idle_connections() const noexcept { return impl_->idle_connections(); }
 
 private:
-    static asio::awaitable<boost::json::object> run_throwing(std::shared_ptr<detail::client_impl> impl,
-                                                             std::string resource, std::string body, bool read_only,
-                                                             diagnostics* user_diag) {
+    template <class T>
+    struct outcome {
+        error_code ec{};
+        T value{};
+    };
+
+    static bool read_only(std::string_view resource) {
+        const auto* e = api::find_endpoint(resource);
+        return e != nullptr && e->read_only;
+    }
+
+    struct raw_op {
+        using result_type = boost::json::object;
+        std::shared_ptr<detail::client_impl> impl;
+        std::string resource;
+        std::string body;
+        bool read_only = false;
+
+        asio::awaitable<outcome<result_type>> run(diagnostics& d) {
+            auto r = co_await impl->call(std::move(resource), std::move(body), read_only, d);
+            co_return outcome<result_type>{r.ec, std::move(r.data)};
+        }
+    };
+
+    template <class E>
+    struct typed_op {
+        using result_type = typename E::response;
+        std::shared_ptr<detail::client_impl> impl;
+        typename E::request request;
+
+        asio::awaitable<outcome<result_type>> run(diagnostics& d) {
+            outcome<result_type> out;
+            if (impl->options().validate_requests) {
+                if (auto v = api::check_all<typename E::rules>(request)) {
+                    d.clear();
+                    d.resource = std::string(E::resource);
+                    d.detail = v->message();
+                    out.ec = make_error_code(error::validation_failed);
+                    co_return out;
+                }
+            }
+            auto r = co_await impl->call(std::string(E::resource), boost::json::serialize(to_json(request)),
+                                         E::read_only, d);
+            if (r.ec) {
+                out.ec = r.ec;
+                co_return out;
+            }
+            json_mapping::decode_error err;
+            if (!from_json(r.data, out.value, err)) {
+                d.detail = err.message();
+                d.body = boost::json::serialize(r.data);
+                out.ec = make_error_code(error::decode_failed);
+                out.value = {};
+                co_return out;
+            }
+            out.value.raw = std::move(r.data);
+            co_return out;
+        }
+    };
+
+    template <class Op>
+    static asio::awaitable<typename Op::result_type> run_throwing(Op op, diagnostics* user_diag) {
         diagnostics local;
         diagnostics& d = user_diag != nullptr ? *user_diag : local;
-        auto r = co_await impl->call(std::move(resource), std::move(body), read_only, d);
+        auto r = co_await op.run(d);
         if (r.ec) throw api_error(r.ec, d);
-        co_return std::move(r.data);
+        co_return std::move(r.value);
     }
 
-    static asio::awaitable<detail::call_result> run_nothrow(std::shared_ptr<detail::client_impl> impl,
-                                                            std::string resource, std::string body, bool read_only,
-                                                            diagnostics* user_diag) {
+    template <class Op>
+    static asio::awaitable<outcome<typename Op::result_type>> run_nothrow(Op op, diagnostics* user_diag) {
         diagnostics local;
-        co_return co_await impl->call(std::move(resource), std::move(body), read_only,
-                                      user_diag != nullptr ? *user_diag : local);
+        co_return co_await op.run(user_diag != nullptr ? *user_diag : local);
     }
 
-    template <class CompletionToken>
-    auto start(std::string resource, std::string body, bool read_only, diagnostics* diag, CompletionToken&& token) {
+    template <class Op, class CompletionToken>
+    auto launch(Op op, diagnostics* diag, CompletionToken&& token) {
+        using T = typename Op::result_type;
         if constexpr (detail::is_use_awaitable<std::decay_t<CompletionToken>>::value) {
             // Runs on the client's executor whatever executor the awaiting coroutine has.
-            return asio::co_spawn(impl_->executor(),
-                                   run_throwing(impl_, std::move(resource), std::move(body), read_only, diag),
-                                   std::forward<CompletionToken>(token));
+            return asio::co_spawn(impl_->executor(), run_throwing(std::move(op), diag),
+                                  std::forward<CompletionToken>(token));
         } else {
-            return asio::async_initiate<CompletionToken, void(error_code, boost::json::object)>(
-                [](auto handler, std::shared_ptr<detail::client_impl> impl, std::string resource, std::string body,
-                   bool read_only, diagnostics* diag) {
+            return asio::async_initiate<CompletionToken, void(error_code, T)>(
+                [](auto handler, Op op, diagnostics* diag) {
                     auto slot = asio::get_associated_cancellation_slot(handler);
-                    auto hex = asio::get_associated_executor(handler, impl->executor());
-                    auto ex = impl->executor();
-                    asio::co_spawn(
-                        ex, run_nothrow(std::move(impl), std::move(resource), std::move(body), read_only, diag),
-                        asio::bind_cancellation_slot(
-                            slot, asio::bind_executor(hex, [h = std::move(handler)](std::exception_ptr ep,
-                                                                                     detail::call_result r) mutable {
-                                if (ep) r.ec = detail::error_from_exception(ep);
-                                std::move(h)(r.ec, std::move(r.data));
-                            })));
+                    auto ex = op.impl->executor();
+                    auto hex = asio::get_associated_executor(handler, ex);
+                    asio::co_spawn(ex, run_nothrow(std::move(op), diag),
+                                   asio::bind_cancellation_slot(
+                                       slot, asio::bind_executor(hex, [h = std::move(handler)](std::exception_ptr ep,
+                                                                                                outcome<T> r) mutable {
+                                           if (ep) r.ec = detail::error_from_exception(ep);
+                                           std::move(h)(r.ec, std::move(r.value));
+                                       })));
                 },
-                token, impl_, std::move(resource), std::move(body), read_only, diag);
+                token, std::move(op), diag);
         }
     }
 
     std::shared_ptr<detail::client_impl> impl_{};
 };
+
+/// Walks every page of a list endpoint, one request per page, lazily: `while (auto page = co_await
+/// pages.next()) {...}`. Stops after `total_pages` (or at an empty page when the server sends no
+/// pagination); cancelling the awaiting coroutine between pages stops the walk. Failures throw api_error.
+/// The client must outlive the pager.
+template <api::endpoint Endpoint>
+    requires api::is_paginated_v<Endpoint>
+class pager {
+public:
+    using response = typename Endpoint::response;
+
+    pager(client& c, typename Endpoint::request first) : client_(&c), request_(std::move(first)) {
+        next_page_ = request_.page.value_or(1);
+    }
+
+    /// The next page, or nullopt once the walk is over.
+    asio::awaitable<std::optional<response>> next() {
+        if (done_) co_return std::nullopt;
+        request_.page = next_page_;
+        response page = co_await client_->async_call(Endpoint{}, request_);
+        const std::size_t items = collection_size(page);
+        ++next_page_;
+        if (items == 0) {
+            done_ = true; // a page past the end: nothing to hand out
+            co_return std::nullopt;
+        }
+        if (const auto& total = page.pagination.total_pages) done_ = next_page_ > *total;
+        co_return std::optional<response>(std::move(page));
+    }
+
+    /// The page the next call to next() asks for.
+    std::int64_t next_page() const noexcept { return next_page_; }
+    bool done() const noexcept { return done_; }
+
+private:
+    static std::size_t collection_size(const response& r) {
+        std::size_t n = 0;
+        bool found = false;
+        boost::mp11::mp_for_each<boost::describe::describe_members<response, boost::describe::mod_public>>([&](auto d) {
+            using M = std::remove_cvref_t<decltype(r.*d.pointer)>;
+            if constexpr (json_mapping::is_vector<M>::value) {
+                if (!found) {
+                    n = (r.*d.pointer).size();
+                    found = true;
+                }
+            }
+        });
+        return n;
+    }
+
+    client* client_;
+    typename Endpoint::request request_;
+    std::int64_t next_page_ = 1;
+    bool done_ = false;
+};
+
+/// The pager of a list endpoint: `auto pages = callsavvy::paginate(api, api::list_tickets{}, {.per_page = 100});`
+template <api::endpoint Endpoint>
+    requires api::is_paginated_v<Endpoint>
+pager<Endpoint> paginate(client& c, Endpoint, typename Endpoint::request first = {}) {
+    return pager<Endpoint>(c, std::move(first));
+}
 
 CALLSAVVY_END_NAMESPACE

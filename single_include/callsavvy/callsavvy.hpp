@@ -1985,6 +1985,1707 @@ CALLSAVVY_END_NAMESPACE
 // executor; in a multi-threaded io_context give the client a strand. Completion handlers run on their own
 // associated executor, as Asio's model says.
 
+// ---- begin callsavvy/api/catalog.hpp ----
+// callsavvy/api/catalog.hpp — the endpoint catalog at run time: one entry per descriptor of
+// api/endpoints.hpp, for what picks an endpoint by its resource URI (the raw call's retry safety, the CLI,
+// the mock server's routes, the README's table, the fuzzer).
+
+// ---- begin callsavvy/api/endpoints.hpp ----
+// callsavvy/api/endpoints.hpp — the endpoint catalog: the 35 endpoints of spec §3, each a compile-time
+// descriptor (resource URI, title, group, read-only or not, request and response types, collection of
+// list endpoints, validation rules). Everything else derives from it: the named calls, the JSON mapping,
+// the validation, the mock server's routes, the CLI's resource list and the README's endpoint table.
+// Most URIs and fields are [assumed] in the spec: a correction is a one-line edit here. Every request
+// carries `extra` (members sent as given) and every response `extra` (members the catalog does not know)
+// and `raw` (the whole `data` object).
+
+// ---- begin callsavvy/api/rules.hpp ----
+// callsavvy/api/rules.hpp — the validation rules of the endpoint catalog (spec §2 "Validation"), as types
+// listed by each endpoint descriptor. The client checks a typed request before sending it; the mock
+// server checks what it receives with the same rules, so the messages match the spec's exactly:
+// `Missing required parameter: <name>` and `Invalid parameter: <name>`.
+
+// ---- begin callsavvy/types.hpp ----
+// callsavvy/types.hpp — the value types of the typed API, chosen so that no value the server sends can make
+// a response fail to decode: enumerations are open (a value the catalog does not list is kept and
+// compares unequal to every known one) and timestamps keep the server's text, parsed only on request.
+
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// An enumerated string value (a status, a priority, a direction, ...). `Tag::values` lists the values the
+/// spec documents; requests are validated against them, responses keep whatever arrived.
+template <class Tag>
+class open_enum {
+public:
+    open_enum() = default;
+    open_enum(std::string v) : value_(std::move(v)) {} // NOLINT(google-explicit-constructor): reads like a string
+    open_enum(const char* v) : value_(v) {}            // NOLINT(google-explicit-constructor)
+
+    const std::string& str() const noexcept { return value_; }
+    bool empty() const noexcept { return value_.empty(); }
+    /// One of the values the spec documents.
+    bool is_known() const noexcept {
+        for (std::string_view v : Tag::values)
+            if (v == value_) return true;
+        return false;
+    }
+    static constexpr const auto& known_values() noexcept { return Tag::values; }
+
+    friend bool operator==(const open_enum& a, const open_enum& b) noexcept { return a.value_ == b.value_; }
+    friend bool operator==(const open_enum& a, std::string_view b) noexcept { return a.value_ == b; }
+    friend std::ostream& operator<<(std::ostream& os, const open_enum& e) { return os << e.value_; }
+
+private:
+    std::string value_;
+};
+
+/// An ISO-8601 UTC timestamp as the server sent it (`2026-11-25T06:21:24Z`). `to_time()` parses the
+/// documented form; any other text is kept as is and `to_time()` returns nullopt.
+class timestamp {
+public:
+    using time_point = std::chrono::sys_seconds;
+
+    timestamp() = default;
+    timestamp(std::string text) : text_(std::move(text)) {} // NOLINT(google-explicit-constructor)
+    timestamp(const char* text) : text_(text) {}            // NOLINT(google-explicit-constructor)
+    explicit timestamp(time_point t) : text_(format(t)) {}
+
+    const std::string& str() const noexcept { return text_; }
+    bool empty() const noexcept { return text_.empty(); }
+
+    std::optional<time_point> to_time() const noexcept {
+        // YYYY-MM-DDTHH:MM:SS followed by Z (fractions of a second are accepted and dropped)
+        const std::string_view s = text_;
+        if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+            s[16] != ':')
+            return std::nullopt;
+        auto num = [&](std::size_t pos, std::size_t len, int& out) {
+            out = 0;
+            for (std::size_t i = pos; i < pos + len; ++i) {
+                if (s[i] < '0' || s[i] > '9') return false;
+                out = out * 10 + (s[i] - '0');
+            }
+            return true;
+        };
+        int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
+        if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi) || !num(17, 2, se))
+            return std::nullopt;
+        std::size_t pos = 19;
+        if (s[pos] == '.') {
+            ++pos;
+            while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
+        }
+        if (pos + 1 != s.size() || (s[pos] != 'Z' && s[pos] != 'z')) return std::nullopt;
+        const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(mo)},
+                                              std::chrono::day{static_cast<unsigned>(d)}};
+        if (!ymd.ok() || h > 23 || mi > 59 || se > 60) return std::nullopt;
+        return std::chrono::sys_days{ymd} + std::chrono::hours{h} + std::chrono::minutes{mi} + std::chrono::seconds{se};
+    }
+
+    static std::string format(time_point t) {
+        const auto days = std::chrono::floor<std::chrono::days>(t);
+        const std::chrono::year_month_day ymd{days};
+        const std::chrono::hh_mm_ss<std::chrono::seconds> hms{t - days};
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
+                      static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                      static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                      static_cast<int>(hms.seconds().count()));
+        return buf;
+    }
+
+    friend bool operator==(const timestamp& a, const timestamp& b) noexcept { return a.text_ == b.text_; }
+    friend std::ostream& operator<<(std::ostream& os, const timestamp& t) { return os << t.text_; }
+
+private:
+    std::string text_;
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/types.hpp ----
+
+#include <boost/describe/members.hpp>
+#include <boost/describe/modifiers.hpp>
+#include <boost/mp11/algorithm.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace api {
+
+/// The first rule a request breaks.
+struct violation {
+    enum class kind { missing, invalid };
+    kind what = kind::invalid;
+    std::string field{}; ///< the field's name, with the element path for nested fields (`contacts[2].phone`)
+    /// The spec's message for it.
+    std::string message() const {
+        return (what == kind::missing ? "Missing required parameter: " : "Invalid parameter: ") + field;
+    }
+};
+
+/// A string usable as a template argument (for the value a conditional rule compares with).
+template <std::size_t N>
+struct fixed_string {
+    char chars[N]{};
+    constexpr fixed_string(const char (&s)[N]) { std::copy_n(s, N, chars); } // NOLINT(google-explicit-constructor)
+    constexpr std::string_view view() const { return {chars, N - 1}; }
+};
+
+namespace detail {
+
+template <class M>
+struct member_traits;
+template <class C, class T>
+struct member_traits<T C::*> {
+    using owner = C;
+    using type = T;
+};
+
+/// The JSON name of a described member: spelled once, in the struct's description.
+template <auto Member>
+std::string_view name_of() {
+    using C = typename member_traits<decltype(Member)>::owner;
+    std::string_view name;
+    boost::mp11::mp_for_each<boost::describe::describe_members<C, boost::describe::mod_public>>([&](auto d) {
+        if constexpr (std::is_same_v<std::remove_cv_t<decltype(d.pointer)>, decltype(Member)>) {
+            if (d.pointer == Member) name = d.name;
+        }
+    });
+    return name;
+}
+
+template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+
+/// Absent, null or the empty string is missing (spec §2); so is an empty list.
+template <class T>
+bool present(const T& v) {
+    if constexpr (is_optional<T>::value) return v.has_value() && present(*v);
+    else if constexpr (std::is_same_v<T, std::string>) return !v.empty();
+    else if constexpr (requires { v.empty(); }) return !v.empty();
+    else return true;
+}
+
+template <class T>
+const auto& value_of(const T& v) {
+    if constexpr (is_optional<T>::value) return *v;
+    else return v;
+}
+
+inline std::size_t code_points(std::string_view s) {
+    std::size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80 ? 1 : 0; // count every byte that starts a code point
+    return n;
+}
+
+inline std::optional<violation> missing(std::string field) { return violation{violation::kind::missing, std::move(field)}; }
+inline std::optional<violation> invalid(std::string field) { return violation{violation::kind::invalid, std::move(field)}; }
+
+inline std::string path(std::string_view prefix, std::string_view name) {
+    return prefix.empty() ? std::string(name) : std::string(prefix) + "." + std::string(name);
+}
+
+} // namespace detail
+
+/// The member must be present.
+template <auto M>
+struct required {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (!detail::present(r.*M)) return detail::missing(detail::path(prefix, detail::name_of<M>()));
+        return std::nullopt;
+    }
+};
+
+/// When present, the member must be one of the values its open_enum lists.
+template <auto M>
+struct known_value {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (detail::present(r.*M) && !detail::value_of(r.*M).is_known())
+            return detail::invalid(detail::path(prefix, detail::name_of<M>()));
+        return std::nullopt;
+    }
+};
+
+/// When present, the text's length in code points is within [Min, Max].
+template <auto M, std::size_t Min, std::size_t Max>
+struct length {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (!detail::present(r.*M)) return std::nullopt;
+        const std::size_t n = detail::code_points(detail::value_of(r.*M));
+        if (n < Min || n > Max) return detail::invalid(detail::path(prefix, detail::name_of<M>()));
+        return std::nullopt;
+    }
+};
+
+/// When present, the list holds between Min and Max elements.
+template <auto M, std::size_t Min, std::size_t Max>
+struct count {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (!detail::present(r.*M)) return std::nullopt;
+        const std::size_t n = detail::value_of(r.*M).size();
+        if (n < Min || n > Max) return detail::invalid(detail::path(prefix, detail::name_of<M>()));
+        return std::nullopt;
+    }
+};
+
+/// When present, the integer is within [Min, Max].
+template <auto M, std::int64_t Min, std::int64_t Max>
+struct range {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (!detail::present(r.*M)) return std::nullopt;
+        const auto v = static_cast<std::int64_t>(detail::value_of(r.*M));
+        if (v < Min || v > Max) return detail::invalid(detail::path(prefix, detail::name_of<M>()));
+        return std::nullopt;
+    }
+};
+
+/// M is required when the member Cond equals Value ("message required when message_type is tts").
+template <auto M, auto Cond, fixed_string Value>
+struct required_if {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        const auto& c = r.*Cond;
+        if (detail::present(c) && detail::value_of(c) == Value.view() && !detail::present(r.*M))
+            return detail::missing(detail::path(prefix, detail::name_of<M>()));
+        return std::nullopt;
+    }
+};
+
+/// Exactly one of A and B: neither is a missing A, both an invalid A (the first field the rule names).
+template <auto A, auto B>
+struct exactly_one {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        const bool a = detail::present(r.*A);
+        const bool b = detail::present(r.*B);
+        if (!a && !b) return detail::missing(detail::path(prefix, detail::name_of<A>()));
+        if (a && b) return detail::invalid(detail::path(prefix, detail::name_of<A>()));
+        return std::nullopt;
+    }
+};
+
+/// At least one of A and B: neither is a missing A.
+template <auto A, auto B>
+struct at_least_one {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (!detail::present(r.*A) && !detail::present(r.*B))
+            return detail::missing(detail::path(prefix, detail::name_of<A>()));
+        return std::nullopt;
+    }
+};
+
+template <class Rules, class R>
+std::optional<violation> check_all(const R& r, std::string_view prefix = {});
+
+/// Every element of the list M satisfies ElementRules (a std::tuple of rules).
+template <auto M, class ElementRules>
+struct each {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (!detail::present(r.*M)) return std::nullopt;
+        const auto& list = detail::value_of(r.*M);
+        const std::string base = detail::path(prefix, detail::name_of<M>());
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            if (auto v = check_all<ElementRules>(list[i], base + "[" + std::to_string(i) + "]")) return v;
+        }
+        return std::nullopt;
+    }
+};
+
+/// A list endpoint's rules: `page` >= 1 and `per_page` in 1..100, then its own.
+template <class R, class... Rules>
+using list_rules = std::tuple<range<&R::page, 1, INT32_MAX>, range<&R::per_page, 1, 100>, Rules...>;
+
+/// Checks the rules in order; the first violation wins.
+template <class Rules, class R>
+std::optional<violation> check_all(const R& r, std::string_view prefix) {
+    std::optional<violation> found;
+    std::apply([&](auto... rule) { ((found ? void() : void(found = decltype(rule)::check(r, prefix))), ...); },
+               Rules{});
+    return found;
+}
+
+} // namespace api
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/api/rules.hpp ----
+// ---- begin callsavvy/api/shapes.hpp ----
+// callsavvy/api/shapes.hpp — the objects Callsavvy returns (spec §4) and the enumerations it documents.
+// Every field is optional in a response (any may be absent); fields the catalog does not know are kept in
+// each object's `extra`. A field name is spelled once, in the BOOST_DESCRIBE_STRUCT line.
+
+
+#include <boost/describe/class.hpp>
+#include <boost/json/object.hpp>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace api {
+
+// ---- documented enumerations (open: unknown values are kept) ----
+struct ticket_status_values { static constexpr std::array<std::string_view, 3> values{"open", "pending", "closed"}; };
+struct priority_values { static constexpr std::array<std::string_view, 4> values{"low", "normal", "high", "urgent"}; };
+struct direction_values { static constexpr std::array<std::string_view, 2> values{"Incoming", "Outgoing"}; };
+struct message_type_values { static constexpr std::array<std::string_view, 3> values{"tts", "audio", "agent"}; };
+struct chat_status_values { static constexpr std::array<std::string_view, 2> values{"open", "closed"}; };
+struct platform_values {
+    static constexpr std::array<std::string_view, 4> values{"facebook", "instagram", "twitter", "whatsapp"};
+};
+struct role_values { static constexpr std::array<std::string_view, 2> values{"admin", "agent"}; };
+
+using ticket_status = open_enum<ticket_status_values>;
+using priority = open_enum<priority_values>;
+using call_direction = open_enum<direction_values>;
+using message_type = open_enum<message_type_values>;
+using chat_status = open_enum<chat_status_values>;
+using social_platform = open_enum<platform_values>;
+using user_role = open_enum<role_values>;
+
+// ---- shapes ----
+struct pagination {
+    std::optional<std::int64_t> page{};
+    std::optional<std::int64_t> per_page{};
+    std::optional<std::int64_t> total{};
+    std::optional<std::int64_t> total_pages{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(pagination, (), (page, per_page, total, total_pages))
+
+struct department {
+    std::optional<std::string> department_id{};
+    std::optional<std::string> name{};
+    std::optional<std::string> description{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(department, (), (department_id, name, description))
+
+struct category {
+    std::optional<std::string> category_id{};
+    std::optional<std::string> name{};
+    std::optional<std::string> department_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(category, (), (category_id, name, department_id))
+
+struct user {
+    std::optional<std::string> user_id{};
+    std::optional<std::string> name{};
+    std::optional<std::string> email{};
+    std::optional<user_role> role{};
+    std::optional<std::string> department_id{};
+    std::optional<std::string> status{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(user, (), (user_id, name, email, role, department_id, status))
+
+struct ticket {
+    std::optional<std::string> ticket_id{};
+    std::optional<std::string> subject{};
+    std::optional<ticket_status> status{};
+    std::optional<api::priority> priority{};
+    std::optional<std::string> department_id{};
+    std::optional<std::string> category_id{};
+    std::optional<std::string> sender_email{};
+    std::optional<timestamp> created_at{};
+    std::optional<timestamp> updated_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(ticket, (), (ticket_id, subject, status, priority, department_id, category_id, sender_email,
+                                   created_at, updated_at))
+
+struct message {
+    std::optional<std::string> message_id{};
+    std::optional<std::string> sender{};
+    std::optional<std::string> sender_email{};
+    std::optional<std::string> body{};
+    std::optional<timestamp> created_at{};
+    std::optional<std::vector<std::string>> attachments{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(message, (), (message_id, sender, sender_email, body, created_at, attachments))
+
+struct call {
+    std::optional<std::string> call_id{};
+    std::optional<call_direction> direction{};
+    std::optional<std::string> caller_number{};
+    std::optional<std::string> department_id{};
+    std::optional<std::string> status{};
+    std::optional<std::int64_t> duration{}; ///< seconds
+    std::optional<std::string> recording_url{};
+    std::optional<timestamp> started_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(call, (), (call_id, direction, caller_number, department_id, status, duration, recording_url,
+                                 started_at))
+
+struct voice {
+    std::optional<std::string> voice_id{};
+    std::optional<std::string> name{};
+    std::optional<std::string> gender{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(voice, (), (voice_id, name, gender))
+
+struct language {
+    std::optional<std::string> code{};
+    std::optional<std::string> name{};
+    std::optional<std::vector<voice>> voices{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(language, (), (code, name, voices))
+
+struct chat {
+    std::optional<std::string> chat_id{};
+    std::optional<std::string> visitor_name{};
+    std::optional<std::string> visitor_email{};
+    std::optional<chat_status> status{};
+    std::optional<std::string> channel{};
+    std::optional<timestamp> started_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(chat, (), (chat_id, visitor_name, visitor_email, status, channel, started_at))
+
+struct social_conversation {
+    std::optional<std::string> conversation_id{};
+    std::optional<social_platform> platform{};
+    std::optional<std::string> contact_name{};
+    std::optional<std::string> last_message{};
+    std::optional<timestamp> updated_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(social_conversation, (), (conversation_id, platform, contact_name, last_message, updated_at))
+
+struct video_call {
+    std::optional<std::string> video_call_id{};
+    std::optional<std::string> title{};
+    std::optional<std::string> status{};
+    std::optional<std::string> join_url{};
+    std::optional<timestamp> scheduled_at{};
+    std::optional<std::int64_t> duration{};
+    std::optional<std::vector<std::string>> participants{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(video_call, (), (video_call_id, title, status, join_url, scheduled_at, duration, participants))
+
+struct meeting {
+    std::optional<std::string> meeting_id{};
+    std::optional<std::string> title{};
+    std::optional<timestamp> start_at{};
+    std::optional<std::int64_t> duration{};
+    std::optional<std::string> join_url{};
+    std::optional<std::vector<std::string>> attendees{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(meeting, (), (meeting_id, title, start_at, duration, join_url, attendees))
+
+struct contact {
+    std::optional<std::string> contact_id{};
+    std::optional<std::string> first_name{};
+    std::optional<std::string> last_name{};
+    std::optional<std::string> phone{};
+    std::optional<std::string> email{};
+    std::optional<std::string> group_id{};
+    std::optional<boost::json::object> custom_fields{};
+    std::optional<timestamp> created_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(contact, (), (contact_id, first_name, last_name, phone, email, group_id, custom_fields,
+                                    created_at))
+
+struct contact_group {
+    std::optional<std::string> group_id{};
+    std::optional<std::string> name{};
+    std::optional<std::int64_t> contact_count{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(contact_group, (), (group_id, name, contact_count))
+
+struct lead {
+    std::optional<std::string> lead_id{};
+    std::optional<std::string> name{};
+    std::optional<std::string> phone{};
+    std::optional<std::string> email{};
+    std::optional<std::string> status{};
+    std::optional<std::string> source{};
+    std::optional<std::string> notes{};
+    std::optional<timestamp> created_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(lead, (), (lead_id, name, phone, email, status, source, notes, created_at))
+
+/// One element of createBulkContact's `failed` list.
+struct bulk_failure {
+    std::optional<std::int64_t> index{};
+    std::optional<std::string> message{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(bulk_failure, (), (index, message))
+
+} // namespace api
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/api/shapes.hpp ----
+
+#include <boost/describe/class.hpp>
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace api {
+
+enum class group { account, tickets, voice, chats_social, campaign, video_call, virtual_meeting, contacts, leads };
+
+inline constexpr std::string_view group_name(group g) noexcept {
+    switch (g) {
+    case group::account: return "Account";
+    case group::tickets: return "Tickets";
+    case group::voice: return "Voice";
+    case group::chats_social: return "Chats & Social";
+    case group::campaign: return "Campaign";
+    case group::video_call: return "Video Call";
+    case group::virtual_meeting: return "Virtual Meeting";
+    case group::contacts: return "Contacts";
+    case group::leads: return "Leads";
+    }
+    return "";
+}
+
+// A descriptor: the resource URI and everything the library needs to know about the endpoint.
+#define CALLSAVVY_API_DESCRIPTOR(Name, Resource, Title, Group, ReadOnly, ...)                                   \
+    struct Name {                                                                                              \
+        static constexpr std::string_view resource = Resource;                                                 \
+        static constexpr std::string_view title = Title;                                                       \
+        static constexpr api::group group = api::group::Group;                                                 \
+        static constexpr bool read_only = ReadOnly;                                                            \
+        using request = Name##_request;                                                                        \
+        using response = Name##_response;                                                                      \
+        using rules = __VA_ARGS__;                                                                             \
+    }
+
+// The paging members every list request has, and the pagination every list response has.
+#define CALLSAVVY_API_PAGING                                                                                   \
+    std::optional<std::int64_t> page{};                                                                        \
+    std::optional<std::int64_t> per_page{}
+
+// ======================= Account =======================
+
+struct get_summary_request {
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(get_summary_request, (), ())
+struct get_summary_response {
+    std::optional<std::string> assigned_number{};
+    std::optional<std::string> business_id{};
+    std::optional<std::string> business_name{};
+    std::optional<std::string> plan{};
+    std::optional<std::string> balance{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(get_summary_response, (), (assigned_number, business_id, business_name, plan, balance))
+CALLSAVVY_API_DESCRIPTOR(get_summary, "getSummary", "Get Business Summary", account, true, std::tuple<>);
+
+struct list_departments_request {
+    CALLSAVVY_API_PAGING;
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_departments_request, (), (page, per_page))
+struct list_departments_response {
+    std::vector<department> departments{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_departments_response, (), (departments, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_departments, "listDepartments", "List Departments", account, true,
+                         list_rules<list_departments_request>);
+
+struct list_request_categories_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<std::string> department_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_request_categories_request, (), (page, per_page, department_id))
+struct list_request_categories_response {
+    std::vector<category> categories{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_request_categories_response, (), (categories, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_request_categories, "listRequestCategories", "List Request Categories", account, true,
+                         list_rules<list_request_categories_request>);
+
+struct list_users_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<user_role> role{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_users_request, (), (page, per_page, role))
+struct list_users_response {
+    std::vector<user> users{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_users_response, (), (users, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_users, "listUsers", "List Users", account, true,
+                         list_rules<list_users_request, known_value<&list_users_request::role>>);
+
+// ======================= Tickets =======================
+
+struct list_tickets_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<ticket_status> status{};
+    std::optional<std::string> department_id{};
+    std::optional<std::string> from_date{}; ///< YYYY-MM-DD
+    std::optional<std::string> to_date{};   ///< YYYY-MM-DD
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_tickets_request, (), (page, per_page, status, department_id, from_date, to_date))
+struct list_tickets_response {
+    std::vector<ticket> tickets{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_tickets_response, (), (tickets, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_tickets, "listTickets", "List Tickets", tickets, true,
+                         list_rules<list_tickets_request, known_value<&list_tickets_request::status>>);
+
+struct get_ticket_conversation_request {
+    std::string ticket_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(get_ticket_conversation_request, (), (ticket_id))
+struct get_ticket_conversation_response {
+    std::optional<api::ticket> ticket{};
+    std::vector<message> messages{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(get_ticket_conversation_response, (), (ticket, messages))
+CALLSAVVY_API_DESCRIPTOR(get_ticket_conversation, "getTicketConversation", "Get Ticket Conversation", tickets, true,
+                         std::tuple<required<&get_ticket_conversation_request::ticket_id>>);
+
+struct create_ticket_request {
+    std::string subject{};
+    std::string message{};
+    std::string sender_email{};
+    std::optional<std::string> sender_name{};
+    std::optional<std::string> department_id{};
+    std::optional<std::string> category_id{};
+    std::optional<api::priority> priority{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_ticket_request, (),
+                      (subject, message, sender_email, sender_name, department_id, category_id, priority))
+struct create_ticket_response {
+    std::optional<std::string> ticket_id{};
+    std::optional<ticket_status> status{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_ticket_response, (), (ticket_id, status))
+CALLSAVVY_API_DESCRIPTOR(create_ticket, "createTicket", "Create New Ticket", tickets, false,
+                         std::tuple<required<&create_ticket_request::subject>, required<&create_ticket_request::message>,
+                                    required<&create_ticket_request::sender_email>,
+                                    known_value<&create_ticket_request::priority>>);
+
+struct add_ticket_reply_request {
+    std::string ticket_id{};
+    std::string message{};
+    std::optional<std::string> user_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(add_ticket_reply_request, (), (ticket_id, message, user_id))
+struct add_ticket_reply_response {
+    std::optional<std::string> ticket_id{};
+    std::optional<std::string> message_id{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(add_ticket_reply_response, (), (ticket_id, message_id))
+CALLSAVVY_API_DESCRIPTOR(add_ticket_reply, "addTicketReply", "Add Ticket Reply", tickets, false,
+                         std::tuple<required<&add_ticket_reply_request::ticket_id>,
+                                    required<&add_ticket_reply_request::message>>);
+
+// ======================= Voice =======================
+
+struct list_calls_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<call_direction> direction{};
+    std::optional<std::string> department_id{};
+    std::optional<std::string> from_date{};
+    std::optional<std::string> to_date{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_calls_request, (), (page, per_page, direction, department_id, from_date, to_date))
+struct list_calls_response {
+    std::vector<api::call> calls{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_calls_response, (), (calls, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_calls, "listCalls", "List Calls", voice, true,
+                         list_rules<list_calls_request, known_value<&list_calls_request::direction>>);
+
+struct view_call_request {
+    std::string call_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(view_call_request, (), (call_id))
+struct view_call_response {
+    std::optional<api::call> call{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(view_call_response, (), (call))
+CALLSAVVY_API_DESCRIPTOR(view_call, "viewCall", "View Calls", voice, true,
+                         std::tuple<required<&view_call_request::call_id>>);
+
+struct create_auto_dialer_task_request {
+    std::string name{};
+    std::vector<std::string> numbers{};
+    api::message_type message_type{};
+    std::optional<std::string> message{};   ///< required when message_type is "tts"
+    std::optional<std::string> audio_url{}; ///< required when message_type is "audio"
+    std::optional<std::string> language{};
+    std::optional<std::string> voice{};
+    std::optional<std::string> department_id{};
+    std::optional<timestamp> start_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_auto_dialer_task_request, (),
+                      (name, numbers, message_type, message, audio_url, language, voice, department_id, start_at))
+struct create_auto_dialer_task_response {
+    std::optional<std::string> task_id{};
+    std::optional<std::int64_t> queued{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_auto_dialer_task_response, (), (task_id, queued))
+CALLSAVVY_API_DESCRIPTOR(
+    create_auto_dialer_task, "createAutoDialerTask", "Create Auto-Dialer Task", voice, false,
+    std::tuple<required<&create_auto_dialer_task_request::name>, required<&create_auto_dialer_task_request::numbers>,
+               count<&create_auto_dialer_task_request::numbers, 1, 1000>,
+               required<&create_auto_dialer_task_request::message_type>,
+               known_value<&create_auto_dialer_task_request::message_type>,
+               required_if<&create_auto_dialer_task_request::message, &create_auto_dialer_task_request::message_type,
+                           "tts">,
+               required_if<&create_auto_dialer_task_request::audio_url,
+                           &create_auto_dialer_task_request::message_type, "audio">>);
+
+struct create_automated_call_request {
+    std::string phone_number{};
+    std::string message{};
+    std::optional<std::string> language{};
+    std::optional<std::string> voice{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_automated_call_request, (), (phone_number, message, language, voice))
+struct create_automated_call_response {
+    std::optional<std::string> call_id{};
+    std::optional<std::string> status{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_automated_call_response, (), (call_id, status))
+CALLSAVVY_API_DESCRIPTOR(create_automated_call, "createAutomatedCall", "Create Automated Call", voice, false,
+                         std::tuple<required<&create_automated_call_request::phone_number>,
+                                    required<&create_automated_call_request::message>>);
+
+struct list_tts_voices_request {
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_tts_voices_request, (), ())
+struct list_tts_voices_response {
+    std::vector<language> languages{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_tts_voices_response, (), (languages))
+CALLSAVVY_API_DESCRIPTOR(list_tts_voices, "listTtsVoices", "Supported TTS Languages & Voices", voice, true,
+                         std::tuple<>);
+
+// ======================= Chats & Social =======================
+
+struct list_chats_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<chat_status> status{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_chats_request, (), (page, per_page, status))
+struct list_chats_response {
+    std::vector<chat> chats{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_chats_response, (), (chats, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_chats, "listChats", "List Chats", chats_social, true,
+                         list_rules<list_chats_request, known_value<&list_chats_request::status>>);
+
+struct get_chat_conversation_request {
+    std::string chat_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(get_chat_conversation_request, (), (chat_id))
+struct get_chat_conversation_response {
+    std::optional<api::chat> chat{};
+    std::vector<message> messages{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(get_chat_conversation_response, (), (chat, messages))
+CALLSAVVY_API_DESCRIPTOR(get_chat_conversation, "getChatConversation", "Get Chat Conversation", chats_social, true,
+                         std::tuple<required<&get_chat_conversation_request::chat_id>>);
+
+struct list_social_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<social_platform> platform{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_social_request, (), (page, per_page, platform))
+struct list_social_response {
+    std::vector<social_conversation> conversations{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_social_response, (), (conversations, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_social, "listSocial", "List Social", chats_social, true,
+                         list_rules<list_social_request, known_value<&list_social_request::platform>>);
+
+struct get_social_conversation_request {
+    std::string conversation_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(get_social_conversation_request, (), (conversation_id))
+struct get_social_conversation_response {
+    std::optional<social_conversation> conversation{};
+    std::vector<message> messages{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(get_social_conversation_response, (), (conversation, messages))
+CALLSAVVY_API_DESCRIPTOR(get_social_conversation, "getSocialConversation", "Get Social Conversation", chats_social,
+                         true, std::tuple<required<&get_social_conversation_request::conversation_id>>);
+
+// ======================= Campaign =======================
+
+struct send_sms_request {
+    std::vector<std::string> recipients{};
+    std::string message{};
+    std::optional<std::string> sender_id{};
+    std::optional<timestamp> schedule_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(send_sms_request, (), (recipients, message, sender_id, schedule_at))
+struct send_sms_response {
+    std::optional<std::string> campaign_id{};
+    std::optional<std::int64_t> queued{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(send_sms_response, (), (campaign_id, queued))
+CALLSAVVY_API_DESCRIPTOR(send_sms, "sendSms", "Send SMS Message", campaign, false,
+                         std::tuple<required<&send_sms_request::recipients>, count<&send_sms_request::recipients, 1, 1000>,
+                                    required<&send_sms_request::message>, length<&send_sms_request::message, 1, 1600>>);
+
+struct send_voice_message_request {
+    std::vector<std::string> recipients{};
+    std::optional<std::string> message{};   ///< TTS text; exactly one of message and audio_url
+    std::optional<std::string> audio_url{};
+    std::optional<std::string> language{};
+    std::optional<std::string> voice{};
+    std::optional<timestamp> schedule_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(send_voice_message_request, (), (recipients, message, audio_url, language, voice, schedule_at))
+struct send_voice_message_response {
+    std::optional<std::string> campaign_id{};
+    std::optional<std::int64_t> queued{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(send_voice_message_response, (), (campaign_id, queued))
+CALLSAVVY_API_DESCRIPTOR(send_voice_message, "sendVoiceMessage", "Send Voice Message", campaign, false,
+                         std::tuple<required<&send_voice_message_request::recipients>,
+                                    count<&send_voice_message_request::recipients, 1, 1000>,
+                                    exactly_one<&send_voice_message_request::message,
+                                                &send_voice_message_request::audio_url>>);
+
+struct send_whatsapp_request {
+    std::vector<std::string> recipients{};
+    std::string message{};
+    std::optional<std::string> media_url{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(send_whatsapp_request, (), (recipients, message, media_url))
+struct send_whatsapp_response {
+    std::optional<std::string> campaign_id{};
+    std::optional<std::int64_t> queued{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(send_whatsapp_response, (), (campaign_id, queued))
+CALLSAVVY_API_DESCRIPTOR(send_whatsapp, "sendWhatsapp", "Send WhatsApp Message", campaign, false,
+                         std::tuple<required<&send_whatsapp_request::recipients>,
+                                    count<&send_whatsapp_request::recipients, 1, 1000>,
+                                    required<&send_whatsapp_request::message>>);
+
+// ======================= Video Call =======================
+
+struct list_video_calls_request {
+    CALLSAVVY_API_PAGING;
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_video_calls_request, (), (page, per_page))
+struct list_video_calls_response {
+    std::vector<api::video_call> video_calls{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_video_calls_response, (), (video_calls, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_video_calls, "listVideoCalls", "List Video Calls", video_call, true,
+                         list_rules<list_video_calls_request>);
+
+struct get_video_call_request {
+    std::string video_call_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(get_video_call_request, (), (video_call_id))
+struct get_video_call_response {
+    std::optional<api::video_call> video_call{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(get_video_call_response, (), (video_call))
+CALLSAVVY_API_DESCRIPTOR(get_video_call, "getVideoCall", "Get Video Call", video_call, true,
+                         std::tuple<required<&get_video_call_request::video_call_id>>);
+
+struct create_video_call_request {
+    std::string title{};
+    std::optional<std::vector<std::string>> participants{}; ///< e-mail addresses
+    std::optional<timestamp> scheduled_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_video_call_request, (), (title, participants, scheduled_at))
+struct create_video_call_response {
+    std::optional<std::string> video_call_id{};
+    std::optional<std::string> join_url{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_video_call_response, (), (video_call_id, join_url))
+CALLSAVVY_API_DESCRIPTOR(create_video_call, "createVideoCall", "Create Video Call", video_call, false,
+                         std::tuple<required<&create_video_call_request::title>>);
+
+// ======================= Virtual Meeting =======================
+
+struct list_virtual_meetings_request {
+    CALLSAVVY_API_PAGING;
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_virtual_meetings_request, (), (page, per_page))
+struct list_virtual_meetings_response {
+    std::vector<api::meeting> meetings{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_virtual_meetings_response, (), (meetings, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_virtual_meetings, "listVirtualMeetings", "List Virtual Meetings", virtual_meeting, true,
+                         list_rules<list_virtual_meetings_request>);
+
+struct get_virtual_meeting_request {
+    std::string meeting_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(get_virtual_meeting_request, (), (meeting_id))
+struct get_virtual_meeting_response {
+    std::optional<api::meeting> meeting{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(get_virtual_meeting_response, (), (meeting))
+CALLSAVVY_API_DESCRIPTOR(get_virtual_meeting, "getVirtualMeeting", "Get Virtual Meeting", virtual_meeting, true,
+                         std::tuple<required<&get_virtual_meeting_request::meeting_id>>);
+
+struct create_virtual_meeting_request {
+    std::string title{};
+    timestamp start_at{};
+    std::optional<std::int64_t> duration{}; ///< minutes; the server's default is 30
+    std::optional<std::vector<std::string>> attendees{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_virtual_meeting_request, (), (title, start_at, duration, attendees))
+struct create_virtual_meeting_response {
+    std::optional<std::string> meeting_id{};
+    std::optional<std::string> join_url{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_virtual_meeting_response, (), (meeting_id, join_url))
+CALLSAVVY_API_DESCRIPTOR(create_virtual_meeting, "createVirtualMeeting", "Create Virtual Meeting", virtual_meeting,
+                         false,
+                         std::tuple<required<&create_virtual_meeting_request::title>,
+                                    required<&create_virtual_meeting_request::start_at>>);
+
+// ======================= Contacts =======================
+
+struct list_contacts_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<std::string> group_id{};
+    std::optional<std::string> search{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_contacts_request, (), (page, per_page, group_id, search))
+struct list_contacts_response {
+    std::vector<contact> contacts{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_contacts_response, (), (contacts, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_contacts, "listContacts", "List Contacts", contacts, true,
+                         list_rules<list_contacts_request>);
+
+struct list_contact_groups_request {
+    CALLSAVVY_API_PAGING;
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_contact_groups_request, (), (page, per_page))
+struct list_contact_groups_response {
+    std::vector<contact_group> groups{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_contact_groups_response, (), (groups, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_contact_groups, "listContactGroups", "List Contact Groups", contacts, true,
+                         list_rules<list_contact_groups_request>);
+
+struct create_contact_request {
+    std::string phone{};
+    std::optional<std::string> first_name{};
+    std::optional<std::string> last_name{};
+    std::optional<std::string> email{};
+    std::optional<std::string> group_id{};
+    std::optional<boost::json::object> custom_fields{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_contact_request, (), (phone, first_name, last_name, email, group_id, custom_fields))
+struct create_contact_response {
+    std::optional<std::string> contact_id{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_contact_response, (), (contact_id))
+using new_contact_rules = std::tuple<required<&create_contact_request::phone>>;
+CALLSAVVY_API_DESCRIPTOR(create_contact, "createContact", "Create Single Contact", contacts, false, new_contact_rules);
+
+/// One contact of a bulk creation: shaped like createContact's request.
+using new_contact = create_contact_request;
+
+struct create_bulk_contact_request {
+    std::vector<new_contact> contacts{};
+    std::optional<std::string> group_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_bulk_contact_request, (), (contacts, group_id))
+struct create_bulk_contact_response {
+    std::optional<std::int64_t> created{};
+    std::vector<std::string> contact_ids{};
+    std::vector<bulk_failure> failed{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_bulk_contact_response, (), (created, contact_ids, failed))
+CALLSAVVY_API_DESCRIPTOR(create_bulk_contact, "createBulkContact", "Create Bulk Contact", contacts, false,
+                         std::tuple<required<&create_bulk_contact_request::contacts>,
+                                    count<&create_bulk_contact_request::contacts, 1, 500>,
+                                    each<&create_bulk_contact_request::contacts, new_contact_rules>>);
+
+struct delete_contact_request {
+    std::string contact_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(delete_contact_request, (), (contact_id))
+struct delete_contact_response {
+    std::optional<std::string> contact_id{};
+    std::optional<bool> deleted{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(delete_contact_response, (), (contact_id, deleted))
+CALLSAVVY_API_DESCRIPTOR(delete_contact, "deleteContact", "Delete Contact", contacts, false,
+                         std::tuple<required<&delete_contact_request::contact_id>>);
+
+// ======================= Leads =======================
+
+struct list_leads_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<std::string> status{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_leads_request, (), (page, per_page, status))
+struct list_leads_response {
+    std::vector<lead> leads{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_leads_response, (), (leads, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_leads, "listLeads", "List Leads", leads, true, list_rules<list_leads_request>);
+
+struct create_lead_request {
+    std::string name{};
+    std::optional<std::string> phone{};
+    std::optional<std::string> email{}; ///< at least one of phone and email
+    std::optional<std::string> source{};
+    std::optional<std::string> status{}; ///< the server's default is "new"
+    std::optional<std::string> notes{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_lead_request, (), (name, phone, email, source, status, notes))
+struct create_lead_response {
+    std::optional<std::string> lead_id{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_lead_response, (), (lead_id))
+CALLSAVVY_API_DESCRIPTOR(create_lead, "createLead", "Create Lead", leads, false,
+                         std::tuple<required<&create_lead_request::name>,
+                                    at_least_one<&create_lead_request::phone, &create_lead_request::email>>);
+
+struct update_lead_request {
+    std::string lead_id{};
+    std::optional<std::string> name{};
+    std::optional<std::string> phone{};
+    std::optional<std::string> email{};
+    std::optional<std::string> status{};
+    std::optional<std::string> notes{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(update_lead_request, (), (lead_id, name, phone, email, status, notes))
+struct update_lead_response {
+    std::optional<std::string> lead_id{};
+    std::optional<std::string> status{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(update_lead_response, (), (lead_id, status))
+CALLSAVVY_API_DESCRIPTOR(update_lead, "updateLead", "Update Lead", leads, false,
+                         std::tuple<required<&update_lead_request::lead_id>>);
+
+struct delete_lead_request {
+    std::string lead_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(delete_lead_request, (), (lead_id))
+struct delete_lead_response {
+    std::optional<std::string> lead_id{};
+    std::optional<bool> deleted{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(delete_lead_response, (), (lead_id, deleted))
+CALLSAVVY_API_DESCRIPTOR(delete_lead, "deleteLead", "Delete Lead", leads, false,
+                         std::tuple<required<&delete_lead_request::lead_id>>);
+
+#undef CALLSAVVY_API_DESCRIPTOR
+#undef CALLSAVVY_API_PAGING
+
+} // namespace api
+CALLSAVVY_END_NAMESPACE
+
+/// Every endpoint of the catalog, in the spec's order: X(descriptor) once each. The named calls
+/// (`client::async_<descriptor>`), the runtime table and the tests expand it.
+#define CALLSAVVY_API_ENDPOINTS(X)                                                                             \
+    X(get_summary)                                                                                             \
+    X(list_departments)                                                                                        \
+    X(list_request_categories)                                                                                 \
+    X(list_users)                                                                                              \
+    X(list_tickets)                                                                                            \
+    X(get_ticket_conversation)                                                                                 \
+    X(create_ticket)                                                                                           \
+    X(add_ticket_reply)                                                                                        \
+    X(list_calls)                                                                                              \
+    X(view_call)                                                                                               \
+    X(create_auto_dialer_task)                                                                                 \
+    X(create_automated_call)                                                                                   \
+    X(list_tts_voices)                                                                                         \
+    X(list_chats)                                                                                              \
+    X(get_chat_conversation)                                                                                   \
+    X(list_social)                                                                                             \
+    X(get_social_conversation)                                                                                 \
+    X(send_sms)                                                                                                \
+    X(send_voice_message)                                                                                      \
+    X(send_whatsapp)                                                                                           \
+    X(list_video_calls)                                                                                        \
+    X(get_video_call)                                                                                          \
+    X(create_video_call)                                                                                       \
+    X(list_virtual_meetings)                                                                                   \
+    X(get_virtual_meeting)                                                                                     \
+    X(create_virtual_meeting)                                                                                  \
+    X(list_contacts)                                                                                           \
+    X(list_contact_groups)                                                                                     \
+    X(create_contact)                                                                                          \
+    X(create_bulk_contact)                                                                                     \
+    X(delete_contact)                                                                                          \
+    X(list_leads)                                                                                              \
+    X(create_lead)                                                                                             \
+    X(update_lead)                                                                                             \
+    X(delete_lead)
+// ---- end callsavvy/api/endpoints.hpp ----
+// ---- begin callsavvy/json/mapping.hpp ----
+// callsavvy/json/mapping.hpp — the one JSON mapping of the typed API, on Boost.JSON + Boost.Describe.
+// Encoding omits absent optionals and appends a struct's `extra` members as given. Decoding never fails
+// on what an evolving API may do (missing fields stay empty, unknown fields land in `extra`, numbers may
+// arrive as numeric strings) and fails on what is really wrong (a present value of the wrong type), with
+// the path of the field. Boost.JSON 1.81's own described-struct conversion demands every key, so it is
+// not used.
+
+
+#include <boost/describe/members.hpp>
+#include <boost/describe/modifiers.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/string.hpp>
+#include <boost/json/value.hpp>
+#include <boost/mp11/algorithm.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace json_mapping {
+
+/// Where and why a decode failed: `path` like `tickets[3].created_at`.
+struct decode_error {
+    std::string path{};
+    std::string reason{};
+    /// Input, not output: decode as a server checks a request (no numeric strings for numbers, no numbers
+    /// for text) instead of as a client reads a response (lenient about both).
+    bool strict_types = false;
+    std::string message() const { return "field " + (path.empty() ? std::string("<data>") : path) + ": " + reason; }
+};
+
+template <class T>
+inline constexpr bool is_described_v = boost::describe::has_describe_members<T>::value;
+
+template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+template <class T>
+struct is_vector : std::false_type {};
+template <class T, class A>
+struct is_vector<std::vector<T, A>> : std::true_type {};
+template <class T>
+struct is_open_enum : std::false_type {};
+template <class Tag>
+struct is_open_enum<open_enum<Tag>> : std::true_type {};
+
+template <class T>
+concept has_extra = requires(T t) {
+    { t.extra } -> std::same_as<boost::json::object&>;
+};
+
+template <class T>
+using members_of = boost::describe::describe_members<T, boost::describe::mod_public>;
+
+// ---- encoding ----
+
+template <class T>
+boost::json::value encode(const T& v);
+
+template <class T>
+void encode_into(const T& v, boost::json::object& out) {
+    boost::mp11::mp_for_each<members_of<T>>([&](auto d) {
+        const auto& m = v.*d.pointer;
+        using M = std::remove_cvref_t<decltype(m)>;
+        if constexpr (is_optional<M>::value) {
+            if (m) out[d.name] = encode(*m);
+        } else {
+            out[d.name] = encode(m);
+        }
+    });
+    if constexpr (has_extra<T>) {
+        for (const auto& kv : v.extra) out[kv.key()] = kv.value();
+    }
+}
+
+template <class T>
+boost::json::value encode(const T& v) {
+    if constexpr (std::is_same_v<T, bool>) {
+        return boost::json::value(v);
+    } else if constexpr (std::is_integral_v<T>) {
+        return boost::json::value(static_cast<std::int64_t>(v));
+    } else if constexpr (std::is_floating_point_v<T>) {
+        return boost::json::value(static_cast<double>(v));
+    } else if constexpr (std::is_same_v<T, std::string>) {
+        return boost::json::value(boost::json::string_view(v));
+    } else if constexpr (is_open_enum<T>::value || std::is_same_v<T, timestamp>) {
+        return boost::json::value(boost::json::string_view(v.str()));
+    } else if constexpr (std::is_same_v<T, boost::json::object> || std::is_same_v<T, boost::json::value>) {
+        return boost::json::value(v);
+    } else if constexpr (is_optional<T>::value) {
+        return v ? encode(*v) : boost::json::value(nullptr);
+    } else if constexpr (is_vector<T>::value) {
+        boost::json::array a;
+        a.reserve(v.size());
+        for (const auto& e : v) a.push_back(encode(e));
+        return a;
+    } else {
+        static_assert(is_described_v<T>, "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
+        boost::json::object o;
+        encode_into(v, o);
+        return o;
+    }
+}
+
+// ---- decoding ----
+
+/// The path of the field being decoded, built only when a failure needs it.
+struct path_segment {
+    const path_segment* parent = nullptr;
+    std::string_view name{};
+    std::size_t index = 0;
+    bool is_index = false;
+
+    std::string str() const {
+        std::string s = parent != nullptr ? parent->str() : std::string();
+        if (is_index) {
+            s += '[' + std::to_string(index) + ']';
+        } else if (!name.empty()) {
+            if (!s.empty()) s += '.';
+            s += name;
+        }
+        return s;
+    }
+};
+
+inline bool fail(const path_segment& at, std::string reason, decode_error& err) {
+    err.path = at.str();
+    err.reason = std::move(reason);
+    return false;
+}
+
+inline const char* kind_name(const boost::json::value& v) {
+    switch (v.kind()) {
+    case boost::json::kind::null: return "null";
+    case boost::json::kind::bool_: return "a boolean";
+    case boost::json::kind::int64:
+    case boost::json::kind::uint64:
+    case boost::json::kind::double_: return "a number";
+    case boost::json::kind::string: return "a string";
+    case boost::json::kind::array: return "an array";
+    case boost::json::kind::object: return "an object";
+    }
+    return "a value";
+}
+
+template <class T>
+bool decode(const boost::json::value& in, T& out, const path_segment& at, decode_error& err);
+
+template <class I>
+bool decode_integer(const boost::json::value& in, I& out, const path_segment& at, decode_error& err) {
+    std::int64_t n = 0;
+    if (const auto* p = in.if_int64()) {
+        n = *p;
+    } else if (const auto* u = in.if_uint64()) {
+        if (*u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+            return fail(at, "integer out of range", err);
+        n = static_cast<std::int64_t>(*u);
+    } else if (const auto* d = in.if_double(); d != nullptr && !err.strict_types) {
+        if (!std::isfinite(*d) || std::trunc(*d) != *d || std::fabs(*d) > 9.0e15)
+            return fail(at, "expected an integer, got a fractional number", err);
+        n = static_cast<std::int64_t>(*d);
+    } else if (const auto* s = in.if_string(); s != nullptr && !err.strict_types) {
+        // Numbers may arrive as numeric strings (spec §2).
+        const char* b = s->data();
+        const char* e = b + s->size();
+        auto [p, ec] = std::from_chars(b, e, n);
+        if (ec != std::errc{} || p != e || b == e) return fail(at, "expected an integer, got a non-numeric string", err);
+    } else {
+        return fail(at, std::string("expected an integer, got ") + kind_name(in), err);
+    }
+    if (n < static_cast<std::int64_t>(std::numeric_limits<I>::min()) ||
+        n > static_cast<std::int64_t>(std::numeric_limits<I>::max()))
+        return fail(at, "integer out of range", err);
+    out = static_cast<I>(n);
+    return true;
+}
+
+template <class T>
+bool decode_object(const boost::json::object& in, T& out, const path_segment& at, decode_error& err) {
+    bool ok = true;
+    boost::mp11::mp_for_each<members_of<T>>([&](auto d) {
+        if (!ok) return;
+        const auto* v = in.if_contains(d.name);
+        if (v == nullptr || v->is_null()) return; // missing fields stay empty
+        const path_segment here{&at, d.name, 0, false};
+        ok = decode(*v, out.*d.pointer, here, err);
+    });
+    if (!ok) return false;
+    if constexpr (has_extra<T>) {
+        for (const auto& kv : in) {
+            bool known = false;
+            boost::mp11::mp_for_each<members_of<T>>([&](auto d) { known = known || kv.key() == d.name; });
+            if (!known) out.extra[kv.key()] = kv.value();
+        }
+    }
+    return true;
+}
+
+template <class T>
+bool decode(const boost::json::value& in, T& out, const path_segment& at, decode_error& err) {
+    if constexpr (std::is_same_v<T, bool>) {
+        if (const auto* b = in.if_bool()) {
+            out = *b;
+            return true;
+        }
+        if (const auto* s = in.if_string(); s != nullptr && !err.strict_types) {
+            if (*s == "true" || *s == "1") return out = true, true;
+            if (*s == "false" || *s == "0") return out = false, true;
+        }
+        if (!err.strict_types && in.is_int64() && (in.get_int64() == 0 || in.get_int64() == 1))
+            return out = in.get_int64() == 1, true;
+        return fail(at, std::string("expected a boolean, got ") + kind_name(in), err);
+    } else if constexpr (std::is_integral_v<T>) {
+        return decode_integer(in, out, at, err);
+    } else if constexpr (std::is_floating_point_v<T>) {
+        if (in.is_number()) return out = static_cast<T>(in.to_number<double>()), true;
+        if (const auto* s = in.if_string()) {
+            double d = 0;
+            auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), d);
+            if (ec == std::errc{} && p == s->data() + s->size() && !s->empty()) return out = static_cast<T>(d), true;
+        }
+        return fail(at, std::string("expected a number, got ") + kind_name(in), err);
+    } else if constexpr (std::is_same_v<T, std::string> || is_open_enum<T>::value || std::is_same_v<T, timestamp>) {
+        if (const auto* s = in.if_string()) {
+            out = T(std::string(s->data(), s->size()));
+            return true;
+        }
+        if (err.strict_types) return fail(at, std::string("expected a string, got ") + kind_name(in), err);
+        // A number where text is expected is kept as its text (ids and amounts are sometimes numbers).
+        if (in.is_int64()) return out = T(std::to_string(in.get_int64())), true;
+        if (in.is_uint64()) return out = T(std::to_string(in.get_uint64())), true;
+        if (in.is_double()) {
+            char buf[32];
+            auto [p, ec] = std::to_chars(buf, buf + sizeof buf, in.get_double());
+            (void)ec;
+            return out = T(std::string(buf, p)), true;
+        }
+        return fail(at, std::string("expected a string, got ") + kind_name(in), err);
+    } else if constexpr (std::is_same_v<T, boost::json::value>) {
+        out = in;
+        return true;
+    } else if constexpr (std::is_same_v<T, boost::json::object>) {
+        if (const auto* o = in.if_object()) return out = *o, true;
+        return fail(at, std::string("expected an object, got ") + kind_name(in), err);
+    } else if constexpr (is_optional<T>::value) {
+        typename T::value_type v{};
+        if (!decode(in, v, at, err)) return false;
+        out = std::move(v);
+        return true;
+    } else if constexpr (is_vector<T>::value) {
+        const auto* a = in.if_array();
+        if (a == nullptr) return fail(at, std::string("expected an array, got ") + kind_name(in), err);
+        out.clear();
+        out.reserve(a->size());
+        for (std::size_t i = 0; i < a->size(); ++i) {
+            const path_segment here{&at, {}, i, true};
+            typename T::value_type e{};
+            if (!decode((*a)[i], e, here, err)) return false;
+            out.push_back(std::move(e));
+        }
+        return true;
+    } else {
+        static_assert(is_described_v<T>, "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
+        const auto* o = in.if_object();
+        if (o == nullptr) return fail(at, std::string("expected an object, got ") + kind_name(in), err);
+        return decode_object(*o, out, at, err);
+    }
+}
+
+} // namespace json_mapping
+
+/// Encodes a described struct (requests): absent optionals omitted, `extra` members appended as given.
+template <class T>
+boost::json::object to_json(const T& v) {
+    boost::json::object o;
+    json_mapping::encode_into(v, o);
+    return o;
+}
+
+/// Decodes a described struct (responses). Returns false and fills `err` (with the field path) when a
+/// present value has the wrong type; missing fields stay empty and unknown ones are kept in `extra`.
+template <class T>
+bool from_json(const boost::json::object& in, T& out, json_mapping::decode_error& err) {
+    return json_mapping::decode_object(in, out, json_mapping::path_segment{}, err);
+}
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/json/mapping.hpp ----
+
+#include <boost/json/object.hpp>
+
+#include <array>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace api {
+
+template <class E>
+concept endpoint = requires {
+    { E::resource } -> std::convertible_to<std::string_view>;
+    { E::read_only } -> std::convertible_to<bool>;
+    typename E::request;
+    typename E::response;
+    typename E::rules;
+};
+
+/// The JSON key of a list endpoint's collection: its response's first list member ("" for the others).
+template <endpoint E>
+std::string_view collection_of() {
+    std::string_view key;
+    if (!E::resource.starts_with("list")) return key;
+    boost::mp11::mp_for_each<boost::describe::describe_members<typename E::response, boost::describe::mod_public>>(
+        [&](auto d) {
+            using M = std::remove_cvref_t<decltype(std::declval<typename E::response>().*d.pointer)>;
+            if (key.empty() && json_mapping::is_vector<M>::value) key = d.name;
+        });
+    return key;
+}
+
+template <endpoint E>
+inline constexpr bool is_paginated_v = requires(typename E::request r) { r.page; };
+
+/// A request as the server checks it: a value of the wrong JSON type is invalid, then the rules apply.
+template <endpoint E>
+std::optional<violation> check_json_request(const boost::json::object& body, typename E::request* decoded = nullptr) {
+    typename E::request req{};
+    json_mapping::decode_error err;
+    err.strict_types = true;
+    if (!from_json(body, req, err)) {
+        // The top-level field is what the spec's message names.
+        std::string field = err.path.substr(0, err.path.find_first_of(".["));
+        if (err.path.find('[') != std::string::npos && err.path.find('.') != std::string::npos) field = err.path;
+        return violation{violation::kind::invalid, field};
+    }
+    auto v = check_all<typename E::rules>(req);
+    if (!v && decoded != nullptr) *decoded = std::move(req);
+    return v;
+}
+
+/// One endpoint, type-erased.
+struct endpoint_info {
+    std::string_view resource{};
+    std::string_view title{};
+    api::group group{};
+    bool read_only = false;
+    bool paginated = false;
+    std::string_view collection{};
+    std::optional<violation> (*check_request)(const boost::json::object& body) = nullptr;
+    bool (*decode_response)(const boost::json::object& data, json_mapping::decode_error& err) = nullptr;
+};
+
+template <endpoint E>
+endpoint_info make_endpoint_info() {
+    endpoint_info i;
+    i.resource = E::resource;
+    i.title = E::title;
+    i.group = E::group;
+    i.read_only = E::read_only;
+    i.paginated = is_paginated_v<E>;
+    i.collection = collection_of<E>();
+    i.check_request = [](const boost::json::object& body) { return check_json_request<E>(body); };
+    i.decode_response = [](const boost::json::object& data, json_mapping::decode_error& err) {
+        typename E::response r;
+        return from_json(data, r, err);
+    };
+    return i;
+}
+
+/// Every endpoint, in the spec's order.
+inline std::span<const endpoint_info> catalog() {
+#define CALLSAVVY_API_INFO(name) make_endpoint_info<name>(),
+    static const std::vector<endpoint_info> all{CALLSAVVY_API_ENDPOINTS(CALLSAVVY_API_INFO)};
+#undef CALLSAVVY_API_INFO
+    return all;
+}
+
+/// The endpoint with this resource URI, or nullptr.
+inline const endpoint_info* find_endpoint(std::string_view resource) {
+    for (const auto& e : catalog())
+        if (e.resource == resource) return &e;
+    return nullptr;
+}
+
+/// Calls f(E{}) for every descriptor E.
+template <class F>
+void for_each_endpoint(F&& f) {
+#define CALLSAVVY_API_VISIT(name) f(name{});
+    CALLSAVVY_API_ENDPOINTS(CALLSAVVY_API_VISIT)
+#undef CALLSAVVY_API_VISIT
+}
+
+} // namespace api
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/api/catalog.hpp ----
 // ---- begin callsavvy/net/connection.hpp ----
 // callsavvy/net/connection.hpp — one client connection: resolve with every address tried in turn, TCP with
 // TCP_NODELAY, an optional HTTP CONNECT tunnel, an optional verified TLS session, each request written in
@@ -2295,6 +3996,9 @@ struct client_options {
     std::string user_agent = "callsavvy-cpp/" CALLSAVVY_VERSION_STRING;
     std::function<void(const call_event&)> observer{};
     std::uint64_t jitter_seed = 0; ///< seed of the backoff jitter; 0 picks a random one
+    /// Check typed requests against the catalog's rules before sending. The real server may be more
+    /// permissive than the spec says; switch this off to let it decide.
+    bool validate_requests = true;
 };
 
 namespace detail {
@@ -2881,24 +4585,25 @@ public:
     executor_type get_executor() const noexcept { return impl_->executor(); }
     const client_options& options() const noexcept { return impl_->options(); }
 
-    /// Calls `resource` with `params` as the JSON body; completes with the envelope's `data` object.
-    /// Default token: `co_await` it; a failure throws callsavvy::api_error with the server's details.
-    /// Other tokens complete with (error_code, boost::json::object); pass a diagnostics object (the overload
-    /// below) to read the same details without exceptions.
+    /// Calls `resource` with `params` as the JSON body; completes with the envelope's `data` object (every
+    /// field the server sent). Default token: `co_await` it; a failure throws callsavvy::api_error with the
+    /// server's details. Other tokens complete with (error_code, boost::json::object); the overload with a
+    /// diagnostics object gives the same details without exceptions. The resource's retry safety comes from
+    /// the catalog; a resource the catalog does not know is treated as state-changing.
     /// Cancellation: any type until the request's first byte is written; only terminal afterwards (the
     /// connection is then closed and the call completes with operation_aborted).
     template <class CompletionToken = default_token>
     auto async_call(std::string resource, boost::json::object params, CompletionToken&& token = {}) {
-        return start(std::move(resource), boost::json::serialize(params), false, nullptr,
-                     std::forward<CompletionToken>(token));
+        return launch(raw_op{impl_, std::move(resource), boost::json::serialize(params), read_only(resource)}, nullptr,
+                      std::forward<CompletionToken>(token));
     }
 
     /// As above, leaving the failure's details (status, server message, body, detail) in `diag`, which must
     /// outlive the operation.
     template <class CompletionToken = default_token>
     auto async_call(std::string resource, boost::json::object params, diagnostics& diag, CompletionToken&& token = {}) {
-        return start(std::move(resource), boost::json::serialize(params), false, &diag,
-                     std::forward<CompletionToken>(token));
+        return launch(raw_op{impl_, std::move(resource), boost::json::serialize(params), read_only(resource)}, &diag,
+                      std::forward<CompletionToken>(token));
     }
 
     /// The raw form: a serialized JSON body, and whether the endpoint is read-only (spec §2 "Retry
@@ -2906,8 +4611,37 @@ public:
     template <class CompletionToken = default_token>
     auto async_call_raw(std::string resource, std::string json_body, bool read_only, diagnostics* diag,
                         CompletionToken&& token = {}) {
-        return start(std::move(resource), std::move(json_body), read_only, diag, std::forward<CompletionToken>(token));
+        return launch(raw_op{impl_, std::move(resource), std::move(json_body), read_only}, diag,
+                      std::forward<CompletionToken>(token));
     }
+
+    /// The typed call of a catalog endpoint: `co_await api.async_call(api::create_ticket{}, {...})`. The
+    /// request is checked against the endpoint's rules first (unless options().validate_requests is off):
+    /// a broken rule completes with error::validation_failed and the spec's message in diagnostics::detail,
+    /// and nothing is sent. The response is decoded into the endpoint's response type (its `raw` holds the
+    /// whole `data` object); a present field of the wrong type is error::decode_failed with its path.
+    template <api::endpoint Endpoint, class CompletionToken = default_token>
+    auto async_call(Endpoint, typename Endpoint::request request, CompletionToken&& token = {}) {
+        return launch(typed_op<Endpoint>{impl_, std::move(request)}, nullptr, std::forward<CompletionToken>(token));
+    }
+
+    template <api::endpoint Endpoint, class CompletionToken = default_token>
+    auto async_call(Endpoint, typename Endpoint::request request, diagnostics& diag, CompletionToken&& token = {}) {
+        return launch(typed_op<Endpoint>{impl_, std::move(request)}, &diag, std::forward<CompletionToken>(token));
+    }
+
+    // One named call per endpoint of the catalog: async_get_summary, async_list_tickets, async_create_ticket...
+#define CALLSAVVY_NAMED_CALL(name)                                                                             \
+    template <class CompletionToken = default_token>                                                           \
+    auto async_##name(api::name::request request, CompletionToken&& token = {}) {                              \
+        return async_call(api::name{}, std::move(request), std::forward<CompletionToken>(token));              \
+    }                                                                                                          \
+    template <class CompletionToken = default_token>                                                           \
+    auto async_##name(api::name::request request, diagnostics& diag, CompletionToken&& token = {}) {           \
+        return async_call(api::name{}, std::move(request), diag, std::forward<CompletionToken>(token));        \
+    }
+    CALLSAVVY_API_ENDPOINTS(CALLSAVVY_NAMED_CALL)
+#undef CALLSAVVY_NAMED_CALL
 
     /// Ends every call in flight with operation_aborted, closes idle connections (TLS: close_notify) and
     /// refuses new calls with error::client_closed. Idempotent; the destructor calls it.
@@ -2917,53 +4651,170 @@ public:
     std::size_t idle_connections() const noexcept { return impl_->idle_connections(); }
 
 private:
-    static asio::awaitable<boost::json::object> run_throwing(std::shared_ptr<detail::client_impl> impl,
-                                                             std::string resource, std::string body, bool read_only,
-                                                             diagnostics* user_diag) {
+    template <class T>
+    struct outcome {
+        error_code ec{};
+        T value{};
+    };
+
+    static bool read_only(std::string_view resource) {
+        const auto* e = api::find_endpoint(resource);
+        return e != nullptr && e->read_only;
+    }
+
+    struct raw_op {
+        using result_type = boost::json::object;
+        std::shared_ptr<detail::client_impl> impl;
+        std::string resource;
+        std::string body;
+        bool read_only = false;
+
+        asio::awaitable<outcome<result_type>> run(diagnostics& d) {
+            auto r = co_await impl->call(std::move(resource), std::move(body), read_only, d);
+            co_return outcome<result_type>{r.ec, std::move(r.data)};
+        }
+    };
+
+    template <class E>
+    struct typed_op {
+        using result_type = typename E::response;
+        std::shared_ptr<detail::client_impl> impl;
+        typename E::request request;
+
+        asio::awaitable<outcome<result_type>> run(diagnostics& d) {
+            outcome<result_type> out;
+            if (impl->options().validate_requests) {
+                if (auto v = api::check_all<typename E::rules>(request)) {
+                    d.clear();
+                    d.resource = std::string(E::resource);
+                    d.detail = v->message();
+                    out.ec = make_error_code(error::validation_failed);
+                    co_return out;
+                }
+            }
+            auto r = co_await impl->call(std::string(E::resource), boost::json::serialize(to_json(request)),
+                                         E::read_only, d);
+            if (r.ec) {
+                out.ec = r.ec;
+                co_return out;
+            }
+            json_mapping::decode_error err;
+            if (!from_json(r.data, out.value, err)) {
+                d.detail = err.message();
+                d.body = boost::json::serialize(r.data);
+                out.ec = make_error_code(error::decode_failed);
+                out.value = {};
+                co_return out;
+            }
+            out.value.raw = std::move(r.data);
+            co_return out;
+        }
+    };
+
+    template <class Op>
+    static asio::awaitable<typename Op::result_type> run_throwing(Op op, diagnostics* user_diag) {
         diagnostics local;
         diagnostics& d = user_diag != nullptr ? *user_diag : local;
-        auto r = co_await impl->call(std::move(resource), std::move(body), read_only, d);
+        auto r = co_await op.run(d);
         if (r.ec) throw api_error(r.ec, d);
-        co_return std::move(r.data);
+        co_return std::move(r.value);
     }
 
-    static asio::awaitable<detail::call_result> run_nothrow(std::shared_ptr<detail::client_impl> impl,
-                                                            std::string resource, std::string body, bool read_only,
-                                                            diagnostics* user_diag) {
+    template <class Op>
+    static asio::awaitable<outcome<typename Op::result_type>> run_nothrow(Op op, diagnostics* user_diag) {
         diagnostics local;
-        co_return co_await impl->call(std::move(resource), std::move(body), read_only,
-                                      user_diag != nullptr ? *user_diag : local);
+        co_return co_await op.run(user_diag != nullptr ? *user_diag : local);
     }
 
-    template <class CompletionToken>
-    auto start(std::string resource, std::string body, bool read_only, diagnostics* diag, CompletionToken&& token) {
+    template <class Op, class CompletionToken>
+    auto launch(Op op, diagnostics* diag, CompletionToken&& token) {
+        using T = typename Op::result_type;
         if constexpr (detail::is_use_awaitable<std::decay_t<CompletionToken>>::value) {
             // Runs on the client's executor whatever executor the awaiting coroutine has.
-            return asio::co_spawn(impl_->executor(),
-                                   run_throwing(impl_, std::move(resource), std::move(body), read_only, diag),
-                                   std::forward<CompletionToken>(token));
+            return asio::co_spawn(impl_->executor(), run_throwing(std::move(op), diag),
+                                  std::forward<CompletionToken>(token));
         } else {
-            return asio::async_initiate<CompletionToken, void(error_code, boost::json::object)>(
-                [](auto handler, std::shared_ptr<detail::client_impl> impl, std::string resource, std::string body,
-                   bool read_only, diagnostics* diag) {
+            return asio::async_initiate<CompletionToken, void(error_code, T)>(
+                [](auto handler, Op op, diagnostics* diag) {
                     auto slot = asio::get_associated_cancellation_slot(handler);
-                    auto hex = asio::get_associated_executor(handler, impl->executor());
-                    auto ex = impl->executor();
-                    asio::co_spawn(
-                        ex, run_nothrow(std::move(impl), std::move(resource), std::move(body), read_only, diag),
-                        asio::bind_cancellation_slot(
-                            slot, asio::bind_executor(hex, [h = std::move(handler)](std::exception_ptr ep,
-                                                                                     detail::call_result r) mutable {
-                                if (ep) r.ec = detail::error_from_exception(ep);
-                                std::move(h)(r.ec, std::move(r.data));
-                            })));
+                    auto ex = op.impl->executor();
+                    auto hex = asio::get_associated_executor(handler, ex);
+                    asio::co_spawn(ex, run_nothrow(std::move(op), diag),
+                                   asio::bind_cancellation_slot(
+                                       slot, asio::bind_executor(hex, [h = std::move(handler)](std::exception_ptr ep,
+                                                                                                outcome<T> r) mutable {
+                                           if (ep) r.ec = detail::error_from_exception(ep);
+                                           std::move(h)(r.ec, std::move(r.value));
+                                       })));
                 },
-                token, impl_, std::move(resource), std::move(body), read_only, diag);
+                token, std::move(op), diag);
         }
     }
 
     std::shared_ptr<detail::client_impl> impl_{};
 };
+
+/// Walks every page of a list endpoint, one request per page, lazily: `while (auto page = co_await
+/// pages.next()) {...}`. Stops after `total_pages` (or at an empty page when the server sends no
+/// pagination); cancelling the awaiting coroutine between pages stops the walk. Failures throw api_error.
+/// The client must outlive the pager.
+template <api::endpoint Endpoint>
+    requires api::is_paginated_v<Endpoint>
+class pager {
+public:
+    using response = typename Endpoint::response;
+
+    pager(client& c, typename Endpoint::request first) : client_(&c), request_(std::move(first)) {
+        next_page_ = request_.page.value_or(1);
+    }
+
+    /// The next page, or nullopt once the walk is over.
+    asio::awaitable<std::optional<response>> next() {
+        if (done_) co_return std::nullopt;
+        request_.page = next_page_;
+        response page = co_await client_->async_call(Endpoint{}, request_);
+        const std::size_t items = collection_size(page);
+        ++next_page_;
+        if (items == 0) {
+            done_ = true; // a page past the end: nothing to hand out
+            co_return std::nullopt;
+        }
+        if (const auto& total = page.pagination.total_pages) done_ = next_page_ > *total;
+        co_return std::optional<response>(std::move(page));
+    }
+
+    /// The page the next call to next() asks for.
+    std::int64_t next_page() const noexcept { return next_page_; }
+    bool done() const noexcept { return done_; }
+
+private:
+    static std::size_t collection_size(const response& r) {
+        std::size_t n = 0;
+        bool found = false;
+        boost::mp11::mp_for_each<boost::describe::describe_members<response, boost::describe::mod_public>>([&](auto d) {
+            using M = std::remove_cvref_t<decltype(r.*d.pointer)>;
+            if constexpr (json_mapping::is_vector<M>::value) {
+                if (!found) {
+                    n = (r.*d.pointer).size();
+                    found = true;
+                }
+            }
+        });
+        return n;
+    }
+
+    client* client_;
+    typename Endpoint::request request_;
+    std::int64_t next_page_ = 1;
+    bool done_ = false;
+};
+
+/// The pager of a list endpoint: `auto pages = callsavvy::paginate(api, api::list_tickets{}, {.per_page = 100});`
+template <api::endpoint Endpoint>
+    requires api::is_paginated_v<Endpoint>
+pager<Endpoint> paginate(client& c, Endpoint, typename Endpoint::request first = {}) {
+    return pager<Endpoint>(c, std::move(first));
+}
 
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/client.hpp ----
