@@ -1,0 +1,201 @@
+// callsavvy/testing/webhook_sender.hpp — sends Callsavvy-style webhook deliveries (raw JSON events, spec
+// §5) to a callback URL over HTTP or HTTPS, as the service would: optionally with the URL's Basic
+// credentials and a Standard Webhooks signature (spec §6). One delivery returns the receiver's status and
+// body; the bulk mode sends N events with a given concurrency over fresh or kept-alive connections, for
+// load tests. It uses the client's connection code (resolve, TCP, verified TLS, one write per request).
+#pragma once
+
+#include <callsavvy/config.hpp>
+#include <callsavvy/detail/base64.hpp>
+#include <callsavvy/http/parser.hpp>
+#include <callsavvy/http/serializer.hpp>
+#include <callsavvy/http/url.hpp>
+#include <callsavvy/net/connection.hpp>
+#include <callsavvy/net/tls.hpp>
+#include <callsavvy/webhook/signature.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace testing {
+
+struct webhook_sender_options {
+    tls_options tls{};                                 ///< for https callback URLs
+    std::optional<std::string> signing_secret{};       ///< `whsec_…`: sign every delivery (Standard Webhooks)
+    std::chrono::milliseconds timeout{10000};          ///< per delivery: connect + write + read
+    bool keep_alive = true;                            ///< reuse the connection between deliveries
+};
+
+struct delivery_result {
+    error_code ec{};          ///< transport, TLS, timeout or protocol failure; no status then
+    int status = 0;
+    std::string body{};
+    std::string delivery_id{}; ///< the webhook-id sent
+};
+
+struct bulk_result {
+    std::size_t sent = 0;
+    std::size_t acknowledged = 0; ///< 2xx answers
+    std::size_t failed = 0;       ///< no answer, or a non-2xx one
+    std::map<int, std::size_t> statuses{};
+    std::size_t connections = 0;  ///< connections opened
+    std::chrono::steady_clock::duration elapsed{};
+};
+
+class webhook_sender {
+public:
+    webhook_sender(asio::any_io_executor ex, std::string callback_url, webhook_sender_options o = {})
+        : ex_(std::move(ex)), opts_(std::move(o)) {
+        error_code ec;
+        auto u = http::parse_url(callback_url, ec);
+        if (!u) {
+            config_ec_ = ec ? ec : http::make_error_code(http::error::bad_url);
+            return;
+        }
+        url_ = *u;
+        route_.host = url_.host;
+        route_.port = url_.port;
+        route_.tls = url_.is_https();
+        if (!url_.userinfo.empty()) {
+            if (auto who = http::decode_userinfo(url_.userinfo))
+                authorization_ = "Basic " + callsavvy::detail::base64_encode(who->user + ":" + who->password);
+        }
+        if (route_.tls) {
+            std::string why;
+            tls_ctx_ = callsavvy::detail::make_tls_context(opts_.tls, config_ec_, why);
+        }
+    }
+
+    /// Delivers one event (its raw JSON text). `id`: the webhook-id; generated when empty.
+    asio::awaitable<delivery_result> deliver(std::string body, std::string id = {}) {
+        co_return co_await deliver_on(conn_, std::move(body), std::move(id));
+    }
+
+    /// Delivers every event with `concurrency` deliveries in flight, each worker on its own connection
+    /// (kept alive between its deliveries when options say so).
+    asio::awaitable<bulk_result> deliver_bulk(std::vector<std::string> events, std::size_t concurrency) {
+        bulk_result r;
+        const auto start = std::chrono::steady_clock::now();
+        std::size_t next = 0;
+        std::size_t running = concurrency == 0 ? 1 : concurrency;
+        asio::steady_timer all_done(ex_, std::chrono::steady_clock::time_point::max());
+        const std::size_t workers = running;
+        for (std::size_t w = 0; w < workers; ++w) {
+            asio::co_spawn(ex_, worker(this, &events, &next, &r, &running, &all_done), asio::detached);
+        }
+        auto [ec] = co_await all_done.async_wait(callsavvy::detail::use_nothrow);
+        (void)ec; // the last worker cancels the timer
+        r.elapsed = std::chrono::steady_clock::now() - start;
+        co_return r;
+    }
+
+    std::size_t connections_opened() const noexcept { return opened_; }
+
+private:
+    static asio::awaitable<void> worker(webhook_sender* self, std::vector<std::string>* events, std::size_t* next,
+                                        bulk_result* r, std::size_t* running, asio::steady_timer* all_done) {
+        std::unique_ptr<callsavvy::detail::connection> conn;
+        while (*next < events->size()) {
+            const std::size_t i = (*next)++;
+            ++r->sent;
+            auto d = co_await self->deliver_on(conn, (*events)[i], {});
+            if (d.status != 0) ++r->statuses[d.status];
+            if (!d.ec && d.status >= 200 && d.status < 300) ++r->acknowledged;
+            else ++r->failed;
+        }
+        if (conn) conn->close();
+        r->connections = self->opened_;
+        if (--*running == 0) all_done->cancel();
+    }
+
+    asio::awaitable<delivery_result> deliver_on(std::unique_ptr<callsavvy::detail::connection>& conn, std::string body,
+                                                std::string id) {
+        delivery_result out;
+        if (config_ec_) {
+            out.ec = config_ec_;
+            co_return out;
+        }
+        out.delivery_id = id.empty() ? "msg_" + std::to_string(++sequence_) : std::move(id);
+        if (!opts_.keep_alive || !conn || !conn->looks_alive()) {
+            if (conn) conn->close();
+            conn = std::make_unique<callsavvy::detail::connection>(ex_);
+        }
+        // The deadline closes the connection: whatever it waits on then ends.
+        asio::steady_timer deadline(ex_, opts_.timeout);
+        bool timed_out = false;
+        auto* c = conn.get();
+        deadline.async_wait([c, &timed_out](error_code ec) {
+            if (!ec) {
+                timed_out = true;
+                c->close();
+            }
+        });
+        if (!conn->is_open()) {
+            std::string detail;
+            ++opened_;
+            out.ec = co_await conn->async_open(route_, tls_ctx_.get(), !opts_.tls.insecure_skip_verify, detail);
+            if (out.ec) {
+                deadline.cancel();
+                conn.reset();
+                co_return out;
+            }
+        }
+        http::request req;
+        req.method = "POST";
+        req.target = url_.path.empty() ? "/" : url_.path;
+        req.headers.add("Host", url_.host_header());
+        req.headers.add("Content-Type", "application/json");
+        req.headers.add("User-Agent", "callsavvy-mock-webhooks");
+        if (!authorization_.empty()) req.headers.add("Authorization", authorization_);
+        if (opts_.signing_secret) {
+            const auto ts = std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch()).count();
+            req.headers.add("webhook-id", out.delivery_id);
+            req.headers.add("webhook-timestamp", std::to_string(ts));
+            req.headers.add("webhook-signature", webhook::sign(*opts_.signing_secret, out.delivery_id, ts, body));
+        }
+        if (!opts_.keep_alive) req.headers.add("Connection", "close");
+        req.headers.set("Content-Length", std::to_string(body.size()));
+        const std::string head = http::serialize_head(req);
+        out.ec = co_await conn->async_write(head, body);
+        if (!out.ec) {
+            http::response_parser p;
+            bool got = false;
+            out.ec = co_await conn->async_read_response(p, got);
+            if (!out.ec) {
+                out.status = p.get().status;
+                out.body = std::move(p.get().body);
+            }
+        }
+        deadline.cancel();
+        if (timed_out) out.ec = make_error_code(error::attempt_timeout);
+        if (out.ec || !conn->reusable()) conn.reset();
+        co_return out;
+    }
+
+    asio::any_io_executor ex_;
+    webhook_sender_options opts_;
+    http::url url_{};
+    callsavvy::detail::route route_{};
+    std::shared_ptr<asio::ssl::context> tls_ctx_{};
+    std::string authorization_{};
+    error_code config_ec_{};
+    std::unique_ptr<callsavvy::detail::connection> conn_{};
+    std::uint64_t sequence_ = 0;
+    std::size_t opened_ = 0;
+};
+
+} // namespace testing
+CALLSAVVY_END_NAMESPACE
