@@ -9,7 +9,7 @@
 // associated executor, as Asio's model says.
 #pragma once
 
-#include <callsavvy/api/catalog.hpp>
+#include <callsavvy/api/endpoints.hpp>
 #include <callsavvy/config.hpp>
 #include <callsavvy/envelope.hpp>
 #include <callsavvy/error.hpp>
@@ -273,6 +273,19 @@ struct call_state {
     std::optional<std::chrono::seconds> retry_after;
 };
 
+/// Publishes what a call waits on (for interrupt()) for exactly as long as it waits there, however the
+/// wait ends: a pointer left behind would let close() touch a finished coroutine's frame.
+template <class T>
+struct published {
+    published(T*& slot, T& value) : slot_(slot) { slot_ = &value; }
+    ~published() { slot_ = nullptr; }
+    published(const published&) = delete;
+    published& operator=(const published&) = delete;
+
+private:
+    T*& slot_;
+};
+
 inline void client_impl::configure() {
     error_code ec{};
     auto u = http::parse_url(opts_.base_url, ec);
@@ -331,9 +344,11 @@ inline asio::awaitable<error_code> client_impl::acquire(call_state& cs, std::uni
     pool_waiter w(ex_);
     waiters_.push_back(&w);
     const auto it = std::prev(waiters_.end());
-    cs.waiting = &w.timer;
-    auto [ec] = co_await w.timer.async_wait(use_nothrow);
-    cs.waiting = nullptr;
+    error_code ec;
+    {
+        const published<asio::steady_timer> guard(cs.waiting, w.timer);
+        std::tie(ec) = co_await w.timer.async_wait(use_nothrow);
+    }
     (void)ec; // a grant cancels the timer too: what was handed over decides, not the error code
     const bool granted = w.conn != nullptr || w.slot;
     if (!granted) waiters_.erase(it);
@@ -521,17 +536,18 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         const auto recv0 = conn->bytes_received();
         const unsigned id = ++cs->attempt_id;
         cs->attempt_stop = call_state::stop::none;
-        cs->active = conn.get();
-        cs->attempt_timer.expires_after(opts_.attempt_timeout);
-        cs->attempt_timer.async_wait([cs, id](error_code ec) {
-            if (!ec && cs->attempt_id == id && cs->active != nullptr) {
-                cs->attempt_stop = call_state::stop::attempt_timeout;
-                cs->interrupt();
-            }
-        });
-        last = co_await attempt(cs, conn.get());
-        cs->active = nullptr;
-        cs->attempt_timer.cancel();
+        {
+            const published<connection> guard(cs->active, *conn);
+            cs->attempt_timer.expires_after(opts_.attempt_timeout);
+            cs->attempt_timer.async_wait([cs, id](error_code ec) {
+                if (!ec && cs->attempt_id == id && cs->active != nullptr) {
+                    cs->attempt_stop = call_state::stop::attempt_timeout;
+                    cs->interrupt();
+                }
+            });
+            last = co_await attempt(cs, conn.get());
+            cs->attempt_timer.cancel();
+        }
         if (cs->call_stop != call_state::stop::none) {
             discard(std::move(conn));
             last.ec = asio::error::operation_aborted; // call() reports the deadline or the close
@@ -578,9 +594,11 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         auto delay = backoff_delay(opts_.retry, n, rng_);
         if (cs->retry_after) delay = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
         asio::steady_timer backoff(ex_, delay);
-        cs->waiting = &backoff;
-        auto [wec] = co_await backoff.async_wait(use_nothrow);
-        cs->waiting = nullptr;
+        error_code wec;
+        {
+            const published<asio::steady_timer> guard(cs->waiting, backoff);
+            std::tie(wec) = co_await backoff.async_wait(use_nothrow);
+        }
         if (wec) {
             last.ec = asio::error::operation_aborted;
             co_return last;
@@ -611,6 +629,11 @@ inline asio::awaitable<call_result> client_impl::call(std::string resource, std:
     auto cs = std::make_shared<call_state>(*this, std::move(resource), std::move(body), read_only, d);
     calls_.push_back(cs.get());
     cs->registration = std::prev(calls_.end());
+    struct unregister {
+        std::list<call_state*>& calls;
+        std::list<call_state*>::iterator it;
+        ~unregister() { calls.erase(it); }
+    } const registered{calls_, cs->registration};
     if (opts_.call_deadline.count() > 0) {
         cs->deadline_timer.expires_after(opts_.call_deadline);
         cs->deadline_timer.async_wait([cs](error_code ec) {
@@ -622,7 +645,6 @@ inline asio::awaitable<call_result> client_impl::call(std::string resource, std:
     }
     r = co_await call_body(cs);
     cs->deadline_timer.cancel();
-    calls_.erase(cs->registration);
     switch (cs->call_stop) {
     case call_state::stop::none: break;
     case call_state::stop::deadline:
@@ -691,7 +713,9 @@ public:
     /// connection is then closed and the call completes with operation_aborted).
     template <class CompletionToken = default_token>
     auto async_call(std::string resource, boost::json::object params, CompletionToken&& token = {}) {
-        return launch(raw_op{impl_, std::move(resource), boost::json::serialize(params), read_only(resource)}, nullptr,
+        // read_only() first: the braced list below moves `resource` before a later element could read it.
+        const bool ro = read_only(resource);
+        return launch(raw_op{impl_, std::move(resource), boost::json::serialize(params), ro}, nullptr,
                       std::forward<CompletionToken>(token));
     }
 
@@ -699,7 +723,8 @@ public:
     /// outlive the operation.
     template <class CompletionToken = default_token>
     auto async_call(std::string resource, boost::json::object params, diagnostics& diag, CompletionToken&& token = {}) {
-        return launch(raw_op{impl_, std::move(resource), boost::json::serialize(params), read_only(resource)}, &diag,
+        const bool ro = read_only(resource); // before the move, as above
+        return launch(raw_op{impl_, std::move(resource), boost::json::serialize(params), ro}, &diag,
                       std::forward<CompletionToken>(token));
     }
 
@@ -754,10 +779,7 @@ private:
         T value{};
     };
 
-    static bool read_only(std::string_view resource) {
-        const auto* e = api::find_endpoint(resource);
-        return e != nullptr && e->read_only;
-    }
+    static bool read_only(std::string_view resource) { return api::is_read_only(resource); }
 
     struct raw_op {
         using result_type = boost::json::object;

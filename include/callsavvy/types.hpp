@@ -13,6 +13,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 CALLSAVVY_BEGIN_NAMESPACE
 
@@ -36,7 +37,13 @@ public:
     static constexpr const auto& known_values() noexcept { return Tag::values; }
 
     friend bool operator==(const open_enum& a, const open_enum& b) noexcept { return a.value_ == b.value_; }
-    friend bool operator==(const open_enum& a, std::string_view b) noexcept { return a.value_ == b; }
+    /// Compares with text (`status == "open"`): a template, so a string literal or std::string is an exact
+    /// match here rather than an ambiguous conversion to open_enum or to std::string_view.
+    template <class S>
+        requires(!std::is_same_v<S, open_enum> && std::is_convertible_v<const S&, std::string_view>)
+    friend bool operator==(const open_enum& a, const S& b) noexcept {
+        return a.value_ == std::string_view(b);
+    }
     friend std::ostream& operator<<(std::ostream& os, const open_enum& e) { return os << e.value_; }
 
 private:

@@ -1544,7 +1544,7 @@ inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
         u.port = static_cast<std::uint16_t>(value);
     }
 
-    if (path.empty()) u.path = "/";
+    if (path.empty()) u.path.assign(1, '/'); // not = "/": g++ 12 -O3 warns falsely (stringop-overflow) on that
     else if (path.front() == '?') u.path.append("/").append(path);
     else u.path.assign(path);
     ec = {};
@@ -1985,11 +1985,6 @@ CALLSAVVY_END_NAMESPACE
 // executor; in a multi-threaded io_context give the client a strand. Completion handlers run on their own
 // associated executor, as Asio's model says.
 
-// ---- begin callsavvy/api/catalog.hpp ----
-// callsavvy/api/catalog.hpp — the endpoint catalog at run time: one entry per descriptor of
-// api/endpoints.hpp, for what picks an endpoint by its resource URI (the raw call's retry safety, the CLI,
-// the mock server's routes, the README's table, the fuzzer).
-
 // ---- begin callsavvy/api/endpoints.hpp ----
 // callsavvy/api/endpoints.hpp — the endpoint catalog: the 35 endpoints of spec §3, each a compile-time
 // descriptor (resource URI, title, group, read-only or not, request and response types, collection of
@@ -2019,6 +2014,7 @@ CALLSAVVY_END_NAMESPACE
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 CALLSAVVY_BEGIN_NAMESPACE
 
@@ -2042,7 +2038,13 @@ public:
     static constexpr const auto& known_values() noexcept { return Tag::values; }
 
     friend bool operator==(const open_enum& a, const open_enum& b) noexcept { return a.value_ == b.value_; }
-    friend bool operator==(const open_enum& a, std::string_view b) noexcept { return a.value_ == b; }
+    /// Compares with text (`status == "open"`): a template, so a string literal or std::string is an exact
+    /// match here rather than an ambiguous conversion to open_enum or to std::string_view.
+    template <class S>
+        requires(!std::is_same_v<S, open_enum> && std::is_convertible_v<const S&, std::string_view>)
+    friend bool operator==(const open_enum& a, const S& b) noexcept {
+        return a.value_ == std::string_view(b);
+    }
     friend std::ostream& operator<<(std::ostream& os, const open_enum& e) { return os << e.value_; }
 
 private:
@@ -2563,7 +2565,10 @@ CALLSAVVY_END_NAMESPACE
 #include <optional>
 #include <string>
 #include <string_view>
+#include <array>
+#include <concepts>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 CALLSAVVY_BEGIN_NAMESPACE
@@ -3277,6 +3282,36 @@ CALLSAVVY_END_NAMESPACE
     X(create_lead)                                                                                             \
     X(update_lead)                                                                                             \
     X(delete_lead)
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace api {
+
+template <class E>
+concept endpoint = requires {
+    { E::resource } -> std::convertible_to<std::string_view>;
+    { E::read_only } -> std::convertible_to<bool>;
+    typename E::request;
+    typename E::response;
+    typename E::rules;
+};
+
+template <endpoint E>
+inline constexpr bool is_paginated_v = requires(typename E::request r) { r.page; };
+
+/// Whether the endpoint with this resource URI is read-only (spec §2 "Retry safety"); false for a resource
+/// the catalog does not know. Built from the descriptors' constants alone, so using it instantiates none of
+/// the catalog's JSON mapping (a translation unit making one call compiles only what that call needs).
+inline bool is_read_only(std::string_view resource) noexcept {
+#define CALLSAVVY_API_READ_ONLY(name) std::pair<std::string_view, bool>{name::resource, name::read_only},
+    static constexpr std::array table{CALLSAVVY_API_ENDPOINTS(CALLSAVVY_API_READ_ONLY)};
+#undef CALLSAVVY_API_READ_ONLY
+    for (const auto& [r, ro] : table)
+        if (r == resource) return ro;
+    return false;
+}
+
+} // namespace api
+CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/api/endpoints.hpp ----
 // ---- begin callsavvy/json/mapping.hpp ----
 // callsavvy/json/mapping.hpp — the one JSON mapping of the typed API, on Boost.JSON + Boost.Describe.
@@ -3576,116 +3611,6 @@ bool from_json(const boost::json::object& in, T& out, json_mapping::decode_error
 
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/json/mapping.hpp ----
-
-#include <boost/json/object.hpp>
-
-#include <array>
-#include <optional>
-#include <span>
-#include <string_view>
-#include <type_traits>
-#include <vector>
-
-CALLSAVVY_BEGIN_NAMESPACE
-namespace api {
-
-template <class E>
-concept endpoint = requires {
-    { E::resource } -> std::convertible_to<std::string_view>;
-    { E::read_only } -> std::convertible_to<bool>;
-    typename E::request;
-    typename E::response;
-    typename E::rules;
-};
-
-/// The JSON key of a list endpoint's collection: its response's first list member ("" for the others).
-template <endpoint E>
-std::string_view collection_of() {
-    std::string_view key;
-    if (!E::resource.starts_with("list")) return key;
-    boost::mp11::mp_for_each<boost::describe::describe_members<typename E::response, boost::describe::mod_public>>(
-        [&](auto d) {
-            using M = std::remove_cvref_t<decltype(std::declval<typename E::response>().*d.pointer)>;
-            if (key.empty() && json_mapping::is_vector<M>::value) key = d.name;
-        });
-    return key;
-}
-
-template <endpoint E>
-inline constexpr bool is_paginated_v = requires(typename E::request r) { r.page; };
-
-/// A request as the server checks it: a value of the wrong JSON type is invalid, then the rules apply.
-template <endpoint E>
-std::optional<violation> check_json_request(const boost::json::object& body, typename E::request* decoded = nullptr) {
-    typename E::request req{};
-    json_mapping::decode_error err;
-    err.strict_types = true;
-    if (!from_json(body, req, err)) {
-        // The top-level field is what the spec's message names.
-        std::string field = err.path.substr(0, err.path.find_first_of(".["));
-        if (err.path.find('[') != std::string::npos && err.path.find('.') != std::string::npos) field = err.path;
-        return violation{violation::kind::invalid, field};
-    }
-    auto v = check_all<typename E::rules>(req);
-    if (!v && decoded != nullptr) *decoded = std::move(req);
-    return v;
-}
-
-/// One endpoint, type-erased.
-struct endpoint_info {
-    std::string_view resource{};
-    std::string_view title{};
-    api::group group{};
-    bool read_only = false;
-    bool paginated = false;
-    std::string_view collection{};
-    std::optional<violation> (*check_request)(const boost::json::object& body) = nullptr;
-    bool (*decode_response)(const boost::json::object& data, json_mapping::decode_error& err) = nullptr;
-};
-
-template <endpoint E>
-endpoint_info make_endpoint_info() {
-    endpoint_info i;
-    i.resource = E::resource;
-    i.title = E::title;
-    i.group = E::group;
-    i.read_only = E::read_only;
-    i.paginated = is_paginated_v<E>;
-    i.collection = collection_of<E>();
-    i.check_request = [](const boost::json::object& body) { return check_json_request<E>(body); };
-    i.decode_response = [](const boost::json::object& data, json_mapping::decode_error& err) {
-        typename E::response r;
-        return from_json(data, r, err);
-    };
-    return i;
-}
-
-/// Every endpoint, in the spec's order.
-inline std::span<const endpoint_info> catalog() {
-#define CALLSAVVY_API_INFO(name) make_endpoint_info<name>(),
-    static const std::vector<endpoint_info> all{CALLSAVVY_API_ENDPOINTS(CALLSAVVY_API_INFO)};
-#undef CALLSAVVY_API_INFO
-    return all;
-}
-
-/// The endpoint with this resource URI, or nullptr.
-inline const endpoint_info* find_endpoint(std::string_view resource) {
-    for (const auto& e : catalog())
-        if (e.resource == resource) return &e;
-    return nullptr;
-}
-
-/// Calls f(E{}) for every descriptor E.
-template <class F>
-void for_each_endpoint(F&& f) {
-#define CALLSAVVY_API_VISIT(name) f(name{});
-    CALLSAVVY_API_ENDPOINTS(CALLSAVVY_API_VISIT)
-#undef CALLSAVVY_API_VISIT
-}
-
-} // namespace api
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/api/catalog.hpp ----
 // ---- begin callsavvy/net/connection.hpp ----
 // callsavvy/net/connection.hpp — one client connection: resolve with every address tried in turn, TCP with
 // TCP_NODELAY, an optional HTTP CONNECT tunnel, an optional verified TLS session, each request written in
@@ -4176,6 +4101,19 @@ struct call_state {
     std::optional<std::chrono::seconds> retry_after;
 };
 
+/// Publishes what a call waits on (for interrupt()) for exactly as long as it waits there, however the
+/// wait ends: a pointer left behind would let close() touch a finished coroutine's frame.
+template <class T>
+struct published {
+    published(T*& slot, T& value) : slot_(slot) { slot_ = &value; }
+    ~published() { slot_ = nullptr; }
+    published(const published&) = delete;
+    published& operator=(const published&) = delete;
+
+private:
+    T*& slot_;
+};
+
 inline void client_impl::configure() {
     error_code ec{};
     auto u = http::parse_url(opts_.base_url, ec);
@@ -4234,9 +4172,11 @@ inline asio::awaitable<error_code> client_impl::acquire(call_state& cs, std::uni
     pool_waiter w(ex_);
     waiters_.push_back(&w);
     const auto it = std::prev(waiters_.end());
-    cs.waiting = &w.timer;
-    auto [ec] = co_await w.timer.async_wait(use_nothrow);
-    cs.waiting = nullptr;
+    error_code ec;
+    {
+        const published<asio::steady_timer> guard(cs.waiting, w.timer);
+        std::tie(ec) = co_await w.timer.async_wait(use_nothrow);
+    }
     (void)ec; // a grant cancels the timer too: what was handed over decides, not the error code
     const bool granted = w.conn != nullptr || w.slot;
     if (!granted) waiters_.erase(it);
@@ -4424,17 +4364,18 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         const auto recv0 = conn->bytes_received();
         const unsigned id = ++cs->attempt_id;
         cs->attempt_stop = call_state::stop::none;
-        cs->active = conn.get();
-        cs->attempt_timer.expires_after(opts_.attempt_timeout);
-        cs->attempt_timer.async_wait([cs, id](error_code ec) {
-            if (!ec && cs->attempt_id == id && cs->active != nullptr) {
-                cs->attempt_stop = call_state::stop::attempt_timeout;
-                cs->interrupt();
-            }
-        });
-        last = co_await attempt(cs, conn.get());
-        cs->active = nullptr;
-        cs->attempt_timer.cancel();
+        {
+            const published<connection> guard(cs->active, *conn);
+            cs->attempt_timer.expires_after(opts_.attempt_timeout);
+            cs->attempt_timer.async_wait([cs, id](error_code ec) {
+                if (!ec && cs->attempt_id == id && cs->active != nullptr) {
+                    cs->attempt_stop = call_state::stop::attempt_timeout;
+                    cs->interrupt();
+                }
+            });
+            last = co_await attempt(cs, conn.get());
+            cs->attempt_timer.cancel();
+        }
         if (cs->call_stop != call_state::stop::none) {
             discard(std::move(conn));
             last.ec = asio::error::operation_aborted; // call() reports the deadline or the close
@@ -4481,9 +4422,11 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         auto delay = backoff_delay(opts_.retry, n, rng_);
         if (cs->retry_after) delay = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
         asio::steady_timer backoff(ex_, delay);
-        cs->waiting = &backoff;
-        auto [wec] = co_await backoff.async_wait(use_nothrow);
-        cs->waiting = nullptr;
+        error_code wec;
+        {
+            const published<asio::steady_timer> guard(cs->waiting, backoff);
+            std::tie(wec) = co_await backoff.async_wait(use_nothrow);
+        }
         if (wec) {
             last.ec = asio::error::operation_aborted;
             co_return last;
@@ -4514,6 +4457,11 @@ inline asio::awaitable<call_result> client_impl::call(std::string resource, std:
     auto cs = std::make_shared<call_state>(*this, std::move(resource), std::move(body), read_only, d);
     calls_.push_back(cs.get());
     cs->registration = std::prev(calls_.end());
+    struct unregister {
+        std::list<call_state*>& calls;
+        std::list<call_state*>::iterator it;
+        ~unregister() { calls.erase(it); }
+    } const registered{calls_, cs->registration};
     if (opts_.call_deadline.count() > 0) {
         cs->deadline_timer.expires_after(opts_.call_deadline);
         cs->deadline_timer.async_wait([cs](error_code ec) {
@@ -4525,7 +4473,6 @@ inline asio::awaitable<call_result> client_impl::call(std::string resource, std:
     }
     r = co_await call_body(cs);
     cs->deadline_timer.cancel();
-    calls_.erase(cs->registration);
     switch (cs->call_stop) {
     case call_state::stop::none: break;
     case call_state::stop::deadline:
@@ -4594,7 +4541,9 @@ public:
     /// connection is then closed and the call completes with operation_aborted).
     template <class CompletionToken = default_token>
     auto async_call(std::string resource, boost::json::object params, CompletionToken&& token = {}) {
-        return launch(raw_op{impl_, std::move(resource), boost::json::serialize(params), read_only(resource)}, nullptr,
+        // read_only() first: the braced list below moves `resource` before a later element could read it.
+        const bool ro = read_only(resource);
+        return launch(raw_op{impl_, std::move(resource), boost::json::serialize(params), ro}, nullptr,
                       std::forward<CompletionToken>(token));
     }
 
@@ -4602,7 +4551,8 @@ public:
     /// outlive the operation.
     template <class CompletionToken = default_token>
     auto async_call(std::string resource, boost::json::object params, diagnostics& diag, CompletionToken&& token = {}) {
-        return launch(raw_op{impl_, std::move(resource), boost::json::serialize(params), read_only(resource)}, &diag,
+        const bool ro = read_only(resource); // before the move, as above
+        return launch(raw_op{impl_, std::move(resource), boost::json::serialize(params), ro}, &diag,
                       std::forward<CompletionToken>(token));
     }
 
@@ -4657,10 +4607,7 @@ private:
         T value{};
     };
 
-    static bool read_only(std::string_view resource) {
-        const auto* e = api::find_endpoint(resource);
-        return e != nullptr && e->read_only;
-    }
+    static bool read_only(std::string_view resource) { return api::is_read_only(resource); }
 
     struct raw_op {
         using result_type = boost::json::object;

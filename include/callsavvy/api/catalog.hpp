@@ -15,19 +15,11 @@
 #include <span>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 CALLSAVVY_BEGIN_NAMESPACE
 namespace api {
-
-template <class E>
-concept endpoint = requires {
-    { E::resource } -> std::convertible_to<std::string_view>;
-    { E::read_only } -> std::convertible_to<bool>;
-    typename E::request;
-    typename E::response;
-    typename E::rules;
-};
 
 /// The JSON key of a list endpoint's collection: its response's first list member ("" for the others).
 template <endpoint E>
@@ -41,9 +33,6 @@ std::string_view collection_of() {
         });
     return key;
 }
-
-template <endpoint E>
-inline constexpr bool is_paginated_v = requires(typename E::request r) { r.page; };
 
 /// A request as the server checks it: a value of the wrong JSON type is invalid, then the rules apply.
 template <endpoint E>

@@ -18,7 +18,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <array>
+#include <concepts>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 CALLSAVVY_BEGIN_NAMESPACE
@@ -732,3 +735,33 @@ CALLSAVVY_END_NAMESPACE
     X(create_lead)                                                                                             \
     X(update_lead)                                                                                             \
     X(delete_lead)
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace api {
+
+template <class E>
+concept endpoint = requires {
+    { E::resource } -> std::convertible_to<std::string_view>;
+    { E::read_only } -> std::convertible_to<bool>;
+    typename E::request;
+    typename E::response;
+    typename E::rules;
+};
+
+template <endpoint E>
+inline constexpr bool is_paginated_v = requires(typename E::request r) { r.page; };
+
+/// Whether the endpoint with this resource URI is read-only (spec §2 "Retry safety"); false for a resource
+/// the catalog does not know. Built from the descriptors' constants alone, so using it instantiates none of
+/// the catalog's JSON mapping (a translation unit making one call compiles only what that call needs).
+inline bool is_read_only(std::string_view resource) noexcept {
+#define CALLSAVVY_API_READ_ONLY(name) std::pair<std::string_view, bool>{name::resource, name::read_only},
+    static constexpr std::array table{CALLSAVVY_API_ENDPOINTS(CALLSAVVY_API_READ_ONLY)};
+#undef CALLSAVVY_API_READ_ONLY
+    for (const auto& [r, ro] : table)
+        if (r == resource) return ro;
+    return false;
+}
+
+} // namespace api
+CALLSAVVY_END_NAMESPACE

@@ -175,7 +175,7 @@ inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
         u.port = static_cast<std::uint16_t>(value);
     }
 
-    if (path.empty()) u.path = "/";
+    if (path.empty()) u.path.assign(1, '/'); // not = "/": g++ 12 -O3 warns falsely (stringop-overflow) on that
     else if (path.front() == '?') u.path.append("/").append(path);
     else u.path.assign(path);
     ec = {};
