@@ -17,11 +17,14 @@
 #include <callsavvy/http/serializer.hpp>
 #include <callsavvy/http/url.hpp>
 #include <callsavvy/json/mapping.hpp>
+#include <callsavvy/limiter.hpp>
 #include <callsavvy/net/connection.hpp>
 #include <callsavvy/net/proxy.hpp>
 #include <callsavvy/net/tls.hpp>
+#include <callsavvy/retry.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/async_result.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
@@ -74,6 +77,7 @@ struct call_event {
     std::uint64_t bytes_received = 0;
     bool reused_connection = false;
     bool will_retry = false;
+    std::chrono::steady_clock::duration limiter_wait{}; ///< time parked in the rate limiter before this attempt
 };
 
 struct client_options {
@@ -93,6 +97,14 @@ struct client_options {
     std::string user_agent = "callsavvy-cpp/" CALLSAVVY_VERSION_STRING;
     std::function<void(const call_event&)> observer{};
     std::uint64_t jitter_seed = 0; ///< seed of the backoff jitter; 0 picks a random one
+    /// Callsavvy's rate limits (spec §1), applied before each request so the server never has a reason to
+    /// answer 429. Shared by every client in the process that uses the same public key: the first client
+    /// created for a key sets the limits while any client of that key lives.
+    rate_limit_options rate_limits{};
+    /// Retries (other than after 429) draw from this budget; when it is spent, failures are reported at once.
+    retry_budget_options retry_budget{};
+    /// After this many 401/403 answers in a row, calls fail at once until the cool-down passes.
+    auth_breaker_options auth_breaker{};
     /// Check typed requests against the catalog's rules before sending. The real server may be more
     /// permissive than the spec says; switch this off to let it decide.
     bool validate_requests = true;
@@ -180,9 +192,13 @@ public:
 
     client_impl(asio::any_io_executor ex, client_options o)
         : ex_(std::move(ex)), opts_(std::move(o)), sweep_timer_(ex_),
-          rng_(opts_.jitter_seed != 0 ? opts_.jitter_seed : std::random_device{}()) {
+          rng_(opts_.jitter_seed != 0 ? opts_.jitter_seed : std::random_device{}()), budget_(opts_.retry_budget),
+          breaker_(opts_.auth_breaker) {
         configure();
+        if (opts_.rate_limits.enabled) limiter_ = limiter_for_key(ex_, opts_.keys.public_key, opts_.rate_limits);
     }
+
+    const std::shared_ptr<rate_limiter>& limiter() const noexcept { return limiter_; }
 
     const asio::any_io_executor& executor() const noexcept { return ex_; }
     const client_options& options() const noexcept { return opts_; }
@@ -213,6 +229,7 @@ private:
 
     asio::awaitable<call_result> call_body(std::shared_ptr<call_state> cs);
     asio::awaitable<call_result> attempt(std::shared_ptr<call_state> cs, connection* conn);
+    asio::awaitable<error_code> wait_for_rate_limit(call_state& cs, acquire_position position);
 
     asio::any_io_executor ex_{};
     client_options opts_;
@@ -231,6 +248,9 @@ private:
     bool sweep_armed_ = false;
     bool closed_ = false;
     std::minstd_rand rng_{};
+    std::shared_ptr<rate_limiter> limiter_{}; ///< null when rate limiting is off
+    retry_budget budget_;
+    auth_breaker breaker_;
 
     friend struct call_state;
 };
@@ -252,6 +272,7 @@ struct call_state {
     void interrupt() {
         if (active != nullptr) active->close();
         if (waiting != nullptr) waiting->cancel();
+        if (waiting_signal != nullptr) waiting_signal->emit(asio::cancellation_type::terminal);
     }
 
     client_impl& client;
@@ -264,6 +285,7 @@ struct call_state {
     std::list<call_state*>::iterator registration;
     connection* active = nullptr;          ///< the connection of the attempt in progress
     asio::steady_timer* waiting = nullptr; ///< the timer a pool wait or a backoff parks on
+    asio::cancellation_signal* waiting_signal = nullptr; ///< ends a wait in the rate limiter
     unsigned attempt_id = 0;
     stop attempt_stop = stop::none;        ///< why the current attempt was interrupted
     stop call_stop = stop::none;           ///< why the whole call was interrupted
@@ -513,13 +535,46 @@ inline asio::awaitable<call_result> client_impl::attempt(std::shared_ptr<call_st
     co_return r;
 }
 
+/// Parks the call in the rate limiter. The caller's cancellation (any type: nothing was written) and
+/// interrupt() (deadline, close) both end the wait; the limiter hands a slot it granted at that moment on.
+inline asio::awaitable<error_code> client_impl::wait_for_rate_limit(call_state& cs, acquire_position position) {
+    asio::cancellation_signal signal;
+    auto slot = (co_await asio::this_coro::cancellation_state).slot();
+    if (slot.is_connected()) slot.assign([&signal](asio::cancellation_type t) { signal.emit(t); });
+    error_code ec;
+    {
+        const published<asio::cancellation_signal> guard(cs.waiting_signal, signal);
+        std::tie(ec) = co_await limiter_->async_acquire(cs.resource, position,
+                                                        asio::bind_cancellation_slot(signal.slot(), use_nothrow));
+    }
+    if (slot.is_connected()) slot.clear();
+    co_return ec;
+}
+
 inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_state> cs) {
     diagnostics& d = cs->d;
     bool fresh_retry_used = false;
+    int rate_limited = 0;          // 429 answers so far: always retried, never counted as attempts
+    std::size_t budget_spent = 0;  // what this call's retries took from the retry budget
+    acquire_position position = acquire_position::back;
     call_result last;
     for (int n = 1;; ++n) {
         // Until the request is on the wire, any cancellation type may end the call.
         co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+        if (!breaker_.allow(clock::now())) {
+            last.ec = make_error_code(error::unauthorized);
+            d.detail = "not sent: the last " + std::to_string(breaker_.consecutive_failures()) +
+                       " answers were 401/403; calls resume after the cool-down";
+            co_return last;
+        }
+        const auto queued_at = clock::now();
+        if (limiter_) {
+            if (auto ec = co_await wait_for_rate_limit(*cs, position)) {
+                last.ec = ec;
+                co_return last;
+            }
+        }
+        const auto limiter_wait = clock::now() - queued_at;
         std::unique_ptr<connection> conn;
         bool reused = false;
         if (auto ec = co_await acquire(*cs, conn, reused)) {
@@ -558,10 +613,25 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             last.data = {};
             d.detail = "attempt timed out after " + std::to_string(opts_.attempt_timeout.count()) + " ms";
         }
+        if (cs->http_status != 0) breaker_.on_answer(cs->http_status == 401 || cs->http_status == 403, clock::now());
         retry_decision decision = retry_decision::fail;
         if (last.ec) {
-            decision = decide_retry(last.ec, cs->http_status, cs->written, cs->read_only, reused, fresh_retry_used, n,
-                                    opts_.retry.max_attempts);
+            // A 429 proves the request was not processed: it is always retried (the deadline bounds it) and
+            // does not count as an attempt.
+            const int counted = cs->http_status == 429 ? 1 : n - rate_limited;
+            decision = decide_retry(last.ec, cs->http_status, cs->written, cs->read_only, reused, fresh_retry_used,
+                                    counted, opts_.retry.max_attempts);
+            if (decision == retry_decision::retry && cs->http_status != 429) {
+                // Retries other than after a 429 draw from the budget; a spent budget ends the call at once.
+                const std::size_t cost = budget_.try_spend(cs->attempt_stop == call_state::stop::attempt_timeout);
+                if (cost == 0) {
+                    decision = retry_decision::fail;
+                    d.detail += d.detail.empty() ? "retry budget spent" : " (retry budget spent)";
+                }
+                budget_spent += cost;
+            }
+        } else {
+            budget_.on_success(budget_spent);
         }
         if (opts_.observer) {
             call_event ev;
@@ -574,6 +644,7 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             ev.bytes_received = conn->bytes_received() - recv0;
             ev.reused_connection = reused;
             ev.will_retry = decision == retry_decision::retry || decision == retry_decision::retry_now;
+            ev.limiter_wait = limiter_wait;
             opts_.observer(ev);
         }
         // A whole answer (of any status) leaves the connection usable; anything else closed it.
@@ -591,7 +662,19 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         case retry_decision::retry_now: fresh_retry_used = true; continue;
         case retry_decision::retry: break;
         }
-        auto delay = backoff_delay(opts_.retry, n, rng_);
+        if (cs->http_status == 429) {
+            ++rate_limited;
+            if (limiter_) {
+                // The limiter pauses the endpoint (and, by its rule, the key) for Retry-After or a backoff;
+                // this call waits again at the front of its queue.
+                std::optional<std::chrono::milliseconds> ra;
+                if (cs->retry_after) ra = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
+                limiter_->on_rate_limited(cs->resource, ra, rate_limited);
+                position = acquire_position::front;
+                continue;
+            }
+        }
+        auto delay = backoff_delay(opts_.retry, cs->http_status == 429 ? rate_limited : n - rate_limited, rng_);
         if (cs->retry_after) delay = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
         asio::steady_timer backoff(ex_, delay);
         error_code wec;
@@ -771,6 +854,9 @@ public:
 
     std::size_t open_connections() const noexcept { return impl_->open_connections(); }
     std::size_t idle_connections() const noexcept { return impl_->idle_connections(); }
+    /// The rate limiter this client shares with every client of its key (null when rate limiting is off):
+    /// queue lengths and next grant times per bucket.
+    const std::shared_ptr<rate_limiter>& limiter() const noexcept { return impl_->limiter(); }
 
 private:
     template <class T>

@@ -3611,6 +3611,1078 @@ bool from_json(const boost::json::object& in, T& out, json_mapping::decode_error
 
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/json/mapping.hpp ----
+// ---- begin callsavvy/limiter.hpp ----
+// callsavvy/limiter.hpp — the rate limiter: `co_await limiter.async_acquire("listTickets")` suspends the
+// calling coroutine until one more request to that endpoint fits both the endpoint's bucket and the key's
+// global bucket, so the server never has a reason to answer 429 while the whole allowance is used.
+//
+// Choices, and why:
+// - Exact windows: each bucket keeps a sliding log of its last N grant times (local_bucket_store); the next
+//   grant may go at oldest_of_last_N + window + safety_margin. No span of `window` ever holds more than N
+//   grants, so it is safe whether the server counts fixed minutes or a sliding 60 s.
+// - Waiting: waiters sit in an intrusive FIFO per endpoint (no allocation beyond the operation itself); ONE
+//   timer for the whole limiter — fewer than one per bucket — is armed for the next instant at which any
+//   waiter can go (a grant needs the endpoint's and the global bucket together, so one scheduler decides for
+//   all buckets at once). No thread sleeps, nothing polls, and a waiter is woken exactly once: with its grant
+//   or with its failure. Per grant: a look at the global bucket and at each endpoint that has waiters.
+// - Fairness: FIFO within an endpoint; the global slot goes to the earliest waiter whose endpoint bucket has
+//   room, so an exhausted endpoint never idles the others. acquire_position::front (a retry after a 429)
+//   puts the waiter ahead of everyone, in its endpoint and for the global slot.
+// - Cancellation, any type, through the handler's cancellation slot: a waiter cancelled while parked leaves
+//   its queue and costs no slot. A waiter cancelled after its grant was decided but before the grant was
+//   delivered gives the slot back and the next waiter gets it at once (no lost wake-up as in boostorg/mysql
+//   #509). The caller's deadline covers the wait: cancel the acquire when it passes.
+// - 429s: pause() / on_rate_limited() pause the endpoint's bucket (Retry-After, else full-jitter backoff).
+//   A 429 does not say which limit was hit, so the global bucket pauses too when (a) another endpoint got a
+//   429 within the last global window, or (b) the global bucket held its maximum when the 429 came.
+// - Bounded: beyond options.max_waiters parked waiters an acquire fails at once with error::queue_full
+//   (condition::rate_limited), unless options.wait_when_full makes the bound advisory.
+// - Fleets: the buckets' state sits behind bucket_store (next_free / try_reserve / give_back / pause /
+//   usage); a store shared by several processes replaces local_bucket_store without touching the waiting.
+// - One budget per key: limiter_for_key() returns the process's limiter for an API key (kept by a SHA-256
+//   digest of the key, never the key itself), so every client using that key shares the same buckets.
+// - Thread safety: unlike the client, a limiter IS internally synchronized (one mutex; it is shared by
+//   clients that may live on different threads and io_contexts). async_acquire, pause, stats and close may be
+//   called from any thread. The timer runs on the limiter's executor, which some thread must run; each
+//   acquire completes on its handler's associated executor (default: the limiter's), never inline. Outstanding
+//   work is tracked on the handler's executor while the acquire is pending.
+// - Time: the clock comes from the timer type; basic_rate_limiter<detail::manual_timer> runs in virtual
+//   time, and the scheduler itself (detail::limiter_core) is sans-io and takes `now` as an argument.
+
+// ---- begin callsavvy/detail/limiter_core.hpp ----
+// callsavvy/detail/limiter_core.hpp — the rate limiter without I/O: the options, the bucket store (the seam
+// where a store shared by several processes can replace the in-process one), and the scheduler that decides,
+// for a given `now`, which parked waiters may go and when to look again. The Asio adapter in
+// <callsavvy/limiter.hpp> only adds a timer, locking and completion handlers; tests drive this in virtual time.
+
+// ---- begin callsavvy/retry.hpp ----
+// callsavvy/retry.hpp — the pure pieces of the retry policy: full-jitter exponential backoff, a retry budget
+// that stops retry storms during an outage (as the AWS SDKs do), and a breaker that stops calling after
+// repeated 401/403. No I/O, no clock of their own (time is passed in), so each is tested in virtual time.
+//
+// Thread safety: none of these is internally locked; each belongs to one client and is used from its executor.
+
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// Exponential backoff with full jitter (the AWS architecture blog's "Full Jitter"): attempt n waits a
+/// uniformly random time in [0, min(cap, base * 2^(n-1))]. Full jitter spreads a crowd of clients that
+/// failed together, which equal or decorrelated delays do not.
+struct backoff_options {
+    std::chrono::milliseconds base{200};   ///< the ceiling of the first retry's wait
+    std::chrono::milliseconds cap{10000};  ///< no wait is longer than this
+};
+
+/// The largest wait of attempt `attempt` (1 = the first retry): min(cap, base * 2^(attempt-1)).
+inline std::chrono::milliseconds backoff_ceiling(const backoff_options& o, int attempt) noexcept {
+    if (attempt < 1) attempt = 1;
+    const int shift = std::min(attempt - 1, 30); // base * 2^30 already exceeds any sensible cap
+    const std::int64_t base = std::max<std::int64_t>(o.base.count(), 0);
+    const std::int64_t cap = std::max<std::int64_t>(o.cap.count(), 0);
+    if (base != 0 && base > cap >> shift) return std::chrono::milliseconds{cap}; // base << shift would pass cap
+    return std::chrono::milliseconds{std::min(cap, base << shift)};
+}
+
+/// A full-jitter wait for `attempt`, drawn from `rng` (any UniformRandomBitGenerator).
+template <class Rng>
+std::chrono::milliseconds full_jitter_backoff(const backoff_options& o, int attempt, Rng& rng) {
+    const auto ceiling = backoff_ceiling(o, attempt).count();
+    if (ceiling <= 0) return std::chrono::milliseconds{0};
+    std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
+    return std::chrono::milliseconds{dist(rng)};
+}
+
+/// The retry budget's sizes; the defaults are the AWS SDKs' "standard" retry mode.
+struct retry_budget_options {
+    std::size_t capacity = 500;          ///< tokens when full (and at start)
+    std::size_t retry_cost = 5;          ///< taken by each retry
+    std::size_t timeout_retry_cost = 10; ///< taken by a retry after a timeout (timeouts cost the server more)
+    std::size_t success_refund = 1;      ///< given back by a call that succeeded without retrying
+};
+
+/// A token bucket that every retry draws from and every success refills. While the service is healthy the
+/// budget stays full and retries are free; during an outage retries drain it within a few dozen calls,
+/// after which failures are reported at once instead of multiplying the load on a server that is already
+/// down. A call that succeeds after retrying gives back what its retries took, so the budget recovers as
+/// fast as the service does.
+class retry_budget {
+public:
+    explicit retry_budget(retry_budget_options o = {}) : opts_(o), tokens_(o.capacity) {}
+
+    /// Takes the cost of one retry; 0 means the budget is spent and the call must not be retried. The
+    /// returned amount is what on_success() refunds for this call.
+    std::size_t try_spend(bool after_timeout = false) noexcept {
+        const std::size_t cost = after_timeout ? opts_.timeout_retry_cost : opts_.retry_cost;
+        if (cost == 0) return 0; // a zero cost would make "spent" and "denied" indistinguishable: refuse
+        if (tokens_ < cost) return 0;
+        tokens_ -= cost;
+        return cost;
+    }
+
+    /// A call succeeded. `spent`: the sum of what try_spend() returned for this call (0 if it never retried).
+    void on_success(std::size_t spent = 0) noexcept {
+        const std::size_t refund = spent != 0 ? spent : opts_.success_refund;
+        tokens_ = std::min(opts_.capacity, tokens_ + refund);
+    }
+
+    std::size_t available() const noexcept { return tokens_; }
+    const retry_budget_options& options() const noexcept { return opts_; }
+
+private:
+    retry_budget_options opts_{};
+    std::size_t tokens_ = 0;
+};
+
+struct auth_breaker_options {
+    int threshold = 3;                           ///< consecutive 401/403 answers that open the breaker
+    std::chrono::milliseconds cool_down{30000};  ///< how long an open breaker refuses calls
+};
+
+/// Stops calling after repeated 401/403: credentials that were rejected three times in a row will not start
+/// working on the fourth, and hammering the API with them can get a key locked. After the cool-down the
+/// breaker lets calls through again (half-open): one success closes it, one more auth failure opens it again
+/// at once, so a fixed key (rotated secret, re-enabled account) is picked up without a restart.
+class auth_breaker {
+public:
+    using clock = std::chrono::steady_clock;
+    enum class state { closed, open, half_open };
+
+    explicit auth_breaker(auth_breaker_options o = {}) : opts_(o) {}
+
+    /// May a call be sent at `now`? False while open; the client then fails the call with the last auth error.
+    bool allow(clock::time_point now) noexcept {
+        if (state_ == state::open && now >= open_until_) state_ = state::half_open;
+        return state_ != state::open;
+    }
+
+    /// The outcome of a call that got an answer: `auth_failure` for 401 and 403. Answers that say nothing
+    /// about the credentials (a transport failure) should not be reported.
+    void on_answer(bool auth_failure, clock::time_point now) noexcept {
+        if (!auth_failure) {
+            state_ = state::closed;
+            failures_ = 0;
+            return;
+        }
+        ++failures_;
+        if (state_ == state::half_open || failures_ >= std::max(opts_.threshold, 1)) {
+            state_ = state::open;
+            open_until_ = now + opts_.cool_down;
+        }
+    }
+
+    /// The state as of `now` (an open breaker whose cool-down has passed reads half_open).
+    state current(clock::time_point now) const noexcept {
+        return state_ == state::open && now >= open_until_ ? state::half_open : state_;
+    }
+    clock::time_point open_until() const noexcept { return open_until_; }
+    int consecutive_failures() const noexcept { return failures_; }
+
+private:
+    auth_breaker_options opts_{};
+    state state_ = state::closed;
+    int failures_ = 0;
+    clock::time_point open_until_{};
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/retry.hpp ----
+
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// At most `max_requests` grants in any span of `window`.
+struct bucket_limits {
+    std::size_t max_requests = 50;
+    std::chrono::milliseconds window{60000};
+};
+
+struct rate_limit_options {
+    bool enabled = true; ///< false: every acquire completes at once (a server without limits, a test)
+    bucket_limits per_endpoint{50, std::chrono::seconds(60)}; ///< each resource URI's own bucket
+    bucket_limits global{100, std::chrono::seconds(60)};      ///< every request of the key
+    /// Added to every window: requests leave a little later than the window strictly allows, to absorb the
+    /// latency between our grant and the server's count, and clock skew.
+    std::chrono::milliseconds safety_margin{250};
+    /// Parked waiters beyond which an acquire fails at once with error::queue_full ...
+    std::size_t max_waiters = 1'000'000;
+    /// ... unless this is set: then the bound is advisory (stats().overflow counts acquires beyond it).
+    bool wait_when_full = false;
+    /// The pause after a 429 without Retry-After: full jitter, growing with the attempt.
+    backoff_options backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
+    std::uint64_t jitter_seed = 0; ///< seed of the 429 backoff's jitter; 0 picks a random one
+};
+
+/// One bucket as the store sees it.
+struct bucket_usage {
+    std::size_t in_window = 0;                        ///< grants within the window that ends now
+    std::chrono::steady_clock::time_point next_free{}; ///< earliest time (>= now) it admits another grant
+    std::chrono::steady_clock::time_point paused_until{}; ///< no grant before this (a 429 pause)
+};
+
+/// Where the buckets' grant history and pauses live: the seam for fleets. The in-process store below is the
+/// default; a store shared by several processes using one key (Redis, say) implements the same five calls
+/// and the waiting logic stays as it is. Bucket 0 is the global bucket; endpoint buckets get ids >= 1.
+///
+/// The limiter calls a store with its own lock held, one call at a time, and only with non-decreasing `now`.
+/// try_reserve() is the only call that must be atomic across processes: between next_free() and it, another
+/// process may have taken the slot, and then it returns false and the limiter asks again.
+class bucket_store {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+    static constexpr std::size_t global_bucket = 0;
+
+    virtual ~bucket_store() = default;
+    /// The id of `endpoint`'s bucket, made on first use (ids are small and dense: the limiter indexes by them).
+    virtual std::size_t bucket(std::string_view endpoint) = 0;
+    /// The earliest time >= now at which bucket `id` admits one more grant: its window and its pause.
+    virtual time_point next_free(std::size_t id, time_point now) = 0;
+    /// Records one grant at `now` in bucket `id` and in the global bucket, if both admit it at `now`.
+    virtual bool try_reserve(std::size_t id, time_point now) = 0;
+    /// Takes back a grant that try_reserve(id, at) recorded and that was never used (its waiter was
+    /// cancelled at the moment of the grant).
+    virtual void give_back(std::size_t id, time_point at) = 0;
+    /// No grant in bucket `id` before `until`; a shorter pause never shortens a longer one.
+    virtual void pause(std::size_t id, time_point until) = 0;
+    virtual bucket_usage usage(std::size_t id, time_point now) = 0;
+};
+
+/// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
+/// go at t" is one comparison, t >= oldest_of_last_N + window + margin, and the invariant "never more than N
+/// grants in any window" holds by construction, whether the server counts fixed minutes or a sliding 60 s.
+class local_bucket_store final : public bucket_store {
+public:
+    explicit local_bucket_store(const rate_limit_options& o)
+        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin) {
+        buckets_.emplace_back(o.global);
+    }
+
+    std::size_t bucket(std::string_view endpoint) override {
+        const auto it = ids_.find(endpoint);
+        if (it != ids_.end()) return it->second;
+        buckets_.emplace_back(endpoint_limits_);
+        ids_.emplace(std::string(endpoint), buckets_.size() - 1);
+        return buckets_.size() - 1;
+    }
+
+    time_point next_free(std::size_t id, time_point now) override { return buckets_[id].next_free(now, margin_); }
+
+    bool try_reserve(std::size_t id, time_point now) override {
+        auto& g = buckets_[global_bucket];
+        auto& b = buckets_[id];
+        if (b.next_free(now, margin_) > now || g.next_free(now, margin_) > now) return false;
+        b.record(now);
+        g.record(now);
+        return true;
+    }
+
+    void give_back(std::size_t id, time_point at) override {
+        buckets_[id].erase(at);
+        buckets_[global_bucket].erase(at);
+    }
+
+    void pause(std::size_t id, time_point until) override {
+        auto& p = buckets_[id].paused_until;
+        p = std::max(p, until);
+    }
+
+    bucket_usage usage(std::size_t id, time_point now) override {
+        const auto& b = buckets_[id];
+        return {b.in_window(now), b.next_free(now, margin_), b.paused_until};
+    }
+
+private:
+    struct sliding_log {
+        explicit sliding_log(bucket_limits l)
+            : window(l.window), times(std::max<std::size_t>(l.max_requests, 1)) {} // N = 0 would never grant
+
+        // Sorted by time: grants are recorded with non-decreasing `now`, and erase keeps the order.
+        std::chrono::milliseconds window;
+        std::vector<time_point> times; // capacity N
+        std::size_t start = 0;         // the oldest
+        std::size_t count = 0;
+        time_point paused_until = time_point::min();
+
+        std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
+
+        time_point next_free(time_point now, std::chrono::milliseconds margin) const {
+            time_point t = std::max(now, paused_until);
+            if (count == times.size()) t = std::max(t, times[start] + window + margin);
+            return t;
+        }
+        void record(time_point t) {
+            if (count < times.size()) {
+                times[at(count)] = t;
+                ++count;
+            } else {
+                times[start] = t; // the oldest leaves the log: it no longer constrains anything
+                start = at(1);
+            }
+        }
+        void erase(time_point t) {
+            // Nearly always the newest entry: search from there. Not found means N later grants pushed it out
+            // of the log, and keeping those is the conservative choice.
+            for (std::size_t i = count; i-- > 0;) {
+                if (times[at(i)] != t) continue;
+                for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
+                --count;
+                return;
+            }
+        }
+        std::size_t in_window(time_point now) const {
+            std::size_t n = 0;
+            for (std::size_t i = count; i-- > 0 && times[at(i)] > now - window;) ++n;
+            return n;
+        }
+    };
+
+    bucket_limits endpoint_limits_{};
+    std::chrono::milliseconds margin_{};
+    std::vector<sliding_log> buckets_{};
+    std::map<std::string, std::size_t, std::less<>> ids_{};
+};
+
+namespace detail {
+
+/// A parked acquire, linked into its endpoint's FIFO. The Asio adapter derives its operation from this, so
+/// parking allocates nothing beyond the operation itself.
+struct limiter_waiter {
+    enum class state : std::uint8_t { fresh, parked, granted, cancelled, rejected, closed };
+
+    limiter_waiter* prev = nullptr;
+    limiter_waiter* next = nullptr;
+    std::uint64_t seq = 0;                          ///< arrival order across endpoints (front: smaller)
+    std::chrono::steady_clock::time_point granted_at{}; ///< for give_back
+    std::uint32_t bucket = 0;
+    state st = state::fresh;
+    bool cancel_requested = false; ///< cancelled after its grant was decided, before it was delivered
+    bool reserved = false;         ///< the grant holds a slot in the store
+};
+
+/// The scheduler: per endpoint a FIFO of waiters; at each `now` it grants, in arrival order, every waiter whose
+/// endpoint bucket and the global bucket both admit it, and says when to look again. Not locked: the adapter
+/// holds its mutex around every call.
+class limiter_core {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+    using duration = std::chrono::steady_clock::duration;
+    static constexpr time_point never = time_point::max();
+
+    limiter_core(const rate_limit_options& o, std::shared_ptr<bucket_store> store)
+        : opts_(o), store_(store ? std::move(store) : std::make_shared<local_bucket_store>(o)) {}
+
+    const rate_limit_options& options() const noexcept { return opts_; }
+    bucket_store& store() noexcept { return *store_; }
+
+    /// The bucket id of `endpoint` (>= 1), made on first use.
+    std::uint32_t bucket(std::string_view endpoint) {
+        const auto id = static_cast<std::uint32_t>(store_->bucket(endpoint));
+        if (id >= queues_.size()) queues_.resize(id + 1);
+        if (queues_[id].name.empty()) queues_[id].name = std::string(endpoint);
+        return id;
+    }
+
+    /// Parks `w` at the back (or, to retry after a 429, the front) of its endpoint's queue. False when the
+    /// queue bound is reached and the options say to fail fast.
+    bool park(limiter_waiter& w, std::uint32_t b, bool front) {
+        if (parked_ >= opts_.max_waiters) {
+            if (!opts_.wait_when_full) return false;
+            ++overflow_;
+        }
+        auto& q = queues_[b];
+        w.bucket = b;
+        w.st = limiter_waiter::state::parked;
+        w.prev = w.next = nullptr;
+        if (front) {
+            w.seq = front_seq_--;
+            w.next = q.head;
+            (q.head ? q.head->prev : q.tail) = &w;
+            q.head = &w;
+        } else {
+            w.seq = back_seq_++;
+            w.prev = q.tail;
+            (q.tail ? q.tail->next : q.head) = &w;
+            q.tail = &w;
+        }
+        if (q.size++ == 0) activate(b);
+        ++parked_;
+        return true;
+    }
+
+    /// Takes a parked waiter out of its queue (cancelled before its grant: it cost no slot).
+    void unpark(limiter_waiter& w) {
+        assert(w.st == limiter_waiter::state::parked);
+        auto& q = queues_[w.bucket];
+        (w.prev ? w.prev->next : q.head) = w.next;
+        (w.next ? w.next->prev : q.tail) = w.prev;
+        w.prev = w.next = nullptr;
+        if (--q.size == 0) deactivate(w.bucket);
+        --parked_;
+        w.st = limiter_waiter::state::fresh;
+    }
+
+    /// Grants every waiter that may go at `now`, calling on_grant(waiter&) for each in grant order, and
+    /// returns when something may next be granted (`never` when nothing is parked). Per grant: one look at
+    /// the global bucket and one at each endpoint that has waiters (a handful: the catalog has 35).
+    template <class OnGrant>
+    time_point grant_ready(time_point now, OnGrant&& on_grant) {
+        int lost_races = 0;
+        for (;;) {
+            if (active_.empty()) return never;
+            const time_point global_free = store_->next_free(bucket_store::global_bucket, now);
+            time_point endpoint_free = never;
+            limiter_waiter* best = nullptr;
+            for (const std::uint32_t b : active_) {
+                const time_point t = store_->next_free(b, now);
+                if (t <= now) {
+                    // The global slot goes to the earliest waiter whose endpoint has room: a backlog on an
+                    // exhausted endpoint never idles the others (no head-of-line blocking).
+                    if (best == nullptr || queues_[b].head->seq < best->seq) best = queues_[b].head;
+                } else {
+                    endpoint_free = std::min(endpoint_free, t);
+                }
+            }
+            if (global_free > now) return best != nullptr ? global_free : std::max(global_free, endpoint_free);
+            if (best == nullptr) return endpoint_free;
+            if (!store_->try_reserve(best->bucket, now)) {
+                // A shared store lost the slot to another process between next_free and try_reserve: ask
+                // again, and if that keeps happening look again a margin later rather than spin.
+                if (++lost_races > 3) return now + std::max<duration>(opts_.safety_margin, std::chrono::milliseconds(1));
+                continue;
+            }
+            unpark(*best);
+            best->st = limiter_waiter::state::granted;
+            best->reserved = true;
+            best->granted_at = now;
+            on_grant(*best);
+        }
+    }
+
+    /// Gives back the slot of a grant whose waiter was cancelled before it could use it.
+    void give_back(limiter_waiter& w) {
+        if (!w.reserved) return;
+        store_->give_back(w.bucket, w.granted_at);
+        w.reserved = false;
+    }
+
+    /// A 429 answered a request to bucket `b` at `now`: pauses that endpoint for `d`, and the global bucket
+    /// too when the 429 likely came from the global limit, which the answer does not say (spec §1):
+    ///  - another endpoint also got a 429 within the last global window (two endpoints limited at once is
+    ///    the global limit's signature, or a second process using the key), or
+    ///  - the global bucket was full (in_window >= max) when the 429 came.
+    /// Returns true when the global bucket was paused as well.
+    bool pause_after_429(std::uint32_t b, time_point now, duration d) {
+        store_->pause(b, now + d);
+        bool global = store_->usage(bucket_store::global_bucket, now).in_window >= opts_.global.max_requests;
+        for (std::uint32_t i = 1; i < queues_.size() && !global; ++i) {
+            global = i != b && queues_[i].last_429 > now - opts_.global.window;
+        }
+        queues_[b].last_429 = now;
+        if (global) store_->pause(bucket_store::global_bucket, now + d);
+        return global;
+    }
+
+    void pause(std::uint32_t b, time_point until) { store_->pause(b, until); }
+    void pause_global(time_point until) { store_->pause(bucket_store::global_bucket, until); }
+
+    /// Removes every parked waiter (the limiter is closing), calling f(waiter&) for each.
+    template <class F>
+    void drain(F&& f) {
+        while (!active_.empty()) {
+            limiter_waiter& w = *queues_[active_.back()].head;
+            unpark(w);
+            f(w);
+        }
+    }
+
+    std::size_t parked() const noexcept { return parked_; }
+    std::size_t parked(std::uint32_t b) const noexcept { return b < queues_.size() ? queues_[b].size : 0; }
+    std::size_t overflow() const noexcept { return overflow_; }
+    bool has_bucket(std::uint32_t b) const noexcept { return b < queues_.size() && !queues_[b].name.empty(); }
+
+private:
+    struct endpoint_queue {
+        limiter_waiter* head = nullptr;
+        limiter_waiter* tail = nullptr;
+        std::size_t size = 0;
+        std::size_t active_index = 0; ///< position in active_ while non-empty
+        time_point last_429 = time_point::min();
+        std::string name{};
+    };
+
+    void activate(std::uint32_t b) {
+        queues_[b].active_index = active_.size();
+        active_.push_back(b);
+    }
+    void deactivate(std::uint32_t b) {
+        const std::size_t i = queues_[b].active_index;
+        active_[i] = active_.back();
+        queues_[active_[i]].active_index = i;
+        active_.pop_back();
+    }
+
+    rate_limit_options opts_{};
+    std::shared_ptr<bucket_store> store_{};
+    std::vector<endpoint_queue> queues_{}; // by bucket id; [0] (global) unused
+    std::vector<std::uint32_t> active_{};  // endpoints with waiters
+    std::size_t parked_ = 0;
+    std::size_t overflow_ = 0;
+    // Arrival order: back waiters count up from the middle of the range, front waiters down from it, so a
+    // front waiter is older than every waiter that arrived normally.
+    std::uint64_t back_seq_ = std::uint64_t{1} << 63;
+    std::uint64_t front_seq_ = (std::uint64_t{1} << 63) - 1;
+};
+
+} // namespace detail
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/detail/limiter_core.hpp ----
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_allocator.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <openssl/evp.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// Where an acquire joins its endpoint's queue: at the back (a new request), or at the front (a request
+/// that got a 429 and must not lose its place to the ones that arrived after it).
+enum class acquire_position { back, front };
+
+/// What the limiter reports about one bucket.
+struct bucket_stats {
+    std::size_t queued = 0;    ///< parked waiters (for the global bucket: all of them)
+    std::size_t in_window = 0; ///< grants within the window that ends now
+    /// Earliest time the next grant could go (for an endpoint: its bucket and the global one both).
+    std::chrono::steady_clock::time_point next_grant{};
+    std::chrono::steady_clock::time_point paused_until{}; ///< a 429 pause, if later than now
+};
+
+/// How on_rate_limited() paused.
+struct rate_limit_pause {
+    std::chrono::milliseconds duration{}; ///< Retry-After, or the backoff drawn for the attempt
+    bool global = false;                  ///< the global bucket paused too
+};
+
+namespace detail {
+
+template <class Timer>
+class limiter_impl;
+
+/// An owning reference to a limiter_impl (intrusive: pending operations hold one too, 8 bytes each).
+template <class Timer>
+class limiter_ref {
+public:
+    explicit limiter_ref(limiter_impl<Timer>* p) noexcept : p_(p) {}
+    limiter_ref(const limiter_ref& o) noexcept : p_(o.p_) {
+        if (p_) p_->add_ref();
+    }
+    limiter_ref(limiter_ref&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    limiter_ref& operator=(limiter_ref o) noexcept {
+        std::swap(p_, o.p_);
+        return *this;
+    }
+    ~limiter_ref() {
+        if (p_) p_->release();
+    }
+    limiter_impl<Timer>* operator->() const noexcept { return p_; }
+    limiter_impl<Timer>* get() const noexcept { return p_; }
+
+private:
+    limiter_impl<Timer>* p_;
+};
+
+/// The part of a pending acquire that the limiter knows without knowing the handler's type.
+template <class Timer>
+struct limiter_op : limiter_waiter {
+    enum class action { post, finish, destroy };
+    limiter_impl<Timer>* owner = nullptr;
+    void (*fn)(limiter_op*, action, error_code) = nullptr; // type-erased: post the delivery, or complete
+};
+
+/// Keeps outstanding work on the handler's executor while the acquire is pending, unless that executor is the
+/// limiter's own (then the limiter's armed timer already keeps it running, and 56 bytes per waiter are saved).
+template <class WorkExecutor>
+struct limiter_work {
+    WorkExecutor ex;
+};
+template <>
+struct limiter_work<void> {};
+
+/// The function object that completes an acquire on its handler's executor. It owns the operation: destroyed
+/// without having run (its io_context went away first), it frees the operation and the limiter's reference.
+template <class Timer>
+class limiter_delivery {
+public:
+    explicit limiter_delivery(limiter_op<Timer>* w) noexcept : w_(w) {}
+    limiter_delivery(limiter_delivery&& o) noexcept : w_(std::exchange(o.w_, nullptr)) {}
+    limiter_delivery& operator=(limiter_delivery&&) = delete;
+    ~limiter_delivery() {
+        if (w_ == nullptr) return;
+        limiter_impl<Timer>* owner = w_->owner;
+        w_->fn(w_, limiter_op<Timer>::action::destroy, {});
+        owner->release();
+    }
+    void operator()() {
+        limiter_op<Timer>* w = std::exchange(w_, nullptr);
+        w->owner->deliver(w);
+    }
+
+private:
+    limiter_op<Timer>* w_;
+};
+
+template <class Timer, class Handler, class WorkExecutor>
+struct limiter_handler_op final : limiter_op<Timer> {
+    using base = limiter_op<Timer>;
+    using alloc_type = typename std::allocator_traits<asio::associated_allocator_t<Handler>>::template rebind_alloc<
+        limiter_handler_op>;
+
+    limiter_handler_op(Handler&& h, limiter_work<WorkExecutor> w) : handler(std::move(h)), work(std::move(w)) {
+        this->fn = &do_fn;
+    }
+
+    static void do_fn(base* b, typename base::action a, error_code ec) {
+        auto* self = static_cast<limiter_handler_op*>(b);
+        if (a == base::action::post) {
+            asio::post(self->executor(), limiter_delivery<Timer>(b));
+            return;
+        }
+        if (a == base::action::destroy) {
+            // The delivery was destroyed unrun (its io_context was destroyed): free everything, call nothing.
+            alloc_type alloc(asio::get_associated_allocator(self->handler));
+            std::allocator_traits<alloc_type>::destroy(alloc, self);
+            std::allocator_traits<alloc_type>::deallocate(alloc, self, 1);
+            return;
+        }
+        // Asio's rules: the slot is cleared and the operation's memory freed before the handler runs.
+        asio::get_associated_cancellation_slot(self->handler).clear();
+        Handler h(std::move(self->handler));
+        [[maybe_unused]] limiter_work<WorkExecutor> keep(std::move(self->work)); // released after the handler ran
+        alloc_type alloc(asio::get_associated_allocator(h));
+        std::allocator_traits<alloc_type>::destroy(alloc, self);
+        std::allocator_traits<alloc_type>::deallocate(alloc, self, 1);
+        std::move(h)(ec);
+    }
+
+    auto executor() const {
+        if constexpr (std::is_void_v<WorkExecutor>) return asio::get_associated_executor(handler, this->owner->executor());
+        else return work.ex;
+    }
+
+    Handler handler;
+    [[no_unique_address]] limiter_work<WorkExecutor> work;
+};
+
+template <class Timer>
+class limiter_impl {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+    using op = limiter_op<Timer>;
+    static_assert(std::is_same_v<typename Timer::clock_type::time_point, time_point>,
+                  "the limiter's timer must count steady_clock time points");
+
+    limiter_impl(asio::any_io_executor ex, const rate_limit_options& o, std::shared_ptr<bucket_store> store)
+        : ex_(std::move(ex)), core_(o, std::move(store)), timer_(ex_),
+          rng_(o.jitter_seed != 0 ? o.jitter_seed : std::random_device{}()) {}
+
+    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    void release() noexcept {
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    }
+
+    const asio::any_io_executor& executor() const noexcept { return ex_; }
+    const rate_limit_options& options() const noexcept { return core_.options(); }
+
+    std::uint32_t bucket(std::string_view endpoint) {
+        std::lock_guard<std::mutex> l(mu_);
+        return core_.bucket(endpoint);
+    }
+
+    template <class Handler>
+    void start(Handler&& handler, std::uint32_t b, bool front) {
+        using handler_type = std::decay_t<Handler>;
+        auto hex = asio::get_associated_executor(handler, ex_);
+        using work_type = decltype(asio::prefer(hex, asio::execution::outstanding_work.tracked));
+        if constexpr (std::is_same_v<decltype(hex), asio::any_io_executor>) {
+            if (hex == ex_) {
+                start_op<limiter_handler_op<Timer, handler_type, void>>(std::forward<Handler>(handler), limiter_work<void>{}, b,
+                                                                         front);
+                return;
+            }
+        }
+        limiter_work<work_type> w{asio::prefer(hex, asio::execution::outstanding_work.tracked)};
+        start_op<limiter_handler_op<Timer, handler_type, work_type>>(std::forward<Handler>(handler), std::move(w), b,
+                                                                      front);
+    }
+
+    /// Runs on the handler's executor: the one place an acquire completes.
+    void deliver(op* w) {
+        error_code ec{};
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            switch (w->st) {
+            case limiter_waiter::state::granted:
+                if (w->cancel_requested) {
+                    // Cancelled at the moment of its grant: the slot goes to the next waiter, not to waste.
+                    ec = asio::error::operation_aborted;
+                    if (w->reserved) {
+                        core_.give_back(*w);
+                        if (!closed_) schedule_locked();
+                    }
+                }
+                break;
+            case limiter_waiter::state::rejected: ec = make_error_code(error::queue_full); break;
+            default: ec = asio::error::operation_aborted; break; // cancelled while parked, or closed
+            }
+            w->st = limiter_waiter::state::fresh;
+        }
+        w->fn(w, op::action::finish, ec);
+        release(); // the operation's reference
+    }
+
+    void cancel(op* w) {
+        std::lock_guard<std::mutex> l(mu_);
+        if (w->st == limiter_waiter::state::parked) {
+            core_.unpark(*w);
+            w->st = limiter_waiter::state::cancelled;
+            w->fn(w, op::action::post, {});
+            if (core_.parked() == 0) disarm_locked(); // an idle limiter must not hold its io_context running
+        } else if (w->st == limiter_waiter::state::granted) {
+            w->cancel_requested = true; // deliver() gives the slot back
+        }
+    }
+
+    bool pause(std::string_view endpoint, std::chrono::steady_clock::duration d) {
+        std::lock_guard<std::mutex> l(mu_);
+        const bool global = core_.pause_after_429(core_.bucket(endpoint), now_locked(), d);
+        schedule_locked(); // the armed timer may be too early now; let it move
+        return global;
+    }
+
+    rate_limit_pause on_rate_limited(std::string_view endpoint, std::optional<std::chrono::milliseconds> retry_after,
+                                     int attempt) {
+        std::lock_guard<std::mutex> l(mu_);
+        rate_limit_pause p;
+        p.duration = retry_after ? *retry_after : full_jitter_backoff(core_.options().backoff, attempt, rng_);
+        p.global = core_.pause_after_429(core_.bucket(endpoint), now_locked(), p.duration);
+        schedule_locked();
+        return p;
+    }
+
+    void pause_global(std::chrono::steady_clock::duration d) {
+        std::lock_guard<std::mutex> l(mu_);
+        core_.pause_global(now_locked() + d);
+        schedule_locked();
+    }
+
+    bucket_stats stats(std::string_view endpoint) {
+        std::lock_guard<std::mutex> l(mu_);
+        const auto now = now_locked();
+        const auto b = core_.bucket(endpoint);
+        const auto u = core_.store().usage(b, now);
+        const auto g = core_.store().usage(bucket_store::global_bucket, now);
+        return {core_.parked(b), u.in_window, std::max(u.next_free, g.next_free), u.paused_until};
+    }
+
+    bucket_stats global_stats() {
+        std::lock_guard<std::mutex> l(mu_);
+        const auto now = now_locked();
+        const auto g = core_.store().usage(bucket_store::global_bucket, now);
+        return {core_.parked(), g.in_window, g.next_free, g.paused_until};
+    }
+
+    std::size_t overflow() {
+        std::lock_guard<std::mutex> l(mu_);
+        return core_.overflow();
+    }
+
+    void close() {
+        std::lock_guard<std::mutex> l(mu_);
+        if (closed_) return;
+        closed_ = true;
+        core_.drain([](limiter_waiter& n) {
+            auto* w = static_cast<op*>(&n);
+            w->st = limiter_waiter::state::closed;
+            w->fn(w, op::action::post, {});
+        });
+        disarm_locked();
+    }
+
+private:
+    ~limiter_impl() = default; // only release() deletes
+
+    template <class Op, class Handler, class Work>
+    void start_op(Handler&& handler, Work&& work, std::uint32_t b, bool front) {
+        typename Op::alloc_type alloc(asio::get_associated_allocator(handler));
+        Op* p = std::allocator_traits<typename Op::alloc_type>::allocate(alloc, 1);
+        try {
+            std::allocator_traits<typename Op::alloc_type>::construct(alloc, p, std::forward<Handler>(handler),
+                                                                       std::forward<Work>(work));
+        } catch (...) {
+            std::allocator_traits<typename Op::alloc_type>::deallocate(alloc, p, 1);
+            throw;
+        }
+        p->owner = this;
+        add_ref(); // released by deliver()
+        auto slot = asio::get_associated_cancellation_slot(p->handler);
+        std::lock_guard<std::mutex> l(mu_);
+        if (closed_) {
+            p->st = limiter_waiter::state::closed;
+        } else if (!core_.options().enabled) {
+            p->st = limiter_waiter::state::granted; // nothing reserved: nothing to give back
+        } else if (!core_.park(*p, b, front)) {
+            p->st = limiter_waiter::state::rejected;
+        } else {
+            if (slot.is_connected()) slot.template emplace<cancel_handler>(p);
+            schedule_locked(); // may grant p at once: completions are posted, never run inline
+            return;
+        }
+        p->fn(p, op::action::post, {});
+    }
+
+    struct cancel_handler {
+        explicit cancel_handler(op* p) noexcept : w(p) {}
+        op* w;
+        void operator()(asio::cancellation_type t) const {
+            if (t != asio::cancellation_type::none) w->owner->cancel(w);
+        }
+    };
+
+    time_point now_locked() {
+        // Grants are recorded in time order even when threads read the clock in another order.
+        last_now_ = std::max(last_now_, Timer::clock_type::now());
+        return last_now_;
+    }
+
+    void schedule_locked() {
+        const time_point next = core_.grant_ready(now_locked(), [](limiter_waiter& n) {
+            auto* w = static_cast<op*>(&n);
+            w->fn(w, op::action::post, {});
+        });
+        if (next == limiter_core::never) disarm_locked();
+        else arm_locked(next);
+    }
+
+    void arm_locked(time_point at) {
+        // An earlier armed time stays: the timer fires, finds nothing to grant yet and re-arms; moving it on
+        // every acquire would cost a cancel and a new wait each time.
+        if (armed_ && armed_at_ <= at) return;
+        armed_ = true;
+        armed_at_ = at;
+        const std::uint64_t gen = ++timer_gen_;
+        timer_.expires_at(at); // a wait still pending completes with operation_aborted and a stale generation
+        add_ref();
+        // The handler owns a reference, released even if it is destroyed unrun (io_context destroyed).
+        timer_.async_wait([self = limiter_ref<Timer>(this), gen](const error_code&) { self->on_timer(gen); });
+    }
+
+    void disarm_locked() {
+        if (!armed_) return;
+        armed_ = false;
+        ++timer_gen_;
+        timer_.cancel();
+    }
+
+    void on_timer(std::uint64_t gen) {
+        std::lock_guard<std::mutex> l(mu_);
+        if (gen != timer_gen_ || closed_) return; // superseded by a later arm, or cancelled
+        armed_ = false;
+        schedule_locked();
+    }
+
+    std::atomic<std::size_t> refs_{1};
+    std::mutex mu_;
+    asio::any_io_executor ex_;
+    limiter_core core_;
+    Timer timer_;
+    bool armed_ = false;
+    time_point armed_at_{};
+    std::uint64_t timer_gen_ = 0;
+    time_point last_now_ = time_point::min();
+    bool closed_ = false;
+    std::minstd_rand rng_;
+
+    template <class, class, class>
+    friend struct limiter_handler_op;
+};
+
+} // namespace detail
+
+/// The rate limiter on a given timer type; use `rate_limiter` (asio::steady_timer). See the opening comment
+/// of this header for the semantics.
+template <class Timer = asio::steady_timer>
+class basic_rate_limiter {
+public:
+    using executor_type = asio::any_io_executor;
+    using clock_type = typename Timer::clock_type;
+    using time_point = std::chrono::steady_clock::time_point;
+    using default_token = asio::use_awaitable_t<>;
+
+    /// `ex` runs the limiter's timer. `store`: where the buckets live (null: in this process).
+    explicit basic_rate_limiter(executor_type ex, rate_limit_options options = {},
+                                std::shared_ptr<bucket_store> store = nullptr)
+        : impl_(new detail::limiter_impl<Timer>(std::move(ex), options, std::move(store))) {}
+
+    /// Ends every parked acquire with operation_aborted.
+    ~basic_rate_limiter() { impl_->close(); }
+    basic_rate_limiter(const basic_rate_limiter&) = delete;
+    basic_rate_limiter& operator=(const basic_rate_limiter&) = delete;
+
+    executor_type get_executor() const noexcept { return impl_->executor(); }
+    const rate_limit_options& options() const noexcept { return impl_->options(); }
+
+    /// Waits for a slot in `endpoint`'s bucket and the global bucket; completes with (error_code): success
+    /// once the request may be sent, error::queue_full when the queue bound is reached (at once), or
+    /// operation_aborted when cancelled (any cancellation type; a grant that raced the cancellation goes to
+    /// the next waiter) or when the limiter closes. The slot is consumed by the success: send the request.
+    template <class CompletionToken = default_token>
+        requires(!std::is_same_v<std::decay_t<CompletionToken>, acquire_position>)
+    auto async_acquire(std::string_view endpoint, CompletionToken&& token = {}) {
+        return async_acquire(endpoint, acquire_position::back, std::forward<CompletionToken>(token));
+    }
+
+    template <class CompletionToken = default_token>
+    auto async_acquire(std::string_view endpoint, acquire_position position, CompletionToken&& token = {}) {
+        // The endpoint is resolved to its bucket now, so the string need not outlive a deferred initiation.
+        const std::uint32_t b = impl_->bucket(endpoint);
+        return asio::async_initiate<CompletionToken, void(error_code)>(initiation{detail::limiter_ref<Timer>(impl_)},
+                                                                       token, b, position == acquire_position::front);
+    }
+
+    /// Pauses `endpoint`'s bucket for `d` after a 429, and the global bucket too by the rule in this header's
+    /// opening comment. Returns whether the global bucket paused.
+    bool pause(std::string_view endpoint, std::chrono::steady_clock::duration d) { return impl_->pause(endpoint, d); }
+
+    /// The 429 entry point: pauses for Retry-After when the answer had one, otherwise for a full-jitter
+    /// backoff of `attempt` (1 = the first 429 of this request) within options().backoff.
+    rate_limit_pause on_rate_limited(std::string_view endpoint, std::optional<std::chrono::milliseconds> retry_after,
+                                     int attempt) {
+        return impl_->on_rate_limited(endpoint, retry_after, attempt);
+    }
+
+    /// Pauses every endpoint for `d`.
+    void pause_global(std::chrono::steady_clock::duration d) { impl_->pause_global(d); }
+
+    bucket_stats stats(std::string_view endpoint) const { return impl_->stats(endpoint); }
+    bucket_stats global_stats() const { return impl_->global_stats(); }
+    /// Acquires parked beyond options().max_waiters (only with wait_when_full).
+    std::size_t overflow() const { return impl_->overflow(); }
+
+    /// Ends every parked acquire with operation_aborted and refuses new ones the same way. Idempotent.
+    void close() { impl_->close(); }
+
+private:
+    struct initiation {
+        detail::limiter_ref<Timer> impl;
+        using executor_type = asio::any_io_executor;
+        executor_type get_executor() const noexcept { return impl->executor(); }
+
+        template <class Handler>
+        void operator()(Handler&& handler, std::uint32_t bucket, bool front) const {
+            impl->start(std::forward<Handler>(handler), bucket, front);
+        }
+    };
+
+    detail::limiter_ref<Timer> impl_;
+};
+
+using rate_limiter = basic_rate_limiter<>;
+
+namespace detail {
+
+/// The registry's name for a key: SHA-256 over a domain tag and the key, in hex. The key itself is never
+/// stored, so a heap dump or a debugger shows no credentials; the tag keeps the digest from being the plain
+/// SHA-256 of the key that someone could match elsewhere.
+inline std::string limiter_key_digest(std::string_view api_key) {
+    static constexpr std::string_view tag{"callsavvy rate limiter key\0", 27};
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    const bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
+                    EVP_DigestUpdate(ctx, tag.data(), tag.size()) == 1 &&
+                    EVP_DigestUpdate(ctx, api_key.data(), api_key.size()) == 1 && EVP_DigestFinal_ex(ctx, md, &n) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) throw std::runtime_error("callsavvy: SHA-256 is unavailable");
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(2 * n);
+    for (unsigned int i = 0; i < n; ++i) {
+        out.push_back(hex[md[i] >> 4]);
+        out.push_back(hex[md[i] & 0xf]);
+    }
+    return out;
+}
+
+struct limiter_registry {
+    std::mutex mu;
+    std::map<std::string, std::weak_ptr<rate_limiter>, std::less<>> by_key;
+
+    static limiter_registry& instance() {
+        static limiter_registry r;
+        return r;
+    }
+};
+
+} // namespace detail
+
+/// The process's limiter for `api_key`: every client using the same key gets the same buckets (the server
+/// counts per key), different keys are independent. The first call for a key creates the limiter with `ex`
+/// and `options`; later calls get that limiter as it is (their ex and options are not used) for as long as
+/// someone holds it. Thread-safe.
+inline std::shared_ptr<rate_limiter> limiter_for_key(const asio::any_io_executor& ex, std::string_view api_key,
+                                                     const rate_limit_options& options = {}) {
+    const std::string id = detail::limiter_key_digest(api_key);
+    auto& r = detail::limiter_registry::instance();
+    std::lock_guard<std::mutex> l(r.mu);
+    for (auto it = r.by_key.begin(); it != r.by_key.end();) // forget limiters nobody holds any more
+        it = it->second.expired() ? r.by_key.erase(it) : std::next(it);
+    auto& slot = r.by_key[id];
+    if (auto existing = slot.lock()) return existing;
+    auto made = std::make_shared<rate_limiter>(ex, options);
+    slot = made;
+    return made;
+}
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/limiter.hpp ----
 // ---- begin callsavvy/net/connection.hpp ----
 // callsavvy/net/connection.hpp — one client connection: resolve with every address tried in turn, TCP with
 // TCP_NODELAY, an optional HTTP CONNECT tunnel, an optional verified TLS session, each request written in
@@ -3850,6 +4922,7 @@ CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/net/connection.hpp ----
 
 #include <asio/any_io_executor.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/async_result.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
@@ -3902,6 +4975,7 @@ struct call_event {
     std::uint64_t bytes_received = 0;
     bool reused_connection = false;
     bool will_retry = false;
+    std::chrono::steady_clock::duration limiter_wait{}; ///< time parked in the rate limiter before this attempt
 };
 
 struct client_options {
@@ -3921,6 +4995,14 @@ struct client_options {
     std::string user_agent = "callsavvy-cpp/" CALLSAVVY_VERSION_STRING;
     std::function<void(const call_event&)> observer{};
     std::uint64_t jitter_seed = 0; ///< seed of the backoff jitter; 0 picks a random one
+    /// Callsavvy's rate limits (spec §1), applied before each request so the server never has a reason to
+    /// answer 429. Shared by every client in the process that uses the same public key: the first client
+    /// created for a key sets the limits while any client of that key lives.
+    rate_limit_options rate_limits{};
+    /// Retries (other than after 429) draw from this budget; when it is spent, failures are reported at once.
+    retry_budget_options retry_budget{};
+    /// After this many 401/403 answers in a row, calls fail at once until the cool-down passes.
+    auth_breaker_options auth_breaker{};
     /// Check typed requests against the catalog's rules before sending. The real server may be more
     /// permissive than the spec says; switch this off to let it decide.
     bool validate_requests = true;
@@ -4008,9 +5090,13 @@ public:
 
     client_impl(asio::any_io_executor ex, client_options o)
         : ex_(std::move(ex)), opts_(std::move(o)), sweep_timer_(ex_),
-          rng_(opts_.jitter_seed != 0 ? opts_.jitter_seed : std::random_device{}()) {
+          rng_(opts_.jitter_seed != 0 ? opts_.jitter_seed : std::random_device{}()), budget_(opts_.retry_budget),
+          breaker_(opts_.auth_breaker) {
         configure();
+        if (opts_.rate_limits.enabled) limiter_ = limiter_for_key(ex_, opts_.keys.public_key, opts_.rate_limits);
     }
+
+    const std::shared_ptr<rate_limiter>& limiter() const noexcept { return limiter_; }
 
     const asio::any_io_executor& executor() const noexcept { return ex_; }
     const client_options& options() const noexcept { return opts_; }
@@ -4041,6 +5127,7 @@ private:
 
     asio::awaitable<call_result> call_body(std::shared_ptr<call_state> cs);
     asio::awaitable<call_result> attempt(std::shared_ptr<call_state> cs, connection* conn);
+    asio::awaitable<error_code> wait_for_rate_limit(call_state& cs, acquire_position position);
 
     asio::any_io_executor ex_{};
     client_options opts_;
@@ -4059,6 +5146,9 @@ private:
     bool sweep_armed_ = false;
     bool closed_ = false;
     std::minstd_rand rng_{};
+    std::shared_ptr<rate_limiter> limiter_{}; ///< null when rate limiting is off
+    retry_budget budget_;
+    auth_breaker breaker_;
 
     friend struct call_state;
 };
@@ -4080,6 +5170,7 @@ struct call_state {
     void interrupt() {
         if (active != nullptr) active->close();
         if (waiting != nullptr) waiting->cancel();
+        if (waiting_signal != nullptr) waiting_signal->emit(asio::cancellation_type::terminal);
     }
 
     client_impl& client;
@@ -4092,6 +5183,7 @@ struct call_state {
     std::list<call_state*>::iterator registration;
     connection* active = nullptr;          ///< the connection of the attempt in progress
     asio::steady_timer* waiting = nullptr; ///< the timer a pool wait or a backoff parks on
+    asio::cancellation_signal* waiting_signal = nullptr; ///< ends a wait in the rate limiter
     unsigned attempt_id = 0;
     stop attempt_stop = stop::none;        ///< why the current attempt was interrupted
     stop call_stop = stop::none;           ///< why the whole call was interrupted
@@ -4341,13 +5433,46 @@ inline asio::awaitable<call_result> client_impl::attempt(std::shared_ptr<call_st
     co_return r;
 }
 
+/// Parks the call in the rate limiter. The caller's cancellation (any type: nothing was written) and
+/// interrupt() (deadline, close) both end the wait; the limiter hands a slot it granted at that moment on.
+inline asio::awaitable<error_code> client_impl::wait_for_rate_limit(call_state& cs, acquire_position position) {
+    asio::cancellation_signal signal;
+    auto slot = (co_await asio::this_coro::cancellation_state).slot();
+    if (slot.is_connected()) slot.assign([&signal](asio::cancellation_type t) { signal.emit(t); });
+    error_code ec;
+    {
+        const published<asio::cancellation_signal> guard(cs.waiting_signal, signal);
+        std::tie(ec) = co_await limiter_->async_acquire(cs.resource, position,
+                                                        asio::bind_cancellation_slot(signal.slot(), use_nothrow));
+    }
+    if (slot.is_connected()) slot.clear();
+    co_return ec;
+}
+
 inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_state> cs) {
     diagnostics& d = cs->d;
     bool fresh_retry_used = false;
+    int rate_limited = 0;          // 429 answers so far: always retried, never counted as attempts
+    std::size_t budget_spent = 0;  // what this call's retries took from the retry budget
+    acquire_position position = acquire_position::back;
     call_result last;
     for (int n = 1;; ++n) {
         // Until the request is on the wire, any cancellation type may end the call.
         co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+        if (!breaker_.allow(clock::now())) {
+            last.ec = make_error_code(error::unauthorized);
+            d.detail = "not sent: the last " + std::to_string(breaker_.consecutive_failures()) +
+                       " answers were 401/403; calls resume after the cool-down";
+            co_return last;
+        }
+        const auto queued_at = clock::now();
+        if (limiter_) {
+            if (auto ec = co_await wait_for_rate_limit(*cs, position)) {
+                last.ec = ec;
+                co_return last;
+            }
+        }
+        const auto limiter_wait = clock::now() - queued_at;
         std::unique_ptr<connection> conn;
         bool reused = false;
         if (auto ec = co_await acquire(*cs, conn, reused)) {
@@ -4386,10 +5511,25 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             last.data = {};
             d.detail = "attempt timed out after " + std::to_string(opts_.attempt_timeout.count()) + " ms";
         }
+        if (cs->http_status != 0) breaker_.on_answer(cs->http_status == 401 || cs->http_status == 403, clock::now());
         retry_decision decision = retry_decision::fail;
         if (last.ec) {
-            decision = decide_retry(last.ec, cs->http_status, cs->written, cs->read_only, reused, fresh_retry_used, n,
-                                    opts_.retry.max_attempts);
+            // A 429 proves the request was not processed: it is always retried (the deadline bounds it) and
+            // does not count as an attempt.
+            const int counted = cs->http_status == 429 ? 1 : n - rate_limited;
+            decision = decide_retry(last.ec, cs->http_status, cs->written, cs->read_only, reused, fresh_retry_used,
+                                    counted, opts_.retry.max_attempts);
+            if (decision == retry_decision::retry && cs->http_status != 429) {
+                // Retries other than after a 429 draw from the budget; a spent budget ends the call at once.
+                const std::size_t cost = budget_.try_spend(cs->attempt_stop == call_state::stop::attempt_timeout);
+                if (cost == 0) {
+                    decision = retry_decision::fail;
+                    d.detail += d.detail.empty() ? "retry budget spent" : " (retry budget spent)";
+                }
+                budget_spent += cost;
+            }
+        } else {
+            budget_.on_success(budget_spent);
         }
         if (opts_.observer) {
             call_event ev;
@@ -4402,6 +5542,7 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             ev.bytes_received = conn->bytes_received() - recv0;
             ev.reused_connection = reused;
             ev.will_retry = decision == retry_decision::retry || decision == retry_decision::retry_now;
+            ev.limiter_wait = limiter_wait;
             opts_.observer(ev);
         }
         // A whole answer (of any status) leaves the connection usable; anything else closed it.
@@ -4419,7 +5560,19 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         case retry_decision::retry_now: fresh_retry_used = true; continue;
         case retry_decision::retry: break;
         }
-        auto delay = backoff_delay(opts_.retry, n, rng_);
+        if (cs->http_status == 429) {
+            ++rate_limited;
+            if (limiter_) {
+                // The limiter pauses the endpoint (and, by its rule, the key) for Retry-After or a backoff;
+                // this call waits again at the front of its queue.
+                std::optional<std::chrono::milliseconds> ra;
+                if (cs->retry_after) ra = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
+                limiter_->on_rate_limited(cs->resource, ra, rate_limited);
+                position = acquire_position::front;
+                continue;
+            }
+        }
+        auto delay = backoff_delay(opts_.retry, cs->http_status == 429 ? rate_limited : n - rate_limited, rng_);
         if (cs->retry_after) delay = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
         asio::steady_timer backoff(ex_, delay);
         error_code wec;
@@ -4599,6 +5752,9 @@ public:
 
     std::size_t open_connections() const noexcept { return impl_->open_connections(); }
     std::size_t idle_connections() const noexcept { return impl_->idle_connections(); }
+    /// The rate limiter this client shares with every client of its key (null when rate limiting is off):
+    /// queue lengths and next grant times per bucket.
+    const std::shared_ptr<rate_limiter>& limiter() const noexcept { return impl_->limiter(); }
 
 private:
     template <class T>

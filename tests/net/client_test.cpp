@@ -45,6 +45,7 @@ callsavvy::client_options options_for(const script_server& s) {
     o.proxy.from_environment = false;
     o.tls.ca_file = cstest::test_pki().ca_file.string();
     o.jitter_seed = 7;
+    o.rate_limits.enabled = false; // these tests are about the transport; the limiter has its own
     return o;
 }
 
@@ -445,6 +446,7 @@ TEST_CASE("connection refused on every address is retried, then reported as a tr
     o.base_url = "http://127.0.0.1:" + std::to_string(port) + "/v1/";
     o.retry.backoff_base = 1ms;
     o.proxy.from_environment = false;
+    o.rate_limits.enabled = false;
     callsavvy::client c(io.get_executor(), o);
     cstest::run_test(io, [&]() -> asio::awaitable<void> {
         callsavvy::diagnostics d;
@@ -755,6 +757,7 @@ TEST_CASE("a multi-threaded io_context with the client on a strand", "[client][c
 TEST_CASE("an invalid base URL or resource is reported before anything is sent", "[client]") {
     asio::io_context io;
     callsavvy::client_options o;
+    o.rate_limits.enabled = false;
     o.base_url = "ftp://example.invalid/";
     callsavvy::client bad(io.get_executor(), o);
     o.base_url = "http://127.0.0.1:1/v1/";

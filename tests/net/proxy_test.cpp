@@ -34,6 +34,7 @@ callsavvy::client_options via(const cstest::script_server& s, std::string proxy_
     o.proxy.url = std::move(proxy_url);
     o.attempt_timeout = 5s;
     o.retry.backoff_base = 1ms;
+    o.rate_limits.enabled = false;
     return o;
 }
 
