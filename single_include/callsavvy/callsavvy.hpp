@@ -3645,7 +3645,11 @@ CALLSAVVY_END_NAMESPACE
 //   clients that may live on different threads and io_contexts). async_acquire, pause, stats and close may be
 //   called from any thread. The timer runs on the limiter's executor, which some thread must run; each
 //   acquire completes on its handler's associated executor (default: the limiter's), never inline. Outstanding
-//   work is tracked on the handler's executor while the acquire is pending.
+//   work is tracked on the handler's executor while the acquire is pending. As Asio requires of any
+//   operation, emit an acquire's cancellation from its handler's executor (a strand in a threaded context).
+// - Lifetimes: the limiter's executor must keep running while anyone waits (a limiter shared through
+//   limiter_for_key() runs on the executor of whoever created it first), and the io_contexts that waiters
+//   complete on must outlive their waits. Destroying or closing the limiter ends every wait at once.
 // - Time: the clock comes from the timer type; basic_rate_limiter<detail::manual_timer> runs in virtual
 //   time, and the scheduler itself (detail::limiter_core) is sans-io and takes `now` as an argument.
 

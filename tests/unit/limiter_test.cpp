@@ -1,0 +1,706 @@
+// The rate limiter in virtual time (spec §1 "Rate limits"): the scheduler (detail::limiter_core) driven
+// event by event over randomized arrivals, and the Asio limiter on a manual clock for FIFO, fairness,
+// cancellation (including the grant/cancel race of boostorg/mysql #509), 429 pauses, the queue bound, stats
+// and the per-key registry. No test sleeps or measures real time.
+#include <callsavvy/detail/limiter_manual_timer.hpp>
+#include <callsavvy/limiter.hpp>
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/strand.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+// A failing check on an instant prints it in milliseconds of virtual time.
+template <>
+struct Catch::StringMaker<std::chrono::steady_clock::time_point> {
+    static std::string convert(const std::chrono::steady_clock::time_point& t) {
+        return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count()) + " ms";
+    }
+};
+
+namespace {
+
+namespace asio = callsavvy::asio;
+using namespace std::chrono_literals;
+using callsavvy::bucket_limits;
+using callsavvy::rate_limit_options;
+using callsavvy::detail::limiter_core;
+using callsavvy::detail::limiter_waiter;
+using callsavvy::detail::manual_clock;
+using callsavvy::detail::manual_timer;
+using time_point = std::chrono::steady_clock::time_point;
+using vlimiter = callsavvy::basic_rate_limiter<manual_timer>;
+
+time_point at(std::chrono::steady_clock::duration d) { return time_point{} + d; }
+
+// ---------------------------------------------------------------------------------------------------------
+// The scheduler, event by event.
+
+struct sim_waiter : limiter_waiter {
+    int id = 0;
+    std::string endpoint{};
+    time_point arrival{};
+    std::optional<time_point> granted{};
+    bool cancelled = false;
+};
+
+// Counts grants of `log` (sorted) in the span (t - length, t].
+std::size_t count_in_span(const std::vector<time_point>& log, time_point t, std::chrono::nanoseconds length) {
+    return static_cast<std::size_t>(std::count_if(log.begin(), log.end(), [&](time_point g) { return g <= t && g > t - length; }));
+}
+
+// No window of length W (closed [t, t+W] when a margin separates windows, half-open otherwise) holds more
+// than N grants. The fullest window starts at a grant, so checking every grant's window checks them all.
+void check_window_invariant(const std::vector<time_point>& log, const bucket_limits& l, std::chrono::milliseconds margin,
+                            const std::string& bucket) {
+    for (std::size_t i = 0; i < log.size(); ++i) {
+        std::size_t n = 0;
+        for (std::size_t j = i; j < log.size(); ++j) {
+            const auto gap = log[j] - log[i];
+            if (margin.count() > 0 ? gap <= l.window : gap < l.window) ++n;
+        }
+        INFO("bucket " << bucket << ", window starting at grant " << i << " (t = "
+                       << std::chrono::duration_cast<std::chrono::milliseconds>(log[i].time_since_epoch()).count()
+                       << " ms)");
+        REQUIRE(n <= l.max_requests);
+    }
+}
+
+struct scheduler_run {
+    rate_limit_options o;
+    std::vector<std::unique_ptr<sim_waiter>> waiters{};
+    std::map<std::string, std::vector<time_point>> endpoint_log{};
+    std::vector<time_point> global_log{};
+    std::map<std::string, std::vector<int>> grant_order{};
+};
+
+// Drives a limiter_core through `arrivals` (waiters with endpoint + arrival set), cancelling a waiter with
+// probability `cancel_p` while parked and giving back a grant at the moment it was made with probability
+// `race_p`; after every step checks that no parked waiter could have gone (full use of the allowance).
+void simulate(scheduler_run& run, std::mt19937_64& rng, double cancel_p, double race_p) {
+    limiter_core core(run.o, nullptr);
+    auto& ws = run.waiters;
+    std::stable_sort(ws.begin(), ws.end(), [](const auto& a, const auto& b) { return a->arrival < b->arrival; });
+    std::map<std::string, std::uint32_t> ids;
+    for (auto& w : ws) ids[w->endpoint] = core.bucket(w->endpoint);
+    std::bernoulli_distribution cancel(cancel_p), race(race_p);
+    const auto span = run.o.per_endpoint.window + run.o.safety_margin;
+    const auto gspan = run.o.global.window + run.o.safety_margin;
+
+    std::size_t next_arrival = 0;
+    time_point next_wake = limiter_core::never;
+    std::vector<sim_waiter*> parked;
+    while (next_arrival < ws.size() || core.parked() > 0) {
+        const time_point now = std::min(next_arrival < ws.size() ? ws[next_arrival]->arrival : limiter_core::never, next_wake);
+        while (next_arrival < ws.size() && ws[next_arrival]->arrival == now) {
+            auto& w = *ws[next_arrival++];
+            REQUIRE(core.park(w, ids[w.endpoint], false));
+            parked.push_back(&w);
+        }
+        // Some parked waiters are cancelled before their grant: they leave and cost nothing.
+        for (sim_waiter* w : parked) {
+            if (w->st == limiter_waiter::state::parked && w->arrival < now && cancel(rng)) {
+                core.unpark(*w);
+                w->cancelled = true;
+            }
+        }
+        for (;;) {
+            std::vector<sim_waiter*> granted;
+            next_wake = core.grant_ready(now, [&](limiter_waiter& n) {
+                granted.push_back(static_cast<sim_waiter*>(&n));
+            });
+            bool gave_back = false;
+            for (sim_waiter* w : granted) {
+                REQUIRE(w->granted_at == now);
+                if (race(rng)) { // cancelled at the very moment of its grant: the slot goes back
+                    core.give_back(*w);
+                    w->cancelled = true;
+                    gave_back = true;
+                    continue;
+                }
+                w->granted = now;
+                run.endpoint_log[w->endpoint].push_back(now);
+                run.global_log.push_back(now);
+                run.grant_order[w->endpoint].push_back(w->id);
+            }
+            if (!gave_back) break; // a returned slot may go to the next waiter at once: ask again
+        }
+        std::erase_if(parked, [](sim_waiter* w) { return w->st != limiter_waiter::state::parked; });
+        // Full use: no waiter still parked had room in both its endpoint bucket and the global bucket.
+        const bool global_room = count_in_span(run.global_log, now, gspan) < run.o.global.max_requests;
+        for (sim_waiter* w : parked) {
+            const bool endpoint_room = count_in_span(run.endpoint_log[w->endpoint], now, span) < run.o.per_endpoint.max_requests;
+            INFO("waiter " << w->id << " on " << w->endpoint << " left parked at t = "
+                           << std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count()
+                           << " ms although both buckets had room");
+            REQUIRE_FALSE((global_room && endpoint_room));
+        }
+        if (next_arrival >= ws.size() && core.parked() == 0) break;
+        if (core.parked() > 0) REQUIRE(next_wake > now); // a finite, later look: never a spin, never stuck
+        if (core.parked() > 0) REQUIRE(next_wake != limiter_core::never);
+    }
+}
+
+} // namespace
+
+TEST_CASE("scheduler: no window of W ever holds more than N grants, in either bucket, and no allowance idles",
+          "[limiter]") {
+    for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+        std::mt19937_64 rng(seed);
+        scheduler_run run;
+        run.o.per_endpoint = {std::uniform_int_distribution<std::size_t>(1, 8)(rng),
+                              std::chrono::milliseconds(std::uniform_int_distribution<int>(50, 1000)(rng))};
+        run.o.global = {std::uniform_int_distribution<std::size_t>(2, 12)(rng),
+                        std::chrono::milliseconds(std::uniform_int_distribution<int>(50, 1000)(rng))};
+        const std::chrono::milliseconds margins[] = {0ms, 1ms, 25ms, 250ms};
+        run.o.safety_margin = margins[seed % 4];
+        const int endpoints = std::uniform_int_distribution<int>(1, 5)(rng);
+        // Bursts and trickles: arrivals cluster on a few instants and spread over the rest.
+        std::uniform_int_distribution<int> when(0, 5000), which(0, endpoints - 1);
+        std::bernoulli_distribution burst(0.3);
+        time_point last{};
+        for (int i = 0; i < 400; ++i) {
+            auto w = std::make_unique<sim_waiter>();
+            w->id = i;
+            w->endpoint = "endpoint" + std::to_string(which(rng));
+            w->arrival = burst(rng) ? last : at(std::chrono::milliseconds(when(rng)));
+            last = w->arrival;
+            run.waiters.push_back(std::move(w));
+        }
+        INFO("seed " << seed << ": per endpoint " << run.o.per_endpoint.max_requests << "/"
+                     << run.o.per_endpoint.window.count() << " ms, global " << run.o.global.max_requests << "/"
+                     << run.o.global.window.count() << " ms, margin " << run.o.safety_margin.count() << " ms");
+        simulate(run, rng, 0.01, 0.02);
+
+        check_window_invariant(run.global_log, run.o.global, run.o.safety_margin, "global");
+        for (const auto& [name, log] : run.endpoint_log) check_window_invariant(log, run.o.per_endpoint, run.o.safety_margin, name);
+        // Every waiter is accounted for: granted once, or cancelled.
+        for (const auto& w : run.waiters) CHECK((w->granted.has_value() != w->cancelled));
+        // FIFO within each endpoint: grants follow arrival order (ids were given in arrival order only
+        // per instant, so compare arrival times, then ids for the same instant).
+        std::map<int, const sim_waiter*> by_id;
+        for (const auto& w : run.waiters) by_id[w->id] = w.get();
+        for (const auto& [name, order] : run.grant_order) {
+            for (std::size_t i = 1; i < order.size(); ++i) {
+                const auto* a = by_id[order[i - 1]];
+                const auto* b = by_id[order[i]];
+                INFO(name << ": waiter " << b->id << " was granted before an earlier arrival");
+                CHECK(a->arrival <= b->arrival);
+            }
+        }
+    }
+}
+
+TEST_CASE("scheduler: a backlog on an exhausted endpoint does not hold up the others", "[limiter]") {
+    rate_limit_options o;
+    o.per_endpoint = {5, 1000ms};
+    o.global = {20, 1000ms};
+    o.safety_margin = 0ms;
+    limiter_core core(o, nullptr);
+    const auto a = core.bucket("listTickets");
+    const auto b = core.bucket("getSummary");
+    std::vector<limiter_waiter> backlog(50), other(3);
+    for (auto& w : backlog) REQUIRE(core.park(w, a, false));
+    std::vector<limiter_waiter*> granted;
+    auto record = [&](limiter_waiter& w) { granted.push_back(&w); };
+    auto next = core.grant_ready(at(0ms), record);
+    CHECK(granted.size() == 5); // listTickets' bucket is full until t = 1000 ms
+    CHECK(next == at(1000ms));
+    for (auto& w : other) REQUIRE(core.park(w, b, false)); // arrive later than the whole backlog
+    granted.clear();
+    next = core.grant_ready(at(10ms), record);
+    REQUIRE(granted.size() == 3);
+    for (auto& w : other) CHECK(w.st == limiter_waiter::state::granted);
+    CHECK(next == at(1000ms));
+}
+
+TEST_CASE("scheduler: grants go out exactly when the window allows, margin included", "[limiter]") {
+    rate_limit_options o;
+    o.per_endpoint = {50, 60s};
+    o.global = {100, 60s};
+    o.safety_margin = 250ms;
+    limiter_core core(o, nullptr);
+    std::vector<limiter_waiter> ws(300);
+    const std::uint32_t ids[] = {core.bucket("a"), core.bucket("b"), core.bucket("c")};
+    for (std::size_t i = 0; i < ws.size(); ++i) REQUIRE(core.park(ws[i], ids[i % 3], false));
+    std::vector<time_point> grants;
+    time_point now{};
+    while (core.parked() > 0) {
+        const auto next = core.grant_ready(now, [&](limiter_waiter& w) { grants.push_back(w.granted_at); });
+        if (next == limiter_core::never) break;
+        now = next;
+    }
+    REQUIRE(grants.size() == 300);
+    // The global bucket binds (3 x 50 > 100): 100 at t = 0, 100 at 60.25 s, 100 at 120.5 s.
+    CHECK(std::count(grants.begin(), grants.end(), at(0ms)) == 100);
+    CHECK(std::count(grants.begin(), grants.end(), at(60250ms)) == 100);
+    CHECK(std::count(grants.begin(), grants.end(), at(120500ms)) == 100);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The Asio limiter on the manual clock.
+
+namespace {
+
+// Runs `io` in virtual time up to `until`: ready handlers, then the next timer expiry, and so on.
+void run_virtual(asio::io_context& io, time_point until) {
+    for (;;) {
+        io.restart();
+        io.poll();
+        const auto next = manual_timer::next_expiry();
+        if (!next || *next > until) break;
+        manual_timer::advance_to(*next);
+    }
+    manual_timer::advance_to(until);
+    io.restart();
+    io.poll();
+}
+
+struct outcome {
+    std::optional<std::error_code> ec{};
+    time_point when{};
+    int order = 0;
+};
+
+struct recorder {
+    int completed = 0;
+    auto handler(outcome& o) {
+        return [this, &o](std::error_code ec) {
+            o.ec = ec;
+            o.when = manual_clock::now();
+            o.order = ++completed;
+        };
+    }
+};
+
+struct virtual_time {
+    virtual_time() { manual_timer::reset(); }
+    ~virtual_time() { manual_timer::reset(); }
+};
+
+rate_limit_options small_limits() {
+    rate_limit_options o;
+    o.per_endpoint = {2, 1000ms};
+    o.global = {3, 1000ms};
+    o.safety_margin = 10ms;
+    return o;
+}
+
+} // namespace
+
+TEST_CASE("limiter: acquires complete in FIFO order per endpoint, never inline", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    vlimiter lim(io.get_executor(), small_limits());
+    recorder rec;
+    std::vector<outcome> out(5);
+    for (auto& o : out) lim.async_acquire("listTickets", rec.handler(o));
+    CHECK(rec.completed == 0); // completions are posted, never run inside async_acquire
+    run_virtual(io, at(0ms));
+    CHECK(rec.completed == 2);
+    run_virtual(io, at(5000ms));
+    REQUIRE(rec.completed == 5);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        CHECK(out[i].ec == std::error_code{});
+        CHECK(out[i].order == static_cast<int>(i) + 1);
+    }
+    CHECK(out[1].when == at(0ms));
+    CHECK(out[2].when == at(1010ms)); // oldest of the last 2 (t = 0) + 1000 ms + 10 ms margin
+    CHECK(out[3].when == at(1010ms));
+    CHECK(out[4].when == at(2020ms));
+}
+
+TEST_CASE("limiter: coroutines co_await the acquire with the default token", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    vlimiter lim(io.get_executor(), small_limits());
+    std::vector<time_point> grants;
+    auto worker = [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 3; ++i) {
+            co_await lim.async_acquire("getSummary");
+            grants.push_back(manual_clock::now());
+        }
+    };
+    asio::co_spawn(io, worker(), asio::detached);
+    run_virtual(io, at(10s));
+    REQUIRE(grants.size() == 3);
+    CHECK(grants[0] == at(0ms));
+    CHECK(grants[1] == at(0ms));
+    CHECK(grants[2] == at(1010ms));
+}
+
+TEST_CASE("limiter: a waiter cancelled while parked leaves the queue and costs no slot", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = small_limits();
+    o.per_endpoint = {1, 1000ms};
+    vlimiter lim(io.get_executor(), o);
+    recorder rec;
+    outcome first, cancelled, next;
+    asio::cancellation_signal sig;
+    lim.async_acquire("createTicket", rec.handler(first));
+    lim.async_acquire("createTicket", asio::bind_cancellation_slot(sig.slot(), rec.handler(cancelled)));
+    lim.async_acquire("createTicket", rec.handler(next));
+    run_virtual(io, at(500ms));
+    CHECK(lim.stats("createTicket").queued == 2);
+    sig.emit(asio::cancellation_type::total); // any type is honoured while parked
+    run_virtual(io, at(5000ms));
+    CHECK(cancelled.ec == asio::error::operation_aborted);
+    CHECK(cancelled.when == at(500ms));
+    CHECK(next.ec == std::error_code{});
+    CHECK(next.when == at(1010ms)); // the slot the cancelled waiter would have had
+    CHECK(lim.stats("createTicket").queued == 0);
+}
+
+TEST_CASE("limiter: a grant racing its waiter's cancellation passes to the next waiter (boostorg/mysql #509)",
+          "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = small_limits();
+    o.per_endpoint = {1, 1000ms};
+    vlimiter lim(io.get_executor(), o);
+    recorder rec;
+    outcome first, raced, next, later;
+    asio::cancellation_signal sig;
+    lim.async_acquire("createTicket", rec.handler(first));
+    run_virtual(io, at(0ms));
+    lim.async_acquire("createTicket", asio::bind_cancellation_slot(sig.slot(), rec.handler(raced)));
+    lim.async_acquire("createTicket", rec.handler(next));
+    lim.async_acquire("createTicket", rec.handler(later));
+    run_virtual(io, at(1009ms));
+    REQUIRE(rec.completed == 1);
+
+    // The window opens: the timer's handler grants `raced` and posts its completion...
+    manual_timer::advance_to(at(1010ms));
+    io.restart();
+    REQUIRE(io.poll_one() == 1);
+    CHECK(rec.completed == 1);
+    CHECK(lim.stats("createTicket").in_window == 1); // the slot is taken by `raced`
+    // ... and before that completion runs, `raced` is cancelled.
+    sig.emit(asio::cancellation_type::terminal);
+    run_virtual(io, at(1010ms));
+
+    CHECK(raced.ec == asio::error::operation_aborted);
+    CHECK(next.ec == std::error_code{});
+    CHECK(next.when == at(1010ms)); // same instant: the slot was handed on, not lost
+    CHECK(raced.order < next.order);
+    CHECK(!later.ec.has_value());
+    run_virtual(io, at(5000ms));
+    CHECK(later.ec == std::error_code{});
+    CHECK(later.when == at(2020ms));
+}
+
+TEST_CASE("limiter: the race through a coroutine's cancellation slot, partial cancellation too", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = small_limits();
+    o.per_endpoint = {1, 1000ms};
+    vlimiter lim(io.get_executor(), o);
+    asio::co_spawn(io, lim.async_acquire("createTicket"), asio::detached); // takes the first slot
+    run_virtual(io, at(0ms));
+
+    std::optional<std::error_code> raced, next;
+    auto waiter = [&](std::optional<std::error_code>& out) -> asio::awaitable<void> {
+        co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+        auto [ec] = co_await lim.async_acquire("createTicket", asio::experimental::as_tuple(asio::use_awaitable));
+        out = ec;
+    };
+    asio::cancellation_signal sig;
+    asio::co_spawn(io, waiter(raced), asio::bind_cancellation_slot(sig.slot(), asio::detached));
+    asio::co_spawn(io, waiter(next), asio::detached);
+    run_virtual(io, at(1009ms));
+    manual_timer::advance_to(at(1010ms));
+    io.restart();
+    REQUIRE(io.poll_one() == 1); // the grant to the first waiter is decided and posted
+    sig.emit(asio::cancellation_type::partial);
+    run_virtual(io, at(1010ms));
+    CHECK(raced == std::error_code(asio::error::operation_aborted));
+    CHECK(next == std::error_code{});
+}
+
+TEST_CASE("limiter: front of the queue for a retry after a 429", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = small_limits();
+    o.per_endpoint = {1, 1000ms};
+    vlimiter lim(io.get_executor(), o);
+    recorder rec;
+    outcome a, b, c, retry;
+    lim.async_acquire("listCalls", rec.handler(a));
+    lim.async_acquire("listCalls", rec.handler(b));
+    lim.async_acquire("listCalls", rec.handler(c));
+    lim.async_acquire("listCalls", callsavvy::acquire_position::front, rec.handler(retry));
+    run_virtual(io, at(5000ms));
+    CHECK(a.order == 1);
+    CHECK(retry.order == 2);
+    CHECK(retry.when == at(1010ms));
+    CHECK(b.order == 3);
+    CHECK(c.order == 4);
+}
+
+TEST_CASE("limiter: a 429 pauses its endpoint; the global bucket pauses only by the documented rule", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    rate_limit_options o;
+    o.per_endpoint = {10, 1000ms};
+    o.global = {20, 1000ms};
+    o.safety_margin = 0ms;
+    vlimiter lim(io.get_executor(), o);
+    recorder rec;
+
+    SECTION("one endpoint limited: only its bucket waits") {
+        CHECK_FALSE(lim.pause("listTickets", 5s));
+        outcome paused, other;
+        lim.async_acquire("listTickets", rec.handler(paused));
+        lim.async_acquire("getSummary", rec.handler(other));
+        run_virtual(io, at(10s));
+        CHECK(other.when == at(0ms));
+        CHECK(paused.when == at(5s));
+        CHECK(lim.stats("listTickets").paused_until == at(5s));
+    }
+    SECTION("429s from two endpoints within one global window: the global bucket waits too") {
+        CHECK_FALSE(lim.pause("listTickets", 5s));
+        run_virtual(io, at(600ms));
+        CHECK(lim.pause("listCalls", 3s)); // 600 ms after the first: within the 1000 ms global window
+        outcome third;
+        lim.async_acquire("getSummary", rec.handler(third));
+        run_virtual(io, at(10s));
+        CHECK(third.when == at(3600ms));
+    }
+    SECTION("429s from two endpoints further apart than the global window: no global pause") {
+        CHECK_FALSE(lim.pause("listTickets", 5s));
+        run_virtual(io, at(1001ms));
+        CHECK_FALSE(lim.pause("listCalls", 3s));
+    }
+    SECTION("a 429 while the global bucket is full: the global bucket waits too") {
+        std::vector<outcome> fill(20);
+        for (std::size_t i = 0; i < fill.size(); ++i) lim.async_acquire("e" + std::to_string(i % 4), rec.handler(fill[i]));
+        run_virtual(io, at(100ms));
+        CHECK(lim.global_stats().in_window == 20);
+        CHECK(lim.pause("e0", 4s));
+        outcome next;
+        lim.async_acquire("e3", rec.handler(next));
+        run_virtual(io, at(10s));
+        CHECK(next.when == at(4100ms)); // not at 1000 ms when the window frees
+    }
+}
+
+TEST_CASE("limiter: 429 backoff is Retry-After when given, full-jitter exponential otherwise", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    rate_limit_options o;
+    o.backoff = {1000ms, 8000ms};
+    o.jitter_seed = 42;
+    vlimiter lim(io.get_executor(), o);
+
+    const auto p = lim.on_rate_limited("listTickets", 7000ms, 1);
+    CHECK(p.duration == 7000ms);
+    CHECK(lim.stats("listTickets").paused_until == at(7000ms));
+
+    // Without Retry-After: uniform in [0, min(cap, base * 2^(attempt-1))], and the bucket waits exactly that.
+    std::map<int, std::vector<std::int64_t>> drawn;
+    for (int attempt = 1; attempt <= 5; ++attempt) {
+        for (int i = 0; i < 200; ++i) {
+            const std::string endpoint = "e" + std::to_string(attempt) + "_" + std::to_string(i);
+            const auto q = lim.on_rate_limited(endpoint, std::nullopt, attempt);
+            CHECK(lim.stats(endpoint).paused_until == manual_clock::now() + q.duration);
+            drawn[attempt].push_back(q.duration.count());
+        }
+    }
+    const std::int64_t ceilings[] = {0, 1000, 2000, 4000, 8000, 8000};
+    for (const auto& [attempt, v] : drawn) {
+        INFO("attempt " << attempt);
+        const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+        CHECK(*lo >= 0);
+        CHECK(*hi <= ceilings[attempt]);
+        CHECK(*lo < ceilings[attempt] / 4); // full jitter: spread over the whole range
+        CHECK(*hi > ceilings[attempt] * 3 / 4);
+    }
+    // So many endpoints limited at once is the global limit's signature: the global bucket paused as well,
+    // until the longest of those pauses.
+    std::int64_t longest = 7000;
+    for (const auto& [attempt, v] : drawn) longest = std::max(longest, *std::max_element(v.begin(), v.end()));
+    CHECK(lim.global_stats().paused_until == at(std::chrono::milliseconds(longest)));
+
+    // A lone 429 without Retry-After: the endpoint waits exactly the drawn backoff.
+    vlimiter fresh(io.get_executor(), o);
+    const auto q = fresh.on_rate_limited("listCalls", std::nullopt, 3);
+    CHECK_FALSE(q.global);
+    CHECK(q.duration <= 4000ms);
+    outcome waited, other;
+    recorder rec;
+    fresh.async_acquire("listCalls", rec.handler(waited));
+    fresh.async_acquire("getSummary", rec.handler(other));
+    run_virtual(io, at(60s));
+    CHECK(waited.when == at(q.duration));
+    CHECK(other.when == at(0ms));
+}
+
+TEST_CASE("limiter: the queue bound fails fast with queue_full, or waits when configured", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = small_limits();
+    o.per_endpoint = {1, 1000ms};
+    o.max_waiters = 2;
+    recorder rec;
+
+    SECTION("fail fast") {
+        vlimiter lim(io.get_executor(), o);
+        std::vector<outcome> out(4);
+        for (auto& x : out) lim.async_acquire("listUsers", rec.handler(x)); // 1 granted, 2 parked, 1 refused
+        run_virtual(io, at(0ms));
+        CHECK(out[0].ec == std::error_code{});
+        CHECK(out[3].ec == callsavvy::make_error_code(callsavvy::error::queue_full));
+        CHECK(out[3].ec == callsavvy::condition::rate_limited);
+        CHECK(out[3].when == at(0ms));
+        CHECK(lim.global_stats().queued == 2);
+        run_virtual(io, at(5s));
+        CHECK(out[1].ec == std::error_code{});
+        CHECK(out[2].ec == std::error_code{});
+    }
+    SECTION("wait when full") {
+        o.wait_when_full = true;
+        vlimiter lim(io.get_executor(), o);
+        std::vector<outcome> out(4);
+        for (auto& x : out) lim.async_acquire("listUsers", rec.handler(x));
+        run_virtual(io, at(0ms));
+        CHECK(lim.overflow() == 1);
+        run_virtual(io, at(5s));
+        CHECK(out[3].ec == std::error_code{});
+        CHECK(out[3].when == at(3030ms));
+    }
+}
+
+TEST_CASE("limiter: stats report queue length and next grant time per bucket", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    vlimiter lim(io.get_executor(), small_limits()); // 2 per endpoint, 3 global, per 1000 ms + 10 ms
+    recorder rec;
+    std::vector<outcome> out(5);
+    for (auto& x : out) lim.async_acquire("listTickets", rec.handler(x));
+    run_virtual(io, at(100ms));
+    const auto s = lim.stats("listTickets");
+    CHECK(s.queued == 3);
+    CHECK(s.in_window == 2);
+    CHECK(s.next_grant == at(1010ms));
+    const auto g = lim.global_stats();
+    CHECK(g.queued == 3);
+    CHECK(g.in_window == 2);
+    CHECK(g.next_grant == at(100ms)); // the global bucket itself has room
+    const auto idle = lim.stats("getSummary");
+    CHECK(idle.queued == 0);
+    CHECK(idle.next_grant == at(100ms));
+}
+
+TEST_CASE("limiter: close ends parked acquires and refuses new ones", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = small_limits();
+    o.per_endpoint = {1, 1000ms};
+    vlimiter lim(io.get_executor(), o);
+    recorder rec;
+    outcome a, b, c;
+    lim.async_acquire("x", rec.handler(a));
+    lim.async_acquire("x", rec.handler(b));
+    run_virtual(io, at(0ms));
+    lim.close();
+    lim.async_acquire("x", rec.handler(c));
+    run_virtual(io, at(0ms));
+    CHECK(a.ec == std::error_code{});
+    CHECK(b.ec == asio::error::operation_aborted);
+    CHECK(c.ec == asio::error::operation_aborted);
+    CHECK(manual_timer::next_expiry() == std::nullopt); // nothing left armed
+}
+
+TEST_CASE("limiter: disabled, every acquire completes at once", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = small_limits();
+    o.enabled = false;
+    vlimiter lim(io.get_executor(), o);
+    recorder rec;
+    std::vector<outcome> out(100);
+    for (auto& x : out) lim.async_acquire("x", rec.handler(x));
+    run_virtual(io, at(0ms));
+    CHECK(rec.completed == 100);
+}
+
+TEST_CASE("limiter: completions run on the handler's executor, which is kept busy while parked", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io, other;
+    auto o = small_limits();
+    o.per_endpoint = {1, 1000ms};
+    vlimiter lim(io.get_executor(), o);
+    auto strand = asio::make_strand(other);
+    bool on_strand = false;
+    int done = 0;
+    lim.async_acquire("x", [&](std::error_code) { ++done; });
+    lim.async_acquire("x", asio::bind_executor(strand, [&](std::error_code) {
+                          on_strand = strand.running_in_this_thread();
+                          ++done;
+                      }));
+    run_virtual(io, at(0ms));
+    CHECK(done == 1);
+    other.poll();
+    CHECK_FALSE(other.stopped()); // outstanding work on the handler's executor while it waits
+    run_virtual(io, at(2s));
+    other.poll();
+    CHECK(done == 2);
+    CHECK(on_strand);
+    CHECK(other.stopped()); // and released once it completed
+}
+
+TEST_CASE("limiter: an idle limiter holds no timer, so io_context::run returns", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = small_limits();
+    o.per_endpoint = {1, 1000ms};
+    vlimiter lim(io.get_executor(), o);
+    recorder rec;
+    outcome a, b;
+    asio::cancellation_signal sig;
+    lim.async_acquire("x", rec.handler(a));
+    lim.async_acquire("x", asio::bind_cancellation_slot(sig.slot(), rec.handler(b)));
+    run_virtual(io, at(0ms));
+    CHECK(manual_timer::next_expiry() == at(1010ms));
+    sig.emit(asio::cancellation_type::terminal);
+    run_virtual(io, at(0ms));
+    CHECK(manual_timer::next_expiry() == std::nullopt);
+}
+
+TEST_CASE("limiter: one limiter per API key, kept by digest, released with its last user", "[limiter]") {
+    asio::io_context io;
+    const rate_limit_options o;
+    auto a1 = callsavvy::limiter_for_key(io.get_executor(), "pk_live_alpha", o);
+    auto a2 = callsavvy::limiter_for_key(io.get_executor(), "pk_live_alpha", o);
+    auto b = callsavvy::limiter_for_key(io.get_executor(), "pk_live_beta", o);
+    CHECK(a1 == a2);
+    CHECK(a1 != b);
+    const std::string digest = callsavvy::detail::limiter_key_digest("pk_live_alpha");
+    CHECK(digest.size() == 64);
+    CHECK(digest.find("alpha") == std::string::npos);
+    CHECK(digest != callsavvy::detail::limiter_key_digest("pk_live_beta"));
+    {
+        auto& r = callsavvy::detail::limiter_registry::instance();
+        std::lock_guard<std::mutex> l(r.mu);
+        for (const auto& [key, weak] : r.by_key) CHECK(key.find("pk_live") == std::string::npos);
+    }
+    a1.reset();
+    a2.reset();
+    auto a3 = callsavvy::limiter_for_key(io.get_executor(), "pk_live_alpha", o);
+    CHECK(a3 != nullptr);
+    CHECK(a3->global_stats().in_window == 0); // a fresh limiter, not a dangling one
+}

@@ -1,0 +1,107 @@
+// The pure retry pieces: full-jitter backoff bounds, the retry budget (AWS SDK "standard" mode: 500 tokens,
+// 5 per retry, 10 after a timeout, 1 back per success) and the 401/403 breaker with its cool-down.
+#include <callsavvy/retry.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <random>
+
+using namespace std::chrono_literals;
+using callsavvy::auth_breaker;
+using callsavvy::backoff_options;
+using callsavvy::retry_budget;
+
+TEST_CASE("backoff: full jitter within min(cap, base * 2^(attempt-1))", "[retry]") {
+    const backoff_options o{100ms, 1000ms};
+    CHECK(callsavvy::backoff_ceiling(o, 1) == 100ms);
+    CHECK(callsavvy::backoff_ceiling(o, 2) == 200ms);
+    CHECK(callsavvy::backoff_ceiling(o, 4) == 800ms);
+    CHECK(callsavvy::backoff_ceiling(o, 5) == 1000ms);
+    CHECK(callsavvy::backoff_ceiling(o, 500) == 1000ms); // no overflow for absurd attempts
+    CHECK(callsavvy::backoff_ceiling(o, 0) == 100ms);
+    CHECK(callsavvy::backoff_ceiling({0ms, 1000ms}, 3) == 0ms);
+    CHECK(callsavvy::backoff_ceiling({std::chrono::milliseconds::max(), 5000ms}, 40) == 5000ms);
+    std::mt19937 rng(7);
+    for (int attempt = 1; attempt <= 8; ++attempt) {
+        std::int64_t lo = 1 << 30, hi = -1;
+        for (int i = 0; i < 500; ++i) {
+            const auto d = callsavvy::full_jitter_backoff(o, attempt, rng).count();
+            lo = std::min(lo, d);
+            hi = std::max(hi, d);
+        }
+        const auto ceiling = callsavvy::backoff_ceiling(o, attempt).count();
+        INFO("attempt " << attempt);
+        CHECK(lo >= 0);
+        CHECK(hi <= ceiling);
+        CHECK(lo < ceiling / 10); // the whole range is used, down to (nearly) zero
+        CHECK(hi > ceiling * 9 / 10);
+    }
+}
+
+TEST_CASE("retry budget: retries stop when the tokens run out and successes bring them back", "[retry]") {
+    retry_budget b; // 500 tokens, 5 per retry, 10 after a timeout, 1 per success
+    CHECK(b.available() == 500);
+    int retries = 0;
+    while (b.try_spend() != 0) ++retries;
+    CHECK(retries == 100); // an outage: a hundred retries, then failures are reported at once
+    CHECK(b.available() == 0);
+    CHECK(b.try_spend() == 0);
+    for (int i = 0; i < 4; ++i) b.on_success();
+    CHECK(b.try_spend() == 0); // 4 tokens: still short of one retry
+    b.on_success();
+    CHECK(b.try_spend() == 5);
+    CHECK(b.available() == 0);
+
+    SECTION("a call that succeeds after retrying gives back what its retries took") {
+        retry_budget c;
+        const auto spent = c.try_spend() + c.try_spend(true);
+        CHECK(spent == 15);
+        CHECK(c.available() == 485);
+        c.on_success(spent);
+        CHECK(c.available() == 500);
+        c.on_success();
+        CHECK(c.available() == 500); // never above capacity
+    }
+    SECTION("timeouts cost more") {
+        retry_budget c({.capacity = 20, .retry_cost = 5, .timeout_retry_cost = 10, .success_refund = 1});
+        CHECK(c.try_spend(true) == 10);
+        CHECK(c.try_spend(true) == 10);
+        CHECK(c.try_spend(true) == 0);
+        CHECK(c.try_spend() == 0);
+    }
+}
+
+TEST_CASE("auth breaker: opens after repeated 401/403, half-opens after the cool-down", "[retry]") {
+    auth_breaker br({.threshold = 3, .cool_down = 30s});
+    const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+    CHECK(br.allow(t0));
+    br.on_answer(true, t0);
+    br.on_answer(true, t0);
+    CHECK(br.allow(t0));
+    br.on_answer(false, t0); // a success in between: the count starts over
+    CHECK(br.consecutive_failures() == 0);
+    br.on_answer(true, t0);
+    br.on_answer(true, t0);
+    CHECK(br.allow(t0));
+    br.on_answer(true, t0 + 1s); // the third in a row
+    CHECK(br.current(t0 + 1s) == auth_breaker::state::open);
+    CHECK_FALSE(br.allow(t0 + 1s));
+    CHECK_FALSE(br.allow(t0 + 30s));
+    CHECK(br.open_until() == t0 + 31s);
+
+    SECTION("one more auth failure after the cool-down opens it again at once") {
+        CHECK(br.allow(t0 + 31s));
+        CHECK(br.current(t0 + 31s) == auth_breaker::state::half_open);
+        br.on_answer(true, t0 + 32s);
+        CHECK_FALSE(br.allow(t0 + 32s));
+        CHECK(br.open_until() == t0 + 62s);
+    }
+    SECTION("a success after the cool-down closes it") {
+        CHECK(br.allow(t0 + 31s));
+        br.on_answer(false, t0 + 32s);
+        CHECK(br.current(t0 + 32s) == auth_breaker::state::closed);
+        br.on_answer(true, t0 + 33s);
+        CHECK(br.allow(t0 + 33s)); // one failure is below the threshold again
+    }
+}
