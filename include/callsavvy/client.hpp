@@ -664,6 +664,7 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         }
         if (cs->http_status == 429) {
             ++rate_limited;
+            cs->written = false; // the 429 proved it was not processed: a deadline now is not outcome_unknown
             if (limiter_) {
                 // The limiter pauses the endpoint (and, by its rule, the key) for Retry-After or a backoff;
                 // this call waits again at the front of its queue.

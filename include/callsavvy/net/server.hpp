@@ -119,12 +119,13 @@ private:
         bool stopped = false;
     };
 
-    struct conn {
+    struct conn : std::enable_shared_from_this<conn> {
         conn(asio::ip::tcp::socket s, const asio::any_io_executor& ex) : socket(std::move(s)), timer(ex) {}
         asio::ip::tcp::socket socket;
         std::optional<asio::ssl::stream<asio::ip::tcp::socket&>> tls;
         asio::steady_timer timer;
         bool timed_out = false;
+        std::uint64_t armed = 0; ///< which arming a timer completion belongs to
         void close() {
             error_code ec;
             socket.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
@@ -134,13 +135,19 @@ private:
             timed_out = false;
             timer.expires_after(d);
             // Cancel rather than close: the read ends, and a 408 can still be written before closing.
-            timer.async_wait([this](error_code ec) {
-                if (!ec) {
-                    timed_out = true;
-                    error_code ignored;
-                    socket.cancel(ignored);
-                }
+            // A completion already queued when the timer was re-armed, disarmed or destroyed cannot be
+            // cancelled any more: the generation and the weak pointer make it a no-op then.
+            timer.async_wait([weak = weak_from_this(), gen = ++armed](error_code ec) {
+                const auto self = weak.lock();
+                if (ec || !self || self->armed != gen) return;
+                self->timed_out = true;
+                error_code ignored;
+                self->socket.cancel(ignored);
             });
+        }
+        void disarm() {
+            ++armed;
+            timer.cancel();
         }
         asio::awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer b) {
             if (tls) co_return co_await tls->async_read_some(b, detail::use_nothrow);
@@ -186,16 +193,16 @@ private:
 
     static asio::awaitable<void> serve(std::shared_ptr<state> st, asio::ip::tcp::socket socket,
                                        asio::ip::tcp::endpoint remote, std::uint64_t id) {
-        conn c(std::move(socket), st->ex);
-        st->conns.push_back(&c);
+        const auto c = std::make_shared<conn>(std::move(socket), st->ex);
+        st->conns.push_back(c.get());
         const auto registration = std::prev(st->conns.end());
         try {
-            co_await serve_requests(*st, c, remote, id);
+            co_await serve_requests(*st, *c, remote, id);
         } catch (const std::exception&) {
             // A handler that throws loses its connection, never the server.
         }
-        c.timer.cancel();
-        c.close();
+        c->disarm();
+        c->close();
         st->conns.erase(registration);
     }
 
@@ -234,7 +241,7 @@ private:
                     armed_for_request = true;
                 }
             }
-            c.timer.cancel();
+            c.disarm();
             if (perr) {
                 int status = 400;
                 if (perr == http::error::body_too_large) status = 413;
@@ -243,6 +250,7 @@ private:
                 co_await answer_error(st, c, status, perr.message());
                 co_return;
             }
+            if (st.stopped) co_return; // read before stop(): the handler's owner may be gone already
             server_request req;
             req.message = parser.release();
             parser.reset();
@@ -253,6 +261,7 @@ private:
             server_reply reply = co_await st.handler(req);
             if (reply.what == server_reply::action::close) co_return;
             if (reply.what == server_reply::action::stall) {
+                if (st.stopped) co_return; // stop() already woke the stalls: this one would never end
                 auto [ec] = co_await st.stop_timer.async_wait(detail::use_nothrow);
                 (void)ec;
                 co_return;

@@ -512,7 +512,10 @@ public:
     }
 
     /// Injects a fault on the next matching requests.
-    void inject(fault f) { faults_.push_back(std::move(f)); }
+    void inject(fault f) {
+        if (f.count == 0) return; // nothing to fail (and take_fault's countdown must not wrap around)
+        faults_.push_back(std::move(f));
+    }
     /// Closes the next `n` connections as soon as they are accepted, before reading anything.
     void close_next_connections(std::size_t n) { close_at_accept_ += n; }
     /// Answers each request to `resource` (empty: any) with `status` with this probability, from the seed.

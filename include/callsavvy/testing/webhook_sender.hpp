@@ -132,15 +132,20 @@ private:
             if (conn) conn->close();
             conn = std::make_unique<callsavvy::detail::connection>(ex_);
         }
-        // The deadline closes the connection: whatever it waits on then ends.
+        // The deadline closes the connection: whatever it waits on then ends. Its completion may already be
+        // queued when the delivery ends (cancel() cannot stop it then), so it checks `done` before touching
+        // the connection or this frame.
+        struct deadline_state {
+            bool done = false;
+            bool fired = false;
+        };
+        const auto ds = std::make_shared<deadline_state>();
         asio::steady_timer deadline(ex_, opts_.timeout);
-        bool timed_out = false;
         auto* c = conn.get();
-        deadline.async_wait([c, &timed_out](error_code ec) {
-            if (!ec) {
-                timed_out = true;
-                c->close();
-            }
+        deadline.async_wait([c, ds](error_code ec) {
+            if (ec || ds->done) return;
+            ds->fired = true;
+            c->close();
         });
         if (!conn->is_open()) {
             std::string detail;
@@ -148,6 +153,8 @@ private:
             out.ec = co_await conn->async_open(route_, tls_ctx_.get(), !opts_.tls.insecure_skip_verify, detail);
             if (out.ec) {
                 deadline.cancel();
+                ds->done = true;
+                if (ds->fired) out.ec = make_error_code(error::attempt_timeout);
                 conn.reset();
                 co_return out;
             }
@@ -180,7 +187,8 @@ private:
             }
         }
         deadline.cancel();
-        if (timed_out) out.ec = make_error_code(error::attempt_timeout);
+        ds->done = true;
+        if (ds->fired) out.ec = make_error_code(error::attempt_timeout);
         if (out.ec || !conn->reusable()) conn.reset();
         co_return out;
     }
