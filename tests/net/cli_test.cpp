@@ -1,0 +1,576 @@
+// The `callsavvy` command-line tool, run as a child process (the real binary, CALLSAVVY_CLI_PATH) against
+// loopback script servers: what it prints, which exit code each failure class gets, that its one error
+// line says what happened, and that the API keys never reach its output.
+//
+// The child's stdout and stderr are read through Asio on the test's own io_context, which also runs the
+// server: one thread, no races, and the wait is bounded (the child is killed when it overruns).
+#ifdef CALLSAVVY_CLI_PATH
+
+#include <callsavvy/api/catalog.hpp>
+#include <callsavvy/envelope.hpp>
+
+#include "support/pki.hpp"
+#include "support/run.hpp"
+#include "support/script_server.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using cstest::peer;
+using cstest::script_server;
+namespace json = boost::json;
+
+namespace {
+
+// Long enough to be unmistakable in any output, as real keys are.
+const std::string public_key = "TEST-cli-public-4f1c9e2a7b";
+const std::string private_key = "TEST-cli-private-d83b6a0c51e94f27";
+
+// The tool's exit codes (tools/callsavvy/main.cpp, README "The callsavvy command-line tool").
+enum exit_code : int {
+    exit_ok = 0,
+    exit_usage = 2,
+    exit_validation = 3,
+    exit_auth = 4,
+    exit_forbidden = 5,
+    exit_not_found = 6,
+    exit_rate_limited = 7,
+    exit_server = 8,
+    exit_transport = 9,
+    exit_tls = 10,
+    exit_timeout = 11,
+    exit_outcome_unknown = 12,
+    exit_protocol = 13,
+};
+
+struct cli_result {
+    int exit_code = -1;
+    std::string out;
+    std::string err;
+    bool timed_out = false;
+};
+
+void check_posix(int rc, const char* what) {
+    if (rc != 0) throw std::system_error(rc, std::generic_category(), what);
+}
+
+// The child's pipes as Asio sees them. Shared with the reading coroutines, which may still be queued in
+// the io_context after run_cli returns (when the child had to be killed).
+struct child_pipes {
+    explicit child_pipes(asio::io_context& io, int out_fd, int err_fd) : out(io, out_fd), err(io, err_fd) {}
+    asio::posix::stream_descriptor out;
+    asio::posix::stream_descriptor err;
+    std::string out_text;
+    std::string err_text;
+    int open = 2;
+};
+
+asio::awaitable<void> drain(std::shared_ptr<child_pipes> pipes, bool from_err) {
+    auto& d = from_err ? pipes->err : pipes->out;
+    auto& sink = from_err ? pipes->err_text : pipes->out_text;
+    std::array<char, 4096> buf{};
+    for (;;) {
+        callsavvy::error_code ec;
+        const std::size_t n =
+            co_await d.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        sink.append(buf.data(), n);
+        if (ec) break; // eof: the child closed its end (it exited); anything else ends the read too
+    }
+    --pipes->open;
+}
+
+// Runs the tool with `args`, an environment of exactly the two keys plus `extra_env` (no proxy variables, no
+// CALLSAVVY_BASE_URL from the developer's shell), and `stdin_text` on its stdin. The io_context runs
+// meanwhile, so servers on it answer. Bounded by `bound`: an overrunning child is killed.
+cli_result run_cli(asio::io_context& io, std::vector<std::string> args, std::vector<std::string> extra_env = {},
+                   const std::string& stdin_text = "", bool with_keys = true,
+                   std::chrono::steady_clock::duration bound = 20s) {
+    std::array<int, 2> in{}, out{}, err{};
+    // O_CLOEXEC: the child gets only the ends dup2'ed onto 0, 1 and 2, so EOF means it exited.
+    if (pipe2(in.data(), O_CLOEXEC) != 0 || pipe2(out.data(), O_CLOEXEC) != 0 || pipe2(err.data(), O_CLOEXEC) != 0)
+        throw std::system_error(errno, std::generic_category(), "pipe2");
+    // Small enough for the pipe's buffer, so it is written in full before the child starts.
+    REQUIRE(stdin_text.size() < 16 * 1024);
+    if (!stdin_text.empty() &&
+        write(in[1], stdin_text.data(), stdin_text.size()) != static_cast<ssize_t>(stdin_text.size()))
+        throw std::system_error(errno, std::generic_category(), "write stdin");
+    close(in[1]);
+
+    std::vector<std::string> argv_s{CALLSAVVY_CLI_PATH};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<std::string> env_s;
+    if (with_keys) {
+        env_s.push_back("CALLSAVVY_PUBLIC_KEY=" + public_key);
+        env_s.push_back("CALLSAVVY_PRIVATE_KEY=" + private_key);
+    }
+    // The sanitizers' settings reach the child, so a sanitized build checks the tool as it checks the tests.
+    for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"})
+        if (const char* v = std::getenv(name)) env_s.push_back(std::string(name) + "=" + v);
+    env_s.insert(env_s.end(), extra_env.begin(), extra_env.end());
+    std::vector<char*> argv, envp;
+    for (auto& s : argv_s) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    for (auto& s : env_s) envp.push_back(s.data());
+    envp.push_back(nullptr);
+
+    posix_spawn_file_actions_t fa;
+    check_posix(posix_spawn_file_actions_init(&fa), "posix_spawn_file_actions_init");
+    check_posix(posix_spawn_file_actions_adddup2(&fa, in[0], 0), "adddup2 stdin");
+    check_posix(posix_spawn_file_actions_adddup2(&fa, out[1], 1), "adddup2 stdout");
+    check_posix(posix_spawn_file_actions_adddup2(&fa, err[1], 2), "adddup2 stderr");
+    // Asio's sockets (the test servers') are not close-on-exec: keep them out of the child.
+    check_posix(posix_spawn_file_actions_addclosefrom_np(&fa, 3), "addclosefrom_np");
+    pid_t pid = 0;
+    const int spawned = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    if (spawned != 0) {
+        close(out[0]);
+        close(err[0]);
+        throw std::system_error(spawned, std::generic_category(), "posix_spawn " CALLSAVVY_CLI_PATH);
+    }
+
+    auto pipes = std::make_shared<child_pipes>(io, out[0], err[0]);
+    asio::co_spawn(io, drain(pipes, false), asio::detached);
+    asio::co_spawn(io, drain(pipes, true), asio::detached);
+
+    cli_result r;
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    try {
+        cstest::run_until(
+            io, [&] { return pipes->open == 0; }, bound, "the callsavvy child to close its output");
+    } catch (const std::runtime_error&) {
+        r.timed_out = true;
+        kill(pid, SIGKILL);
+    }
+    // Closed pipes mean the child is exiting; still, never wait unboundedly for it.
+    int status = 0;
+    for (;;) {
+        const pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) break;
+        if (w < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "waitpid");
+        if (std::chrono::steady_clock::now() > deadline + 5s) {
+            r.timed_out = true;
+            kill(pid, SIGKILL);
+        }
+        std::this_thread::sleep_for(1ms);
+    }
+    callsavvy::error_code ignored;
+    pipes->out.close(ignored); // a killed child's readers end now; their completions run on io later
+    pipes->err.close(ignored);
+    cstest::run_ready(io);
+    r.out = pipes->out_text;
+    r.err = pipes->err_text;
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+}
+
+// What a script saw of each request.
+struct journal {
+    std::vector<callsavvy::http::request> requests;
+};
+
+// Answers every request of every connection with `status` and `body`, recording the requests.
+script_server::script answer(std::shared_ptr<journal> j, int status, std::string body) {
+    return [j, status, body](peer& p) -> asio::awaitable<void> {
+        while (auto req = co_await p.read_request()) {
+            j->requests.push_back(*req);
+            co_await p.respond(status, body);
+        }
+    };
+}
+
+// Answers every request with a success envelope naming the resource that was called, and `data`.
+script_server::script succeed(std::shared_ptr<journal> j, json::object data = {}) {
+    return [j, data](peer& p) -> asio::awaitable<void> {
+        while (auto req = co_await p.read_request()) {
+            j->requests.push_back(*req);
+            const std::string reply =
+                callsavvy::make_success_envelope(req->target.substr(req->target.rfind('/') + 1), data);
+            co_await p.respond(200, reply);
+        }
+    };
+}
+
+std::string error_envelope(std::string_view resource, std::string_view message) {
+    return callsavvy::make_error_envelope(resource, message);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+}
+
+// The tool's promise for every failure: one line on stderr, naming the tool.
+void check_one_error_line(const cli_result& r) {
+    INFO("stderr: " << r.err);
+    CHECK(lines_of(r.err).size() == 1);
+    CHECK(r.err.starts_with("callsavvy: "));
+    CHECK(r.err.ends_with("\n"));
+}
+
+void check_no_keys(const cli_result& r) {
+    CHECK(r.out.find(public_key) == std::string::npos);
+    CHECK(r.err.find(public_key) == std::string::npos);
+    CHECK(r.out.find(private_key) == std::string::npos);
+    CHECK(r.err.find(private_key) == std::string::npos);
+}
+
+const std::string valid_ticket = R"({"subject":"Hi","message":"Body","sender_email":"a@example.com"})";
+
+} // namespace
+
+TEST_CASE("callsavvy resources lists every endpoint of the catalog, one line each", "[cli]") {
+    asio::io_context io;
+    const auto r = run_cli(io, {"resources"});
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == exit_ok);
+    CHECK(r.err.empty());
+    const auto lines = lines_of(r.out);
+    REQUIRE(lines.size() == 35);
+    REQUIRE(callsavvy::api::catalog().size() == 35);
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        const auto& e = callsavvy::api::catalog()[i];
+        INFO(lines[i]);
+        CHECK(lines[i].starts_with(std::string(e.resource) + " "));
+        CHECK(lines[i].find(std::string(e.title)) != std::string::npos);
+        CHECK(lines[i].find(std::string(callsavvy::api::group_name(e.group))) != std::string::npos);
+        CHECK(lines[i].ends_with(e.read_only ? "read-only" : "changes state"));
+    }
+
+    const auto md = run_cli(io, {"resources", "--markdown"});
+    CHECK(md.exit_code == exit_ok);
+    const auto rows = lines_of(md.out);
+    REQUIRE(rows.size() == 2 + 35);
+    CHECK(rows[0] == "| resource URI | name | group | read-only | collection |");
+    CHECK(rows[2] == "| `getSummary` | Get Business Summary | Account | yes | — |");
+    CHECK(md.out.find("| `listTickets` | List Tickets | Tickets | yes | `tickets` |") != std::string::npos);
+    CHECK(md.out.find("| `createTicket` | Create New Ticket | Tickets | no | — |") != std::string::npos);
+}
+
+TEST_CASE("callsavvy call prints the response's data, every field, and exits 0", "[cli]") {
+    asio::io_context io;
+    auto j = std::make_shared<journal>();
+    const std::string data =
+        R"({"ticket_id":"T-1","status":"open","unknown_field":{"nested":[1,"2",null]},"n":12345678901234})";
+    script_server server(
+        io.get_executor(),
+        answer(j, 200, callsavvy::make_success_envelope("createTicket", json::parse(data).as_object())));
+    const auto r = run_cli(io, {"call", "createTicket", valid_ticket, "--base-url", server.base_url()});
+    REQUIRE_FALSE(r.timed_out);
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == exit_ok);
+    CHECK(r.err.empty());
+    CHECK(json::parse(r.out) == json::parse(data));
+    REQUIRE(j->requests.size() == 1);
+    const auto& req = j->requests[0];
+    CHECK(req.method == "POST");
+    CHECK(req.target == "/v1/createTicket");
+    CHECK(req.headers.find("Public-Key") == public_key);
+    CHECK(req.headers.find("Private-Key") == private_key);
+    CHECK(json::parse(req.body) == json::parse(valid_ticket));
+    check_no_keys(r);
+
+    // --compact: the same data on one line.
+    const auto c = run_cli(io, {"call", "createTicket", valid_ticket, "--compact", "--base-url", server.base_url()});
+    CHECK(c.exit_code == exit_ok);
+    CHECK(lines_of(c.out).size() == 1);
+    CHECK(json::parse(c.out) == json::parse(data));
+}
+
+TEST_CASE("callsavvy call takes its body from @file, from stdin with -, or sends {}", "[cli]") {
+    asio::io_context io;
+    auto j = std::make_shared<journal>();
+    script_server server(io.get_executor(), succeed(j));
+    const auto dir = std::filesystem::temp_directory_path();
+    const auto file = dir / ("callsavvy-cli-test-" + std::to_string(getpid()) + ".json");
+    { std::ofstream(file) << R"({"ticket_id":"from-file"})"; }
+    const auto from_file =
+        run_cli(io, {"call", "getTicketConversation", "@" + file.string(), "--base-url", server.base_url()});
+    std::filesystem::remove(file);
+    CHECK(from_file.exit_code == exit_ok);
+    const auto from_stdin = run_cli(io, {"call", "getTicketConversation", "-", "--base-url", server.base_url()}, {},
+                                    R"({"ticket_id":"from-stdin"})");
+    CHECK(from_stdin.exit_code == exit_ok);
+    const auto empty = run_cli(io, {"call", "getSummary", "--base-url", server.base_url()});
+    CHECK(empty.exit_code == exit_ok);
+    REQUIRE(j->requests.size() == 3);
+    CHECK(json::parse(j->requests[0].body) == json::parse(R"({"ticket_id":"from-file"})"));
+    CHECK(json::parse(j->requests[1].body) == json::parse(R"({"ticket_id":"from-stdin"})"));
+    CHECK(json::parse(j->requests[2].body) == json::object{});
+
+    const auto missing =
+        run_cli(io, {"call", "getSummary", "@/nonexistent/callsavvy.json", "--base-url", server.base_url()});
+    CHECK(missing.exit_code == exit_usage);
+    check_one_error_line(missing);
+    const auto malformed = run_cli(io, {"call", "getSummary", "{\"a\":", "--base-url", server.base_url()});
+    CHECK(malformed.exit_code == exit_validation);
+    CHECK(malformed.err.find("Malformed JSON body") != std::string::npos);
+    CHECK(j->requests.size() == 3);
+}
+
+TEST_CASE("callsavvy call checks the body against the catalog before sending anything", "[cli]") {
+    asio::io_context io;
+    auto j = std::make_shared<journal>();
+    script_server server(io.get_executor(),
+                         answer(j, 400, error_envelope("createTicket", "Missing required parameter: subject")));
+    const std::string no_subject = R"({"message":"Body","sender_email":"a@example.com"})";
+    const auto r = run_cli(io, {"call", "createTicket", no_subject, "--base-url", server.base_url()});
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == exit_validation);
+    CHECK(r.out.empty());
+    check_one_error_line(r);
+    CHECK(r.err.find("Missing required parameter: subject") != std::string::npos);
+    CHECK(server.connections() == 0); // nothing reached the server
+
+    // --no-validate lets the server judge: its HTTP 400 is the same class, with its message.
+    const auto sent =
+        run_cli(io, {"call", "createTicket", no_subject, "--no-validate", "--base-url", server.base_url()});
+    CHECK(sent.exit_code == exit_validation);
+    check_one_error_line(sent);
+    CHECK(sent.err.find("HTTP 400") != std::string::npos);
+    CHECK(sent.err.find("Missing required parameter: subject") != std::string::npos);
+    CHECK(j->requests.size() == 1);
+}
+
+TEST_CASE("callsavvy call with bad credentials exits with the auth code and never prints the keys", "[cli]") {
+    asio::io_context io;
+    auto j = std::make_shared<journal>();
+    script_server server(io.get_executor(), answer(j, 401, error_envelope("getSummary", "Invalid API credentials")));
+    const auto r = run_cli(io, {"call", "getSummary", "--base-url", server.base_url()});
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == exit_auth);
+    CHECK(r.out.empty());
+    check_one_error_line(r);
+    CHECK(r.err.find("Invalid API credentials") != std::string::npos);
+    check_no_keys(r);
+    REQUIRE(j->requests.size() == 1); // 401 is final: no retry
+    CHECK(j->requests[0].headers.find("Private-Key") == private_key);
+
+    // Keys given as flags, and a server that echoes them back: still never printed.
+    auto echo = std::make_shared<journal>();
+    script_server echoing(
+        io.get_executor(),
+        answer(echo, 401,
+               error_envelope("getSummary", "Invalid API credentials: " + public_key + " / " + private_key)));
+    const auto flags = run_cli(io,
+                               {"call", "getSummary", "--public-key", public_key, "--private-key", private_key,
+                                "--base-url", echoing.base_url()},
+                               {}, "", false);
+    CHECK(flags.exit_code == exit_auth);
+    check_one_error_line(flags);
+    check_no_keys(flags);
+    CHECK(flags.err.find("[redacted]") != std::string::npos);
+    REQUIRE(echo->requests.size() == 1);
+    CHECK(echo->requests[0].headers.find("Public-Key") == public_key);
+
+    // No keys at all: a usage error, and nothing is sent.
+    const auto none = run_cli(io, {"call", "getSummary", "--base-url", echoing.base_url()}, {}, "", false);
+    CHECK(none.exit_code == exit_usage);
+    check_one_error_line(none);
+    CHECK(echo->requests.size() == 1);
+}
+
+TEST_CASE("callsavvy call sends a resource the catalog does not know; the server's 404 is not found", "[cli]") {
+    asio::io_context io;
+    auto j = std::make_shared<journal>();
+    script_server server(io.get_executor(), answer(j, 404, error_envelope("nope", "Unknown resource: nope")));
+    const auto r = run_cli(io, {"call", "nope", R"({"anything":1})", "--base-url", server.base_url()});
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == exit_not_found);
+    check_one_error_line(r);
+    CHECK(r.err.find("Unknown resource: nope") != std::string::npos);
+    REQUIRE(j->requests.size() == 1);
+    CHECK(j->requests[0].target == "/v1/nope");
+}
+
+TEST_CASE("callsavvy call gives each HTTP failure class its own exit code", "[cli]") {
+    struct row {
+        int status;
+        std::string message;
+        int code;
+        std::string says;
+    };
+    const std::vector<row> rows{
+        {403, "IP address not whitelisted", exit_forbidden, "forbidden (HTTP 403): IP address not whitelisted"},
+        {429, "Too many requests", exit_rate_limited, "rate limited (HTTP 429): Too many requests"},
+        {500, "Internal error", exit_server, "server error (HTTP 500): Internal error"},
+        {503, "Unavailable", exit_server, "server error (HTTP 503): Unavailable"},
+        {405, "Method not allowed", exit_protocol, "protocol: "},
+        {418, "Teapot", exit_protocol, "protocol: unexpected HTTP status (HTTP 418): Teapot"},
+    };
+    for (const auto& row : rows) {
+        DYNAMIC_SECTION("HTTP " << row.status) {
+            asio::io_context io;
+            auto j = std::make_shared<journal>();
+            script_server server(io.get_executor(), answer(j, row.status, error_envelope("createTicket", row.message)));
+            // The library retries a 429 until the call's deadline: --timeout bounds it.
+            const auto r =
+                run_cli(io, {"call", "createTicket", valid_ticket, "--timeout", "1", "--base-url", server.base_url()});
+            REQUIRE_FALSE(r.timed_out);
+            CHECK(r.exit_code == row.code);
+            check_one_error_line(r);
+            INFO("stderr: " << r.err);
+            CHECK(r.err.find(row.says) != std::string::npos);
+            // createTicket changes state: only a 429 (which proves it was not processed) may be sent again.
+            if (row.status == 429) CHECK(j->requests.size() >= 1U);
+            else
+                CHECK(j->requests.size() == 1U);
+        }
+    }
+}
+
+TEST_CASE("callsavvy call: transport, timeout, outcome unknown and protocol failures", "[cli]") {
+    asio::io_context io;
+    SECTION("nothing listens: transport") {
+        std::uint16_t port = 0;
+        {
+            asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+            port = a.local_endpoint().port();
+        }
+        const auto r =
+            run_cli(io, {"call", "getSummary", "--base-url", "http://127.0.0.1:" + std::to_string(port) + "/v1/"});
+        CHECK(r.exit_code == exit_transport);
+        check_one_error_line(r);
+        CHECK(r.err.find("callsavvy: transport: ") != std::string::npos);
+    }
+    SECTION("no answer to a read-only call: timeout") {
+        script_server server(io.get_executor(), [](peer& p) -> asio::awaitable<void> { co_await p.stall(); });
+        const auto r = run_cli(io, {"call", "getSummary", "--timeout", "0.5", "--base-url", server.base_url()});
+        CHECK(r.exit_code == exit_timeout);
+        check_one_error_line(r);
+        CHECK(r.err.find("callsavvy: timeout: ") != std::string::npos);
+    }
+    SECTION("no answer to a state-changing call: outcome unknown") {
+        script_server server(io.get_executor(), [](peer& p) -> asio::awaitable<void> { co_await p.stall(); });
+        const auto r =
+            run_cli(io, {"call", "createTicket", valid_ticket, "--timeout", "0.5", "--base-url", server.base_url()});
+        CHECK(r.exit_code == exit_outcome_unknown);
+        check_one_error_line(r);
+        CHECK(r.err.find("callsavvy: outcome unknown") != std::string::npos);
+        CHECK(server.connections() == 1); // never re-sent
+    }
+    SECTION("an answer that is not an envelope: protocol") {
+        auto j = std::make_shared<journal>();
+        script_server server(io.get_executor(), answer(j, 200, "<html>not json</html>"));
+        const auto r = run_cli(io, {"call", "getSummary", "--base-url", server.base_url()});
+        CHECK(r.exit_code == exit_protocol);
+        check_one_error_line(r);
+        CHECK(r.err.find("not valid JSON") != std::string::npos);
+    }
+}
+
+TEST_CASE("callsavvy call over TLS trusts a private CA given with --ca-file", "[cli]") {
+    asio::io_context io;
+    auto j = std::make_shared<journal>();
+    cstest::server_options tls;
+    tls.tls = true;
+    script_server server(
+        io.get_executor(),
+        answer(j, 200, callsavvy::make_success_envelope("getSummary", json::parse(R"({"plan":"pro"})").as_object())),
+        tls);
+    REQUIRE(server.base_url().starts_with("https://localhost:"));
+    const auto r = run_cli(
+        io, {"call", "getSummary", "--ca-file", cstest::test_pki().ca_file.string(), "--base-url", server.base_url()});
+    REQUIRE_FALSE(r.timed_out);
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == exit_ok);
+    CHECK(json::parse(r.out) == json::parse(R"({"plan":"pro"})"));
+    CHECK(j->requests.size() == 1);
+
+    // Without the CA the system store is used, which does not know the test CA.
+    const auto untrusted = run_cli(io, {"call", "getSummary", "--base-url", server.base_url()});
+    CHECK(untrusted.exit_code == exit_tls);
+    check_one_error_line(untrusted);
+    CHECK(untrusted.err.find("callsavvy: TLS: server certificate is not trusted") != std::string::npos);
+    CHECK(j->requests.size() == 1);
+}
+
+TEST_CASE("callsavvy call refuses a self-signed certificate, saying it is not trusted", "[cli]") {
+    asio::io_context io;
+    auto j = std::make_shared<journal>();
+    cstest::server_options tls;
+    tls.tls = true;
+    tls.cert = &cstest::test_pki().self_signed;
+    script_server server(io.get_executor(), answer(j, 200, callsavvy::make_success_envelope("getSummary", {})), tls);
+    const auto r = run_cli(
+        io, {"call", "getSummary", "--ca-file", cstest::test_pki().ca_file.string(), "--base-url", server.base_url()});
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == exit_tls);
+    CHECK(r.out.empty());
+    check_one_error_line(r);
+    CHECK(r.err.find("callsavvy: TLS: server certificate is not trusted (self-signed certificate)") !=
+          std::string::npos);
+    CHECK(j->requests.empty());
+}
+
+TEST_CASE("callsavvy call refuses a certificate for another host name, saying so", "[cli]") {
+    asio::io_context io;
+    auto j = std::make_shared<journal>();
+    cstest::server_options tls;
+    tls.tls = true;
+    tls.cert = &cstest::test_pki().wrong_host;
+    script_server server(io.get_executor(), answer(j, 200, callsavvy::make_success_envelope("getSummary", {})), tls);
+    const auto r = run_cli(
+        io, {"call", "getSummary", "--ca-file", cstest::test_pki().ca_file.string(), "--base-url", server.base_url()});
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == exit_tls);
+    check_one_error_line(r);
+    CHECK(r.err.find("callsavvy: TLS: server certificate does not match the host name") != std::string::npos);
+    CHECK(j->requests.empty());
+}
+
+TEST_CASE("callsavvy usage errors exit 2 with one line; --help documents the exit codes", "[cli]") {
+    asio::io_context io;
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {}, {"call"}, {"call", "getSummary", "--timeout", "-1"}, {"frobnicate"}}) {
+        const auto r = run_cli(io, args);
+        CHECK(r.exit_code == exit_usage);
+        check_one_error_line(r);
+        CHECK(r.err.starts_with("callsavvy: usage: "));
+    }
+    const auto bad_url = run_cli(io, {"call", "getSummary", "--base-url", "ftp://example.com/"});
+    CHECK(bad_url.exit_code == exit_usage);
+    check_one_error_line(bad_url);
+
+    const auto help = run_cli(io, {"--help"});
+    CHECK(help.exit_code == exit_ok);
+    CHECK(help.out.find("Exit codes:") != std::string::npos);
+    CHECK(help.out.find("10  TLS") != std::string::npos);
+    const auto call_help = run_cli(io, {"call", "--help"});
+    CHECK(call_help.exit_code == exit_ok);
+    CHECK(call_help.out.find("--insecure-skip-tls-verify") != std::string::npos);
+    CHECK(call_help.out.find("Exit codes:") != std::string::npos);
+}
+
+#endif // CALLSAVVY_CLI_PATH

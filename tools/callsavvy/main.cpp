@@ -1,0 +1,550 @@
+// tools/callsavvy/main.cpp — the `callsavvy` command-line tool: lists the endpoint catalog (also as the
+// README's Markdown table) and makes one API call with the library's own client, printing the response's
+// `data` as JSON. Every failure class has its own exit code and exactly one line on stderr, so scripts can
+// branch on the code and humans can read the line. The API keys never reach any output.
+//
+// Subcommands are independent: each one registers its options on its own CLI::App and returns the exit
+// code of its run, so a new one (`callsavvy mock`, with the mock server) is one more register function
+// and one more line in main().
+#include <callsavvy/api/catalog.hpp>
+#include <callsavvy/api/endpoints.hpp>
+#include <callsavvy/client.hpp>
+#include <callsavvy/error.hpp>
+#include <callsavvy/testing/mock_server.hpp>
+#include <callsavvy/version.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <boost/json.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <iterator>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+namespace asio = callsavvy::asio;
+namespace json = boost::json;
+namespace api = callsavvy::api;
+using callsavvy::condition;
+
+// ---------------------------------------------------------------------------------------------------------
+// Exit codes: one per failure class. Scripts depend on these numbers: never renumber, only append.
+
+enum exit_code : int {
+    exit_ok = 0,
+    exit_internal = 1,         // a failure no class below covers (a bug, out of memory)
+    exit_usage = 2,            // bad command line, unreadable @file, unusable --base-url or resource URI
+    exit_validation = 3,       // the request broke a rule: checked locally (nothing sent) or HTTP 400
+    exit_auth = 4,             // HTTP 401: missing or wrong API keys
+    exit_forbidden = 5,        // HTTP 403: e.g. the IP address is not on the account's allow-list
+    exit_not_found = 6,        // HTTP 404: unknown resource or id
+    exit_rate_limited = 7,     // HTTP 429, still when the call's time ran out (the library retries 429s)
+    exit_server = 8,           // HTTP 5xx
+    exit_transport = 9,        // DNS, connect, proxy, connection lost
+    exit_tls = 10,             // certificate not trusted, wrong host name, invalid, handshake failure
+    exit_timeout = 11,         // no answer within --timeout (or the library's default limits)
+    exit_outcome_unknown = 12, // a state-changing request was sent and its answer lost: check before re-running
+    exit_protocol = 13,        // the answer is not a valid Callsavvy envelope, or an unexpected HTTP status
+    exit_interrupted = 128,    // + the signal number (SIGINT: 130, SIGTERM: 143)
+};
+
+constexpr std::string_view exit_code_help = R"(Exit codes:
+  0   success: the response's data is on stdout
+  1   internal error
+  2   usage: bad command line, unreadable @file, unusable --base-url or resource URI
+  3   validation: the request broke a rule (checked locally, nothing sent) or HTTP 400
+  4   auth: HTTP 401, missing or wrong API keys
+  5   forbidden: HTTP 403
+  6   not found: HTTP 404 (unknown resource or id)
+  7   rate limited: still HTTP 429 when the call's time ran out (429s are retried)
+  8   server: HTTP 5xx
+  9   transport: DNS, connect, proxy or connection failure
+  10  TLS: certificate not trusted, host name mismatch, invalid certificate, handshake failure
+  11  timeout
+  12  outcome unknown: a state-changing request was sent and its answer lost (not re-sent)
+  13  protocol: the answer is not a valid Callsavvy envelope, or an unexpected HTTP status
+  130 interrupted (128 + signal number)
+Every failure prints exactly one line on stderr: "callsavvy: <class>: <what happened>".)";
+
+// ---------------------------------------------------------------------------------------------------------
+// Output hygiene
+
+// The API keys must not appear in any output, even when a server echoes them back (a proxy error page, a
+// misbehaving mock). Keys shorter than this are not redacted: replacing every "a" in the output would do
+// more harm than good, and real keys are far longer.
+constexpr std::size_t min_redacted_key_length = 8;
+
+struct secrets {
+    std::vector<std::string> keys;
+
+    std::string redact(std::string text) const {
+        for (const auto& k : keys) {
+            if (k.size() < min_redacted_key_length) continue;
+            for (auto pos = text.find(k); pos != std::string::npos; pos = text.find(k, pos + 10))
+                text.replace(pos, k.size(), "[redacted]");
+        }
+        return text;
+    }
+};
+
+// One line means one line: a server message with line breaks or control bytes must not split it.
+std::string one_line(std::string_view s, std::size_t max = 500) {
+    std::string out;
+    out.reserve(std::min(s.size(), max));
+    for (char c : s) {
+        if (out.size() >= max) {
+            out += "...";
+            break;
+        }
+        out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
+    }
+    return out;
+}
+
+void print_error(const secrets& s, std::string_view label, std::string_view what) {
+    std::string line = "callsavvy: ";
+    line.append(label).append(": ").append(what);
+    std::cerr << s.redact(one_line(line, 2000)) << '\n' << std::flush;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// JSON output: Boost.JSON 1.81 only serializes compactly; people read this output, so indent it. Member
+// order is the server's (json::object keeps insertion order).
+
+void pretty_print(std::string& out, const json::value& v, int indent) {
+    const auto pad = [&](int n) { out.append(static_cast<std::size_t>(n), ' '); };
+    if (const auto* o = v.if_object(); o != nullptr && !o->empty()) {
+        out += "{\n";
+        bool first = true;
+        for (const auto& kv : *o) {
+            if (!first) out += ",\n";
+            first = false;
+            pad(indent + 2);
+            out += json::serialize(json::string(kv.key()));
+            out += ": ";
+            pretty_print(out, kv.value(), indent + 2);
+        }
+        out += '\n';
+        pad(indent);
+        out += '}';
+    } else if (const auto* a = v.if_array(); a != nullptr && !a->empty()) {
+        out += "[\n";
+        bool first = true;
+        for (const auto& e : *a) {
+            if (!first) out += ",\n";
+            first = false;
+            pad(indent + 2);
+            pretty_print(out, e, indent + 2);
+        }
+        out += '\n';
+        pad(indent);
+        out += ']';
+    } else {
+        out += json::serialize(v);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// callsavvy resources
+
+struct resources_command {
+    bool markdown = false;
+
+    void add_to(CLI::App& app) {
+        auto* sub = app.add_subcommand("resources", "List the endpoints the library knows (its catalog)");
+        sub->add_flag("--markdown", markdown,
+                      "Print the README's endpoint table (Markdown) instead: "
+                      "scripts/endpoint_table.sh puts it into README.md");
+        sub->callback([this] { run_requested = true; });
+        self = sub;
+    }
+
+    int run() const {
+        // Grouped in the spec's order of groups; within a group, the catalog's (= the spec's) order.
+        std::vector<const api::endpoint_info*> rows;
+        for (const auto& e : api::catalog()) rows.push_back(&e);
+        std::stable_sort(rows.begin(), rows.end(), [](auto* a, auto* b) { return a->group < b->group; });
+        std::string out;
+        if (markdown) {
+            out += "| resource URI | name | group | read-only | collection |\n";
+            out += "|---|---|---|---|---|\n";
+            for (const auto* e : rows) {
+                out.append("| `").append(e->resource).append("` | ").append(e->title).append(" | ");
+                out.append(api::group_name(e->group)).append(" | ").append(e->read_only ? "yes" : "no").append(" | ");
+                if (e->collection.empty()) out += "—";
+                else
+                    out.append("`").append(e->collection).append("`");
+                out += " |\n";
+            }
+        } else {
+            std::size_t w_resource = 0, w_group = 0, w_title = 0;
+            for (const auto* e : rows) {
+                w_resource = std::max(w_resource, e->resource.size());
+                w_group = std::max(w_group, api::group_name(e->group).size());
+                w_title = std::max(w_title, e->title.size());
+            }
+            const auto cell = [&](std::string_view s, std::size_t w) {
+                out.append(s);
+                out.append(w - s.size() + 2, ' ');
+            };
+            for (const auto* e : rows) {
+                cell(e->resource, w_resource);
+                cell(api::group_name(e->group), w_group);
+                cell(e->title, w_title);
+                out += e->read_only ? "read-only\n" : "changes state\n";
+            }
+        }
+        std::cout << out << std::flush;
+        return exit_ok;
+    }
+
+    CLI::App* self = nullptr;
+    bool run_requested = false;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// callsavvy call
+
+struct call_command {
+    std::string resource;
+    std::string body_arg;
+    std::string public_key;
+    std::string private_key;
+    std::string base_url = callsavvy::client_options{}.base_url;
+    std::string ca_file;
+    bool insecure = false;
+    double timeout_seconds = 0;
+    bool no_validate = false;
+    bool compact = false;
+
+    void add_to(CLI::App& app) {
+        auto* sub = app.add_subcommand("call", "Make one API call and print the response's data as JSON");
+        sub->add_option("resource", resource, "Resource URI, e.g. getSummary or createTicket")->required();
+        sub->add_option("body", body_arg,
+                        "Request body: JSON text, @file to read it from a file, - to read stdin; "
+                        "empty or absent: {}");
+        sub->add_option("--public-key", public_key, "Public API key (prefer the environment variable)")
+            ->envname("CALLSAVVY_PUBLIC_KEY");
+        sub->add_option("--private-key", private_key,
+                        "Private API key (prefer the environment variable: command lines are visible to "
+                        "other users of the machine)")
+            ->envname("CALLSAVVY_PRIVATE_KEY");
+        sub->add_option("--base-url", base_url, "API base URL")->envname("CALLSAVVY_BASE_URL")->capture_default_str();
+        auto* ca = sub->add_option("--ca-file", ca_file, "PEM file of the CAs to trust instead of the system store")
+                       ->check(CLI::ExistingFile);
+        sub->add_flag("--insecure-skip-tls-verify", insecure,
+                      "Accept any server certificate for any host name: for debugging only, open to interception")
+            ->excludes(ca);
+        sub->add_option("--timeout", timeout_seconds,
+                        "Give up after this many seconds (the whole call, retries included); "
+                        "default: 30 s per attempt, 120 s in all")
+            ->check(CLI::PositiveNumber);
+        sub->add_flag("--no-validate", no_validate,
+                      "Send the body without checking it against the catalog's rules first (the server decides)");
+        sub->add_flag("--compact", compact, "Print the data on one line instead of indented");
+        sub->callback([this] { run_requested = true; });
+        self = sub;
+    }
+
+    // The request body, or the exit code of why there is none.
+    std::optional<json::object> read_body(const secrets& s, int& code) const {
+        std::string text;
+        if (body_arg == "-") {
+            text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+        } else if (body_arg.starts_with('@')) {
+            const std::string path = body_arg.substr(1);
+            std::ifstream in(path, std::ios::binary);
+            if (!in) {
+                print_error(s, "usage", "cannot read the request body from " + path + ": " + std::strerror(errno));
+                code = exit_usage;
+                return std::nullopt;
+            }
+            text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        } else {
+            text = body_arg;
+        }
+        if (text.find_first_not_of(" \t\r\n") == std::string::npos) return json::object{};
+        boost::system::error_code ec;
+        json::value v = json::parse(text, ec);
+        // The server's own words for a body it cannot use (spec §1), so the line reads the same either way.
+        if (ec) {
+            print_error(s, "validation", "Malformed JSON body (" + ec.message() + ")");
+            code = exit_validation;
+            return std::nullopt;
+        }
+        if (!v.is_object()) {
+            print_error(s, "validation", "Malformed JSON body (the body must be a JSON object)");
+            code = exit_validation;
+            return std::nullopt;
+        }
+        return std::move(v.as_object());
+    }
+
+    int run() const {
+        secrets s{{public_key, private_key}};
+        int code = exit_ok;
+        auto body = read_body(s, code);
+        if (!body) return code;
+
+        // Check what the catalog knows before anything leaves the machine; an unknown resource goes out
+        // as given (the server is the judge of resources the catalog does not list yet).
+        if (const auto* e = api::find_endpoint(resource); e != nullptr && !no_validate) {
+            if (auto v = e->check_request(*body)) {
+                print_error(s, "validation", v->message() + " (checked locally; nothing was sent)");
+                return exit_validation;
+            }
+        }
+        if (public_key.empty() || private_key.empty()) {
+            print_error(s, "usage",
+                        "no API keys: set CALLSAVVY_PUBLIC_KEY and CALLSAVVY_PRIVATE_KEY "
+                        "(or --public-key and --private-key)");
+            return exit_usage;
+        }
+
+        callsavvy::client_options o;
+        o.keys = {public_key, private_key};
+        o.base_url = base_url;
+        o.tls.ca_file = ca_file;
+        o.tls.insecure_skip_verify = insecure;
+        // The tool checks the raw body itself (above); the option only matters to typed calls, but keep the
+        // client consistent with what was asked.
+        o.validate_requests = !no_validate;
+        if (timeout_seconds > 0) {
+            const auto limit = std::chrono::milliseconds(static_cast<long long>(std::ceil(timeout_seconds * 1000)));
+            o.call_deadline = limit;
+            o.attempt_timeout = std::min(o.attempt_timeout, limit);
+        }
+
+        asio::io_context io;
+        callsavvy::client c(io.get_executor(), std::move(o));
+        // Ctrl-C ends the call cleanly (close() completes it with operation_aborted) instead of killing the
+        // process in the middle of a TLS record.
+        asio::signal_set signals(io, SIGINT, SIGTERM);
+        int signal_number = 0;
+        signals.async_wait([&](const callsavvy::error_code& ec, int signo) {
+            if (ec) return;
+            signal_number = signo;
+            c.close();
+        });
+
+        callsavvy::diagnostics d;
+        callsavvy::error_code result;
+        json::object data;
+        bool done = false;
+        c.async_call(resource, std::move(*body), d, [&](callsavvy::error_code ec, json::object r) {
+            done = true;
+            result = ec;
+            data = std::move(r);
+            signals.cancel();
+            c.close(); // idle connections: TLS close_notify, bounded by the library to a second
+        });
+        io.run();
+
+        if (signal_number != 0) {
+            print_error(s, "interrupted",
+                        "by signal " + std::to_string(signal_number) + "; the call to " + resource + " did not finish");
+            return exit_interrupted + signal_number;
+        }
+        if (!done) {
+            print_error(s, "internal", "the call did not complete");
+            return exit_internal;
+        }
+        if (result) return report_failure(s, result, d);
+
+        std::string out;
+        if (compact) out = json::serialize(data);
+        else
+            pretty_print(out, data, 0);
+        out += '\n';
+        std::cout << s.redact(std::move(out)) << std::flush;
+        return exit_ok;
+    }
+
+    static int report_failure(const secrets& s, callsavvy::error_code ec, callsavvy::diagnostics d) {
+        // The library retries a 429 until the call's deadline (it proves the request was not processed).
+        // When the deadline ends that, the last answer was still 429: the class is "rate limited", not a
+        // timeout, and never "outcome unknown" (the server said it did not process the request).
+        if (d.http_status == 429 && (ec == condition::timeout || ec == condition::outcome_unknown)) {
+            ec = callsavvy::make_error_code(callsavvy::error::too_many_requests);
+            d.detail = "still rate limited when the call's time ran out, after " + std::to_string(d.attempts) +
+                       (d.attempts == 1 ? " attempt" : " attempts");
+        }
+        struct failure_class {
+            int code;
+            std::string_view label;
+        };
+        const auto is = [&](callsavvy::error e) { return ec == callsavvy::make_error_code(e); };
+        const failure_class fc =
+            is(callsavvy::error::invalid_url)  ? failure_class{exit_usage, "usage"}
+            : ec == condition::validation      ? failure_class{exit_validation, "validation"}
+            : ec == condition::auth            ? failure_class{exit_auth, "auth"}
+            : ec == condition::forbidden       ? failure_class{exit_forbidden, "forbidden"}
+            : ec == condition::not_found       ? failure_class{exit_not_found, "not found"}
+            : ec == condition::rate_limited    ? failure_class{exit_rate_limited, "rate limited"}
+            : ec == condition::server          ? failure_class{exit_server, "server"}
+            : ec == condition::tls             ? failure_class{exit_tls, "TLS"}
+            : ec == condition::timeout         ? failure_class{exit_timeout, "timeout"}
+            : ec == condition::outcome_unknown ? failure_class{exit_outcome_unknown, "outcome unknown"}
+            : ec == condition::transport       ? failure_class{exit_transport, "transport"}
+            : ec == condition::protocol || ec == condition::envelope ? failure_class{exit_protocol, "protocol"}
+                                                                     : failure_class{exit_internal, "error"};
+
+        // The library's words for the error, then the HTTP status, the server's message and the library's
+        // detail (a TLS verify reason, a field path) — what callsavvy::detail::describe says, minus the
+        // resource (the user just typed it) and with the real status instead of "5xx".
+        std::string what = ec.message();
+        if (is(callsavvy::error::server_error) && d.http_status != 0)
+            what = "server error (HTTP " + std::to_string(d.http_status) + ")";
+        else if (d.http_status != 0 && what.find("(HTTP ") == std::string::npos)
+            what += " (HTTP " + std::to_string(d.http_status) + ")";
+        if (!d.server_message.empty()) what += ": " + one_line(d.server_message);
+        if (!d.detail.empty()) what += " (" + one_line(d.detail) + ")";
+
+        // "TLS: server certificate is not trusted" already names its class: do not say "TLS: TLS: ...".
+        std::string line = what;
+        const auto starts_with_label = [&] {
+            if (line.size() < fc.label.size()) return false;
+            return std::equal(fc.label.begin(), fc.label.end(), line.begin(), [](char a, char b) {
+                return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+            });
+        };
+        std::cerr << s.redact(one_line(
+                         "callsavvy: " + (starts_with_label() ? line : std::string(fc.label) + ": " + line), 2000))
+                  << '\n'
+                  << std::flush;
+        return fc.code;
+    }
+
+    CLI::App* self = nullptr;
+    bool run_requested = false;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// callsavvy mock
+
+struct mock_command {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 8080;
+    std::string cert_file;
+    std::string key_file;
+    double window_seconds = 60;
+    std::size_t per_endpoint = 50;
+    std::size_t global = 100;
+    std::string mode = "fixed";
+    bool no_retry_after = false;
+    bool no_limits = false;
+
+    void add_to(CLI::App& app) {
+        auto* sub = app.add_subcommand("mock", "Run the mock Callsavvy server (sandbox keys) until interrupted");
+        sub->add_option("--address", address, "Address to listen on (loopback by default)");
+        sub->add_option("--port", port, "Port to listen on; 0 picks a free one");
+        sub->add_option("--cert", cert_file, "PEM certificate chain: serve HTTPS (with --key)");
+        sub->add_option("--key", key_file, "PEM private key of --cert");
+        sub->add_option("--window", window_seconds, "Rate-limit window in seconds");
+        sub->add_option("--per-endpoint", per_endpoint, "Requests per window per key and resource");
+        sub->add_option("--global", global, "Requests per window per key");
+        sub->add_option("--window-mode", mode, "fixed or sliding")->check(CLI::IsMember({"fixed", "sliding"}));
+        sub->add_flag("--no-retry-after", no_retry_after, "Answer 429 without Retry-After");
+        sub->add_flag("--no-limits", no_limits, "Do not rate-limit at all");
+        sub->callback([this] { run_requested = true; });
+    }
+
+    int run() const {
+        namespace testing = callsavvy::testing;
+        asio::io_context io;
+        testing::mock_options o;
+        o.server.address = address;
+        o.server.port = port;
+        if (!cert_file.empty() || !key_file.empty()) {
+            auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+            ctx->use_certificate_chain_file(cert_file);
+            ctx->use_private_key_file(key_file, asio::ssl::context::pem);
+            o.server.tls = ctx;
+        }
+        o.rate_limits.enabled = !no_limits;
+        o.rate_limits.window = std::chrono::milliseconds(static_cast<long long>(window_seconds * 1000));
+        o.rate_limits.per_endpoint = per_endpoint;
+        o.rate_limits.global = global;
+        o.rate_limits.mode = mode == "sliding" ? testing::window_mode::sliding : testing::window_mode::fixed;
+        o.rate_limits.send_retry_after = !no_retry_after;
+        testing::mock_server server(io.get_executor(), o);
+        std::cout << "callsavvy mock: serving " << server.base_url() << " (sandbox keys; Ctrl-C stops)" << std::endl;
+        asio::signal_set signals(io, SIGINT, SIGTERM);
+        signals.async_wait([&](callsavvy::error_code, int) {
+            server.stop();
+            io.stop();
+        });
+        io.run();
+        return exit_ok;
+    }
+
+    bool run_requested = false;
+};
+
+int run(int argc, char** argv) {
+    CLI::App app{"callsavvy " CALLSAVVY_VERSION_STRING " — the Callsavvy API from the command line", "callsavvy"};
+    // Set before the subcommands exist: CLI11 copies the footer into each one, so `callsavvy call --help`
+    // shows the exit codes too.
+    app.footer(std::string(exit_code_help));
+    app.set_version_flag("--version", CALLSAVVY_VERSION_STRING);
+    app.require_subcommand(1);
+
+    resources_command resources;
+    resources.add_to(app);
+    call_command call;
+    call.add_to(app);
+    mock_command mock;
+    mock.add_to(app);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        // CLI11 has its own exit codes and prints two lines; the tool promises one line and code 2.
+        // Nothing the user typed is echoed beyond CLI11's message, which names options, not values.
+        secrets none;
+        std::string what = e.what();
+        // CLI11 says "A subcommand is required" for `callsavvy frobnicate` too; name the real problem.
+        if (const auto rest = app.remaining();
+            app.get_subcommands().empty() && !rest.empty() && !rest.front().starts_with('-'))
+            what = "unknown subcommand '" + one_line(rest.front(), 60) + "'";
+        print_error(none, "usage", what + " (see callsavvy --help)");
+        return exit_usage;
+    }
+
+    if (resources.run_requested) return resources.run();
+    if (call.run_requested) return call.run();
+    if (mock.run_requested) return mock.run();
+    return exit_usage; // unreachable: require_subcommand(1)
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "callsavvy: internal: " << one_line(e.what()) << '\n';
+        return exit_internal;
+    }
+}
