@@ -117,14 +117,18 @@ void own_memory() {
     const snapshot before;
     for (int i = 0; i < waiters; ++i)
         lim.async_acquire(names[static_cast<std::size_t>(i % endpoints)],
-                          asio::bind_cancellation_slot(signals[static_cast<std::size_t>(i)].slot(), [&done](std::error_code) { ++done; }));
+                          asio::bind_cancellation_slot(signals[static_cast<std::size_t>(i)].slot(),
+                                                       [&done](std::error_code) { ++done; }));
     const snapshot after;
-    std::printf("1. the limiter's own memory, %d parked callback acquires (each with its own cancellation slot)\n", waiters);
-    std::printf("   operator new: %.2f calls and %.1f bytes per waiter (the operation: waiter links, handler, slot binding);"
-                " heap growth (mallinfo2, malloc headers and the slot's cancellation handler included): %.1f bytes per waiter\n",
-                static_cast<double>(after.calls - before.calls) / waiters,
-                static_cast<double>(after.bytes - before.bytes) / waiters,
-                static_cast<double>(after.heap - before.heap) / waiters);
+    std::printf("1. the limiter's own memory, %d parked callback acquires (each with its own cancellation slot)\n",
+                waiters);
+    std::printf(
+        "   operator new: %.2f calls and %.1f bytes per waiter (the operation: waiter links, handler, slot binding);"
+        " heap growth (mallinfo2, malloc headers and the slot's cancellation handler included): %.1f bytes per "
+        "waiter\n",
+        static_cast<double>(after.calls - before.calls) / waiters,
+        static_cast<double>(after.bytes - before.bytes) / waiters,
+        static_cast<double>(after.heap - before.heap) / waiters);
     std::printf("   queued: %zu\n", lim.global_stats().queued);
     lim.close();
     drain_virtual(io);
@@ -146,7 +150,8 @@ void coroutines(const callsavvy::rate_limit_options& o, const char* title, bool 
     };
     lim.pause_global(1s); // everyone parks; the first grants come at t = 1 s
     const snapshot before;
-    for (int i = 0; i < waiters; ++i) asio::co_spawn(io, call(names[static_cast<std::size_t>(i % endpoints)]), asio::detached);
+    for (int i = 0; i < waiters; ++i)
+        asio::co_spawn(io, call(names[static_cast<std::size_t>(i % endpoints)]), asio::detached);
     io.poll(); // every coroutine runs to its co_await and parks
     const snapshot parked;
     std::printf("%s\n", title);
@@ -176,7 +181,8 @@ void core_only() {
     std::vector<callsavvy::detail::limiter_waiter> ws(waiters);
     std::vector<std::uint32_t> ids;
     for (const auto& n : endpoint_names()) ids.push_back(core.bucket(n));
-    for (int i = 0; i < waiters; ++i) core.park(ws[static_cast<std::size_t>(i)], ids[static_cast<std::size_t>(i % endpoints)], false);
+    for (int i = 0; i < waiters; ++i)
+        core.park(ws[static_cast<std::size_t>(i)], ids[static_cast<std::size_t>(i % endpoints)], false);
     std::size_t grants = 0;
     auto now = std::chrono::steady_clock::time_point{};
     const double c0 = cpu_seconds();
@@ -192,10 +198,11 @@ int main() {
     std::printf("limiter_bench: %d waiters over %d endpoints, virtual time\n", waiters, endpoints);
     std::printf("   sizeof(operation) for a use_awaitable acquire: %zu bytes (same executor as the limiter), %zu bytes"
                 " (another executor: + outstanding-work executor)\n",
-                sizeof(callsavvy::detail::limiter_handler_op<manual_timer,
-                                                             asio::detail::awaitable_handler<asio::any_io_executor, std::error_code>, void>),
                 sizeof(callsavvy::detail::limiter_handler_op<
-                       manual_timer, asio::detail::awaitable_handler<asio::any_io_executor, std::error_code>, asio::any_io_executor>));
+                       manual_timer, asio::detail::awaitable_handler<asio::any_io_executor, std::error_code>, void>),
+                sizeof(callsavvy::detail::limiter_handler_op<
+                       manual_timer, asio::detail::awaitable_handler<asio::any_io_executor, std::error_code>,
+                       asio::any_io_executor>));
     // Coroutines first: VmRSS growth is only meaningful before freed memory is there to be reused.
     callsavvy::rate_limit_options defaults;
     coroutines(defaults, "2a. parked coroutines, default limits (50/60 s per endpoint, 100/60 s global)", true);
@@ -203,6 +210,7 @@ int main() {
     callsavvy::rate_limit_options wide;
     wide.per_endpoint = {100'000, 1s};
     wide.global = {100'000, 1s};
-    coroutines(wide, "2b. parked coroutines, all released by one timer firing (VmRSS not measured: pages reused)", false);
+    coroutines(wide, "2b. parked coroutines, all released by one timer firing (VmRSS not measured: pages reused)",
+               false);
     core_only();
 }

@@ -55,8 +55,12 @@ int main(int argc, char** argv) {
         };
         switch (i % 4) {
         case 0: api.async_create_lead({.name = tag, .phone = "+1"}, [finish](auto ec, auto) { finish(ec); }); break;
-        case 1: api.async_create_contact({.phone = "+2", .first_name = tag}, [finish](auto ec, auto) { finish(ec); }); break;
-        case 2: api.async_send_sms({.recipients = {"+3"}, .message = tag}, [finish](auto ec, auto) { finish(ec); }); break;
+        case 1:
+            api.async_create_contact({.phone = "+2", .first_name = tag}, [finish](auto ec, auto) { finish(ec); });
+            break;
+        case 2:
+            api.async_send_sms({.recipients = {"+3"}, .message = tag}, [finish](auto ec, auto) { finish(ec); });
+            break;
         default: api.async_list_leads({.page = 1}, [finish](auto ec, auto) { finish(ec); }); break;
         }
     }

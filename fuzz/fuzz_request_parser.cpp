@@ -8,7 +8,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto none = [](http::request_parser&) {};
     const auto t = check_split_invariance<http::request_parser, http::request>(data, size, none);
 
-    http::limits roomy;  // re-serializing may add a Content-Length field
+    http::limits roomy; // re-serializing may add a Content-Length field
     for (const auto& m : t.messages) {
         const auto wire = http::serialize_head(m) + reframe_body(m);
         const auto back = parse_stream<http::request_parser, http::request>(wire, {}, roomy, none);

@@ -12,7 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     };
     const auto t = check_split_invariance<http::response_parser, http::response>(data, size, configure);
 
-    http::limits roomy;  // re-serializing may add a Content-Length field
+    http::limits roomy; // re-serializing may add a Content-Length field
     for (const auto& m : t.messages) {
         auto wire = http::serialize_head(m);
         const bool bodiless = head || http::status_has_no_body(m.status);

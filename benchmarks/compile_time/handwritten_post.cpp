@@ -19,9 +19,10 @@ asio::awaitable<void> post(asio::ssl::context& ctx) {
     co_await stream.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
     boost::json::object body{{"subject", "Hello"}, {"message", "Body"}, {"sender_email", "a@example.com"}};
     const std::string payload = boost::json::serialize(body);
-    std::string request = "POST /v1/createTicket HTTP/1.1\r\nHost: api.callsavvy.com\r\nContent-Type: application/json\r\n"
-                          "Public-Key: public\r\nPrivate-Key: private\r\nContent-Length: " +
-                          std::to_string(payload.size()) + "\r\n\r\n" + payload;
+    std::string request =
+        "POST /v1/createTicket HTTP/1.1\r\nHost: api.callsavvy.com\r\nContent-Type: application/json\r\n"
+        "Public-Key: public\r\nPrivate-Key: private\r\nContent-Length: " +
+        std::to_string(payload.size()) + "\r\n\r\n" + payload;
     co_await asio::async_write(stream, asio::buffer(request), asio::use_awaitable);
     std::string response;
     auto [ec, n] = co_await asio::async_read_until(stream, asio::dynamic_buffer(response), "\r\n\r\n",
@@ -31,7 +32,8 @@ asio::awaitable<void> post(asio::ssl::context& ctx) {
     const std::size_t length = cl == std::string::npos ? 0 : std::stoul(response.substr(cl + 16));
     while (response.size() < head_end + length) {
         char buf[4096];
-        auto [rec, got] = co_await stream.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(asio::use_awaitable));
+        auto [rec, got] =
+            co_await stream.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(asio::use_awaitable));
         if (rec) break;
         response.append(buf, got);
     }

@@ -2,14 +2,14 @@
 // single_include/callsavvy/callsavvy.hpp) to get the whole library.
 #pragma once
 
+#include <callsavvy/client.hpp>
 #include <callsavvy/config.hpp>
-#include <callsavvy/version.hpp>
+#include <callsavvy/envelope.hpp>
 #include <callsavvy/error.hpp>
 #include <callsavvy/http/message.hpp>
 #include <callsavvy/http/parser.hpp>
 #include <callsavvy/http/serializer.hpp>
 #include <callsavvy/http/url.hpp>
-#include <callsavvy/envelope.hpp>
-#include <callsavvy/net/tls.hpp>
 #include <callsavvy/net/proxy.hpp>
-#include <callsavvy/client.hpp>
+#include <callsavvy/net/tls.hpp>
+#include <callsavvy/version.hpp>

@@ -24,10 +24,10 @@
 #include <callsavvy/retry.hpp>
 
 #include <asio/any_io_executor.hpp>
-#include <asio/cancellation_signal.hpp>
 #include <asio/async_result.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -61,17 +61,17 @@ struct credentials {
 
 /// How failed attempts are retried (which failures qualify is fixed by the retry-safety rules, not here).
 struct retry_options {
-    int max_attempts = 3;                        ///< attempts per call, the first included
-    std::chrono::milliseconds backoff_base{200}; ///< exponential backoff with full jitter: base * 2^(n-1) ...
+    int max_attempts = 3;                         ///< attempts per call, the first included
+    std::chrono::milliseconds backoff_base{200};  ///< exponential backoff with full jitter: base * 2^(n-1) ...
     std::chrono::milliseconds backoff_cap{10000}; ///< ... capped here
 };
 
 /// What the observer hook sees after every attempt: for logging and metrics. Holds no credentials.
 struct call_event {
     std::string resource{};
-    int attempt = 0;            ///< 1 for the first attempt
-    int http_status = 0;        ///< 0 when no response arrived
-    error_code ec{};              ///< the attempt's outcome
+    int attempt = 0;                               ///< 1 for the first attempt
+    int http_status = 0;                           ///< 0 when no response arrived
+    error_code ec{};                               ///< the attempt's outcome
     std::chrono::steady_clock::duration latency{}; ///< of this attempt
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;
@@ -152,7 +152,8 @@ inline retry_decision decide_retry(const error_code& ec, int http_status, bool w
 template <class Rng>
 std::chrono::milliseconds backoff_delay(const retry_options& o, int attempt, Rng& rng) {
     const int shift = attempt - 1 < 20 ? attempt - 1 : 20;
-    const auto ceiling = std::min<std::int64_t>(o.backoff_cap.count(), o.backoff_base.count() * (std::int64_t{1} << shift));
+    const auto ceiling =
+        std::min<std::int64_t>(o.backoff_cap.count(), o.backoff_base.count() * (std::int64_t{1} << shift));
     if (ceiling <= 0) return std::chrono::milliseconds{0};
     std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
     return std::chrono::milliseconds{dist(rng)};
@@ -241,7 +242,7 @@ private:
     http::request template_;
 
     std::vector<std::unique_ptr<connection>> idle_{}; // most recently used last
-    std::size_t open_ = 0;                          // connections opened and not yet discarded, idle or busy
+    std::size_t open_ = 0;                            // connections opened and not yet discarded, idle or busy
     std::list<pool_waiter*> waiters_;
     std::list<call_state*> calls_;
     asio::steady_timer sweep_timer_;
@@ -265,8 +266,8 @@ struct call_state {
     enum class stop { none, attempt_timeout, deadline, closed };
 
     call_state(client_impl& c, std::string res, std::string b, bool ro, diagnostics& diag)
-        : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag),
-          deadline_timer(c.executor()), attempt_timer(c.executor()) {}
+        : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag), deadline_timer(c.executor()),
+          attempt_timer(c.executor()) {}
 
     /// Ends whatever the call is waiting on; the waiting coroutine then reads `attempt_stop`/`call_stop`.
     void interrupt() {
@@ -283,15 +284,15 @@ struct call_state {
     asio::steady_timer deadline_timer;
     asio::steady_timer attempt_timer;
     std::list<call_state*>::iterator registration;
-    connection* active = nullptr;          ///< the connection of the attempt in progress
-    asio::steady_timer* waiting = nullptr; ///< the timer a pool wait or a backoff parks on
+    connection* active = nullptr;                        ///< the connection of the attempt in progress
+    asio::steady_timer* waiting = nullptr;               ///< the timer a pool wait or a backoff parks on
     asio::cancellation_signal* waiting_signal = nullptr; ///< ends a wait in the rate limiter
     unsigned attempt_id = 0;
-    stop attempt_stop = stop::none;        ///< why the current attempt was interrupted
-    stop call_stop = stop::none;           ///< why the whole call was interrupted
-    bool written = false;                  ///< the current attempt started writing the request
-    bool got_bytes = false;                ///< the current attempt received response bytes
-    int http_status = 0;                   ///< of the current attempt
+    stop attempt_stop = stop::none; ///< why the current attempt was interrupted
+    stop call_stop = stop::none;    ///< why the whole call was interrupted
+    bool written = false;           ///< the current attempt started writing the request
+    bool got_bytes = false;         ///< the current attempt received response bytes
+    int http_status = 0;            ///< of the current attempt
     std::optional<std::chrono::seconds> retry_after;
 };
 
@@ -374,8 +375,9 @@ inline asio::awaitable<error_code> client_impl::acquire(call_state& cs, std::uni
     (void)ec; // a grant cancels the timer too: what was handed over decides, not the error code
     const bool granted = w.conn != nullptr || w.slot;
     if (!granted) waiters_.erase(it);
-    const bool cancelled = (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none ||
-                           cs.call_stop != call_state::stop::none;
+    const bool cancelled =
+        (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none ||
+        cs.call_stop != call_state::stop::none;
     if (granted && cancelled) {
         // Handed over at the moment this waiter was cancelled: pass it on rather than lose it.
         if (w.conn) release(std::move(w.conn));
@@ -554,8 +556,8 @@ inline asio::awaitable<error_code> client_impl::wait_for_rate_limit(call_state& 
 inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_state> cs) {
     diagnostics& d = cs->d;
     bool fresh_retry_used = false;
-    int rate_limited = 0;          // 429 answers so far: always retried, never counted as attempts
-    std::size_t budget_spent = 0;  // what this call's retries took from the retry budget
+    int rate_limited = 0;         // 429 answers so far: always retried, never counted as attempts
+    std::size_t budget_spent = 0; // what this call's retries took from the retry budget
     acquire_position position = acquire_position::back;
     call_result last;
     for (int n = 1;; ++n) {
@@ -649,7 +651,8 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         }
         // A whole answer (of any status) leaves the connection usable; anything else closed it.
         if (cs->http_status != 0 && conn->reusable()) release(std::move(conn));
-        else discard(std::move(conn));
+        else
+            discard(std::move(conn));
         if (!last.ec) co_return last;
         switch (decision) {
         case retry_decision::fail: co_return last;
@@ -837,14 +840,14 @@ public:
     }
 
     // One named call per endpoint of the catalog: async_get_summary, async_list_tickets, async_create_ticket...
-#define CALLSAVVY_NAMED_CALL(name)                                                                             \
-    template <class CompletionToken = default_token>                                                           \
-    auto async_##name(api::name::request request, CompletionToken&& token = {}) {                              \
-        return async_call(api::name{}, std::move(request), std::forward<CompletionToken>(token));              \
-    }                                                                                                          \
-    template <class CompletionToken = default_token>                                                           \
-    auto async_##name(api::name::request request, diagnostics& diag, CompletionToken&& token = {}) {           \
-        return async_call(api::name{}, std::move(request), diag, std::forward<CompletionToken>(token));        \
+#define CALLSAVVY_NAMED_CALL(name)                                                                                     \
+    template <class CompletionToken = default_token>                                                                   \
+    auto async_##name(api::name::request request, CompletionToken&& token = {}) {                                      \
+        return async_call(api::name{}, std::move(request), std::forward<CompletionToken>(token));                      \
+    }                                                                                                                  \
+    template <class CompletionToken = default_token>                                                                   \
+    auto async_##name(api::name::request request, diagnostics& diag, CompletionToken&& token = {}) {                   \
+        return async_call(api::name{}, std::move(request), diag, std::forward<CompletionToken>(token));                \
     }
     CALLSAVVY_API_ENDPOINTS(CALLSAVVY_NAMED_CALL)
 #undef CALLSAVVY_NAMED_CALL
@@ -948,7 +951,7 @@ private:
                     asio::co_spawn(ex, run_nothrow(std::move(op), diag),
                                    asio::bind_cancellation_slot(
                                        slot, asio::bind_executor(hex, [h = std::move(handler)](std::exception_ptr ep,
-                                                                                                outcome<T> r) mutable {
+                                                                                               outcome<T> r) mutable {
                                            if (ep) r.ec = detail::error_from_exception(ep);
                                            std::move(h)(r.ec, std::move(r.value));
                                        })));
@@ -965,7 +968,7 @@ private:
 /// pagination); cancelling the awaiting coroutine between pages stops the walk. Failures throw api_error.
 /// The client must outlive the pager.
 template <api::endpoint Endpoint>
-    requires api::is_paginated_v<Endpoint>
+requires api::is_paginated_v<Endpoint>
 class pager {
 public:
     using response = typename Endpoint::response;
@@ -1017,8 +1020,8 @@ private:
 
 /// The pager of a list endpoint: `auto pages = callsavvy::paginate(api, api::list_tickets{}, {.per_page = 100});`
 template <api::endpoint Endpoint>
-    requires api::is_paginated_v<Endpoint>
-pager<Endpoint> paginate(client& c, Endpoint, typename Endpoint::request first = {}) {
+requires api::is_paginated_v<Endpoint> pager<Endpoint> paginate(client& c, Endpoint,
+                                                                typename Endpoint::request first = {}) {
     return pager<Endpoint>(c, std::move(first));
 }
 

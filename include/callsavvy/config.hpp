@@ -6,14 +6,16 @@
 #include <callsavvy/version.hpp>
 
 #if defined(CALLSAVVY_USE_BOOST_ASIO)
-#error "callsavvy: the Boost.Asio configuration is reserved for a later release; only standalone Asio is built and tested"
+#error                                                                                                                 \
+    "callsavvy: the Boost.Asio configuration is reserved for a later release; only standalone Asio is built and tested"
 #endif
 
 // Asio 1.22 enables co_await for clang only when <experimental/coroutine> exists, which libstdc++ 12 lacks.
 // The macro must be seen before Asio's own config; if Asio came first without it, coroutines are off and
 // every awaitable in this library would fail with pages of errors, so say so plainly instead.
 #if defined(ASIO_VERSION) && !defined(ASIO_HAS_CO_AWAIT)
-#error "callsavvy: include <callsavvy/callsavvy.hpp> before Asio, or define ASIO_HAS_CO_AWAIT=1 for the whole build (the CMake target callsavvy::callsavvy does)"
+#error                                                                                                                 \
+    "callsavvy: include <callsavvy/callsavvy.hpp> before Asio, or define ASIO_HAS_CO_AWAIT=1 for the whole build (the CMake target callsavvy::callsavvy does)"
 #endif
 #if !defined(ASIO_HAS_CO_AWAIT)
 #define ASIO_HAS_CO_AWAIT 1
@@ -26,7 +28,7 @@
 #error "callsavvy needs standalone Asio 1.22 or newer"
 #endif
 
-namespace asio {} // declared here so the alias below needs no heavy Asio header
+namespace asio {} // namespace asio
 
 CALLSAVVY_BEGIN_NAMESPACE
 namespace asio = ::asio;

@@ -18,39 +18,39 @@ CALLSAVVY_BEGIN_NAMESPACE
 /// Specific failures. Compare against callsavvy::condition for the class of a failure.
 enum class error {
     // transport
-    resolve_failed = 1,    ///< the host name did not resolve to any address
-    connect_failed,        ///< every resolved address refused or failed
-    connection_closed,     ///< the peer closed the connection before a whole response arrived
-    proxy_failed,          ///< the CONNECT proxy refused the tunnel (detail names its status)
+    resolve_failed = 1, ///< the host name did not resolve to any address
+    connect_failed,     ///< every resolved address refused or failed
+    connection_closed,  ///< the peer closed the connection before a whole response arrived
+    proxy_failed,       ///< the CONNECT proxy refused the tunnel (detail names its status)
     // timeouts
-    attempt_timeout,  ///< one attempt (connect + write + read) took longer than options::attempt_timeout
-    deadline_exceeded,///< the call's overall deadline passed (waits and retries included)
+    attempt_timeout,   ///< one attempt (connect + write + read) took longer than options::attempt_timeout
+    deadline_exceeded, ///< the call's overall deadline passed (waits and retries included)
     // TLS
-    tls_certificate_untrusted,  ///< the peer's certificate does not chain to a trusted CA
-    tls_hostname_mismatch,      ///< the peer's certificate does not name the host
-    tls_certificate_invalid,    ///< expired, not yet valid, revoked or otherwise rejected
-    tls_handshake_failed,       ///< any other TLS handshake failure
+    tls_certificate_untrusted, ///< the peer's certificate does not chain to a trusted CA
+    tls_hostname_mismatch,     ///< the peer's certificate does not name the host
+    tls_certificate_invalid,   ///< expired, not yet valid, revoked or otherwise rejected
+    tls_handshake_failed,      ///< any other TLS handshake failure
     // envelope and content
-    invalid_json,       ///< the response body is not JSON
-    bad_envelope,       ///< the body lacks the documented envelope ("status", "data"/"message")
-    resource_mismatch,  ///< the envelope names another resource than the one called
-    decode_failed,      ///< a typed response field holds a value of the wrong type (detail has the path)
+    invalid_json,      ///< the response body is not JSON
+    bad_envelope,      ///< the body lacks the documented envelope ("status", "data"/"message")
+    resource_mismatch, ///< the envelope names another resource than the one called
+    decode_failed,     ///< a typed response field holds a value of the wrong type (detail has the path)
     // HTTP status answered by the server
-    bad_request,         ///< 400
-    unauthorized,        ///< 401
-    forbidden,           ///< 403
-    not_found,           ///< 404
-    method_not_allowed,  ///< 405
-    payload_too_large,   ///< 413
-    too_many_requests,   ///< 429
-    server_error,        ///< 5xx
-    unexpected_status,   ///< any other non-200 status
+    bad_request,        ///< 400
+    unauthorized,       ///< 401
+    forbidden,          ///< 403
+    not_found,          ///< 404
+    method_not_allowed, ///< 405
+    payload_too_large,  ///< 413
+    too_many_requests,  ///< 429
+    server_error,       ///< 5xx
+    unexpected_status,  ///< any other non-200 status
     // client side
-    validation_failed,  ///< the request broke a rule of the endpoint catalog; nothing was sent
-    outcome_unknown,    ///< a state-changing request was written and its answer lost; never re-sent
-    invalid_url,        ///< the base URL or proxy URL could not be used
-    client_closed,      ///< the client was closed
-    queue_full,         ///< the rate limiter's queue of waiters is at its configured maximum
+    validation_failed, ///< the request broke a rule of the endpoint catalog; nothing was sent
+    outcome_unknown,   ///< a state-changing request was written and its answer lost; never re-sent
+    invalid_url,       ///< the base URL or proxy URL could not be used
+    client_closed,     ///< the client was closed
+    queue_full,        ///< the rate limiter's queue of waiters is at its configured maximum
 };
 
 /// Classes of failure, for `if (ec == callsavvy::condition::rate_limited)`.
@@ -219,7 +219,8 @@ inline bool condition_category_impl::equivalent(const std::error_code& code, int
     const auto c = static_cast<condition>(cond);
     if (code.category() == callsavvy::error_category()) return condition_of(static_cast<error>(code.value())) == c;
     if (code.category() == http::error_category()) return c == condition::protocol;
-    if (code.category() == asio::error::get_ssl_category() || code.category() == asio::ssl::error::get_stream_category())
+    if (code.category() == asio::error::get_ssl_category() ||
+        code.category() == asio::ssl::error::get_stream_category())
         return c == condition::tls;
     if (code == asio::error::timed_out) return c == condition::timeout;
     if (code == asio::error::operation_aborted) return false; // cancellation is not a failure class
@@ -233,12 +234,12 @@ inline bool condition_category_impl::equivalent(const std::error_code& code, int
 
 /// What a failed (or successful) call leaves behind beyond its error code. Never holds credentials.
 struct diagnostics {
-    std::string resource{};        ///< the resource URI called
-    int http_status = 0;         ///< the HTTP status answered, 0 when none arrived
-    std::string server_message{};  ///< the error envelope's "message", when the server sent one
-    std::string body{};            ///< the raw response body, when one arrived
-    std::string detail{};          ///< what the library found (a field path, a TLS verify reason, a limit)
-    int attempts = 0;            ///< how many times the request was sent or tried
+    std::string resource{};       ///< the resource URI called
+    int http_status = 0;          ///< the HTTP status answered, 0 when none arrived
+    std::string server_message{}; ///< the error envelope's "message", when the server sent one
+    std::string body{};           ///< the raw response body, when one arrived
+    std::string detail{};         ///< what the library found (a field path, a TLS verify reason, a limit)
+    int attempts = 0;             ///< how many times the request was sent or tried
 
     void clear() { *this = diagnostics{}; }
 };
@@ -248,7 +249,8 @@ inline std::string describe(const error_code& ec, const diagnostics& d) {
     std::string s = "callsavvy";
     if (!d.resource.empty()) s.append(": ").append(d.resource);
     s.append(": ").append(ec.message());
-    if (d.http_status != 0 && ec.category() == callsavvy::error_category() && error_from_status(d.http_status) != error::unexpected_status &&
+    if (d.http_status != 0 && ec.category() == callsavvy::error_category() &&
+        error_from_status(d.http_status) != error::unexpected_status &&
         static_cast<error>(ec.value()) == error_from_status(d.http_status)) {
         // the message already names the status
     } else if (d.http_status != 0) {

@@ -195,8 +195,10 @@ struct limiter_handler_op final : limiter_op<Timer> {
     }
 
     auto executor() const {
-        if constexpr (std::is_void_v<WorkExecutor>) return asio::get_associated_executor(handler, this->owner->executor());
-        else return work.ex;
+        if constexpr (std::is_void_v<WorkExecutor>)
+            return asio::get_associated_executor(handler, this->owner->executor());
+        else
+            return work.ex;
     }
 
     Handler handler;
@@ -235,14 +237,14 @@ public:
         using work_type = decltype(asio::prefer(hex, asio::execution::outstanding_work.tracked));
         if constexpr (std::is_same_v<decltype(hex), asio::any_io_executor>) {
             if (hex == ex_) {
-                start_op<limiter_handler_op<Timer, handler_type, void>>(std::forward<Handler>(handler), limiter_work<void>{}, b,
-                                                                         front);
+                start_op<limiter_handler_op<Timer, handler_type, void>>(std::forward<Handler>(handler),
+                                                                        limiter_work<void>{}, b, front);
                 return;
             }
         }
         limiter_work<work_type> w{asio::prefer(hex, asio::execution::outstanding_work.tracked)};
         start_op<limiter_handler_op<Timer, handler_type, work_type>>(std::forward<Handler>(handler), std::move(w), b,
-                                                                      front);
+                                                                     front);
     }
 
     /// Runs on the handler's executor: the one place an acquire completes.
@@ -347,7 +349,7 @@ private:
         Op* p = std::allocator_traits<typename Op::alloc_type>::allocate(alloc, 1);
         try {
             std::allocator_traits<typename Op::alloc_type>::construct(alloc, p, std::forward<Handler>(handler),
-                                                                       std::forward<Work>(work));
+                                                                      std::forward<Work>(work));
         } catch (...) {
             std::allocator_traits<typename Op::alloc_type>::deallocate(alloc, p, 1);
             throw;
@@ -390,7 +392,8 @@ private:
             w->fn(w, op::action::post, {});
         });
         if (next == limiter_core::never) disarm_locked();
-        else arm_locked(next);
+        else
+            arm_locked(next);
     }
 
     void arm_locked(time_point at) {
@@ -466,8 +469,8 @@ public:
     /// operation_aborted when cancelled (any cancellation type; a grant that raced the cancellation goes to
     /// the next waiter) or when the limiter closes. The slot is consumed by the success: send the request.
     template <class CompletionToken = default_token>
-        requires(!std::is_same_v<std::decay_t<CompletionToken>, acquire_position>)
-    auto async_acquire(std::string_view endpoint, CompletionToken&& token = {}) {
+    requires(!std::is_same_v<std::decay_t<CompletionToken>, acquire_position>) auto async_acquire(
+        std::string_view endpoint, CompletionToken&& token = {}) {
         return async_acquire(endpoint, acquire_position::back, std::forward<CompletionToken>(token));
     }
 

@@ -19,8 +19,8 @@ CALLSAVVY_BEGIN_NAMESPACE
 /// uniformly random time in [0, min(cap, base * 2^(n-1))]. Full jitter spreads a crowd of clients that
 /// failed together, which equal or decorrelated delays do not.
 struct backoff_options {
-    std::chrono::milliseconds base{200};   ///< the ceiling of the first retry's wait
-    std::chrono::milliseconds cap{10000};  ///< no wait is longer than this
+    std::chrono::milliseconds base{200};  ///< the ceiling of the first retry's wait
+    std::chrono::milliseconds cap{10000}; ///< no wait is longer than this
 };
 
 /// The largest wait of attempt `attempt` (1 = the first retry): min(cap, base * 2^(attempt-1)).
@@ -84,8 +84,8 @@ private:
 };
 
 struct auth_breaker_options {
-    int threshold = 3;                           ///< consecutive 401/403 answers that open the breaker
-    std::chrono::milliseconds cool_down{30000};  ///< how long an open breaker refuses calls
+    int threshold = 3;                          ///< consecutive 401/403 answers that open the breaker
+    std::chrono::milliseconds cool_down{30000}; ///< how long an open breaker refuses calls
 };
 
 /// Stops calling after repeated 401/403: credentials that were rejected three times in a row will not start

@@ -40,8 +40,8 @@ public:
     /// Compares with text (`status == "open"`): a template, so a string literal or std::string is an exact
     /// match here rather than an ambiguous conversion to open_enum or to std::string_view.
     template <class S>
-        requires(!std::is_same_v<S, open_enum> && std::is_convertible_v<const S&, std::string_view>)
-    friend bool operator==(const open_enum& a, const S& b) noexcept {
+    requires(!std::is_same_v<S, open_enum> && std::is_convertible_v<const S&, std::string_view>) friend bool
+    operator==(const open_enum& a, const S& b) noexcept {
         return a.value_ == std::string_view(b);
     }
     friend std::ostream& operator<<(std::ostream& os, const open_enum& e) { return os << e.value_; }

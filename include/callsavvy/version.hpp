@@ -11,11 +11,11 @@
 
 // Every declaration sits in callsavvy::CALLSAVVY_ABI_NAMESPACE; users still write callsavvy::client.
 #define CALLSAVVY_ABI_NAMESPACE v0_1
-#define CALLSAVVY_BEGIN_NAMESPACE                                                                              \
-    namespace callsavvy {                                                                                      \
+#define CALLSAVVY_BEGIN_NAMESPACE                                                                                      \
+    namespace callsavvy {                                                                                              \
     inline namespace CALLSAVVY_ABI_NAMESPACE {
-#define CALLSAVVY_END_NAMESPACE                                                                                \
-    }                                                                                                          \
+#define CALLSAVVY_END_NAMESPACE                                                                                        \
+    }                                                                                                                  \
     }
 
 CALLSAVVY_BEGIN_NAMESPACE

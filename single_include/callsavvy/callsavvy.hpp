@@ -7,6 +7,32 @@
 // callsavvy/callsavvy.hpp — the umbrella header: include this one header (or the generated single header
 // single_include/callsavvy/callsavvy.hpp) to get the whole library.
 
+// ---- begin callsavvy/client.hpp ----
+// callsavvy/client.hpp — the async Callsavvy client: `co_await client.async_call("getSummary", {})` and the
+// same with any Asio completion token. It runs on the application's executor and owns no threads; a call
+// goes from the request through a pooled keep-alive connection (TCP or verified TLS, optionally through a
+// CONNECT proxy) to the checked envelope, with per-attempt timeouts, an overall deadline, cancellation and
+// retries that never re-send a request the server may have processed.
+//
+// Thread safety: a client is not internally locked. Start every operation (and close()) from the client's
+// executor; in a multi-threaded io_context give the client a strand. Completion handlers run on their own
+// associated executor, as Asio's model says.
+
+// ---- begin callsavvy/api/endpoints.hpp ----
+// callsavvy/api/endpoints.hpp — the endpoint catalog: the 35 endpoints of spec §3, each a compile-time
+// descriptor (resource URI, title, group, read-only or not, request and response types, collection of
+// list endpoints, validation rules). Everything else derives from it: the named calls, the JSON mapping,
+// the validation, the mock server's routes, the CLI's resource list and the README's endpoint table.
+// Most URIs and fields are [assumed] in the spec: a correction is a one-line edit here. Every request
+// carries `extra` (members sent as given) and every response `extra` (members the catalog does not know)
+// and `raw` (the whole `data` object).
+
+// ---- begin callsavvy/api/rules.hpp ----
+// callsavvy/api/rules.hpp — the validation rules of the endpoint catalog (spec §2 "Validation"), as types
+// listed by each endpoint descriptor. The client checks a typed request before sending it; the mock
+// server checks what it receives with the same rules, so the messages match the spec's exactly:
+// `Missing required parameter: <name>` and `Invalid parameter: <name>`.
+
 // ---- begin callsavvy/config.hpp ----
 // callsavvy/config.hpp — the one place where callsavvy meets Asio: it switches coroutine support on before
 // Asio is first seen, and gives the rest of the library one namespace alias (callsavvy::asio) and one
@@ -25,11 +51,11 @@
 
 // Every declaration sits in callsavvy::CALLSAVVY_ABI_NAMESPACE; users still write callsavvy::client.
 #define CALLSAVVY_ABI_NAMESPACE v0_1
-#define CALLSAVVY_BEGIN_NAMESPACE                                                                              \
-    namespace callsavvy {                                                                                      \
+#define CALLSAVVY_BEGIN_NAMESPACE                                                                                      \
+    namespace callsavvy {                                                                                              \
     inline namespace CALLSAVVY_ABI_NAMESPACE {
-#define CALLSAVVY_END_NAMESPACE                                                                                \
-    }                                                                                                          \
+#define CALLSAVVY_END_NAMESPACE                                                                                        \
+    }                                                                                                                  \
     }
 
 CALLSAVVY_BEGIN_NAMESPACE
@@ -41,14 +67,16 @@ CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/version.hpp ----
 
 #if defined(CALLSAVVY_USE_BOOST_ASIO)
-#error "callsavvy: the Boost.Asio configuration is reserved for a later release; only standalone Asio is built and tested"
+#error                                                                                                                 \
+    "callsavvy: the Boost.Asio configuration is reserved for a later release; only standalone Asio is built and tested"
 #endif
 
 // Asio 1.22 enables co_await for clang only when <experimental/coroutine> exists, which libstdc++ 12 lacks.
 // The macro must be seen before Asio's own config; if Asio came first without it, coroutines are off and
 // every awaitable in this library would fail with pages of errors, so say so plainly instead.
 #if defined(ASIO_VERSION) && !defined(ASIO_HAS_CO_AWAIT)
-#error "callsavvy: include <callsavvy/callsavvy.hpp> before Asio, or define ASIO_HAS_CO_AWAIT=1 for the whole build (the CMake target callsavvy::callsavvy does)"
+#error                                                                                                                 \
+    "callsavvy: include <callsavvy/callsavvy.hpp> before Asio, or define ASIO_HAS_CO_AWAIT=1 for the whole build (the CMake target callsavvy::callsavvy does)"
 #endif
 #if !defined(ASIO_HAS_CO_AWAIT)
 #define ASIO_HAS_CO_AWAIT 1
@@ -61,13 +89,1353 @@ CALLSAVVY_END_NAMESPACE
 #error "callsavvy needs standalone Asio 1.22 or newer"
 #endif
 
-namespace asio {} // declared here so the alias below needs no heavy Asio header
+namespace asio {} // namespace asio
 
 CALLSAVVY_BEGIN_NAMESPACE
 namespace asio = ::asio;
 using error_code = std::error_code;
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/config.hpp ----
+// ---- begin callsavvy/types.hpp ----
+// callsavvy/types.hpp — the value types of the typed API, chosen so that no value the server sends can make
+// a response fail to decode: enumerations are open (a value the catalog does not list is kept and
+// compares unequal to every known one) and timestamps keep the server's text, parsed only on request.
+
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// An enumerated string value (a status, a priority, a direction, ...). `Tag::values` lists the values the
+/// spec documents; requests are validated against them, responses keep whatever arrived.
+template <class Tag>
+class open_enum {
+public:
+    open_enum() = default;
+    open_enum(std::string v) : value_(std::move(v)) {} // NOLINT(google-explicit-constructor): reads like a string
+    open_enum(const char* v) : value_(v) {}            // NOLINT(google-explicit-constructor)
+
+    const std::string& str() const noexcept { return value_; }
+    bool empty() const noexcept { return value_.empty(); }
+    /// One of the values the spec documents.
+    bool is_known() const noexcept {
+        for (std::string_view v : Tag::values)
+            if (v == value_) return true;
+        return false;
+    }
+    static constexpr const auto& known_values() noexcept { return Tag::values; }
+
+    friend bool operator==(const open_enum& a, const open_enum& b) noexcept { return a.value_ == b.value_; }
+    /// Compares with text (`status == "open"`): a template, so a string literal or std::string is an exact
+    /// match here rather than an ambiguous conversion to open_enum or to std::string_view.
+    template <class S>
+    requires(!std::is_same_v<S, open_enum> && std::is_convertible_v<const S&, std::string_view>) friend bool
+    operator==(const open_enum& a, const S& b) noexcept {
+        return a.value_ == std::string_view(b);
+    }
+    friend std::ostream& operator<<(std::ostream& os, const open_enum& e) { return os << e.value_; }
+
+private:
+    std::string value_;
+};
+
+/// An ISO-8601 UTC timestamp as the server sent it (`2026-11-25T06:21:24Z`). `to_time()` parses the
+/// documented form; any other text is kept as is and `to_time()` returns nullopt.
+class timestamp {
+public:
+    using time_point = std::chrono::sys_seconds;
+
+    timestamp() = default;
+    timestamp(std::string text) : text_(std::move(text)) {} // NOLINT(google-explicit-constructor)
+    timestamp(const char* text) : text_(text) {}            // NOLINT(google-explicit-constructor)
+    explicit timestamp(time_point t) : text_(format(t)) {}
+
+    const std::string& str() const noexcept { return text_; }
+    bool empty() const noexcept { return text_.empty(); }
+
+    std::optional<time_point> to_time() const noexcept {
+        // YYYY-MM-DDTHH:MM:SS followed by Z (fractions of a second are accepted and dropped)
+        const std::string_view s = text_;
+        if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+            s[16] != ':')
+            return std::nullopt;
+        auto num = [&](std::size_t pos, std::size_t len, int& out) {
+            out = 0;
+            for (std::size_t i = pos; i < pos + len; ++i) {
+                if (s[i] < '0' || s[i] > '9') return false;
+                out = out * 10 + (s[i] - '0');
+            }
+            return true;
+        };
+        int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
+        if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi) || !num(17, 2, se))
+            return std::nullopt;
+        std::size_t pos = 19;
+        if (s[pos] == '.') {
+            ++pos;
+            while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
+        }
+        if (pos + 1 != s.size() || (s[pos] != 'Z' && s[pos] != 'z')) return std::nullopt;
+        const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(mo)},
+                                              std::chrono::day{static_cast<unsigned>(d)}};
+        if (!ymd.ok() || h > 23 || mi > 59 || se > 60) return std::nullopt;
+        return std::chrono::sys_days{ymd} + std::chrono::hours{h} + std::chrono::minutes{mi} + std::chrono::seconds{se};
+    }
+
+    static std::string format(time_point t) {
+        const auto days = std::chrono::floor<std::chrono::days>(t);
+        const std::chrono::year_month_day ymd{days};
+        const std::chrono::hh_mm_ss<std::chrono::seconds> hms{t - days};
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
+                      static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                      static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                      static_cast<int>(hms.seconds().count()));
+        return buf;
+    }
+
+    friend bool operator==(const timestamp& a, const timestamp& b) noexcept { return a.text_ == b.text_; }
+    friend std::ostream& operator<<(std::ostream& os, const timestamp& t) { return os << t.text_; }
+
+private:
+    std::string text_;
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/types.hpp ----
+
+#include <boost/describe/members.hpp>
+#include <boost/describe/modifiers.hpp>
+#include <boost/mp11/algorithm.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace api {
+
+/// The first rule a request breaks.
+struct violation {
+    enum class kind { missing, invalid };
+    kind what = kind::invalid;
+    std::string field{}; ///< the field's name, with the element path for nested fields (`contacts[2].phone`)
+    /// The spec's message for it.
+    std::string message() const {
+        return (what == kind::missing ? "Missing required parameter: " : "Invalid parameter: ") + field;
+    }
+};
+
+/// A string usable as a template argument (for the value a conditional rule compares with).
+template <std::size_t N>
+struct fixed_string {
+    char chars[N]{};
+    constexpr fixed_string(const char (&s)[N]) { std::copy_n(s, N, chars); } // NOLINT(google-explicit-constructor)
+    constexpr std::string_view view() const { return {chars, N - 1}; }
+};
+
+namespace detail {
+
+template <class M>
+struct member_traits;
+template <class C, class T>
+struct member_traits<T C::*> {
+    using owner = C;
+    using type = T;
+};
+
+/// The JSON name of a described member: spelled once, in the struct's description.
+template <auto Member>
+std::string_view name_of() {
+    using C = typename member_traits<decltype(Member)>::owner;
+    std::string_view name;
+    boost::mp11::mp_for_each<boost::describe::describe_members<C, boost::describe::mod_public>>([&](auto d) {
+        if constexpr (std::is_same_v<std::remove_cv_t<decltype(d.pointer)>, decltype(Member)>) {
+            if (d.pointer == Member) name = d.name;
+        }
+    });
+    return name;
+}
+
+template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+
+/// Absent, null or the empty string is missing (spec §2); so is an empty list.
+template <class T>
+bool present(const T& v) {
+    if constexpr (is_optional<T>::value) return v.has_value() && present(*v);
+    else if constexpr (std::is_same_v<T, std::string>)
+        return !v.empty();
+    else if constexpr (requires { v.empty(); })
+        return !v.empty();
+    else
+        return true;
+}
+
+template <class T>
+const auto& value_of(const T& v) {
+    if constexpr (is_optional<T>::value) return *v;
+    else
+        return v;
+}
+
+inline std::size_t code_points(std::string_view s) {
+    std::size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80 ? 1 : 0; // count every byte that starts a code point
+    return n;
+}
+
+inline std::optional<violation> missing(std::string field) {
+    return violation{violation::kind::missing, std::move(field)};
+}
+inline std::optional<violation> invalid(std::string field) {
+    return violation{violation::kind::invalid, std::move(field)};
+}
+
+inline std::string path(std::string_view prefix, std::string_view name) {
+    return prefix.empty() ? std::string(name) : std::string(prefix) + "." + std::string(name);
+}
+
+} // namespace detail
+
+/// The member must be present.
+template <auto M>
+struct required {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (!detail::present(r.*M)) return detail::missing(detail::path(prefix, detail::name_of<M>()));
+        return std::nullopt;
+    }
+};
+
+/// When present, the member must be one of the values its open_enum lists.
+template <auto M>
+struct known_value {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (detail::present(r.*M) && !detail::value_of(r.*M).is_known())
+            return detail::invalid(detail::path(prefix, detail::name_of<M>()));
+        return std::nullopt;
+    }
+};
+
+/// When present, the text's length in code points is within [Min, Max].
+template <auto M, std::size_t Min, std::size_t Max>
+struct length {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (!detail::present(r.*M)) return std::nullopt;
+        const std::size_t n = detail::code_points(detail::value_of(r.*M));
+        if (n < Min || n > Max) return detail::invalid(detail::path(prefix, detail::name_of<M>()));
+        return std::nullopt;
+    }
+};
+
+/// When present, the list holds between Min and Max elements.
+template <auto M, std::size_t Min, std::size_t Max>
+struct count {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (!detail::present(r.*M)) return std::nullopt;
+        const std::size_t n = detail::value_of(r.*M).size();
+        if (n < Min || n > Max) return detail::invalid(detail::path(prefix, detail::name_of<M>()));
+        return std::nullopt;
+    }
+};
+
+/// When present, the integer is within [Min, Max].
+template <auto M, std::int64_t Min, std::int64_t Max>
+struct range {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (!detail::present(r.*M)) return std::nullopt;
+        const auto v = static_cast<std::int64_t>(detail::value_of(r.*M));
+        if (v < Min || v > Max) return detail::invalid(detail::path(prefix, detail::name_of<M>()));
+        return std::nullopt;
+    }
+};
+
+/// M is required when the member Cond equals Value ("message required when message_type is tts").
+template <auto M, auto Cond, fixed_string Value>
+struct required_if {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        const auto& c = r.*Cond;
+        if (detail::present(c) && detail::value_of(c) == Value.view() && !detail::present(r.*M))
+            return detail::missing(detail::path(prefix, detail::name_of<M>()));
+        return std::nullopt;
+    }
+};
+
+/// Exactly one of A and B: neither is a missing A, both an invalid A (the first field the rule names).
+template <auto A, auto B>
+struct exactly_one {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        const bool a = detail::present(r.*A);
+        const bool b = detail::present(r.*B);
+        if (!a && !b) return detail::missing(detail::path(prefix, detail::name_of<A>()));
+        if (a && b) return detail::invalid(detail::path(prefix, detail::name_of<A>()));
+        return std::nullopt;
+    }
+};
+
+/// At least one of A and B: neither is a missing A.
+template <auto A, auto B>
+struct at_least_one {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (!detail::present(r.*A) && !detail::present(r.*B))
+            return detail::missing(detail::path(prefix, detail::name_of<A>()));
+        return std::nullopt;
+    }
+};
+
+template <class Rules, class R>
+std::optional<violation> check_all(const R& r, std::string_view prefix = {});
+
+/// Every element of the list M satisfies ElementRules (a std::tuple of rules).
+template <auto M, class ElementRules>
+struct each {
+    template <class R>
+    static std::optional<violation> check(const R& r, std::string_view prefix) {
+        if (!detail::present(r.*M)) return std::nullopt;
+        const auto& list = detail::value_of(r.*M);
+        const std::string base = detail::path(prefix, detail::name_of<M>());
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            if (auto v = check_all<ElementRules>(list[i], base + "[" + std::to_string(i) + "]")) return v;
+        }
+        return std::nullopt;
+    }
+};
+
+/// A list endpoint's rules: `page` >= 1 and `per_page` in 1..100, then its own.
+template <class R, class... Rules>
+using list_rules = std::tuple<range<&R::page, 1, INT32_MAX>, range<&R::per_page, 1, 100>, Rules...>;
+
+/// Checks the rules in order; the first violation wins.
+template <class Rules, class R>
+std::optional<violation> check_all(const R& r, std::string_view prefix) {
+    std::optional<violation> found;
+    std::apply([&](auto... rule) { ((found ? void() : void(found = decltype(rule)::check(r, prefix))), ...); },
+               Rules{});
+    return found;
+}
+
+} // namespace api
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/api/rules.hpp ----
+// ---- begin callsavvy/api/shapes.hpp ----
+// callsavvy/api/shapes.hpp — the objects Callsavvy returns (spec §4) and the enumerations it documents.
+// Every field is optional in a response (any may be absent); fields the catalog does not know are kept in
+// each object's `extra`. A field name is spelled once, in the BOOST_DESCRIBE_STRUCT line.
+
+
+#include <boost/describe/class.hpp>
+#include <boost/json/object.hpp>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace api {
+
+// ---- documented enumerations (open: unknown values are kept) ----
+struct ticket_status_values {
+    static constexpr std::array<std::string_view, 3> values{"open", "pending", "closed"};
+};
+struct priority_values {
+    static constexpr std::array<std::string_view, 4> values{"low", "normal", "high", "urgent"};
+};
+struct direction_values {
+    static constexpr std::array<std::string_view, 2> values{"Incoming", "Outgoing"};
+};
+struct message_type_values {
+    static constexpr std::array<std::string_view, 3> values{"tts", "audio", "agent"};
+};
+struct chat_status_values {
+    static constexpr std::array<std::string_view, 2> values{"open", "closed"};
+};
+struct platform_values {
+    static constexpr std::array<std::string_view, 4> values{"facebook", "instagram", "twitter", "whatsapp"};
+};
+struct role_values {
+    static constexpr std::array<std::string_view, 2> values{"admin", "agent"};
+};
+
+using ticket_status = open_enum<ticket_status_values>;
+using priority = open_enum<priority_values>;
+using call_direction = open_enum<direction_values>;
+using message_type = open_enum<message_type_values>;
+using chat_status = open_enum<chat_status_values>;
+using social_platform = open_enum<platform_values>;
+using user_role = open_enum<role_values>;
+
+// ---- shapes ----
+struct pagination {
+    std::optional<std::int64_t> page{};
+    std::optional<std::int64_t> per_page{};
+    std::optional<std::int64_t> total{};
+    std::optional<std::int64_t> total_pages{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(pagination, (), (page, per_page, total, total_pages))
+
+struct department {
+    std::optional<std::string> department_id{};
+    std::optional<std::string> name{};
+    std::optional<std::string> description{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(department, (), (department_id, name, description))
+
+struct category {
+    std::optional<std::string> category_id{};
+    std::optional<std::string> name{};
+    std::optional<std::string> department_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(category, (), (category_id, name, department_id))
+
+struct user {
+    std::optional<std::string> user_id{};
+    std::optional<std::string> name{};
+    std::optional<std::string> email{};
+    std::optional<user_role> role{};
+    std::optional<std::string> department_id{};
+    std::optional<std::string> status{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(user, (), (user_id, name, email, role, department_id, status))
+
+struct ticket {
+    std::optional<std::string> ticket_id{};
+    std::optional<std::string> subject{};
+    std::optional<ticket_status> status{};
+    std::optional<api::priority> priority{};
+    std::optional<std::string> department_id{};
+    std::optional<std::string> category_id{};
+    std::optional<std::string> sender_email{};
+    std::optional<timestamp> created_at{};
+    std::optional<timestamp> updated_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(ticket, (),
+                      (ticket_id, subject, status, priority, department_id, category_id, sender_email, created_at,
+                       updated_at))
+
+struct message {
+    std::optional<std::string> message_id{};
+    std::optional<std::string> sender{};
+    std::optional<std::string> sender_email{};
+    std::optional<std::string> body{};
+    std::optional<timestamp> created_at{};
+    std::optional<std::vector<std::string>> attachments{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(message, (), (message_id, sender, sender_email, body, created_at, attachments))
+
+struct call {
+    std::optional<std::string> call_id{};
+    std::optional<call_direction> direction{};
+    std::optional<std::string> caller_number{};
+    std::optional<std::string> department_id{};
+    std::optional<std::string> status{};
+    std::optional<std::int64_t> duration{}; ///< seconds
+    std::optional<std::string> recording_url{};
+    std::optional<timestamp> started_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(call, (),
+                      (call_id, direction, caller_number, department_id, status, duration, recording_url, started_at))
+
+struct voice {
+    std::optional<std::string> voice_id{};
+    std::optional<std::string> name{};
+    std::optional<std::string> gender{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(voice, (), (voice_id, name, gender))
+
+struct language {
+    std::optional<std::string> code{};
+    std::optional<std::string> name{};
+    std::optional<std::vector<voice>> voices{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(language, (), (code, name, voices))
+
+struct chat {
+    std::optional<std::string> chat_id{};
+    std::optional<std::string> visitor_name{};
+    std::optional<std::string> visitor_email{};
+    std::optional<chat_status> status{};
+    std::optional<std::string> channel{};
+    std::optional<timestamp> started_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(chat, (), (chat_id, visitor_name, visitor_email, status, channel, started_at))
+
+struct social_conversation {
+    std::optional<std::string> conversation_id{};
+    std::optional<social_platform> platform{};
+    std::optional<std::string> contact_name{};
+    std::optional<std::string> last_message{};
+    std::optional<timestamp> updated_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(social_conversation, (), (conversation_id, platform, contact_name, last_message, updated_at))
+
+struct video_call {
+    std::optional<std::string> video_call_id{};
+    std::optional<std::string> title{};
+    std::optional<std::string> status{};
+    std::optional<std::string> join_url{};
+    std::optional<timestamp> scheduled_at{};
+    std::optional<std::int64_t> duration{};
+    std::optional<std::vector<std::string>> participants{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(video_call, (), (video_call_id, title, status, join_url, scheduled_at, duration, participants))
+
+struct meeting {
+    std::optional<std::string> meeting_id{};
+    std::optional<std::string> title{};
+    std::optional<timestamp> start_at{};
+    std::optional<std::int64_t> duration{};
+    std::optional<std::string> join_url{};
+    std::optional<std::vector<std::string>> attendees{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(meeting, (), (meeting_id, title, start_at, duration, join_url, attendees))
+
+struct contact {
+    std::optional<std::string> contact_id{};
+    std::optional<std::string> first_name{};
+    std::optional<std::string> last_name{};
+    std::optional<std::string> phone{};
+    std::optional<std::string> email{};
+    std::optional<std::string> group_id{};
+    std::optional<boost::json::object> custom_fields{};
+    std::optional<timestamp> created_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(contact, (),
+                      (contact_id, first_name, last_name, phone, email, group_id, custom_fields, created_at))
+
+struct contact_group {
+    std::optional<std::string> group_id{};
+    std::optional<std::string> name{};
+    std::optional<std::int64_t> contact_count{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(contact_group, (), (group_id, name, contact_count))
+
+struct lead {
+    std::optional<std::string> lead_id{};
+    std::optional<std::string> name{};
+    std::optional<std::string> phone{};
+    std::optional<std::string> email{};
+    std::optional<std::string> status{};
+    std::optional<std::string> source{};
+    std::optional<std::string> notes{};
+    std::optional<timestamp> created_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(lead, (), (lead_id, name, phone, email, status, source, notes, created_at))
+
+/// One element of createBulkContact's `failed` list.
+struct bulk_failure {
+    std::optional<std::int64_t> index{};
+    std::optional<std::string> message{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(bulk_failure, (), (index, message))
+
+} // namespace api
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/api/shapes.hpp ----
+
+#include <boost/describe/class.hpp>
+#include <boost/json/object.hpp>
+
+#include <array>
+#include <concepts>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace api {
+
+enum class group { account, tickets, voice, chats_social, campaign, video_call, virtual_meeting, contacts, leads };
+
+inline constexpr std::string_view group_name(group g) noexcept {
+    switch (g) {
+    case group::account: return "Account";
+    case group::tickets: return "Tickets";
+    case group::voice: return "Voice";
+    case group::chats_social: return "Chats & Social";
+    case group::campaign: return "Campaign";
+    case group::video_call: return "Video Call";
+    case group::virtual_meeting: return "Virtual Meeting";
+    case group::contacts: return "Contacts";
+    case group::leads: return "Leads";
+    }
+    return "";
+}
+
+// A descriptor: the resource URI and everything the library needs to know about the endpoint.
+#define CALLSAVVY_API_DESCRIPTOR(Name, Resource, Title, Group, ReadOnly, ...)                                          \
+    struct Name {                                                                                                      \
+        static constexpr std::string_view resource = Resource;                                                         \
+        static constexpr std::string_view title = Title;                                                               \
+        static constexpr api::group group = api::group::Group;                                                         \
+        static constexpr bool read_only = ReadOnly;                                                                    \
+        using request = Name##_request;                                                                                \
+        using response = Name##_response;                                                                              \
+        using rules = __VA_ARGS__;                                                                                     \
+    }
+
+// The paging members every list request has, and the pagination every list response has.
+#define CALLSAVVY_API_PAGING                                                                                           \
+    std::optional<std::int64_t> page{};                                                                                \
+    std::optional<std::int64_t> per_page {}
+
+// ======================= Account =======================
+
+struct get_summary_request {
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(get_summary_request, (), ())
+struct get_summary_response {
+    std::optional<std::string> assigned_number{};
+    std::optional<std::string> business_id{};
+    std::optional<std::string> business_name{};
+    std::optional<std::string> plan{};
+    std::optional<std::string> balance{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(get_summary_response, (), (assigned_number, business_id, business_name, plan, balance))
+CALLSAVVY_API_DESCRIPTOR(get_summary, "getSummary", "Get Business Summary", account, true, std::tuple<>);
+
+struct list_departments_request {
+    CALLSAVVY_API_PAGING;
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_departments_request, (), (page, per_page))
+struct list_departments_response {
+    std::vector<department> departments{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_departments_response, (), (departments, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_departments, "listDepartments", "List Departments", account, true,
+                         list_rules<list_departments_request>);
+
+struct list_request_categories_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<std::string> department_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_request_categories_request, (), (page, per_page, department_id))
+struct list_request_categories_response {
+    std::vector<category> categories{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_request_categories_response, (), (categories, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_request_categories, "listRequestCategories", "List Request Categories", account, true,
+                         list_rules<list_request_categories_request>);
+
+struct list_users_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<user_role> role{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_users_request, (), (page, per_page, role))
+struct list_users_response {
+    std::vector<user> users{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_users_response, (), (users, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_users, "listUsers", "List Users", account, true,
+                         list_rules<list_users_request, known_value<&list_users_request::role>>);
+
+// ======================= Tickets =======================
+
+struct list_tickets_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<ticket_status> status{};
+    std::optional<std::string> department_id{};
+    std::optional<std::string> from_date{}; ///< YYYY-MM-DD
+    std::optional<std::string> to_date{};   ///< YYYY-MM-DD
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_tickets_request, (), (page, per_page, status, department_id, from_date, to_date))
+struct list_tickets_response {
+    std::vector<ticket> tickets{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_tickets_response, (), (tickets, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_tickets, "listTickets", "List Tickets", tickets, true,
+                         list_rules<list_tickets_request, known_value<&list_tickets_request::status>>);
+
+struct get_ticket_conversation_request {
+    std::string ticket_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(get_ticket_conversation_request, (), (ticket_id))
+struct get_ticket_conversation_response {
+    std::optional<api::ticket> ticket{};
+    std::vector<message> messages{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(get_ticket_conversation_response, (), (ticket, messages))
+CALLSAVVY_API_DESCRIPTOR(get_ticket_conversation, "getTicketConversation", "Get Ticket Conversation", tickets, true,
+                         std::tuple<required<&get_ticket_conversation_request::ticket_id>>);
+
+struct create_ticket_request {
+    std::string subject{};
+    std::string message{};
+    std::string sender_email{};
+    std::optional<std::string> sender_name{};
+    std::optional<std::string> department_id{};
+    std::optional<std::string> category_id{};
+    std::optional<api::priority> priority{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_ticket_request, (),
+                      (subject, message, sender_email, sender_name, department_id, category_id, priority))
+struct create_ticket_response {
+    std::optional<std::string> ticket_id{};
+    std::optional<ticket_status> status{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_ticket_response, (), (ticket_id, status))
+CALLSAVVY_API_DESCRIPTOR(
+    create_ticket, "createTicket", "Create New Ticket", tickets, false,
+    std::tuple<required<&create_ticket_request::subject>, required<&create_ticket_request::message>,
+               required<&create_ticket_request::sender_email>, known_value<&create_ticket_request::priority>>);
+
+struct add_ticket_reply_request {
+    std::string ticket_id{};
+    std::string message{};
+    std::optional<std::string> user_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(add_ticket_reply_request, (), (ticket_id, message, user_id))
+struct add_ticket_reply_response {
+    std::optional<std::string> ticket_id{};
+    std::optional<std::string> message_id{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(add_ticket_reply_response, (), (ticket_id, message_id))
+CALLSAVVY_API_DESCRIPTOR(
+    add_ticket_reply, "addTicketReply", "Add Ticket Reply", tickets, false,
+    std::tuple<required<&add_ticket_reply_request::ticket_id>, required<&add_ticket_reply_request::message>>);
+
+// ======================= Voice =======================
+
+struct list_calls_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<call_direction> direction{};
+    std::optional<std::string> department_id{};
+    std::optional<std::string> from_date{};
+    std::optional<std::string> to_date{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_calls_request, (), (page, per_page, direction, department_id, from_date, to_date))
+struct list_calls_response {
+    std::vector<api::call> calls{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_calls_response, (), (calls, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_calls, "listCalls", "List Calls", voice, true,
+                         list_rules<list_calls_request, known_value<&list_calls_request::direction>>);
+
+struct view_call_request {
+    std::string call_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(view_call_request, (), (call_id))
+struct view_call_response {
+    std::optional<api::call> call{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(view_call_response, (), (call))
+CALLSAVVY_API_DESCRIPTOR(view_call, "viewCall", "View Calls", voice, true,
+                         std::tuple<required<&view_call_request::call_id>>);
+
+struct create_auto_dialer_task_request {
+    std::string name{};
+    std::vector<std::string> numbers{};
+    api::message_type message_type{};
+    std::optional<std::string> message{};   ///< required when message_type is "tts"
+    std::optional<std::string> audio_url{}; ///< required when message_type is "audio"
+    std::optional<std::string> language{};
+    std::optional<std::string> voice{};
+    std::optional<std::string> department_id{};
+    std::optional<timestamp> start_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_auto_dialer_task_request, (),
+                      (name, numbers, message_type, message, audio_url, language, voice, department_id, start_at))
+struct create_auto_dialer_task_response {
+    std::optional<std::string> task_id{};
+    std::optional<std::int64_t> queued{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_auto_dialer_task_response, (), (task_id, queued))
+CALLSAVVY_API_DESCRIPTOR(
+    create_auto_dialer_task, "createAutoDialerTask", "Create Auto-Dialer Task", voice, false,
+    std::tuple<
+        required<&create_auto_dialer_task_request::name>, required<&create_auto_dialer_task_request::numbers>,
+        count<&create_auto_dialer_task_request::numbers, 1, 1000>,
+        required<&create_auto_dialer_task_request::message_type>,
+        known_value<&create_auto_dialer_task_request::message_type>,
+        required_if<&create_auto_dialer_task_request::message, &create_auto_dialer_task_request::message_type, "tts">,
+        required_if<&create_auto_dialer_task_request::audio_url, &create_auto_dialer_task_request::message_type,
+                    "audio">>);
+
+struct create_automated_call_request {
+    std::string phone_number{};
+    std::string message{};
+    std::optional<std::string> language{};
+    std::optional<std::string> voice{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_automated_call_request, (), (phone_number, message, language, voice))
+struct create_automated_call_response {
+    std::optional<std::string> call_id{};
+    std::optional<std::string> status{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_automated_call_response, (), (call_id, status))
+CALLSAVVY_API_DESCRIPTOR(create_automated_call, "createAutomatedCall", "Create Automated Call", voice, false,
+                         std::tuple<required<&create_automated_call_request::phone_number>,
+                                    required<&create_automated_call_request::message>>);
+
+struct list_tts_voices_request {
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_tts_voices_request, (), ())
+struct list_tts_voices_response {
+    std::vector<language> languages{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_tts_voices_response, (), (languages))
+CALLSAVVY_API_DESCRIPTOR(list_tts_voices, "listTtsVoices", "Supported TTS Languages & Voices", voice, true,
+                         std::tuple<>);
+
+// ======================= Chats & Social =======================
+
+struct list_chats_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<chat_status> status{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_chats_request, (), (page, per_page, status))
+struct list_chats_response {
+    std::vector<chat> chats{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_chats_response, (), (chats, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_chats, "listChats", "List Chats", chats_social, true,
+                         list_rules<list_chats_request, known_value<&list_chats_request::status>>);
+
+struct get_chat_conversation_request {
+    std::string chat_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(get_chat_conversation_request, (), (chat_id))
+struct get_chat_conversation_response {
+    std::optional<api::chat> chat{};
+    std::vector<message> messages{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(get_chat_conversation_response, (), (chat, messages))
+CALLSAVVY_API_DESCRIPTOR(get_chat_conversation, "getChatConversation", "Get Chat Conversation", chats_social, true,
+                         std::tuple<required<&get_chat_conversation_request::chat_id>>);
+
+struct list_social_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<social_platform> platform{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_social_request, (), (page, per_page, platform))
+struct list_social_response {
+    std::vector<social_conversation> conversations{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_social_response, (), (conversations, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_social, "listSocial", "List Social", chats_social, true,
+                         list_rules<list_social_request, known_value<&list_social_request::platform>>);
+
+struct get_social_conversation_request {
+    std::string conversation_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(get_social_conversation_request, (), (conversation_id))
+struct get_social_conversation_response {
+    std::optional<social_conversation> conversation{};
+    std::vector<message> messages{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(get_social_conversation_response, (), (conversation, messages))
+CALLSAVVY_API_DESCRIPTOR(get_social_conversation, "getSocialConversation", "Get Social Conversation", chats_social,
+                         true, std::tuple<required<&get_social_conversation_request::conversation_id>>);
+
+// ======================= Campaign =======================
+
+struct send_sms_request {
+    std::vector<std::string> recipients{};
+    std::string message{};
+    std::optional<std::string> sender_id{};
+    std::optional<timestamp> schedule_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(send_sms_request, (), (recipients, message, sender_id, schedule_at))
+struct send_sms_response {
+    std::optional<std::string> campaign_id{};
+    std::optional<std::int64_t> queued{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(send_sms_response, (), (campaign_id, queued))
+CALLSAVVY_API_DESCRIPTOR(
+    send_sms, "sendSms", "Send SMS Message", campaign, false,
+    std::tuple<required<&send_sms_request::recipients>, count<&send_sms_request::recipients, 1, 1000>,
+               required<&send_sms_request::message>, length<&send_sms_request::message, 1, 1600>>);
+
+struct send_voice_message_request {
+    std::vector<std::string> recipients{};
+    std::optional<std::string> message{}; ///< TTS text; exactly one of message and audio_url
+    std::optional<std::string> audio_url{};
+    std::optional<std::string> language{};
+    std::optional<std::string> voice{};
+    std::optional<timestamp> schedule_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(send_voice_message_request, (), (recipients, message, audio_url, language, voice, schedule_at))
+struct send_voice_message_response {
+    std::optional<std::string> campaign_id{};
+    std::optional<std::int64_t> queued{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(send_voice_message_response, (), (campaign_id, queued))
+CALLSAVVY_API_DESCRIPTOR(
+    send_voice_message, "sendVoiceMessage", "Send Voice Message", campaign, false,
+    std::tuple<required<&send_voice_message_request::recipients>,
+               count<&send_voice_message_request::recipients, 1, 1000>,
+               exactly_one<&send_voice_message_request::message, &send_voice_message_request::audio_url>>);
+
+struct send_whatsapp_request {
+    std::vector<std::string> recipients{};
+    std::string message{};
+    std::optional<std::string> media_url{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(send_whatsapp_request, (), (recipients, message, media_url))
+struct send_whatsapp_response {
+    std::optional<std::string> campaign_id{};
+    std::optional<std::int64_t> queued{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(send_whatsapp_response, (), (campaign_id, queued))
+CALLSAVVY_API_DESCRIPTOR(
+    send_whatsapp, "sendWhatsapp", "Send WhatsApp Message", campaign, false,
+    std::tuple<required<&send_whatsapp_request::recipients>, count<&send_whatsapp_request::recipients, 1, 1000>,
+               required<&send_whatsapp_request::message>>);
+
+// ======================= Video Call =======================
+
+struct list_video_calls_request {
+    CALLSAVVY_API_PAGING;
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_video_calls_request, (), (page, per_page))
+struct list_video_calls_response {
+    std::vector<api::video_call> video_calls{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_video_calls_response, (), (video_calls, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_video_calls, "listVideoCalls", "List Video Calls", video_call, true,
+                         list_rules<list_video_calls_request>);
+
+struct get_video_call_request {
+    std::string video_call_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(get_video_call_request, (), (video_call_id))
+struct get_video_call_response {
+    std::optional<api::video_call> video_call{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(get_video_call_response, (), (video_call))
+CALLSAVVY_API_DESCRIPTOR(get_video_call, "getVideoCall", "Get Video Call", video_call, true,
+                         std::tuple<required<&get_video_call_request::video_call_id>>);
+
+struct create_video_call_request {
+    std::string title{};
+    std::optional<std::vector<std::string>> participants{}; ///< e-mail addresses
+    std::optional<timestamp> scheduled_at{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_video_call_request, (), (title, participants, scheduled_at))
+struct create_video_call_response {
+    std::optional<std::string> video_call_id{};
+    std::optional<std::string> join_url{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_video_call_response, (), (video_call_id, join_url))
+CALLSAVVY_API_DESCRIPTOR(create_video_call, "createVideoCall", "Create Video Call", video_call, false,
+                         std::tuple<required<&create_video_call_request::title>>);
+
+// ======================= Virtual Meeting =======================
+
+struct list_virtual_meetings_request {
+    CALLSAVVY_API_PAGING;
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_virtual_meetings_request, (), (page, per_page))
+struct list_virtual_meetings_response {
+    std::vector<api::meeting> meetings{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_virtual_meetings_response, (), (meetings, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_virtual_meetings, "listVirtualMeetings", "List Virtual Meetings", virtual_meeting, true,
+                         list_rules<list_virtual_meetings_request>);
+
+struct get_virtual_meeting_request {
+    std::string meeting_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(get_virtual_meeting_request, (), (meeting_id))
+struct get_virtual_meeting_response {
+    std::optional<api::meeting> meeting{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(get_virtual_meeting_response, (), (meeting))
+CALLSAVVY_API_DESCRIPTOR(get_virtual_meeting, "getVirtualMeeting", "Get Virtual Meeting", virtual_meeting, true,
+                         std::tuple<required<&get_virtual_meeting_request::meeting_id>>);
+
+struct create_virtual_meeting_request {
+    std::string title{};
+    timestamp start_at{};
+    std::optional<std::int64_t> duration{}; ///< minutes; the server's default is 30
+    std::optional<std::vector<std::string>> attendees{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_virtual_meeting_request, (), (title, start_at, duration, attendees))
+struct create_virtual_meeting_response {
+    std::optional<std::string> meeting_id{};
+    std::optional<std::string> join_url{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_virtual_meeting_response, (), (meeting_id, join_url))
+CALLSAVVY_API_DESCRIPTOR(
+    create_virtual_meeting, "createVirtualMeeting", "Create Virtual Meeting", virtual_meeting, false,
+    std::tuple<required<&create_virtual_meeting_request::title>, required<&create_virtual_meeting_request::start_at>>);
+
+// ======================= Contacts =======================
+
+struct list_contacts_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<std::string> group_id{};
+    std::optional<std::string> search{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_contacts_request, (), (page, per_page, group_id, search))
+struct list_contacts_response {
+    std::vector<contact> contacts{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_contacts_response, (), (contacts, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_contacts, "listContacts", "List Contacts", contacts, true,
+                         list_rules<list_contacts_request>);
+
+struct list_contact_groups_request {
+    CALLSAVVY_API_PAGING;
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_contact_groups_request, (), (page, per_page))
+struct list_contact_groups_response {
+    std::vector<contact_group> groups{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_contact_groups_response, (), (groups, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_contact_groups, "listContactGroups", "List Contact Groups", contacts, true,
+                         list_rules<list_contact_groups_request>);
+
+struct create_contact_request {
+    std::string phone{};
+    std::optional<std::string> first_name{};
+    std::optional<std::string> last_name{};
+    std::optional<std::string> email{};
+    std::optional<std::string> group_id{};
+    std::optional<boost::json::object> custom_fields{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_contact_request, (), (phone, first_name, last_name, email, group_id, custom_fields))
+struct create_contact_response {
+    std::optional<std::string> contact_id{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_contact_response, (), (contact_id))
+using new_contact_rules = std::tuple<required<&create_contact_request::phone>>;
+CALLSAVVY_API_DESCRIPTOR(create_contact, "createContact", "Create Single Contact", contacts, false, new_contact_rules);
+
+/// One contact of a bulk creation: shaped like createContact's request.
+using new_contact = create_contact_request;
+
+struct create_bulk_contact_request {
+    std::vector<new_contact> contacts{};
+    std::optional<std::string> group_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_bulk_contact_request, (), (contacts, group_id))
+struct create_bulk_contact_response {
+    std::optional<std::int64_t> created{};
+    std::vector<std::string> contact_ids{};
+    std::vector<bulk_failure> failed{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_bulk_contact_response, (), (created, contact_ids, failed))
+CALLSAVVY_API_DESCRIPTOR(
+    create_bulk_contact, "createBulkContact", "Create Bulk Contact", contacts, false,
+    std::tuple<required<&create_bulk_contact_request::contacts>, count<&create_bulk_contact_request::contacts, 1, 500>,
+               each<&create_bulk_contact_request::contacts, new_contact_rules>>);
+
+struct delete_contact_request {
+    std::string contact_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(delete_contact_request, (), (contact_id))
+struct delete_contact_response {
+    std::optional<std::string> contact_id{};
+    std::optional<bool> deleted{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(delete_contact_response, (), (contact_id, deleted))
+CALLSAVVY_API_DESCRIPTOR(delete_contact, "deleteContact", "Delete Contact", contacts, false,
+                         std::tuple<required<&delete_contact_request::contact_id>>);
+
+// ======================= Leads =======================
+
+struct list_leads_request {
+    CALLSAVVY_API_PAGING;
+    std::optional<std::string> status{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(list_leads_request, (), (page, per_page, status))
+struct list_leads_response {
+    std::vector<lead> leads{};
+    api::pagination pagination{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(list_leads_response, (), (leads, pagination))
+CALLSAVVY_API_DESCRIPTOR(list_leads, "listLeads", "List Leads", leads, true, list_rules<list_leads_request>);
+
+struct create_lead_request {
+    std::string name{};
+    std::optional<std::string> phone{};
+    std::optional<std::string> email{}; ///< at least one of phone and email
+    std::optional<std::string> source{};
+    std::optional<std::string> status{}; ///< the server's default is "new"
+    std::optional<std::string> notes{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(create_lead_request, (), (name, phone, email, source, status, notes))
+struct create_lead_response {
+    std::optional<std::string> lead_id{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(create_lead_response, (), (lead_id))
+CALLSAVVY_API_DESCRIPTOR(create_lead, "createLead", "Create Lead", leads, false,
+                         std::tuple<required<&create_lead_request::name>,
+                                    at_least_one<&create_lead_request::phone, &create_lead_request::email>>);
+
+struct update_lead_request {
+    std::string lead_id{};
+    std::optional<std::string> name{};
+    std::optional<std::string> phone{};
+    std::optional<std::string> email{};
+    std::optional<std::string> status{};
+    std::optional<std::string> notes{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(update_lead_request, (), (lead_id, name, phone, email, status, notes))
+struct update_lead_response {
+    std::optional<std::string> lead_id{};
+    std::optional<std::string> status{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(update_lead_response, (), (lead_id, status))
+CALLSAVVY_API_DESCRIPTOR(update_lead, "updateLead", "Update Lead", leads, false,
+                         std::tuple<required<&update_lead_request::lead_id>>);
+
+struct delete_lead_request {
+    std::string lead_id{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(delete_lead_request, (), (lead_id))
+struct delete_lead_response {
+    std::optional<std::string> lead_id{};
+    std::optional<bool> deleted{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(delete_lead_response, (), (lead_id, deleted))
+CALLSAVVY_API_DESCRIPTOR(delete_lead, "deleteLead", "Delete Lead", leads, false,
+                         std::tuple<required<&delete_lead_request::lead_id>>);
+
+#undef CALLSAVVY_API_DESCRIPTOR
+#undef CALLSAVVY_API_PAGING
+
+} // namespace api
+CALLSAVVY_END_NAMESPACE
+
+/// Every endpoint of the catalog, in the spec's order: X(descriptor) once each. The named calls
+/// (`client::async_<descriptor>`), the runtime table and the tests expand it.
+#define CALLSAVVY_API_ENDPOINTS(X)                                                                                     \
+    X(get_summary)                                                                                                     \
+    X(list_departments)                                                                                                \
+    X(list_request_categories)                                                                                         \
+    X(list_users)                                                                                                      \
+    X(list_tickets)                                                                                                    \
+    X(get_ticket_conversation)                                                                                         \
+    X(create_ticket)                                                                                                   \
+    X(add_ticket_reply)                                                                                                \
+    X(list_calls)                                                                                                      \
+    X(view_call)                                                                                                       \
+    X(create_auto_dialer_task)                                                                                         \
+    X(create_automated_call)                                                                                           \
+    X(list_tts_voices)                                                                                                 \
+    X(list_chats)                                                                                                      \
+    X(get_chat_conversation)                                                                                           \
+    X(list_social)                                                                                                     \
+    X(get_social_conversation)                                                                                         \
+    X(send_sms)                                                                                                        \
+    X(send_voice_message)                                                                                              \
+    X(send_whatsapp)                                                                                                   \
+    X(list_video_calls)                                                                                                \
+    X(get_video_call)                                                                                                  \
+    X(create_video_call)                                                                                               \
+    X(list_virtual_meetings)                                                                                           \
+    X(get_virtual_meeting)                                                                                             \
+    X(create_virtual_meeting)                                                                                          \
+    X(list_contacts)                                                                                                   \
+    X(list_contact_groups)                                                                                             \
+    X(create_contact)                                                                                                  \
+    X(create_bulk_contact)                                                                                             \
+    X(delete_contact)                                                                                                  \
+    X(list_leads)                                                                                                      \
+    X(create_lead)                                                                                                     \
+    X(update_lead)                                                                                                     \
+    X(delete_lead)
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace api {
+
+template <class E>
+concept endpoint = requires {
+    { E::resource } -> std::convertible_to<std::string_view>;
+    { E::read_only } -> std::convertible_to<bool>;
+    typename E::request;
+    typename E::response;
+    typename E::rules;
+};
+
+template <endpoint E>
+inline constexpr bool is_paginated_v = requires(typename E::request r) {
+    r.page;
+};
+
+/// Whether the endpoint with this resource URI is read-only (spec §2 "Retry safety"); false for a resource
+/// the catalog does not know. Built from the descriptors' constants alone, so using it instantiates none of
+/// the catalog's JSON mapping (a translation unit making one call compiles only what that call needs).
+inline bool is_read_only(std::string_view resource) noexcept {
+#define CALLSAVVY_API_READ_ONLY(name) std::pair<std::string_view, bool>{name::resource, name::read_only},
+    static constexpr std::array table{CALLSAVVY_API_ENDPOINTS(CALLSAVVY_API_READ_ONLY)};
+#undef CALLSAVVY_API_READ_ONLY
+    for (const auto& [r, ro] : table)
+        if (r == resource) return ro;
+    return false;
+}
+
+} // namespace api
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/api/endpoints.hpp ----
+// ---- begin callsavvy/envelope.hpp ----
+// callsavvy/envelope.hpp — Callsavvy's response envelope (spec §1): {"resource", "status", "data"} on
+// success and {"resource", "status", "message"} on error. The client checks it; the mock server builds it.
+
 // ---- begin callsavvy/error.hpp ----
 // callsavvy/error.hpp — the one error model of every call: specific std::error_codes (callsavvy::error),
 // the conditions users compare them with (callsavvy::condition), the details a failed call leaves behind
@@ -85,33 +1453,33 @@ CALLSAVVY_BEGIN_NAMESPACE
 namespace http {
 
 enum class error {
-    start_line_too_long = 1,  ///< request or status line longer than limits::max_start_line
-    too_many_headers,         ///< more header fields than limits::max_header_count
-    headers_too_large,        ///< header section longer than limits::max_header_bytes
-    body_too_large,           ///< body longer than limits::max_body_bytes
-    bad_request_line,         ///< a request line that is not "method SP target SP version"
-    bad_status_line,          ///< a status line that is not "version SP status [SP reason]"
-    bad_version,              ///< a version other than HTTP/1.0 and HTTP/1.1
-    bad_header,               ///< a header line without a colon
-    obs_fold,                 ///< a header line starting with SP or HTAB (obsolete line folding)
-    bare_cr,                  ///< a CR not followed by LF in the head or the chunk framing
-    bad_content_length,       ///< Content-Length is not a list of decimal numbers
-    conflicting_content_length,     ///< Content-Length values that differ
-    content_length_with_chunked,    ///< Content-Length together with Transfer-Encoding
-    unsupported_transfer_encoding,  ///< a Transfer-Encoding other than exactly "chunked", or one in HTTP/1.0
-    bad_chunk_size,           ///< a chunk size that is empty, not hex, too large, or followed by junk
-    bad_chunk,                ///< chunk data not followed by CRLF
-    partial_message,          ///< the stream ended inside a message
-    bare_lf,                  ///< a line of the head or the chunk framing ended in LF without CR (CRLF is required)
-    bad_method,               ///< the request method is empty or not a token
-    bad_target,               ///< the request target is empty or holds a space, a control or a non-ASCII byte
-    bad_status_code,          ///< a three-digit status code outside 100..599 (other shapes: bad_status_line)
-    bad_field_name,           ///< a field name is empty or holds a character that is not a token character
-    bad_field_value,          ///< a field value (or reason phrase) holds a control character
-    space_before_colon,       ///< whitespace between a field name and its colon (RFC 9112 section 5.1)
-    missing_host,             ///< an HTTP/1.1 request without exactly one Host field (RFC 9112 section 3.2)
-    chunk_line_too_long,      ///< a chunk-size line (extensions included) longer than limits::max_chunk_line
-    bad_url,                  ///< http::parse_url: not an http(s) URL this library can use
+    start_line_too_long = 1,       ///< request or status line longer than limits::max_start_line
+    too_many_headers,              ///< more header fields than limits::max_header_count
+    headers_too_large,             ///< header section longer than limits::max_header_bytes
+    body_too_large,                ///< body longer than limits::max_body_bytes
+    bad_request_line,              ///< a request line that is not "method SP target SP version"
+    bad_status_line,               ///< a status line that is not "version SP status [SP reason]"
+    bad_version,                   ///< a version other than HTTP/1.0 and HTTP/1.1
+    bad_header,                    ///< a header line without a colon
+    obs_fold,                      ///< a header line starting with SP or HTAB (obsolete line folding)
+    bare_cr,                       ///< a CR not followed by LF in the head or the chunk framing
+    bad_content_length,            ///< Content-Length is not a list of decimal numbers
+    conflicting_content_length,    ///< Content-Length values that differ
+    content_length_with_chunked,   ///< Content-Length together with Transfer-Encoding
+    unsupported_transfer_encoding, ///< a Transfer-Encoding other than exactly "chunked", or one in HTTP/1.0
+    bad_chunk_size,                ///< a chunk size that is empty, not hex, too large, or followed by junk
+    bad_chunk,                     ///< chunk data not followed by CRLF
+    partial_message,               ///< the stream ended inside a message
+    bare_lf,             ///< a line of the head or the chunk framing ended in LF without CR (CRLF is required)
+    bad_method,          ///< the request method is empty or not a token
+    bad_target,          ///< the request target is empty or holds a space, a control or a non-ASCII byte
+    bad_status_code,     ///< a three-digit status code outside 100..599 (other shapes: bad_status_line)
+    bad_field_name,      ///< a field name is empty or holds a character that is not a token character
+    bad_field_value,     ///< a field value (or reason phrase) holds a control character
+    space_before_colon,  ///< whitespace between a field name and its colon (RFC 9112 section 5.1)
+    missing_host,        ///< an HTTP/1.1 request without exactly one Host field (RFC 9112 section 3.2)
+    chunk_line_too_long, ///< a chunk-size line (extensions included) longer than limits::max_chunk_line
+    bad_url,             ///< http::parse_url: not an http(s) URL this library can use
 };
 
 namespace detail {
@@ -178,39 +1546,39 @@ CALLSAVVY_BEGIN_NAMESPACE
 /// Specific failures. Compare against callsavvy::condition for the class of a failure.
 enum class error {
     // transport
-    resolve_failed = 1,    ///< the host name did not resolve to any address
-    connect_failed,        ///< every resolved address refused or failed
-    connection_closed,     ///< the peer closed the connection before a whole response arrived
-    proxy_failed,          ///< the CONNECT proxy refused the tunnel (detail names its status)
+    resolve_failed = 1, ///< the host name did not resolve to any address
+    connect_failed,     ///< every resolved address refused or failed
+    connection_closed,  ///< the peer closed the connection before a whole response arrived
+    proxy_failed,       ///< the CONNECT proxy refused the tunnel (detail names its status)
     // timeouts
-    attempt_timeout,  ///< one attempt (connect + write + read) took longer than options::attempt_timeout
-    deadline_exceeded,///< the call's overall deadline passed (waits and retries included)
+    attempt_timeout,   ///< one attempt (connect + write + read) took longer than options::attempt_timeout
+    deadline_exceeded, ///< the call's overall deadline passed (waits and retries included)
     // TLS
-    tls_certificate_untrusted,  ///< the peer's certificate does not chain to a trusted CA
-    tls_hostname_mismatch,      ///< the peer's certificate does not name the host
-    tls_certificate_invalid,    ///< expired, not yet valid, revoked or otherwise rejected
-    tls_handshake_failed,       ///< any other TLS handshake failure
+    tls_certificate_untrusted, ///< the peer's certificate does not chain to a trusted CA
+    tls_hostname_mismatch,     ///< the peer's certificate does not name the host
+    tls_certificate_invalid,   ///< expired, not yet valid, revoked or otherwise rejected
+    tls_handshake_failed,      ///< any other TLS handshake failure
     // envelope and content
-    invalid_json,       ///< the response body is not JSON
-    bad_envelope,       ///< the body lacks the documented envelope ("status", "data"/"message")
-    resource_mismatch,  ///< the envelope names another resource than the one called
-    decode_failed,      ///< a typed response field holds a value of the wrong type (detail has the path)
+    invalid_json,      ///< the response body is not JSON
+    bad_envelope,      ///< the body lacks the documented envelope ("status", "data"/"message")
+    resource_mismatch, ///< the envelope names another resource than the one called
+    decode_failed,     ///< a typed response field holds a value of the wrong type (detail has the path)
     // HTTP status answered by the server
-    bad_request,         ///< 400
-    unauthorized,        ///< 401
-    forbidden,           ///< 403
-    not_found,           ///< 404
-    method_not_allowed,  ///< 405
-    payload_too_large,   ///< 413
-    too_many_requests,   ///< 429
-    server_error,        ///< 5xx
-    unexpected_status,   ///< any other non-200 status
+    bad_request,        ///< 400
+    unauthorized,       ///< 401
+    forbidden,          ///< 403
+    not_found,          ///< 404
+    method_not_allowed, ///< 405
+    payload_too_large,  ///< 413
+    too_many_requests,  ///< 429
+    server_error,       ///< 5xx
+    unexpected_status,  ///< any other non-200 status
     // client side
-    validation_failed,  ///< the request broke a rule of the endpoint catalog; nothing was sent
-    outcome_unknown,    ///< a state-changing request was written and its answer lost; never re-sent
-    invalid_url,        ///< the base URL or proxy URL could not be used
-    client_closed,      ///< the client was closed
-    queue_full,         ///< the rate limiter's queue of waiters is at its configured maximum
+    validation_failed, ///< the request broke a rule of the endpoint catalog; nothing was sent
+    outcome_unknown,   ///< a state-changing request was written and its answer lost; never re-sent
+    invalid_url,       ///< the base URL or proxy URL could not be used
+    client_closed,     ///< the client was closed
+    queue_full,        ///< the rate limiter's queue of waiters is at its configured maximum
 };
 
 /// Classes of failure, for `if (ec == callsavvy::condition::rate_limited)`.
@@ -379,7 +1747,8 @@ inline bool condition_category_impl::equivalent(const std::error_code& code, int
     const auto c = static_cast<condition>(cond);
     if (code.category() == callsavvy::error_category()) return condition_of(static_cast<error>(code.value())) == c;
     if (code.category() == http::error_category()) return c == condition::protocol;
-    if (code.category() == asio::error::get_ssl_category() || code.category() == asio::ssl::error::get_stream_category())
+    if (code.category() == asio::error::get_ssl_category() ||
+        code.category() == asio::ssl::error::get_stream_category())
         return c == condition::tls;
     if (code == asio::error::timed_out) return c == condition::timeout;
     if (code == asio::error::operation_aborted) return false; // cancellation is not a failure class
@@ -393,12 +1762,12 @@ inline bool condition_category_impl::equivalent(const std::error_code& code, int
 
 /// What a failed (or successful) call leaves behind beyond its error code. Never holds credentials.
 struct diagnostics {
-    std::string resource{};        ///< the resource URI called
-    int http_status = 0;         ///< the HTTP status answered, 0 when none arrived
-    std::string server_message{};  ///< the error envelope's "message", when the server sent one
-    std::string body{};            ///< the raw response body, when one arrived
-    std::string detail{};          ///< what the library found (a field path, a TLS verify reason, a limit)
-    int attempts = 0;            ///< how many times the request was sent or tried
+    std::string resource{};       ///< the resource URI called
+    int http_status = 0;          ///< the HTTP status answered, 0 when none arrived
+    std::string server_message{}; ///< the error envelope's "message", when the server sent one
+    std::string body{};           ///< the raw response body, when one arrived
+    std::string detail{};         ///< what the library found (a field path, a TLS verify reason, a limit)
+    int attempts = 0;             ///< how many times the request was sent or tried
 
     void clear() { *this = diagnostics{}; }
 };
@@ -408,7 +1777,8 @@ inline std::string describe(const error_code& ec, const diagnostics& d) {
     std::string s = "callsavvy";
     if (!d.resource.empty()) s.append(": ").append(d.resource);
     s.append(": ").append(ec.message());
-    if (d.http_status != 0 && ec.category() == callsavvy::error_category() && error_from_status(d.http_status) != error::unexpected_status &&
+    if (d.http_status != 0 && ec.category() == callsavvy::error_category() &&
+        error_from_status(d.http_status) != error::unexpected_status &&
         static_cast<error>(ec.value()) == error_from_status(d.http_status)) {
         // the message already names the status
     } else if (d.http_status != 0) {
@@ -442,14 +1812,122 @@ private:
 
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/error.hpp ----
-// ---- begin callsavvy/http/message.hpp ----
-// callsavvy/http/message.hpp — HTTP/1.1 requests and responses as plain values, with the limits the parsers
-// enforce and the keep-alive rules of RFC 9112 section 9.3. Bodies are held whole: Callsavvy messages are
-// small JSON documents.
 
-// ---- begin callsavvy/http/fields.hpp ----
-// callsavvy/http/fields.hpp — the header (and trailer) fields of an HTTP message: an ordered list with
-// case-insensitive names that keeps duplicates, as they arrived or as they will be sent.
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <string>
+#include <string_view>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// Checks an answer to a call of `resource`: on success returns no error and moves the `data` object into
+/// `data`; otherwise returns the specific error and fills `d` (status, server message, raw body, detail).
+inline error_code check_envelope(std::string_view resource, int http_status, std::string_view body,
+                                 boost::json::object& data, diagnostics& d) {
+    d.http_status = http_status;
+    boost::system::error_code jec;
+    boost::json::value v = boost::json::parse(body, jec);
+    const boost::json::object* env = jec ? nullptr : v.if_object();
+    if (env != nullptr) {
+        if (const auto* m = env->if_contains("message"); m != nullptr && m->is_string())
+            d.server_message = std::string(m->get_string());
+    }
+    if (http_status != 200) {
+        d.body = std::string(body);
+        return make_error_code(error_from_status(http_status));
+    }
+    if (jec) {
+        d.body = std::string(body);
+        d.detail = jec.message();
+        return make_error_code(error::invalid_json);
+    }
+    if (env == nullptr) {
+        d.body = std::string(body);
+        d.detail = "the body is not a JSON object";
+        return make_error_code(error::bad_envelope);
+    }
+    const auto* status = env->if_contains("status");
+    if (status == nullptr || !status->is_string()) {
+        d.body = std::string(body);
+        d.detail = "missing \"status\"";
+        return make_error_code(error::bad_envelope);
+    }
+    const auto* res = env->if_contains("resource");
+    if (res == nullptr || !res->is_string()) {
+        d.body = std::string(body);
+        d.detail = "missing \"resource\"";
+        return make_error_code(error::bad_envelope);
+    }
+    if (res->get_string() != resource) {
+        d.body = std::string(body);
+        d.detail = "the envelope names \"" + std::string(res->get_string()) + "\"";
+        return make_error_code(error::resource_mismatch);
+    }
+    if (status->get_string() != "success") {
+        d.body = std::string(body);
+        d.detail = "status \"" + std::string(status->get_string()) + "\" with HTTP 200";
+        return make_error_code(error::bad_envelope);
+    }
+    auto* payload = v.as_object().if_contains("data");
+    if (payload == nullptr || !payload->is_object()) {
+        d.body = std::string(body);
+        d.detail = "missing \"data\" object";
+        return make_error_code(error::bad_envelope);
+    }
+    data = std::move(payload->as_object());
+    return {};
+}
+
+/// The success envelope as the server sends it.
+inline std::string make_success_envelope(std::string_view resource, const boost::json::object& data) {
+    boost::json::object env;
+    env["resource"] = resource;
+    env["status"] = "success";
+    env["data"] = data;
+    return boost::json::serialize(env);
+}
+
+/// The error envelope as the server sends it.
+inline std::string make_error_envelope(std::string_view resource, std::string_view message) {
+    boost::json::object env;
+    env["resource"] = resource;
+    env["status"] = "error";
+    env["message"] = message;
+    return boost::json::serialize(env);
+}
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/envelope.hpp ----
+// ---- begin callsavvy/http/parser.hpp ----
+// callsavvy/http/parser.hpp — incremental, sans-io HTTP/1.1 parsers for requests and responses: bytes go in
+// in any split (byte by byte included), a whole message comes out; what RFC 9112 says to reject is rejected
+// with a specific http::error, and every size is bounded by http::limits.
+
+// Decisions, where RFC 9112 leaves a choice:
+// - Line endings are strict CRLF: a bare LF ends nothing and fails with bare_lf, a CR not followed by LF
+//   fails with bare_cr, in the head, the chunk framing and the trailers alike. (RFC 9112 section 2.2 lets a
+//   recipient accept bare LF; refusing it leaves no room for framing disagreements with proxies.)
+// - Content-Length: a list ("5, 5") or repeated fields are accepted when every value is the same number;
+//   different values fail with conflicting_content_length (RFC 9112 section 6.3, item 5).
+// - Transfer-Encoding: only exactly "chunked" is supported (this codec decodes no compression). Anything
+//   else fails with unsupported_transfer_encoding, in responses too (RFC 9112 would let a client read a
+//   response whose final coding is not chunked until close, but its body would still be encoded). With
+//   Content-Length it fails with content_length_with_chunked; in an HTTP/1.0 message, with
+//   unsupported_transfer_encoding (section 6.1: such framing is faulty).
+// - HTTP/1.1 requests need exactly one Host field (missing_host), as section 3.2 requires of servers.
+// - Empty lines before a request line are skipped (section 2.2); they do not count as a started message.
+// - Responses: 1xx interim responses (100 Continue, 103 Early Hints) are skipped; 101 Switching Protocols
+//   is a complete message without a body (what follows is not HTTP). 204, 304 and responses after
+//   expect_no_body() end after the head. A response without Content-Length and not chunked is delimited
+//   by the connection closing: finish() completes it.
+// - A missing reason phrase ("HTTP/1.1 200\r\n") is accepted. A status that is not three digits fails with
+//   bad_status_line, three digits outside 100..599 with bad_status_code (RFC 9110 section 15).
+// - Trailers of a chunked body land in message.trailers (never merged into headers); they count towards
+//   max_header_count and max_header_bytes together with the head's fields.
+// - Chunk extensions are checked for control characters and otherwise ignored.
 
 // ---- begin callsavvy/http/grammar.hpp ----
 // callsavvy/http/grammar.hpp — the character classes and small scanners of RFC 9110/9112 that the parser,
@@ -467,9 +1945,9 @@ namespace http {
 namespace detail {
 
 enum char_class : std::uint8_t {
-    cc_tchar = 1,        // token character (RFC 9110 section 5.6.2)
-    cc_field_value = 2,  // field-vchar / SP / HTAB / obs-text (RFC 9110 section 5.5); also reason-phrase
-    cc_target = 4,       // visible ASCII (0x21..0x7E): what a request target may hold
+    cc_tchar = 1,       // token character (RFC 9110 section 5.6.2)
+    cc_field_value = 2, // field-vchar / SP / HTAB / obs-text (RFC 9110 section 5.5); also reason-phrase
+    cc_target = 4,      // visible ASCII (0x21..0x7E): what a request target may hold
 };
 
 inline constexpr std::array<std::uint8_t, 256> char_classes = [] {
@@ -531,6 +2009,15 @@ bool for_each_list_element(std::string_view list, F&& f) {
 } // namespace http
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/http/grammar.hpp ----
+// ---- begin callsavvy/http/message.hpp ----
+// callsavvy/http/message.hpp — HTTP/1.1 requests and responses as plain values, with the limits the parsers
+// enforce and the keep-alive rules of RFC 9112 section 9.3. Bodies are held whole: Callsavvy messages are
+// small JSON documents.
+
+// ---- begin callsavvy/http/fields.hpp ----
+// callsavvy/http/fields.hpp — the header (and trailer) fields of an HTTP message: an ordered list with
+// case-insensitive names that keeps duplicates, as they arrived or as they will be sent.
+
 
 #include <algorithm>
 #include <cstddef>
@@ -556,25 +2043,30 @@ public:
     using const_iterator = std::vector<field>::const_iterator;
 
     /// Appends a field, keeping any existing field of the same name.
-    void add(std::string_view name, std::string_view value) { list_.push_back(field{std::string(name), std::string(value)}); }
+    void add(std::string_view name, std::string_view value) {
+        list_.push_back(field{std::string(name), std::string(value)});
+    }
 
     /// Replaces every field named `name` with one field (spelled `name`), at the position of the first or at the end.
     void set(std::string_view name, std::string_view value) {
-        auto it = std::find_if(list_.begin(), list_.end(), [&](const field& f) { return detail::iequals(f.name, name); });
+        auto it =
+            std::find_if(list_.begin(), list_.end(), [&](const field& f) { return detail::iequals(f.name, name); });
         if (it == list_.end()) {
             add(name, value);
             return;
         }
         it->name.assign(name);
         it->value.assign(value);
-        list_.erase(std::remove_if(std::next(it), list_.end(), [&](const field& f) { return detail::iequals(f.name, name); }),
-                    list_.end());
+        list_.erase(
+            std::remove_if(std::next(it), list_.end(), [&](const field& f) { return detail::iequals(f.name, name); }),
+            list_.end());
     }
 
     /// Removes every field named `name`.
     void erase(std::string_view name) {
-        list_.erase(std::remove_if(list_.begin(), list_.end(), [&](const field& f) { return detail::iequals(f.name, name); }),
-                    list_.end());
+        list_.erase(
+            std::remove_if(list_.begin(), list_.end(), [&](const field& f) { return detail::iequals(f.name, name); }),
+            list_.end());
     }
 
     /// The value of the first field named `name`.
@@ -630,11 +2122,11 @@ namespace http {
 
 /// Hard limits of the parsers; exceeding one fails the message with the error named beside it.
 struct limits {
-    std::size_t max_start_line = 8 * 1024;          ///< request/status line, CRLF included (start_line_too_long)
-    std::size_t max_header_count = 100;             ///< field lines, trailers included (too_many_headers)
-    std::size_t max_header_bytes = 64 * 1024;       ///< field lines + final CRLF, trailers included (headers_too_large)
-    std::size_t max_body_bytes = 16 * 1024 * 1024;  ///< decoded body (body_too_large)
-    std::size_t max_chunk_line = 4 * 1024;          ///< one chunk-size line with its extensions (chunk_line_too_long)
+    std::size_t max_start_line = 8 * 1024;         ///< request/status line, CRLF included (start_line_too_long)
+    std::size_t max_header_count = 100;            ///< field lines, trailers included (too_many_headers)
+    std::size_t max_header_bytes = 64 * 1024;      ///< field lines + final CRLF, trailers included (headers_too_large)
+    std::size_t max_body_bytes = 16 * 1024 * 1024; ///< decoded body (body_too_large)
+    std::size_t max_chunk_line = 4 * 1024;         ///< one chunk-size line with its extensions (chunk_line_too_long)
 };
 
 namespace detail {
@@ -648,10 +2140,10 @@ inline bool keep_alive(int version, const fields& headers) {
 struct request {
     std::string method = "POST";
     std::string target = "/";
-    int version = 11;  ///< 10 or 11
+    int version = 11; ///< 10 or 11
     fields headers{};
-    std::string body{};  ///< decoded (chunked framing removed)
-    fields trailers{};   ///< trailer fields of a chunked body, kept apart from headers
+    std::string body{}; ///< decoded (chunked framing removed)
+    fields trailers{};  ///< trailer fields of a chunked body, kept apart from headers
 
     /// Whether the connection may carry another request after this one (its headers only).
     bool keep_alive() const { return detail::keep_alive(version, headers); }
@@ -661,11 +2153,11 @@ struct request {
 
 struct response {
     int status = 200;
-    std::string reason{};  ///< empty: the serializer writes the standard phrase for the status
-    int version = 11;    ///< 10 or 11
+    std::string reason{}; ///< empty: the serializer writes the standard phrase for the status
+    int version = 11;     ///< 10 or 11
     fields headers{};
-    std::string body{};    ///< decoded (chunked framing removed)
-    fields trailers{};     ///< trailer fields of a chunked body, kept apart from headers
+    std::string body{}; ///< decoded (chunked framing removed)
+    fields trailers{};  ///< trailer fields of a chunked body, kept apart from headers
 
     /// Whether the connection may carry another request after this one, from the headers alone.
     /// response_parser::keep_alive() also knows when the body was delimited by the connection closing.
@@ -722,34 +2214,6 @@ inline constexpr std::string_view reason_phrase(int status) noexcept {
 } // namespace http
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/http/message.hpp ----
-// ---- begin callsavvy/http/parser.hpp ----
-// callsavvy/http/parser.hpp — incremental, sans-io HTTP/1.1 parsers for requests and responses: bytes go in
-// in any split (byte by byte included), a whole message comes out; what RFC 9112 says to reject is rejected
-// with a specific http::error, and every size is bounded by http::limits.
-
-// Decisions, where RFC 9112 leaves a choice:
-// - Line endings are strict CRLF: a bare LF ends nothing and fails with bare_lf, a CR not followed by LF
-//   fails with bare_cr, in the head, the chunk framing and the trailers alike. (RFC 9112 section 2.2 lets a
-//   recipient accept bare LF; refusing it leaves no room for framing disagreements with proxies.)
-// - Content-Length: a list ("5, 5") or repeated fields are accepted when every value is the same number;
-//   different values fail with conflicting_content_length (RFC 9112 section 6.3, item 5).
-// - Transfer-Encoding: only exactly "chunked" is supported (this codec decodes no compression). Anything
-//   else fails with unsupported_transfer_encoding, in responses too (RFC 9112 would let a client read a
-//   response whose final coding is not chunked until close, but its body would still be encoded). With
-//   Content-Length it fails with content_length_with_chunked; in an HTTP/1.0 message, with
-//   unsupported_transfer_encoding (section 6.1: such framing is faulty).
-// - HTTP/1.1 requests need exactly one Host field (missing_host), as section 3.2 requires of servers.
-// - Empty lines before a request line are skipped (section 2.2); they do not count as a started message.
-// - Responses: 1xx interim responses (100 Continue, 103 Early Hints) are skipped; 101 Switching Protocols
-//   is a complete message without a body (what follows is not HTTP). 204, 304 and responses after
-//   expect_no_body() end after the head. A response without Content-Length and not chunked is delimited
-//   by the connection closing: finish() completes it.
-// - A missing reason phrase ("HTTP/1.1 200\r\n") is accepted. A status that is not three digits fails with
-//   bad_status_line, three digits outside 100..599 with bad_status_code (RFC 9110 section 15).
-// - Trailers of a chunked body land in message.trailers (never merged into headers); they count towards
-//   max_header_count and max_header_bytes together with the head's fields.
-// - Chunk extensions are checked for control characters and otherwise ignored.
-
 
 #include <algorithm>
 #include <cstddef>
@@ -773,7 +2237,7 @@ inline error_code parse_content_length(std::string_view value, std::uint64_t& ou
     const bool ok = for_each_list_element(value, [&](std::string_view element) {
         std::uint64_t n = 0;
         if (element.size() > 18) {
-            ec = error::bad_content_length;  // 10^18 bytes is beyond any limit; also keeps n from overflowing
+            ec = error::bad_content_length; // 10^18 bytes is beyond any limit; also keeps n from overflowing
             return false;
         }
         for (char c : element) {
@@ -792,7 +2256,7 @@ inline error_code parse_content_length(std::string_view value, std::uint64_t& ou
         any = true;
         return true;
     });
-    if (ok && !any) ec = error::bad_content_length;  // "Content-Length:" or "Content-Length: ,"
+    if (ok && !any) ec = error::bad_content_length; // "Content-Length:" or "Content-Length: ,"
     return ec;
 }
 
@@ -1085,7 +2549,7 @@ private:
             const auto rest = line.substr(9);
             const auto code = rest.substr(0, rest.find(' '));
             if (code.size() != 3 || !std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; }))
-                return error::bad_status_line;  // not a status line at all; bad_status_code is for 3 digits out of range
+                return error::bad_status_line; // not a status line at all; bad_status_code is for 3 digits out of range
             const int status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
             if (status < 100 || status > 599) return error::bad_status_code;
             std::string_view reason;
@@ -1109,13 +2573,15 @@ private:
                 has_te = true;
                 for_each_list_element(f.value, [&](std::string_view coding) {
                     if (iequals(coding, "chunked") && !te_chunked && !te_other) te_chunked = true;
-                    else te_other = true;  // another coding, or chunked twice, or a coding after chunked
+                    else
+                        te_other = true; // another coding, or chunked twice, or a coding after chunked
                     return true;
                 });
             }
         }
         if (has_te && has_length_) return fail(error::content_length_with_chunked);
-        if (has_te && (te_other || !te_chunked || msg_.version == 10)) return fail(error::unsupported_transfer_encoding);
+        if (has_te && (te_other || !te_chunked || msg_.version == 10))
+            return fail(error::unsupported_transfer_encoding);
         if constexpr (is_request) {
             if (msg_.version == 11 && msg_.headers.count("Host") != 1) return fail(error::missing_host);
         } else {
@@ -1145,7 +2611,7 @@ private:
             msg_.body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(length_, 1024 * 1024)));
             state_ = remaining_ == 0 ? state::done : state::body_length;
         } else if constexpr (is_request) {
-            state_ = state::done;  // a request without framing fields has no body
+            state_ = state::done; // a request without framing fields has no body
         } else {
             until_close_ = true;
             state_ = state::body_eof;
@@ -1159,9 +2625,12 @@ private:
             const char c = line[i];
             int d;
             if (c >= '0' && c <= '9') d = c - '0';
-            else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-            else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-            else break;
+            else if (c >= 'a' && c <= 'f')
+                d = c - 'a' + 10;
+            else if (c >= 'A' && c <= 'F')
+                d = c - 'A' + 10;
+            else
+                break;
             if (size > (std::numeric_limits<std::uint64_t>::max() >> 4)) return fail(error::bad_chunk_size);
             size = size * 16 + static_cast<std::uint64_t>(d);
         }
@@ -1182,13 +2651,13 @@ private:
 
     limits limits_;
     Message msg_;
-    std::string line_;  // a line split across feeds, kept until its LF arrives
+    std::string line_; // a line split across feeds, kept until its LF arrives
     error_code error_;
-    std::uint64_t remaining_ = 0;  // body bytes still expected (Content-Length, or the current chunk)
-    std::uint64_t length_ = 0;     // the Content-Length value
+    std::uint64_t remaining_ = 0; // body bytes still expected (Content-Length, or the current chunk)
+    std::uint64_t length_ = 0;    // the Content-Length value
     std::size_t header_count_ = 0;
     std::size_t header_bytes_ = 0;
-    std::size_t skipped_ = 0;  // bytes of empty lines skipped before a request line
+    std::size_t skipped_ = 0; // bytes of empty lines skipped before a request line
     state state_ = state::start_line;
     bool has_length_ = false;
     bool chunked_ = false;
@@ -1288,12 +2757,20 @@ inline const char* version_string(int version) noexcept { return version == 10 ?
 inline void append_head(const request& req, std::string& out, error_code& ec) {
     ec = {};
     if (!detail::is_token(req.method)) ec = error::bad_method;
-    else if (req.target.empty() || !detail::all_of_class(req.target, detail::cc_target)) ec = error::bad_target;
-    else if (req.version != 10 && req.version != 11) ec = error::bad_version;
-    else ec = detail::check_fields(req.headers);
+    else if (req.target.empty() || !detail::all_of_class(req.target, detail::cc_target))
+        ec = error::bad_target;
+    else if (req.version != 10 && req.version != 11)
+        ec = error::bad_version;
+    else
+        ec = detail::check_fields(req.headers);
     if (ec) return;
     out.reserve(out.size() + req.method.size() + req.target.size() + 32 + detail::fields_size(req.headers));
-    out.append(req.method).append(" ").append(req.target).append(" ").append(detail::version_string(req.version)).append("\r\n");
+    out.append(req.method)
+        .append(" ")
+        .append(req.target)
+        .append(" ")
+        .append(detail::version_string(req.version))
+        .append("\r\n");
     detail::finish_head(req.headers, true, req.body.size(), out);
 }
 
@@ -1302,9 +2779,12 @@ inline void append_head(const response& res, std::string& out, error_code& ec) {
     ec = {};
     const std::string_view reason = res.reason.empty() ? reason_phrase(res.status) : std::string_view(res.reason);
     if (res.version != 10 && res.version != 11) ec = error::bad_version;
-    else if (res.status < 100 || res.status > 599) ec = error::bad_status_code;
-    else if (!detail::is_field_value(reason)) ec = error::bad_field_value;
-    else ec = detail::check_fields(res.headers);
+    else if (res.status < 100 || res.status > 599)
+        ec = error::bad_status_code;
+    else if (!detail::is_field_value(reason))
+        ec = error::bad_field_value;
+    else
+        ec = detail::check_fields(res.headers);
     if (ec) return;
     out.reserve(out.size() + reason.size() + 32 + detail::fields_size(res.headers));
     out.append(detail::version_string(res.version)).append(" ");
@@ -1386,11 +2866,11 @@ CALLSAVVY_BEGIN_NAMESPACE
 namespace http {
 
 struct url {
-    std::string scheme{};    ///< "http" or "https", lower case
-    std::string userinfo{};  ///< as written, percent-encoding kept (see decode_userinfo)
-    std::string host{};      ///< lower case; an IPv6 literal without its brackets
-    std::uint16_t port = 0;///< the explicit port, or 80/443
-    std::string path{};      ///< path and query, "/" at least
+    std::string scheme{};   ///< "http" or "https", lower case
+    std::string userinfo{}; ///< as written, percent-encoding kept (see decode_userinfo)
+    std::string host{};     ///< lower case; an IPv6 literal without its brackets
+    std::uint16_t port = 0; ///< the explicit port, or 80/443
+    std::string path{};     ///< path and query, "/" at least
 
     bool is_https() const noexcept { return scheme == "https"; }
     bool is_ipv6() const noexcept { return host.find(':') != std::string::npos; }
@@ -1461,7 +2941,9 @@ namespace detail {
 inline bool is_alnum(char c) noexcept {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
-inline bool is_hex(char c) noexcept { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+inline bool is_hex(char c) noexcept {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 // unreserved / pct-encoded / sub-delims (RFC 3986): what userinfo (with ':') and a reg-name may hold.
 inline bool is_uri_char(char c) noexcept {
@@ -1490,10 +2972,12 @@ inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
     if (sep == std::string_view::npos) return std::nullopt;
     const auto scheme = s.substr(0, sep);
     if (detail::iequals(scheme, "http")) u.scheme = "http";
-    else if (detail::iequals(scheme, "https")) u.scheme = "https";
-    else return std::nullopt;
+    else if (detail::iequals(scheme, "https"))
+        u.scheme = "https";
+    else
+        return std::nullopt;
     auto rest = s.substr(sep + 3);
-    if (!detail::all_of_class(rest, detail::cc_target)) return std::nullopt;  // no spaces, controls, non-ASCII
+    if (!detail::all_of_class(rest, detail::cc_target)) return std::nullopt; // no spaces, controls, non-ASCII
     if (rest.find('#') != std::string_view::npos) return std::nullopt;
 
     const auto authority_end = rest.find_first_of("/?");
@@ -1532,7 +3016,7 @@ inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
     for (char c : host) u.host.push_back(detail::to_lower(c));
 
     if (port.empty()) {
-        u.port = u.is_https() ? 443 : 80;  // "host:" is allowed by RFC 3986 and means the default
+        u.port = u.is_https() ? 443 : 80; // "host:" is allowed by RFC 3986 and means the default
     } else {
         if (port.size() > 5) return std::nullopt;
         unsigned value = 0;
@@ -1545,8 +3029,10 @@ inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
     }
 
     if (path.empty()) u.path.assign(1, '/'); // not = "/": g++ 12 -O3 warns falsely (stringop-overflow) on that
-    else if (path.front() == '?') u.path.append("/").append(path);
-    else u.path.assign(path);
+    else if (path.front() == '?')
+        u.path.append("/").append(path);
+    else
+        u.path.assign(path);
     ec = {};
     return u;
 }
@@ -1554,1765 +3040,6 @@ inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
 } // namespace http
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/http/url.hpp ----
-// ---- begin callsavvy/envelope.hpp ----
-// callsavvy/envelope.hpp — Callsavvy's response envelope (spec §1): {"resource", "status", "data"} on
-// success and {"resource", "status", "message"} on error. The client checks it; the mock server builds it.
-
-
-#include <boost/json/object.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
-
-#include <string>
-#include <string_view>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-/// Checks an answer to a call of `resource`: on success returns no error and moves the `data` object into
-/// `data`; otherwise returns the specific error and fills `d` (status, server message, raw body, detail).
-inline error_code check_envelope(std::string_view resource, int http_status, std::string_view body,
-                                 boost::json::object& data, diagnostics& d) {
-    d.http_status = http_status;
-    boost::system::error_code jec;
-    boost::json::value v = boost::json::parse(body, jec);
-    const boost::json::object* env = jec ? nullptr : v.if_object();
-    if (env != nullptr) {
-        if (const auto* m = env->if_contains("message"); m != nullptr && m->is_string())
-            d.server_message = std::string(m->get_string());
-    }
-    if (http_status != 200) {
-        d.body = std::string(body);
-        return make_error_code(error_from_status(http_status));
-    }
-    if (jec) {
-        d.body = std::string(body);
-        d.detail = jec.message();
-        return make_error_code(error::invalid_json);
-    }
-    if (env == nullptr) {
-        d.body = std::string(body);
-        d.detail = "the body is not a JSON object";
-        return make_error_code(error::bad_envelope);
-    }
-    const auto* status = env->if_contains("status");
-    if (status == nullptr || !status->is_string()) {
-        d.body = std::string(body);
-        d.detail = "missing \"status\"";
-        return make_error_code(error::bad_envelope);
-    }
-    const auto* res = env->if_contains("resource");
-    if (res == nullptr || !res->is_string()) {
-        d.body = std::string(body);
-        d.detail = "missing \"resource\"";
-        return make_error_code(error::bad_envelope);
-    }
-    if (res->get_string() != resource) {
-        d.body = std::string(body);
-        d.detail = "the envelope names \"" + std::string(res->get_string()) + "\"";
-        return make_error_code(error::resource_mismatch);
-    }
-    if (status->get_string() != "success") {
-        d.body = std::string(body);
-        d.detail = "status \"" + std::string(status->get_string()) + "\" with HTTP 200";
-        return make_error_code(error::bad_envelope);
-    }
-    auto* payload = v.as_object().if_contains("data");
-    if (payload == nullptr || !payload->is_object()) {
-        d.body = std::string(body);
-        d.detail = "missing \"data\" object";
-        return make_error_code(error::bad_envelope);
-    }
-    data = std::move(payload->as_object());
-    return {};
-}
-
-/// The success envelope as the server sends it.
-inline std::string make_success_envelope(std::string_view resource, const boost::json::object& data) {
-    boost::json::object env;
-    env["resource"] = resource;
-    env["status"] = "success";
-    env["data"] = data;
-    return boost::json::serialize(env);
-}
-
-/// The error envelope as the server sends it.
-inline std::string make_error_envelope(std::string_view resource, std::string_view message) {
-    boost::json::object env;
-    env["resource"] = resource;
-    env["status"] = "error";
-    env["message"] = message;
-    return boost::json::serialize(env);
-}
-
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/envelope.hpp ----
-// ---- begin callsavvy/net/tls.hpp ----
-// callsavvy/net/tls.hpp — TLS settings of the client: TLS 1.2 or newer, the peer's certificate and host
-// name verified against the system CA store (or a CA file/directory) unless switched off by a name that
-// says it is insecure, and the mapping of OpenSSL's verify result to callsavvy's TLS errors.
-
-
-#include <asio/ip/address.hpp>
-#include <asio/ssl/context.hpp>
-
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-
-#include <memory>
-#include <string>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-struct tls_options {
-    /// PEM file of the CAs to trust instead of the system store (e.g. a private CA).
-    std::string ca_file{};
-    /// Directory of hashed CA certificates (`openssl rehash`) to trust instead of the system store.
-    std::string ca_dir{};
-    /// The application's own context (client certificates, pinning callbacks, ciphers). When set, ca_file and
-    /// ca_dir are ignored; callsavvy still sets SNI and checks the host name on every connection.
-    std::shared_ptr<asio::ssl::context> context{};
-    /// Accept any certificate for any host. Only for debugging against a server whose certificate cannot be
-    /// trusted; it makes every call open to interception.
-    bool insecure_skip_verify = false;
-};
-
-namespace detail {
-
-inline std::shared_ptr<asio::ssl::context> make_tls_context(const tls_options& o, error_code& ec, std::string& why) {
-    if (o.context) return o.context;
-    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
-    if (o.insecure_skip_verify) {
-        ctx->set_verify_mode(asio::ssl::verify_none);
-        return ctx;
-    }
-    ctx->set_verify_mode(asio::ssl::verify_peer);
-    if (!o.ca_file.empty()) {
-        ctx->load_verify_file(o.ca_file, ec);
-        if (ec) {
-            why = "cannot load CA file " + o.ca_file;
-            return nullptr;
-        }
-    }
-    if (!o.ca_dir.empty()) {
-        ctx->add_verify_path(o.ca_dir, ec);
-        if (ec) {
-            why = "cannot use CA directory " + o.ca_dir;
-            return nullptr;
-        }
-    }
-    if (o.ca_file.empty() && o.ca_dir.empty()) {
-        ctx->set_default_verify_paths(ec);
-        if (ec) {
-            why = "cannot load the system CA store";
-            return nullptr;
-        }
-    }
-    return ctx;
-}
-
-/// Prepares one TLS connection: SNI for host names, and the host name or IP address the certificate must
-/// name. OpenSSL then reports a mismatch as X509_V_ERR_HOSTNAME_MISMATCH / IP_ADDRESS_MISMATCH.
-inline bool prepare_tls_session(SSL* ssl, const std::string& host, bool verify, std::string& why) {
-    error_code ec{};
-    const auto ip = asio::ip::make_address(host, ec);
-    if (ec && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) {
-        why = "cannot set the TLS server name";
-        return false;
-    }
-    if (!verify) {
-        SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
-        return true;
-    }
-    SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr); // keeps a callback the application's context set
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-    const int ok = ec ? X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size())
-                      : X509_VERIFY_PARAM_set1_ip_asc(param, ip.to_string().c_str());
-    if (ok != 1) {
-        why = "cannot set the TLS host name to verify";
-        return false;
-    }
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    return true;
-}
-
-/// After a failed handshake: which of callsavvy's TLS errors it was, and OpenSSL's reason in words.
-inline error classify_tls_failure(SSL* ssl, std::string& why) {
-    const long r = SSL_get_verify_result(ssl);
-    if (r == X509_V_OK) {
-        why.clear();
-        return error::tls_handshake_failed;
-    }
-    why = X509_verify_cert_error_string(r);
-    switch (r) {
-    case X509_V_ERR_HOSTNAME_MISMATCH:
-    case X509_V_ERR_IP_ADDRESS_MISMATCH:
-    case X509_V_ERR_EMAIL_MISMATCH: return error::tls_hostname_mismatch;
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-    case X509_V_ERR_CERT_UNTRUSTED:
-    case X509_V_ERR_CERT_REJECTED: return error::tls_certificate_untrusted;
-    default: return error::tls_certificate_invalid;
-    }
-}
-
-} // namespace detail
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/net/tls.hpp ----
-// ---- begin callsavvy/net/proxy.hpp ----
-// callsavvy/net/proxy.hpp — which HTTP CONNECT proxy a call goes through: the configured one, or the one
-// HTTPS_PROXY / HTTP_PROXY name unless NO_PROXY exempts the host, with optional Basic proxy credentials.
-
-// ---- begin callsavvy/detail/base64.hpp ----
-// callsavvy/detail/base64.hpp — RFC 4648 base64 (standard alphabet, with padding), for Basic proxy
-// credentials and webhook signatures. Decoding is strict: only canonical encodings are accepted.
-
-
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
-CALLSAVVY_BEGIN_NAMESPACE
-namespace detail {
-
-inline constexpr std::string_view base64_alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-inline std::string base64_encode(std::string_view in) {
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k])); };
-    for (; i + 3 <= in.size(); i += 3) {
-        const std::uint32_t v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
-        out.push_back(base64_alphabet[v >> 18 & 63]);
-        out.push_back(base64_alphabet[v >> 12 & 63]);
-        out.push_back(base64_alphabet[v >> 6 & 63]);
-        out.push_back(base64_alphabet[v & 63]);
-    }
-    if (const auto left = in.size() - i; left > 0) {
-        const std::uint32_t v = byte(i) << 16 | (left == 2 ? byte(i + 1) << 8 : 0);
-        out.push_back(base64_alphabet[v >> 18 & 63]);
-        out.push_back(base64_alphabet[v >> 12 & 63]);
-        out.push_back(left == 2 ? base64_alphabet[v >> 6 & 63] : '=');
-        out.push_back('=');
-    }
-    return out;
-}
-
-/// nullopt unless `in` is the canonical padded encoding of some bytes: a multiple of 4 characters from the
-/// standard alphabet, '=' only as the last one or two, and zero bits where padding leaves bits unused.
-inline std::optional<std::string> base64_decode(std::string_view in) {
-    static constexpr auto values = [] {
-        std::array<std::int8_t, 256> t{};
-        for (auto& v : t) v = -1;
-        for (std::size_t k = 0; k < base64_alphabet.size(); ++k)
-            t[static_cast<unsigned char>(base64_alphabet[k])] = static_cast<std::int8_t>(k);
-        return t;
-    }();
-    if (in.size() % 4 != 0) return std::nullopt;
-    std::size_t pad = 0;
-    if (!in.empty() && in.back() == '=') pad = in[in.size() - 2] == '=' ? 2 : 1;
-    std::string out;
-    out.reserve(in.size() / 4 * 3);
-    for (std::size_t i = 0; i < in.size(); i += 4) {
-        const bool last = i + 4 == in.size();
-        std::uint32_t v = 0;
-        for (std::size_t k = 0; k < 4; ++k) {
-            const char c = in[i + k];
-            if (last && k >= 4 - pad) {
-                v <<= 6;  // a padding position ('=' checked by the pad count above)
-                continue;
-            }
-            const auto d = values[static_cast<unsigned char>(c)];
-            if (d < 0) return std::nullopt;
-            v = v << 6 | static_cast<std::uint32_t>(d);
-        }
-        out.push_back(static_cast<char>(v >> 16 & 0xff));
-        if (last && pad == 2) {
-            if ((v & 0xffff) != 0) return std::nullopt;  // non-zero bits under the padding
-            break;
-        }
-        out.push_back(static_cast<char>(v >> 8 & 0xff));
-        if (last && pad == 1) {
-            if ((v & 0xff) != 0) return std::nullopt;
-            break;
-        }
-        out.push_back(static_cast<char>(v & 0xff));
-    }
-    return out;
-}
-
-} // namespace detail
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/detail/base64.hpp ----
-
-#include <cstdint>
-#include <cstdlib>
-#include <functional>
-#include <optional>
-#include <string>
-#include <string_view>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-struct proxy_options {
-    /// `http://[user:password@]host:port`. Empty: taken from the environment when `from_environment` is set.
-    std::string url{};
-    /// Read `https_proxy`/`HTTPS_PROXY` (for https base URLs), `http_proxy` (for http ones) and
-    /// `no_proxy`/`NO_PROXY`, as curl does. Upper-case HTTP_PROXY is ignored: CGI servers set it from a
-    /// request header ("httpoxy").
-    bool from_environment = true;
-};
-
-namespace detail {
-
-struct proxy_endpoint {
-    std::string host{};
-    std::uint16_t port = 0;
-    std::string authorization{};  ///< the Proxy-Authorization value, empty without credentials; never logged
-};
-
-inline bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-        if (lower(a[i]) != lower(b[i])) return false;
-    }
-    return true;
-}
-
-/// NO_PROXY: comma- or space-separated host names, domain suffixes (`example.com` and `.example.com` both
-/// cover `api.example.com`), IP literals, or `*` for every host. Ports in entries are ignored.
-inline bool no_proxy_matches(std::string_view list, std::string_view host) {
-    while (!list.empty()) {
-        const auto cut = list.find_first_of(", ");
-        std::string_view entry = list.substr(0, cut);
-        list = cut == std::string_view::npos ? std::string_view{} : list.substr(cut + 1);
-        if (entry.empty()) continue;
-        if (entry == "*") return true;
-        if (!entry.empty() && entry.front() == '[') { // [::1]:port
-            const auto close = entry.find(']');
-            if (close != std::string_view::npos) entry = entry.substr(1, close - 1);
-        } else if (const auto colon = entry.rfind(':'); colon != std::string_view::npos && entry.find(':') == colon) {
-            entry = entry.substr(0, colon);
-        }
-        if (!entry.empty() && entry.front() == '.') entry.remove_prefix(1);
-        if (iequals_ascii(entry, host)) return true;
-        if (host.size() > entry.size() && host[host.size() - entry.size() - 1] == '.' &&
-            iequals_ascii(host.substr(host.size() - entry.size()), entry))
-            return true;
-    }
-    return false;
-}
-
-/// Turns a proxy URL into where to connect and what to send. Fails on anything but an http:// proxy.
-inline std::optional<proxy_endpoint> make_proxy_endpoint(std::string_view proxy_url, error_code& ec) {
-    auto u = http::parse_url(proxy_url, ec);
-    if (ec || !u) return std::nullopt;
-    if (u->is_https()) { // TLS to the proxy itself is not supported; a silent plain-text fallback would be worse
-        ec = http::make_error_code(http::error::bad_url);
-        return std::nullopt;
-    }
-    proxy_endpoint p;
-    p.host = u->host;
-    p.port = u->port;
-    if (!u->userinfo.empty()) {
-        const auto who = http::decode_userinfo(u->userinfo);
-        if (!who) {
-            ec = http::make_error_code(http::error::bad_url);
-            return std::nullopt;
-        }
-        p.authorization = "Basic " + base64_encode(who->user + ":" + who->password);
-    }
-    return p;
-}
-
-using getenv_fn = std::function<const char*(const char*)>;
-
-/// The proxy for a base URL, or nullopt for a direct connection.
-inline std::optional<proxy_endpoint> select_proxy(const proxy_options& o, const http::url& target, error_code& ec,
-                                                  const getenv_fn& env = [](const char* n) { return std::getenv(n); }) {
-    ec.clear();
-    std::string url = o.url;
-    if (url.empty() && o.from_environment) {
-        auto get = [&](const char* a, const char* b) -> std::string {
-            if (const char* v = env(a); v != nullptr && *v != '\0') return v;
-            if (b != nullptr) {
-                if (const char* v = env(b); v != nullptr && *v != '\0') return v;
-            }
-            return {};
-        };
-        url = target.is_https() ? get("https_proxy", "HTTPS_PROXY") : get("http_proxy", nullptr);
-        if (!url.empty()) {
-            const std::string no_proxy = get("no_proxy", "NO_PROXY");
-            if (no_proxy_matches(no_proxy, target.host)) return std::nullopt;
-        }
-    }
-    if (url.empty()) return std::nullopt;
-    return make_proxy_endpoint(url, ec);
-}
-
-/// The CONNECT request opening a tunnel to host:port.
-inline std::string connect_request(const std::string& host, std::uint16_t port, const proxy_endpoint& px) {
-    const bool v6 = host.find(':') != std::string::npos;
-    std::string authority = v6 ? "[" + host + "]" : host;
-    authority += ":" + std::to_string(port);
-    std::string s = "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n";
-    if (!px.authorization.empty()) s += "Proxy-Authorization: " + px.authorization + "\r\n";
-    s += "\r\n";
-    return s;
-}
-
-} // namespace detail
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/net/proxy.hpp ----
-// ---- begin callsavvy/client.hpp ----
-// callsavvy/client.hpp — the async Callsavvy client: `co_await client.async_call("getSummary", {})` and the
-// same with any Asio completion token. It runs on the application's executor and owns no threads; a call
-// goes from the request through a pooled keep-alive connection (TCP or verified TLS, optionally through a
-// CONNECT proxy) to the checked envelope, with per-attempt timeouts, an overall deadline, cancellation and
-// retries that never re-send a request the server may have processed.
-//
-// Thread safety: a client is not internally locked. Start every operation (and close()) from the client's
-// executor; in a multi-threaded io_context give the client a strand. Completion handlers run on their own
-// associated executor, as Asio's model says.
-
-// ---- begin callsavvy/api/endpoints.hpp ----
-// callsavvy/api/endpoints.hpp — the endpoint catalog: the 35 endpoints of spec §3, each a compile-time
-// descriptor (resource URI, title, group, read-only or not, request and response types, collection of
-// list endpoints, validation rules). Everything else derives from it: the named calls, the JSON mapping,
-// the validation, the mock server's routes, the CLI's resource list and the README's endpoint table.
-// Most URIs and fields are [assumed] in the spec: a correction is a one-line edit here. Every request
-// carries `extra` (members sent as given) and every response `extra` (members the catalog does not know)
-// and `raw` (the whole `data` object).
-
-// ---- begin callsavvy/api/rules.hpp ----
-// callsavvy/api/rules.hpp — the validation rules of the endpoint catalog (spec §2 "Validation"), as types
-// listed by each endpoint descriptor. The client checks a typed request before sending it; the mock
-// server checks what it receives with the same rules, so the messages match the spec's exactly:
-// `Missing required parameter: <name>` and `Invalid parameter: <name>`.
-
-// ---- begin callsavvy/types.hpp ----
-// callsavvy/types.hpp — the value types of the typed API, chosen so that no value the server sends can make
-// a response fail to decode: enumerations are open (a value the catalog does not list is kept and
-// compares unequal to every known one) and timestamps keep the server's text, parsed only on request.
-
-
-#include <array>
-#include <chrono>
-#include <cstdint>
-#include <cstdio>
-#include <optional>
-#include <ostream>
-#include <string>
-#include <string_view>
-#include <type_traits>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-/// An enumerated string value (a status, a priority, a direction, ...). `Tag::values` lists the values the
-/// spec documents; requests are validated against them, responses keep whatever arrived.
-template <class Tag>
-class open_enum {
-public:
-    open_enum() = default;
-    open_enum(std::string v) : value_(std::move(v)) {} // NOLINT(google-explicit-constructor): reads like a string
-    open_enum(const char* v) : value_(v) {}            // NOLINT(google-explicit-constructor)
-
-    const std::string& str() const noexcept { return value_; }
-    bool empty() const noexcept { return value_.empty(); }
-    /// One of the values the spec documents.
-    bool is_known() const noexcept {
-        for (std::string_view v : Tag::values)
-            if (v == value_) return true;
-        return false;
-    }
-    static constexpr const auto& known_values() noexcept { return Tag::values; }
-
-    friend bool operator==(const open_enum& a, const open_enum& b) noexcept { return a.value_ == b.value_; }
-    /// Compares with text (`status == "open"`): a template, so a string literal or std::string is an exact
-    /// match here rather than an ambiguous conversion to open_enum or to std::string_view.
-    template <class S>
-        requires(!std::is_same_v<S, open_enum> && std::is_convertible_v<const S&, std::string_view>)
-    friend bool operator==(const open_enum& a, const S& b) noexcept {
-        return a.value_ == std::string_view(b);
-    }
-    friend std::ostream& operator<<(std::ostream& os, const open_enum& e) { return os << e.value_; }
-
-private:
-    std::string value_;
-};
-
-/// An ISO-8601 UTC timestamp as the server sent it (`2026-11-25T06:21:24Z`). `to_time()` parses the
-/// documented form; any other text is kept as is and `to_time()` returns nullopt.
-class timestamp {
-public:
-    using time_point = std::chrono::sys_seconds;
-
-    timestamp() = default;
-    timestamp(std::string text) : text_(std::move(text)) {} // NOLINT(google-explicit-constructor)
-    timestamp(const char* text) : text_(text) {}            // NOLINT(google-explicit-constructor)
-    explicit timestamp(time_point t) : text_(format(t)) {}
-
-    const std::string& str() const noexcept { return text_; }
-    bool empty() const noexcept { return text_.empty(); }
-
-    std::optional<time_point> to_time() const noexcept {
-        // YYYY-MM-DDTHH:MM:SS followed by Z (fractions of a second are accepted and dropped)
-        const std::string_view s = text_;
-        if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
-            s[16] != ':')
-            return std::nullopt;
-        auto num = [&](std::size_t pos, std::size_t len, int& out) {
-            out = 0;
-            for (std::size_t i = pos; i < pos + len; ++i) {
-                if (s[i] < '0' || s[i] > '9') return false;
-                out = out * 10 + (s[i] - '0');
-            }
-            return true;
-        };
-        int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
-        if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi) || !num(17, 2, se))
-            return std::nullopt;
-        std::size_t pos = 19;
-        if (s[pos] == '.') {
-            ++pos;
-            while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
-        }
-        if (pos + 1 != s.size() || (s[pos] != 'Z' && s[pos] != 'z')) return std::nullopt;
-        const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(mo)},
-                                              std::chrono::day{static_cast<unsigned>(d)}};
-        if (!ymd.ok() || h > 23 || mi > 59 || se > 60) return std::nullopt;
-        return std::chrono::sys_days{ymd} + std::chrono::hours{h} + std::chrono::minutes{mi} + std::chrono::seconds{se};
-    }
-
-    static std::string format(time_point t) {
-        const auto days = std::chrono::floor<std::chrono::days>(t);
-        const std::chrono::year_month_day ymd{days};
-        const std::chrono::hh_mm_ss<std::chrono::seconds> hms{t - days};
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
-                      static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                      static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                      static_cast<int>(hms.seconds().count()));
-        return buf;
-    }
-
-    friend bool operator==(const timestamp& a, const timestamp& b) noexcept { return a.text_ == b.text_; }
-    friend std::ostream& operator<<(std::ostream& os, const timestamp& t) { return os << t.text_; }
-
-private:
-    std::string text_;
-};
-
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/types.hpp ----
-
-#include <boost/describe/members.hpp>
-#include <boost/describe/modifiers.hpp>
-#include <boost/mp11/algorithm.hpp>
-
-#include <algorithm>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <tuple>
-#include <type_traits>
-#include <vector>
-
-CALLSAVVY_BEGIN_NAMESPACE
-namespace api {
-
-/// The first rule a request breaks.
-struct violation {
-    enum class kind { missing, invalid };
-    kind what = kind::invalid;
-    std::string field{}; ///< the field's name, with the element path for nested fields (`contacts[2].phone`)
-    /// The spec's message for it.
-    std::string message() const {
-        return (what == kind::missing ? "Missing required parameter: " : "Invalid parameter: ") + field;
-    }
-};
-
-/// A string usable as a template argument (for the value a conditional rule compares with).
-template <std::size_t N>
-struct fixed_string {
-    char chars[N]{};
-    constexpr fixed_string(const char (&s)[N]) { std::copy_n(s, N, chars); } // NOLINT(google-explicit-constructor)
-    constexpr std::string_view view() const { return {chars, N - 1}; }
-};
-
-namespace detail {
-
-template <class M>
-struct member_traits;
-template <class C, class T>
-struct member_traits<T C::*> {
-    using owner = C;
-    using type = T;
-};
-
-/// The JSON name of a described member: spelled once, in the struct's description.
-template <auto Member>
-std::string_view name_of() {
-    using C = typename member_traits<decltype(Member)>::owner;
-    std::string_view name;
-    boost::mp11::mp_for_each<boost::describe::describe_members<C, boost::describe::mod_public>>([&](auto d) {
-        if constexpr (std::is_same_v<std::remove_cv_t<decltype(d.pointer)>, decltype(Member)>) {
-            if (d.pointer == Member) name = d.name;
-        }
-    });
-    return name;
-}
-
-template <class T>
-struct is_optional : std::false_type {};
-template <class T>
-struct is_optional<std::optional<T>> : std::true_type {};
-
-/// Absent, null or the empty string is missing (spec §2); so is an empty list.
-template <class T>
-bool present(const T& v) {
-    if constexpr (is_optional<T>::value) return v.has_value() && present(*v);
-    else if constexpr (std::is_same_v<T, std::string>) return !v.empty();
-    else if constexpr (requires { v.empty(); }) return !v.empty();
-    else return true;
-}
-
-template <class T>
-const auto& value_of(const T& v) {
-    if constexpr (is_optional<T>::value) return *v;
-    else return v;
-}
-
-inline std::size_t code_points(std::string_view s) {
-    std::size_t n = 0;
-    for (unsigned char c : s) n += (c & 0xC0) != 0x80 ? 1 : 0; // count every byte that starts a code point
-    return n;
-}
-
-inline std::optional<violation> missing(std::string field) { return violation{violation::kind::missing, std::move(field)}; }
-inline std::optional<violation> invalid(std::string field) { return violation{violation::kind::invalid, std::move(field)}; }
-
-inline std::string path(std::string_view prefix, std::string_view name) {
-    return prefix.empty() ? std::string(name) : std::string(prefix) + "." + std::string(name);
-}
-
-} // namespace detail
-
-/// The member must be present.
-template <auto M>
-struct required {
-    template <class R>
-    static std::optional<violation> check(const R& r, std::string_view prefix) {
-        if (!detail::present(r.*M)) return detail::missing(detail::path(prefix, detail::name_of<M>()));
-        return std::nullopt;
-    }
-};
-
-/// When present, the member must be one of the values its open_enum lists.
-template <auto M>
-struct known_value {
-    template <class R>
-    static std::optional<violation> check(const R& r, std::string_view prefix) {
-        if (detail::present(r.*M) && !detail::value_of(r.*M).is_known())
-            return detail::invalid(detail::path(prefix, detail::name_of<M>()));
-        return std::nullopt;
-    }
-};
-
-/// When present, the text's length in code points is within [Min, Max].
-template <auto M, std::size_t Min, std::size_t Max>
-struct length {
-    template <class R>
-    static std::optional<violation> check(const R& r, std::string_view prefix) {
-        if (!detail::present(r.*M)) return std::nullopt;
-        const std::size_t n = detail::code_points(detail::value_of(r.*M));
-        if (n < Min || n > Max) return detail::invalid(detail::path(prefix, detail::name_of<M>()));
-        return std::nullopt;
-    }
-};
-
-/// When present, the list holds between Min and Max elements.
-template <auto M, std::size_t Min, std::size_t Max>
-struct count {
-    template <class R>
-    static std::optional<violation> check(const R& r, std::string_view prefix) {
-        if (!detail::present(r.*M)) return std::nullopt;
-        const std::size_t n = detail::value_of(r.*M).size();
-        if (n < Min || n > Max) return detail::invalid(detail::path(prefix, detail::name_of<M>()));
-        return std::nullopt;
-    }
-};
-
-/// When present, the integer is within [Min, Max].
-template <auto M, std::int64_t Min, std::int64_t Max>
-struct range {
-    template <class R>
-    static std::optional<violation> check(const R& r, std::string_view prefix) {
-        if (!detail::present(r.*M)) return std::nullopt;
-        const auto v = static_cast<std::int64_t>(detail::value_of(r.*M));
-        if (v < Min || v > Max) return detail::invalid(detail::path(prefix, detail::name_of<M>()));
-        return std::nullopt;
-    }
-};
-
-/// M is required when the member Cond equals Value ("message required when message_type is tts").
-template <auto M, auto Cond, fixed_string Value>
-struct required_if {
-    template <class R>
-    static std::optional<violation> check(const R& r, std::string_view prefix) {
-        const auto& c = r.*Cond;
-        if (detail::present(c) && detail::value_of(c) == Value.view() && !detail::present(r.*M))
-            return detail::missing(detail::path(prefix, detail::name_of<M>()));
-        return std::nullopt;
-    }
-};
-
-/// Exactly one of A and B: neither is a missing A, both an invalid A (the first field the rule names).
-template <auto A, auto B>
-struct exactly_one {
-    template <class R>
-    static std::optional<violation> check(const R& r, std::string_view prefix) {
-        const bool a = detail::present(r.*A);
-        const bool b = detail::present(r.*B);
-        if (!a && !b) return detail::missing(detail::path(prefix, detail::name_of<A>()));
-        if (a && b) return detail::invalid(detail::path(prefix, detail::name_of<A>()));
-        return std::nullopt;
-    }
-};
-
-/// At least one of A and B: neither is a missing A.
-template <auto A, auto B>
-struct at_least_one {
-    template <class R>
-    static std::optional<violation> check(const R& r, std::string_view prefix) {
-        if (!detail::present(r.*A) && !detail::present(r.*B))
-            return detail::missing(detail::path(prefix, detail::name_of<A>()));
-        return std::nullopt;
-    }
-};
-
-template <class Rules, class R>
-std::optional<violation> check_all(const R& r, std::string_view prefix = {});
-
-/// Every element of the list M satisfies ElementRules (a std::tuple of rules).
-template <auto M, class ElementRules>
-struct each {
-    template <class R>
-    static std::optional<violation> check(const R& r, std::string_view prefix) {
-        if (!detail::present(r.*M)) return std::nullopt;
-        const auto& list = detail::value_of(r.*M);
-        const std::string base = detail::path(prefix, detail::name_of<M>());
-        for (std::size_t i = 0; i < list.size(); ++i) {
-            if (auto v = check_all<ElementRules>(list[i], base + "[" + std::to_string(i) + "]")) return v;
-        }
-        return std::nullopt;
-    }
-};
-
-/// A list endpoint's rules: `page` >= 1 and `per_page` in 1..100, then its own.
-template <class R, class... Rules>
-using list_rules = std::tuple<range<&R::page, 1, INT32_MAX>, range<&R::per_page, 1, 100>, Rules...>;
-
-/// Checks the rules in order; the first violation wins.
-template <class Rules, class R>
-std::optional<violation> check_all(const R& r, std::string_view prefix) {
-    std::optional<violation> found;
-    std::apply([&](auto... rule) { ((found ? void() : void(found = decltype(rule)::check(r, prefix))), ...); },
-               Rules{});
-    return found;
-}
-
-} // namespace api
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/api/rules.hpp ----
-// ---- begin callsavvy/api/shapes.hpp ----
-// callsavvy/api/shapes.hpp — the objects Callsavvy returns (spec §4) and the enumerations it documents.
-// Every field is optional in a response (any may be absent); fields the catalog does not know are kept in
-// each object's `extra`. A field name is spelled once, in the BOOST_DESCRIBE_STRUCT line.
-
-
-#include <boost/describe/class.hpp>
-#include <boost/json/object.hpp>
-
-#include <array>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-CALLSAVVY_BEGIN_NAMESPACE
-namespace api {
-
-// ---- documented enumerations (open: unknown values are kept) ----
-struct ticket_status_values { static constexpr std::array<std::string_view, 3> values{"open", "pending", "closed"}; };
-struct priority_values { static constexpr std::array<std::string_view, 4> values{"low", "normal", "high", "urgent"}; };
-struct direction_values { static constexpr std::array<std::string_view, 2> values{"Incoming", "Outgoing"}; };
-struct message_type_values { static constexpr std::array<std::string_view, 3> values{"tts", "audio", "agent"}; };
-struct chat_status_values { static constexpr std::array<std::string_view, 2> values{"open", "closed"}; };
-struct platform_values {
-    static constexpr std::array<std::string_view, 4> values{"facebook", "instagram", "twitter", "whatsapp"};
-};
-struct role_values { static constexpr std::array<std::string_view, 2> values{"admin", "agent"}; };
-
-using ticket_status = open_enum<ticket_status_values>;
-using priority = open_enum<priority_values>;
-using call_direction = open_enum<direction_values>;
-using message_type = open_enum<message_type_values>;
-using chat_status = open_enum<chat_status_values>;
-using social_platform = open_enum<platform_values>;
-using user_role = open_enum<role_values>;
-
-// ---- shapes ----
-struct pagination {
-    std::optional<std::int64_t> page{};
-    std::optional<std::int64_t> per_page{};
-    std::optional<std::int64_t> total{};
-    std::optional<std::int64_t> total_pages{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(pagination, (), (page, per_page, total, total_pages))
-
-struct department {
-    std::optional<std::string> department_id{};
-    std::optional<std::string> name{};
-    std::optional<std::string> description{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(department, (), (department_id, name, description))
-
-struct category {
-    std::optional<std::string> category_id{};
-    std::optional<std::string> name{};
-    std::optional<std::string> department_id{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(category, (), (category_id, name, department_id))
-
-struct user {
-    std::optional<std::string> user_id{};
-    std::optional<std::string> name{};
-    std::optional<std::string> email{};
-    std::optional<user_role> role{};
-    std::optional<std::string> department_id{};
-    std::optional<std::string> status{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(user, (), (user_id, name, email, role, department_id, status))
-
-struct ticket {
-    std::optional<std::string> ticket_id{};
-    std::optional<std::string> subject{};
-    std::optional<ticket_status> status{};
-    std::optional<api::priority> priority{};
-    std::optional<std::string> department_id{};
-    std::optional<std::string> category_id{};
-    std::optional<std::string> sender_email{};
-    std::optional<timestamp> created_at{};
-    std::optional<timestamp> updated_at{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(ticket, (), (ticket_id, subject, status, priority, department_id, category_id, sender_email,
-                                   created_at, updated_at))
-
-struct message {
-    std::optional<std::string> message_id{};
-    std::optional<std::string> sender{};
-    std::optional<std::string> sender_email{};
-    std::optional<std::string> body{};
-    std::optional<timestamp> created_at{};
-    std::optional<std::vector<std::string>> attachments{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(message, (), (message_id, sender, sender_email, body, created_at, attachments))
-
-struct call {
-    std::optional<std::string> call_id{};
-    std::optional<call_direction> direction{};
-    std::optional<std::string> caller_number{};
-    std::optional<std::string> department_id{};
-    std::optional<std::string> status{};
-    std::optional<std::int64_t> duration{}; ///< seconds
-    std::optional<std::string> recording_url{};
-    std::optional<timestamp> started_at{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(call, (), (call_id, direction, caller_number, department_id, status, duration, recording_url,
-                                 started_at))
-
-struct voice {
-    std::optional<std::string> voice_id{};
-    std::optional<std::string> name{};
-    std::optional<std::string> gender{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(voice, (), (voice_id, name, gender))
-
-struct language {
-    std::optional<std::string> code{};
-    std::optional<std::string> name{};
-    std::optional<std::vector<voice>> voices{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(language, (), (code, name, voices))
-
-struct chat {
-    std::optional<std::string> chat_id{};
-    std::optional<std::string> visitor_name{};
-    std::optional<std::string> visitor_email{};
-    std::optional<chat_status> status{};
-    std::optional<std::string> channel{};
-    std::optional<timestamp> started_at{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(chat, (), (chat_id, visitor_name, visitor_email, status, channel, started_at))
-
-struct social_conversation {
-    std::optional<std::string> conversation_id{};
-    std::optional<social_platform> platform{};
-    std::optional<std::string> contact_name{};
-    std::optional<std::string> last_message{};
-    std::optional<timestamp> updated_at{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(social_conversation, (), (conversation_id, platform, contact_name, last_message, updated_at))
-
-struct video_call {
-    std::optional<std::string> video_call_id{};
-    std::optional<std::string> title{};
-    std::optional<std::string> status{};
-    std::optional<std::string> join_url{};
-    std::optional<timestamp> scheduled_at{};
-    std::optional<std::int64_t> duration{};
-    std::optional<std::vector<std::string>> participants{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(video_call, (), (video_call_id, title, status, join_url, scheduled_at, duration, participants))
-
-struct meeting {
-    std::optional<std::string> meeting_id{};
-    std::optional<std::string> title{};
-    std::optional<timestamp> start_at{};
-    std::optional<std::int64_t> duration{};
-    std::optional<std::string> join_url{};
-    std::optional<std::vector<std::string>> attendees{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(meeting, (), (meeting_id, title, start_at, duration, join_url, attendees))
-
-struct contact {
-    std::optional<std::string> contact_id{};
-    std::optional<std::string> first_name{};
-    std::optional<std::string> last_name{};
-    std::optional<std::string> phone{};
-    std::optional<std::string> email{};
-    std::optional<std::string> group_id{};
-    std::optional<boost::json::object> custom_fields{};
-    std::optional<timestamp> created_at{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(contact, (), (contact_id, first_name, last_name, phone, email, group_id, custom_fields,
-                                    created_at))
-
-struct contact_group {
-    std::optional<std::string> group_id{};
-    std::optional<std::string> name{};
-    std::optional<std::int64_t> contact_count{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(contact_group, (), (group_id, name, contact_count))
-
-struct lead {
-    std::optional<std::string> lead_id{};
-    std::optional<std::string> name{};
-    std::optional<std::string> phone{};
-    std::optional<std::string> email{};
-    std::optional<std::string> status{};
-    std::optional<std::string> source{};
-    std::optional<std::string> notes{};
-    std::optional<timestamp> created_at{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(lead, (), (lead_id, name, phone, email, status, source, notes, created_at))
-
-/// One element of createBulkContact's `failed` list.
-struct bulk_failure {
-    std::optional<std::int64_t> index{};
-    std::optional<std::string> message{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(bulk_failure, (), (index, message))
-
-} // namespace api
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/api/shapes.hpp ----
-
-#include <boost/describe/class.hpp>
-#include <boost/json/object.hpp>
-
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <array>
-#include <concepts>
-#include <tuple>
-#include <utility>
-#include <vector>
-
-CALLSAVVY_BEGIN_NAMESPACE
-namespace api {
-
-enum class group { account, tickets, voice, chats_social, campaign, video_call, virtual_meeting, contacts, leads };
-
-inline constexpr std::string_view group_name(group g) noexcept {
-    switch (g) {
-    case group::account: return "Account";
-    case group::tickets: return "Tickets";
-    case group::voice: return "Voice";
-    case group::chats_social: return "Chats & Social";
-    case group::campaign: return "Campaign";
-    case group::video_call: return "Video Call";
-    case group::virtual_meeting: return "Virtual Meeting";
-    case group::contacts: return "Contacts";
-    case group::leads: return "Leads";
-    }
-    return "";
-}
-
-// A descriptor: the resource URI and everything the library needs to know about the endpoint.
-#define CALLSAVVY_API_DESCRIPTOR(Name, Resource, Title, Group, ReadOnly, ...)                                   \
-    struct Name {                                                                                              \
-        static constexpr std::string_view resource = Resource;                                                 \
-        static constexpr std::string_view title = Title;                                                       \
-        static constexpr api::group group = api::group::Group;                                                 \
-        static constexpr bool read_only = ReadOnly;                                                            \
-        using request = Name##_request;                                                                        \
-        using response = Name##_response;                                                                      \
-        using rules = __VA_ARGS__;                                                                             \
-    }
-
-// The paging members every list request has, and the pagination every list response has.
-#define CALLSAVVY_API_PAGING                                                                                   \
-    std::optional<std::int64_t> page{};                                                                        \
-    std::optional<std::int64_t> per_page{}
-
-// ======================= Account =======================
-
-struct get_summary_request {
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(get_summary_request, (), ())
-struct get_summary_response {
-    std::optional<std::string> assigned_number{};
-    std::optional<std::string> business_id{};
-    std::optional<std::string> business_name{};
-    std::optional<std::string> plan{};
-    std::optional<std::string> balance{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(get_summary_response, (), (assigned_number, business_id, business_name, plan, balance))
-CALLSAVVY_API_DESCRIPTOR(get_summary, "getSummary", "Get Business Summary", account, true, std::tuple<>);
-
-struct list_departments_request {
-    CALLSAVVY_API_PAGING;
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_departments_request, (), (page, per_page))
-struct list_departments_response {
-    std::vector<department> departments{};
-    api::pagination pagination{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_departments_response, (), (departments, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_departments, "listDepartments", "List Departments", account, true,
-                         list_rules<list_departments_request>);
-
-struct list_request_categories_request {
-    CALLSAVVY_API_PAGING;
-    std::optional<std::string> department_id{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_request_categories_request, (), (page, per_page, department_id))
-struct list_request_categories_response {
-    std::vector<category> categories{};
-    api::pagination pagination{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_request_categories_response, (), (categories, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_request_categories, "listRequestCategories", "List Request Categories", account, true,
-                         list_rules<list_request_categories_request>);
-
-struct list_users_request {
-    CALLSAVVY_API_PAGING;
-    std::optional<user_role> role{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_users_request, (), (page, per_page, role))
-struct list_users_response {
-    std::vector<user> users{};
-    api::pagination pagination{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_users_response, (), (users, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_users, "listUsers", "List Users", account, true,
-                         list_rules<list_users_request, known_value<&list_users_request::role>>);
-
-// ======================= Tickets =======================
-
-struct list_tickets_request {
-    CALLSAVVY_API_PAGING;
-    std::optional<ticket_status> status{};
-    std::optional<std::string> department_id{};
-    std::optional<std::string> from_date{}; ///< YYYY-MM-DD
-    std::optional<std::string> to_date{};   ///< YYYY-MM-DD
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_tickets_request, (), (page, per_page, status, department_id, from_date, to_date))
-struct list_tickets_response {
-    std::vector<ticket> tickets{};
-    api::pagination pagination{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_tickets_response, (), (tickets, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_tickets, "listTickets", "List Tickets", tickets, true,
-                         list_rules<list_tickets_request, known_value<&list_tickets_request::status>>);
-
-struct get_ticket_conversation_request {
-    std::string ticket_id{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(get_ticket_conversation_request, (), (ticket_id))
-struct get_ticket_conversation_response {
-    std::optional<api::ticket> ticket{};
-    std::vector<message> messages{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(get_ticket_conversation_response, (), (ticket, messages))
-CALLSAVVY_API_DESCRIPTOR(get_ticket_conversation, "getTicketConversation", "Get Ticket Conversation", tickets, true,
-                         std::tuple<required<&get_ticket_conversation_request::ticket_id>>);
-
-struct create_ticket_request {
-    std::string subject{};
-    std::string message{};
-    std::string sender_email{};
-    std::optional<std::string> sender_name{};
-    std::optional<std::string> department_id{};
-    std::optional<std::string> category_id{};
-    std::optional<api::priority> priority{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(create_ticket_request, (),
-                      (subject, message, sender_email, sender_name, department_id, category_id, priority))
-struct create_ticket_response {
-    std::optional<std::string> ticket_id{};
-    std::optional<ticket_status> status{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(create_ticket_response, (), (ticket_id, status))
-CALLSAVVY_API_DESCRIPTOR(create_ticket, "createTicket", "Create New Ticket", tickets, false,
-                         std::tuple<required<&create_ticket_request::subject>, required<&create_ticket_request::message>,
-                                    required<&create_ticket_request::sender_email>,
-                                    known_value<&create_ticket_request::priority>>);
-
-struct add_ticket_reply_request {
-    std::string ticket_id{};
-    std::string message{};
-    std::optional<std::string> user_id{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(add_ticket_reply_request, (), (ticket_id, message, user_id))
-struct add_ticket_reply_response {
-    std::optional<std::string> ticket_id{};
-    std::optional<std::string> message_id{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(add_ticket_reply_response, (), (ticket_id, message_id))
-CALLSAVVY_API_DESCRIPTOR(add_ticket_reply, "addTicketReply", "Add Ticket Reply", tickets, false,
-                         std::tuple<required<&add_ticket_reply_request::ticket_id>,
-                                    required<&add_ticket_reply_request::message>>);
-
-// ======================= Voice =======================
-
-struct list_calls_request {
-    CALLSAVVY_API_PAGING;
-    std::optional<call_direction> direction{};
-    std::optional<std::string> department_id{};
-    std::optional<std::string> from_date{};
-    std::optional<std::string> to_date{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_calls_request, (), (page, per_page, direction, department_id, from_date, to_date))
-struct list_calls_response {
-    std::vector<api::call> calls{};
-    api::pagination pagination{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_calls_response, (), (calls, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_calls, "listCalls", "List Calls", voice, true,
-                         list_rules<list_calls_request, known_value<&list_calls_request::direction>>);
-
-struct view_call_request {
-    std::string call_id{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(view_call_request, (), (call_id))
-struct view_call_response {
-    std::optional<api::call> call{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(view_call_response, (), (call))
-CALLSAVVY_API_DESCRIPTOR(view_call, "viewCall", "View Calls", voice, true,
-                         std::tuple<required<&view_call_request::call_id>>);
-
-struct create_auto_dialer_task_request {
-    std::string name{};
-    std::vector<std::string> numbers{};
-    api::message_type message_type{};
-    std::optional<std::string> message{};   ///< required when message_type is "tts"
-    std::optional<std::string> audio_url{}; ///< required when message_type is "audio"
-    std::optional<std::string> language{};
-    std::optional<std::string> voice{};
-    std::optional<std::string> department_id{};
-    std::optional<timestamp> start_at{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(create_auto_dialer_task_request, (),
-                      (name, numbers, message_type, message, audio_url, language, voice, department_id, start_at))
-struct create_auto_dialer_task_response {
-    std::optional<std::string> task_id{};
-    std::optional<std::int64_t> queued{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(create_auto_dialer_task_response, (), (task_id, queued))
-CALLSAVVY_API_DESCRIPTOR(
-    create_auto_dialer_task, "createAutoDialerTask", "Create Auto-Dialer Task", voice, false,
-    std::tuple<required<&create_auto_dialer_task_request::name>, required<&create_auto_dialer_task_request::numbers>,
-               count<&create_auto_dialer_task_request::numbers, 1, 1000>,
-               required<&create_auto_dialer_task_request::message_type>,
-               known_value<&create_auto_dialer_task_request::message_type>,
-               required_if<&create_auto_dialer_task_request::message, &create_auto_dialer_task_request::message_type,
-                           "tts">,
-               required_if<&create_auto_dialer_task_request::audio_url,
-                           &create_auto_dialer_task_request::message_type, "audio">>);
-
-struct create_automated_call_request {
-    std::string phone_number{};
-    std::string message{};
-    std::optional<std::string> language{};
-    std::optional<std::string> voice{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(create_automated_call_request, (), (phone_number, message, language, voice))
-struct create_automated_call_response {
-    std::optional<std::string> call_id{};
-    std::optional<std::string> status{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(create_automated_call_response, (), (call_id, status))
-CALLSAVVY_API_DESCRIPTOR(create_automated_call, "createAutomatedCall", "Create Automated Call", voice, false,
-                         std::tuple<required<&create_automated_call_request::phone_number>,
-                                    required<&create_automated_call_request::message>>);
-
-struct list_tts_voices_request {
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_tts_voices_request, (), ())
-struct list_tts_voices_response {
-    std::vector<language> languages{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_tts_voices_response, (), (languages))
-CALLSAVVY_API_DESCRIPTOR(list_tts_voices, "listTtsVoices", "Supported TTS Languages & Voices", voice, true,
-                         std::tuple<>);
-
-// ======================= Chats & Social =======================
-
-struct list_chats_request {
-    CALLSAVVY_API_PAGING;
-    std::optional<chat_status> status{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_chats_request, (), (page, per_page, status))
-struct list_chats_response {
-    std::vector<chat> chats{};
-    api::pagination pagination{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_chats_response, (), (chats, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_chats, "listChats", "List Chats", chats_social, true,
-                         list_rules<list_chats_request, known_value<&list_chats_request::status>>);
-
-struct get_chat_conversation_request {
-    std::string chat_id{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(get_chat_conversation_request, (), (chat_id))
-struct get_chat_conversation_response {
-    std::optional<api::chat> chat{};
-    std::vector<message> messages{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(get_chat_conversation_response, (), (chat, messages))
-CALLSAVVY_API_DESCRIPTOR(get_chat_conversation, "getChatConversation", "Get Chat Conversation", chats_social, true,
-                         std::tuple<required<&get_chat_conversation_request::chat_id>>);
-
-struct list_social_request {
-    CALLSAVVY_API_PAGING;
-    std::optional<social_platform> platform{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_social_request, (), (page, per_page, platform))
-struct list_social_response {
-    std::vector<social_conversation> conversations{};
-    api::pagination pagination{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_social_response, (), (conversations, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_social, "listSocial", "List Social", chats_social, true,
-                         list_rules<list_social_request, known_value<&list_social_request::platform>>);
-
-struct get_social_conversation_request {
-    std::string conversation_id{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(get_social_conversation_request, (), (conversation_id))
-struct get_social_conversation_response {
-    std::optional<social_conversation> conversation{};
-    std::vector<message> messages{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(get_social_conversation_response, (), (conversation, messages))
-CALLSAVVY_API_DESCRIPTOR(get_social_conversation, "getSocialConversation", "Get Social Conversation", chats_social,
-                         true, std::tuple<required<&get_social_conversation_request::conversation_id>>);
-
-// ======================= Campaign =======================
-
-struct send_sms_request {
-    std::vector<std::string> recipients{};
-    std::string message{};
-    std::optional<std::string> sender_id{};
-    std::optional<timestamp> schedule_at{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(send_sms_request, (), (recipients, message, sender_id, schedule_at))
-struct send_sms_response {
-    std::optional<std::string> campaign_id{};
-    std::optional<std::int64_t> queued{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(send_sms_response, (), (campaign_id, queued))
-CALLSAVVY_API_DESCRIPTOR(send_sms, "sendSms", "Send SMS Message", campaign, false,
-                         std::tuple<required<&send_sms_request::recipients>, count<&send_sms_request::recipients, 1, 1000>,
-                                    required<&send_sms_request::message>, length<&send_sms_request::message, 1, 1600>>);
-
-struct send_voice_message_request {
-    std::vector<std::string> recipients{};
-    std::optional<std::string> message{};   ///< TTS text; exactly one of message and audio_url
-    std::optional<std::string> audio_url{};
-    std::optional<std::string> language{};
-    std::optional<std::string> voice{};
-    std::optional<timestamp> schedule_at{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(send_voice_message_request, (), (recipients, message, audio_url, language, voice, schedule_at))
-struct send_voice_message_response {
-    std::optional<std::string> campaign_id{};
-    std::optional<std::int64_t> queued{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(send_voice_message_response, (), (campaign_id, queued))
-CALLSAVVY_API_DESCRIPTOR(send_voice_message, "sendVoiceMessage", "Send Voice Message", campaign, false,
-                         std::tuple<required<&send_voice_message_request::recipients>,
-                                    count<&send_voice_message_request::recipients, 1, 1000>,
-                                    exactly_one<&send_voice_message_request::message,
-                                                &send_voice_message_request::audio_url>>);
-
-struct send_whatsapp_request {
-    std::vector<std::string> recipients{};
-    std::string message{};
-    std::optional<std::string> media_url{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(send_whatsapp_request, (), (recipients, message, media_url))
-struct send_whatsapp_response {
-    std::optional<std::string> campaign_id{};
-    std::optional<std::int64_t> queued{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(send_whatsapp_response, (), (campaign_id, queued))
-CALLSAVVY_API_DESCRIPTOR(send_whatsapp, "sendWhatsapp", "Send WhatsApp Message", campaign, false,
-                         std::tuple<required<&send_whatsapp_request::recipients>,
-                                    count<&send_whatsapp_request::recipients, 1, 1000>,
-                                    required<&send_whatsapp_request::message>>);
-
-// ======================= Video Call =======================
-
-struct list_video_calls_request {
-    CALLSAVVY_API_PAGING;
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_video_calls_request, (), (page, per_page))
-struct list_video_calls_response {
-    std::vector<api::video_call> video_calls{};
-    api::pagination pagination{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_video_calls_response, (), (video_calls, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_video_calls, "listVideoCalls", "List Video Calls", video_call, true,
-                         list_rules<list_video_calls_request>);
-
-struct get_video_call_request {
-    std::string video_call_id{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(get_video_call_request, (), (video_call_id))
-struct get_video_call_response {
-    std::optional<api::video_call> video_call{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(get_video_call_response, (), (video_call))
-CALLSAVVY_API_DESCRIPTOR(get_video_call, "getVideoCall", "Get Video Call", video_call, true,
-                         std::tuple<required<&get_video_call_request::video_call_id>>);
-
-struct create_video_call_request {
-    std::string title{};
-    std::optional<std::vector<std::string>> participants{}; ///< e-mail addresses
-    std::optional<timestamp> scheduled_at{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(create_video_call_request, (), (title, participants, scheduled_at))
-struct create_video_call_response {
-    std::optional<std::string> video_call_id{};
-    std::optional<std::string> join_url{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(create_video_call_response, (), (video_call_id, join_url))
-CALLSAVVY_API_DESCRIPTOR(create_video_call, "createVideoCall", "Create Video Call", video_call, false,
-                         std::tuple<required<&create_video_call_request::title>>);
-
-// ======================= Virtual Meeting =======================
-
-struct list_virtual_meetings_request {
-    CALLSAVVY_API_PAGING;
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_virtual_meetings_request, (), (page, per_page))
-struct list_virtual_meetings_response {
-    std::vector<api::meeting> meetings{};
-    api::pagination pagination{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_virtual_meetings_response, (), (meetings, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_virtual_meetings, "listVirtualMeetings", "List Virtual Meetings", virtual_meeting, true,
-                         list_rules<list_virtual_meetings_request>);
-
-struct get_virtual_meeting_request {
-    std::string meeting_id{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(get_virtual_meeting_request, (), (meeting_id))
-struct get_virtual_meeting_response {
-    std::optional<api::meeting> meeting{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(get_virtual_meeting_response, (), (meeting))
-CALLSAVVY_API_DESCRIPTOR(get_virtual_meeting, "getVirtualMeeting", "Get Virtual Meeting", virtual_meeting, true,
-                         std::tuple<required<&get_virtual_meeting_request::meeting_id>>);
-
-struct create_virtual_meeting_request {
-    std::string title{};
-    timestamp start_at{};
-    std::optional<std::int64_t> duration{}; ///< minutes; the server's default is 30
-    std::optional<std::vector<std::string>> attendees{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(create_virtual_meeting_request, (), (title, start_at, duration, attendees))
-struct create_virtual_meeting_response {
-    std::optional<std::string> meeting_id{};
-    std::optional<std::string> join_url{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(create_virtual_meeting_response, (), (meeting_id, join_url))
-CALLSAVVY_API_DESCRIPTOR(create_virtual_meeting, "createVirtualMeeting", "Create Virtual Meeting", virtual_meeting,
-                         false,
-                         std::tuple<required<&create_virtual_meeting_request::title>,
-                                    required<&create_virtual_meeting_request::start_at>>);
-
-// ======================= Contacts =======================
-
-struct list_contacts_request {
-    CALLSAVVY_API_PAGING;
-    std::optional<std::string> group_id{};
-    std::optional<std::string> search{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_contacts_request, (), (page, per_page, group_id, search))
-struct list_contacts_response {
-    std::vector<contact> contacts{};
-    api::pagination pagination{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_contacts_response, (), (contacts, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_contacts, "listContacts", "List Contacts", contacts, true,
-                         list_rules<list_contacts_request>);
-
-struct list_contact_groups_request {
-    CALLSAVVY_API_PAGING;
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_contact_groups_request, (), (page, per_page))
-struct list_contact_groups_response {
-    std::vector<contact_group> groups{};
-    api::pagination pagination{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_contact_groups_response, (), (groups, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_contact_groups, "listContactGroups", "List Contact Groups", contacts, true,
-                         list_rules<list_contact_groups_request>);
-
-struct create_contact_request {
-    std::string phone{};
-    std::optional<std::string> first_name{};
-    std::optional<std::string> last_name{};
-    std::optional<std::string> email{};
-    std::optional<std::string> group_id{};
-    std::optional<boost::json::object> custom_fields{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(create_contact_request, (), (phone, first_name, last_name, email, group_id, custom_fields))
-struct create_contact_response {
-    std::optional<std::string> contact_id{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(create_contact_response, (), (contact_id))
-using new_contact_rules = std::tuple<required<&create_contact_request::phone>>;
-CALLSAVVY_API_DESCRIPTOR(create_contact, "createContact", "Create Single Contact", contacts, false, new_contact_rules);
-
-/// One contact of a bulk creation: shaped like createContact's request.
-using new_contact = create_contact_request;
-
-struct create_bulk_contact_request {
-    std::vector<new_contact> contacts{};
-    std::optional<std::string> group_id{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(create_bulk_contact_request, (), (contacts, group_id))
-struct create_bulk_contact_response {
-    std::optional<std::int64_t> created{};
-    std::vector<std::string> contact_ids{};
-    std::vector<bulk_failure> failed{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(create_bulk_contact_response, (), (created, contact_ids, failed))
-CALLSAVVY_API_DESCRIPTOR(create_bulk_contact, "createBulkContact", "Create Bulk Contact", contacts, false,
-                         std::tuple<required<&create_bulk_contact_request::contacts>,
-                                    count<&create_bulk_contact_request::contacts, 1, 500>,
-                                    each<&create_bulk_contact_request::contacts, new_contact_rules>>);
-
-struct delete_contact_request {
-    std::string contact_id{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(delete_contact_request, (), (contact_id))
-struct delete_contact_response {
-    std::optional<std::string> contact_id{};
-    std::optional<bool> deleted{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(delete_contact_response, (), (contact_id, deleted))
-CALLSAVVY_API_DESCRIPTOR(delete_contact, "deleteContact", "Delete Contact", contacts, false,
-                         std::tuple<required<&delete_contact_request::contact_id>>);
-
-// ======================= Leads =======================
-
-struct list_leads_request {
-    CALLSAVVY_API_PAGING;
-    std::optional<std::string> status{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(list_leads_request, (), (page, per_page, status))
-struct list_leads_response {
-    std::vector<lead> leads{};
-    api::pagination pagination{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(list_leads_response, (), (leads, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_leads, "listLeads", "List Leads", leads, true, list_rules<list_leads_request>);
-
-struct create_lead_request {
-    std::string name{};
-    std::optional<std::string> phone{};
-    std::optional<std::string> email{}; ///< at least one of phone and email
-    std::optional<std::string> source{};
-    std::optional<std::string> status{}; ///< the server's default is "new"
-    std::optional<std::string> notes{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(create_lead_request, (), (name, phone, email, source, status, notes))
-struct create_lead_response {
-    std::optional<std::string> lead_id{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(create_lead_response, (), (lead_id))
-CALLSAVVY_API_DESCRIPTOR(create_lead, "createLead", "Create Lead", leads, false,
-                         std::tuple<required<&create_lead_request::name>,
-                                    at_least_one<&create_lead_request::phone, &create_lead_request::email>>);
-
-struct update_lead_request {
-    std::string lead_id{};
-    std::optional<std::string> name{};
-    std::optional<std::string> phone{};
-    std::optional<std::string> email{};
-    std::optional<std::string> status{};
-    std::optional<std::string> notes{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(update_lead_request, (), (lead_id, name, phone, email, status, notes))
-struct update_lead_response {
-    std::optional<std::string> lead_id{};
-    std::optional<std::string> status{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(update_lead_response, (), (lead_id, status))
-CALLSAVVY_API_DESCRIPTOR(update_lead, "updateLead", "Update Lead", leads, false,
-                         std::tuple<required<&update_lead_request::lead_id>>);
-
-struct delete_lead_request {
-    std::string lead_id{};
-    boost::json::object extra{};
-};
-BOOST_DESCRIBE_STRUCT(delete_lead_request, (), (lead_id))
-struct delete_lead_response {
-    std::optional<std::string> lead_id{};
-    std::optional<bool> deleted{};
-    boost::json::object extra{};
-    boost::json::object raw{};
-};
-BOOST_DESCRIBE_STRUCT(delete_lead_response, (), (lead_id, deleted))
-CALLSAVVY_API_DESCRIPTOR(delete_lead, "deleteLead", "Delete Lead", leads, false,
-                         std::tuple<required<&delete_lead_request::lead_id>>);
-
-#undef CALLSAVVY_API_DESCRIPTOR
-#undef CALLSAVVY_API_PAGING
-
-} // namespace api
-CALLSAVVY_END_NAMESPACE
-
-/// Every endpoint of the catalog, in the spec's order: X(descriptor) once each. The named calls
-/// (`client::async_<descriptor>`), the runtime table and the tests expand it.
-#define CALLSAVVY_API_ENDPOINTS(X)                                                                             \
-    X(get_summary)                                                                                             \
-    X(list_departments)                                                                                        \
-    X(list_request_categories)                                                                                 \
-    X(list_users)                                                                                              \
-    X(list_tickets)                                                                                            \
-    X(get_ticket_conversation)                                                                                 \
-    X(create_ticket)                                                                                           \
-    X(add_ticket_reply)                                                                                        \
-    X(list_calls)                                                                                              \
-    X(view_call)                                                                                               \
-    X(create_auto_dialer_task)                                                                                 \
-    X(create_automated_call)                                                                                   \
-    X(list_tts_voices)                                                                                         \
-    X(list_chats)                                                                                              \
-    X(get_chat_conversation)                                                                                   \
-    X(list_social)                                                                                             \
-    X(get_social_conversation)                                                                                 \
-    X(send_sms)                                                                                                \
-    X(send_voice_message)                                                                                      \
-    X(send_whatsapp)                                                                                           \
-    X(list_video_calls)                                                                                        \
-    X(get_video_call)                                                                                          \
-    X(create_video_call)                                                                                       \
-    X(list_virtual_meetings)                                                                                   \
-    X(get_virtual_meeting)                                                                                     \
-    X(create_virtual_meeting)                                                                                  \
-    X(list_contacts)                                                                                           \
-    X(list_contact_groups)                                                                                     \
-    X(create_contact)                                                                                          \
-    X(create_bulk_contact)                                                                                     \
-    X(delete_contact)                                                                                          \
-    X(list_leads)                                                                                              \
-    X(create_lead)                                                                                             \
-    X(update_lead)                                                                                             \
-    X(delete_lead)
-
-CALLSAVVY_BEGIN_NAMESPACE
-namespace api {
-
-template <class E>
-concept endpoint = requires {
-    { E::resource } -> std::convertible_to<std::string_view>;
-    { E::read_only } -> std::convertible_to<bool>;
-    typename E::request;
-    typename E::response;
-    typename E::rules;
-};
-
-template <endpoint E>
-inline constexpr bool is_paginated_v = requires(typename E::request r) { r.page; };
-
-/// Whether the endpoint with this resource URI is read-only (spec §2 "Retry safety"); false for a resource
-/// the catalog does not know. Built from the descriptors' constants alone, so using it instantiates none of
-/// the catalog's JSON mapping (a translation unit making one call compiles only what that call needs).
-inline bool is_read_only(std::string_view resource) noexcept {
-#define CALLSAVVY_API_READ_ONLY(name) std::pair<std::string_view, bool>{name::resource, name::read_only},
-    static constexpr std::array table{CALLSAVVY_API_ENDPOINTS(CALLSAVVY_API_READ_ONLY)};
-#undef CALLSAVVY_API_READ_ONLY
-    for (const auto& [r, ro] : table)
-        if (r == resource) return ro;
-    return false;
-}
-
-} // namespace api
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/api/endpoints.hpp ----
 // ---- begin callsavvy/json/mapping.hpp ----
 // callsavvy/json/mapping.hpp — the one JSON mapping of the typed API, on Boost.JSON + Boost.Describe.
 // Encoding omits absent optionals and appends a struct's `extra` members as given. Decoding never fails
@@ -3420,7 +3147,8 @@ boost::json::value encode(const T& v) {
         for (const auto& e : v) a.push_back(encode(e));
         return a;
     } else {
-        static_assert(is_described_v<T>, "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
+        static_assert(is_described_v<T>,
+                      "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
         boost::json::object o;
         encode_into(v, o);
         return o;
@@ -3489,7 +3217,8 @@ bool decode_integer(const boost::json::value& in, I& out, const path_segment& at
         const char* b = s->data();
         const char* e = b + s->size();
         auto [p, ec] = std::from_chars(b, e, n);
-        if (ec != std::errc{} || p != e || b == e) return fail(at, "expected an integer, got a non-numeric string", err);
+        if (ec != std::errc{} || p != e || b == e)
+            return fail(at, "expected an integer, got a non-numeric string", err);
     } else {
         return fail(at, std::string("expected an integer, got ") + kind_name(in), err);
     }
@@ -3585,7 +3314,8 @@ bool decode(const boost::json::value& in, T& out, const path_segment& at, decode
         }
         return true;
     } else {
-        static_assert(is_described_v<T>, "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
+        static_assert(is_described_v<T>,
+                      "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
         const auto* o = in.if_object();
         if (o == nullptr) return fail(at, std::string("expected an object, got ") + kind_name(in), err);
         return decode_object(*o, out, at, err);
@@ -3679,8 +3409,8 @@ CALLSAVVY_BEGIN_NAMESPACE
 /// uniformly random time in [0, min(cap, base * 2^(n-1))]. Full jitter spreads a crowd of clients that
 /// failed together, which equal or decorrelated delays do not.
 struct backoff_options {
-    std::chrono::milliseconds base{200};   ///< the ceiling of the first retry's wait
-    std::chrono::milliseconds cap{10000};  ///< no wait is longer than this
+    std::chrono::milliseconds base{200};  ///< the ceiling of the first retry's wait
+    std::chrono::milliseconds cap{10000}; ///< no wait is longer than this
 };
 
 /// The largest wait of attempt `attempt` (1 = the first retry): min(cap, base * 2^(attempt-1)).
@@ -3744,8 +3474,8 @@ private:
 };
 
 struct auth_breaker_options {
-    int threshold = 3;                           ///< consecutive 401/403 answers that open the breaker
-    std::chrono::milliseconds cool_down{30000};  ///< how long an open breaker refuses calls
+    int threshold = 3;                          ///< consecutive 401/403 answers that open the breaker
+    std::chrono::milliseconds cool_down{30000}; ///< how long an open breaker refuses calls
 };
 
 /// Stops calling after repeated 401/403: credentials that were rejected three times in a row will not start
@@ -3834,8 +3564,8 @@ struct rate_limit_options {
 
 /// One bucket as the store sees it.
 struct bucket_usage {
-    std::size_t in_window = 0;                        ///< grants within the window that ends now
-    std::chrono::steady_clock::time_point next_free{}; ///< earliest time (>= now) it admits another grant
+    std::size_t in_window = 0;                            ///< grants within the window that ends now
+    std::chrono::steady_clock::time_point next_free{};    ///< earliest time (>= now) it admits another grant
     std::chrono::steady_clock::time_point paused_until{}; ///< no grant before this (a 429 pause)
 };
 
@@ -3970,7 +3700,7 @@ struct limiter_waiter {
 
     limiter_waiter* prev = nullptr;
     limiter_waiter* next = nullptr;
-    std::uint64_t seq = 0;                          ///< arrival order across endpoints (front: smaller)
+    std::uint64_t seq = 0;                              ///< arrival order across endpoints (front: smaller)
     std::chrono::steady_clock::time_point granted_at{}; ///< for give_back
     std::uint32_t bucket = 0;
     state st = state::fresh;
@@ -4066,7 +3796,8 @@ public:
             if (!store_->try_reserve(best->bucket, now)) {
                 // A shared store lost the slot to another process between next_free and try_reserve: ask
                 // again, and if that keeps happening look again a margin later rather than spin.
-                if (++lost_races > 3) return now + std::max<duration>(opts_.safety_margin, std::chrono::milliseconds(1));
+                if (++lost_races > 3)
+                    return now + std::max<duration>(opts_.safety_margin, std::chrono::milliseconds(1));
                 continue;
             }
             unpark(*best);
@@ -4307,8 +4038,10 @@ struct limiter_handler_op final : limiter_op<Timer> {
     }
 
     auto executor() const {
-        if constexpr (std::is_void_v<WorkExecutor>) return asio::get_associated_executor(handler, this->owner->executor());
-        else return work.ex;
+        if constexpr (std::is_void_v<WorkExecutor>)
+            return asio::get_associated_executor(handler, this->owner->executor());
+        else
+            return work.ex;
     }
 
     Handler handler;
@@ -4347,14 +4080,14 @@ public:
         using work_type = decltype(asio::prefer(hex, asio::execution::outstanding_work.tracked));
         if constexpr (std::is_same_v<decltype(hex), asio::any_io_executor>) {
             if (hex == ex_) {
-                start_op<limiter_handler_op<Timer, handler_type, void>>(std::forward<Handler>(handler), limiter_work<void>{}, b,
-                                                                         front);
+                start_op<limiter_handler_op<Timer, handler_type, void>>(std::forward<Handler>(handler),
+                                                                        limiter_work<void>{}, b, front);
                 return;
             }
         }
         limiter_work<work_type> w{asio::prefer(hex, asio::execution::outstanding_work.tracked)};
         start_op<limiter_handler_op<Timer, handler_type, work_type>>(std::forward<Handler>(handler), std::move(w), b,
-                                                                      front);
+                                                                     front);
     }
 
     /// Runs on the handler's executor: the one place an acquire completes.
@@ -4459,7 +4192,7 @@ private:
         Op* p = std::allocator_traits<typename Op::alloc_type>::allocate(alloc, 1);
         try {
             std::allocator_traits<typename Op::alloc_type>::construct(alloc, p, std::forward<Handler>(handler),
-                                                                       std::forward<Work>(work));
+                                                                      std::forward<Work>(work));
         } catch (...) {
             std::allocator_traits<typename Op::alloc_type>::deallocate(alloc, p, 1);
             throw;
@@ -4502,7 +4235,8 @@ private:
             w->fn(w, op::action::post, {});
         });
         if (next == limiter_core::never) disarm_locked();
-        else arm_locked(next);
+        else
+            arm_locked(next);
     }
 
     void arm_locked(time_point at) {
@@ -4578,8 +4312,8 @@ public:
     /// operation_aborted when cancelled (any cancellation type; a grant that raced the cancellation goes to
     /// the next waiter) or when the limiter closes. The slot is consumed by the success: send the request.
     template <class CompletionToken = default_token>
-        requires(!std::is_same_v<std::decay_t<CompletionToken>, acquire_position>)
-    auto async_acquire(std::string_view endpoint, CompletionToken&& token = {}) {
+    requires(!std::is_same_v<std::decay_t<CompletionToken>, acquire_position>) auto async_acquire(
+        std::string_view endpoint, CompletionToken&& token = {}) {
         return async_acquire(endpoint, acquire_position::back, std::forward<CompletionToken>(token));
     }
 
@@ -4693,6 +4427,334 @@ CALLSAVVY_END_NAMESPACE
 // one write, and the response read through the shared HTTP/1.1 parser. Users never name it; the client's
 // pool owns connections.
 
+// ---- begin callsavvy/net/proxy.hpp ----
+// callsavvy/net/proxy.hpp — which HTTP CONNECT proxy a call goes through: the configured one, or the one
+// HTTPS_PROXY / HTTP_PROXY name unless NO_PROXY exempts the host, with optional Basic proxy credentials.
+
+// ---- begin callsavvy/detail/base64.hpp ----
+// callsavvy/detail/base64.hpp — RFC 4648 base64 (standard alphabet, with padding), for Basic proxy
+// credentials and webhook signatures. Decoding is strict: only canonical encodings are accepted.
+
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace detail {
+
+inline constexpr std::string_view base64_alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+inline std::string base64_encode(std::string_view in) {
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k])); };
+    for (; i + 3 <= in.size(); i += 3) {
+        const std::uint32_t v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
+        out.push_back(base64_alphabet[v >> 18 & 63]);
+        out.push_back(base64_alphabet[v >> 12 & 63]);
+        out.push_back(base64_alphabet[v >> 6 & 63]);
+        out.push_back(base64_alphabet[v & 63]);
+    }
+    if (const auto left = in.size() - i; left > 0) {
+        const std::uint32_t v = byte(i) << 16 | (left == 2 ? byte(i + 1) << 8 : 0);
+        out.push_back(base64_alphabet[v >> 18 & 63]);
+        out.push_back(base64_alphabet[v >> 12 & 63]);
+        out.push_back(left == 2 ? base64_alphabet[v >> 6 & 63] : '=');
+        out.push_back('=');
+    }
+    return out;
+}
+
+/// nullopt unless `in` is the canonical padded encoding of some bytes: a multiple of 4 characters from the
+/// standard alphabet, '=' only as the last one or two, and zero bits where padding leaves bits unused.
+inline std::optional<std::string> base64_decode(std::string_view in) {
+    static constexpr auto values = [] {
+        std::array<std::int8_t, 256> t{};
+        for (auto& v : t) v = -1;
+        for (std::size_t k = 0; k < base64_alphabet.size(); ++k)
+            t[static_cast<unsigned char>(base64_alphabet[k])] = static_cast<std::int8_t>(k);
+        return t;
+    }();
+    if (in.size() % 4 != 0) return std::nullopt;
+    std::size_t pad = 0;
+    if (!in.empty() && in.back() == '=') pad = in[in.size() - 2] == '=' ? 2 : 1;
+    std::string out;
+    out.reserve(in.size() / 4 * 3);
+    for (std::size_t i = 0; i < in.size(); i += 4) {
+        const bool last = i + 4 == in.size();
+        std::uint32_t v = 0;
+        for (std::size_t k = 0; k < 4; ++k) {
+            const char c = in[i + k];
+            if (last && k >= 4 - pad) {
+                v <<= 6; // a padding position ('=' checked by the pad count above)
+                continue;
+            }
+            const auto d = values[static_cast<unsigned char>(c)];
+            if (d < 0) return std::nullopt;
+            v = v << 6 | static_cast<std::uint32_t>(d);
+        }
+        out.push_back(static_cast<char>(v >> 16 & 0xff));
+        if (last && pad == 2) {
+            if ((v & 0xffff) != 0) return std::nullopt; // non-zero bits under the padding
+            break;
+        }
+        out.push_back(static_cast<char>(v >> 8 & 0xff));
+        if (last && pad == 1) {
+            if ((v & 0xff) != 0) return std::nullopt;
+            break;
+        }
+        out.push_back(static_cast<char>(v & 0xff));
+    }
+    return out;
+}
+
+} // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/detail/base64.hpp ----
+
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+struct proxy_options {
+    /// `http://[user:password@]host:port`. Empty: taken from the environment when `from_environment` is set.
+    std::string url{};
+    /// Read `https_proxy`/`HTTPS_PROXY` (for https base URLs), `http_proxy` (for http ones) and
+    /// `no_proxy`/`NO_PROXY`, as curl does. Upper-case HTTP_PROXY is ignored: CGI servers set it from a
+    /// request header ("httpoxy").
+    bool from_environment = true;
+};
+
+namespace detail {
+
+struct proxy_endpoint {
+    std::string host{};
+    std::uint16_t port = 0;
+    std::string authorization{}; ///< the Proxy-Authorization value, empty without credentials; never logged
+};
+
+inline bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+        if (lower(a[i]) != lower(b[i])) return false;
+    }
+    return true;
+}
+
+/// NO_PROXY: comma- or space-separated host names, domain suffixes (`example.com` and `.example.com` both
+/// cover `api.example.com`), IP literals, or `*` for every host. Ports in entries are ignored.
+inline bool no_proxy_matches(std::string_view list, std::string_view host) {
+    while (!list.empty()) {
+        const auto cut = list.find_first_of(", ");
+        std::string_view entry = list.substr(0, cut);
+        list = cut == std::string_view::npos ? std::string_view{} : list.substr(cut + 1);
+        if (entry.empty()) continue;
+        if (entry == "*") return true;
+        if (!entry.empty() && entry.front() == '[') { // [::1]:port
+            const auto close = entry.find(']');
+            if (close != std::string_view::npos) entry = entry.substr(1, close - 1);
+        } else if (const auto colon = entry.rfind(':'); colon != std::string_view::npos && entry.find(':') == colon) {
+            entry = entry.substr(0, colon);
+        }
+        if (!entry.empty() && entry.front() == '.') entry.remove_prefix(1);
+        if (iequals_ascii(entry, host)) return true;
+        if (host.size() > entry.size() && host[host.size() - entry.size() - 1] == '.' &&
+            iequals_ascii(host.substr(host.size() - entry.size()), entry))
+            return true;
+    }
+    return false;
+}
+
+/// Turns a proxy URL into where to connect and what to send. Fails on anything but an http:// proxy.
+inline std::optional<proxy_endpoint> make_proxy_endpoint(std::string_view proxy_url, error_code& ec) {
+    auto u = http::parse_url(proxy_url, ec);
+    if (ec || !u) return std::nullopt;
+    if (u->is_https()) { // TLS to the proxy itself is not supported; a silent plain-text fallback would be worse
+        ec = http::make_error_code(http::error::bad_url);
+        return std::nullopt;
+    }
+    proxy_endpoint p;
+    p.host = u->host;
+    p.port = u->port;
+    if (!u->userinfo.empty()) {
+        const auto who = http::decode_userinfo(u->userinfo);
+        if (!who) {
+            ec = http::make_error_code(http::error::bad_url);
+            return std::nullopt;
+        }
+        p.authorization = "Basic " + base64_encode(who->user + ":" + who->password);
+    }
+    return p;
+}
+
+using getenv_fn = std::function<const char*(const char*)>;
+
+/// The proxy for a base URL, or nullopt for a direct connection.
+inline std::optional<proxy_endpoint> select_proxy(
+    const proxy_options& o, const http::url& target, error_code& ec,
+    const getenv_fn& env = [](const char* n) { return std::getenv(n); }) {
+    ec.clear();
+    std::string url = o.url;
+    if (url.empty() && o.from_environment) {
+        auto get = [&](const char* a, const char* b) -> std::string {
+            if (const char* v = env(a); v != nullptr && *v != '\0') return v;
+            if (b != nullptr) {
+                if (const char* v = env(b); v != nullptr && *v != '\0') return v;
+            }
+            return {};
+        };
+        url = target.is_https() ? get("https_proxy", "HTTPS_PROXY") : get("http_proxy", nullptr);
+        if (!url.empty()) {
+            const std::string no_proxy = get("no_proxy", "NO_PROXY");
+            if (no_proxy_matches(no_proxy, target.host)) return std::nullopt;
+        }
+    }
+    if (url.empty()) return std::nullopt;
+    return make_proxy_endpoint(url, ec);
+}
+
+/// The CONNECT request opening a tunnel to host:port.
+inline std::string connect_request(const std::string& host, std::uint16_t port, const proxy_endpoint& px) {
+    const bool v6 = host.find(':') != std::string::npos;
+    std::string authority = v6 ? "[" + host + "]" : host;
+    authority += ":" + std::to_string(port);
+    std::string s = "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n";
+    if (!px.authorization.empty()) s += "Proxy-Authorization: " + px.authorization + "\r\n";
+    s += "\r\n";
+    return s;
+}
+
+} // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/net/proxy.hpp ----
+// ---- begin callsavvy/net/tls.hpp ----
+// callsavvy/net/tls.hpp — TLS settings of the client: TLS 1.2 or newer, the peer's certificate and host
+// name verified against the system CA store (or a CA file/directory) unless switched off by a name that
+// says it is insecure, and the mapping of OpenSSL's verify result to callsavvy's TLS errors.
+
+
+#include <asio/ip/address.hpp>
+#include <asio/ssl/context.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+#include <string>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+struct tls_options {
+    /// PEM file of the CAs to trust instead of the system store (e.g. a private CA).
+    std::string ca_file{};
+    /// Directory of hashed CA certificates (`openssl rehash`) to trust instead of the system store.
+    std::string ca_dir{};
+    /// The application's own context (client certificates, pinning callbacks, ciphers). When set, ca_file and
+    /// ca_dir are ignored; callsavvy still sets SNI and checks the host name on every connection.
+    std::shared_ptr<asio::ssl::context> context{};
+    /// Accept any certificate for any host. Only for debugging against a server whose certificate cannot be
+    /// trusted; it makes every call open to interception.
+    bool insecure_skip_verify = false;
+};
+
+namespace detail {
+
+inline std::shared_ptr<asio::ssl::context> make_tls_context(const tls_options& o, error_code& ec, std::string& why) {
+    if (o.context) return o.context;
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
+    if (o.insecure_skip_verify) {
+        ctx->set_verify_mode(asio::ssl::verify_none);
+        return ctx;
+    }
+    ctx->set_verify_mode(asio::ssl::verify_peer);
+    if (!o.ca_file.empty()) {
+        ctx->load_verify_file(o.ca_file, ec);
+        if (ec) {
+            why = "cannot load CA file " + o.ca_file;
+            return nullptr;
+        }
+    }
+    if (!o.ca_dir.empty()) {
+        ctx->add_verify_path(o.ca_dir, ec);
+        if (ec) {
+            why = "cannot use CA directory " + o.ca_dir;
+            return nullptr;
+        }
+    }
+    if (o.ca_file.empty() && o.ca_dir.empty()) {
+        ctx->set_default_verify_paths(ec);
+        if (ec) {
+            why = "cannot load the system CA store";
+            return nullptr;
+        }
+    }
+    return ctx;
+}
+
+/// Prepares one TLS connection: SNI for host names, and the host name or IP address the certificate must
+/// name. OpenSSL then reports a mismatch as X509_V_ERR_HOSTNAME_MISMATCH / IP_ADDRESS_MISMATCH.
+inline bool prepare_tls_session(SSL* ssl, const std::string& host, bool verify, std::string& why) {
+    error_code ec{};
+    const auto ip = asio::ip::make_address(host, ec);
+    if (ec && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) {
+        why = "cannot set the TLS server name";
+        return false;
+    }
+    if (!verify) {
+        SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
+        return true;
+    }
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr); // keeps a callback the application's context set
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    const int ok = ec ? X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size())
+                      : X509_VERIFY_PARAM_set1_ip_asc(param, ip.to_string().c_str());
+    if (ok != 1) {
+        why = "cannot set the TLS host name to verify";
+        return false;
+    }
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return true;
+}
+
+/// After a failed handshake: which of callsavvy's TLS errors it was, and OpenSSL's reason in words.
+inline error classify_tls_failure(SSL* ssl, std::string& why) {
+    const long r = SSL_get_verify_result(ssl);
+    if (r == X509_V_OK) {
+        why.clear();
+        return error::tls_handshake_failed;
+    }
+    why = X509_verify_cert_error_string(r);
+    switch (r) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+    case X509_V_ERR_EMAIL_MISMATCH: return error::tls_hostname_mismatch;
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_CERT_REJECTED: return error::tls_certificate_untrusted;
+    default: return error::tls_certificate_invalid;
+    }
+}
+
+} // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/net/tls.hpp ----
 
 #include <asio/awaitable.hpp>
 #include <asio/connect.hpp>
@@ -4722,7 +4784,7 @@ inline constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_await
 
 /// Where a connection goes: the origin server, optionally through a proxy.
 struct route {
-    std::string host;   ///< origin host (no brackets for IPv6)
+    std::string host; ///< origin host (no brackets for IPv6)
     std::uint16_t port = 0;
     bool tls = false;
     std::optional<proxy_endpoint> proxy;
@@ -4738,7 +4800,8 @@ public:
     connection& operator=(const connection&) = delete;
 
     /// Resolves, connects (every resolved address in turn), tunnels through the proxy and handshakes TLS.
-    asio::awaitable<error_code> async_open(const route& r, asio::ssl::context* tls_ctx, bool verify_tls, std::string& detail) {
+    asio::awaitable<error_code> async_open(const route& r, asio::ssl::context* tls_ctx, bool verify_tls,
+                                           std::string& detail) {
         const std::string& host = r.proxy ? r.proxy->host : r.host;
         const std::uint16_t port = r.proxy ? r.proxy->port : r.port;
         auto [rec, results] = co_await resolver_.async_resolve(host, std::to_string(port), use_nothrow);
@@ -4835,8 +4898,8 @@ public:
         if (!open_ || !reusable_ || !socket_.is_open()) return false;
         char c = 0;
         const auto r = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (r == 0) return false;   // EOF: the server closed the idle connection
-        if (r > 0) return false;    // unsolicited bytes (or a TLS alert): not a clean idle connection
+        if (r == 0) return false; // EOF: the server closed the idle connection
+        if (r > 0) return false;  // unsolicited bytes (or a TLS alert): not a clean idle connection
         return errno == EAGAIN || errno == EWOULDBLOCK;
     }
 
@@ -4868,7 +4931,7 @@ public:
     std::uint64_t bytes_received() const noexcept { return bytes_received_; }
     std::uint64_t writes() const noexcept { return writes_; }
     clock::time_point last_used{};
-    std::uint64_t requests = 0;  ///< requests completed on this connection
+    std::uint64_t requests = 0; ///< requests completed on this connection
 
 private:
     asio::awaitable<std::tuple<error_code, std::size_t>> read_some() {
@@ -4897,7 +4960,8 @@ private:
             // 407 asks for credentials; some proxies (tinyproxy) answer wrong credentials with 401.
             const bool auth = status == 407 || status == 401;
             detail = "proxy answered " + std::to_string(status) +
-                     (auth ? (px.authorization.empty() ? " (proxy authentication required)" : " (proxy credentials rejected)")
+                     (auth ? (px.authorization.empty() ? " (proxy authentication required)"
+                                                       : " (proxy credentials rejected)")
                            : "") +
                      " to CONNECT " + r.host + ":" + std::to_string(r.port);
             co_return make_error_code(error::proxy_failed);
@@ -4926,10 +4990,10 @@ CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/net/connection.hpp ----
 
 #include <asio/any_io_executor.hpp>
-#include <asio/cancellation_signal.hpp>
 #include <asio/async_result.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -4963,17 +5027,17 @@ struct credentials {
 
 /// How failed attempts are retried (which failures qualify is fixed by the retry-safety rules, not here).
 struct retry_options {
-    int max_attempts = 3;                        ///< attempts per call, the first included
-    std::chrono::milliseconds backoff_base{200}; ///< exponential backoff with full jitter: base * 2^(n-1) ...
+    int max_attempts = 3;                         ///< attempts per call, the first included
+    std::chrono::milliseconds backoff_base{200};  ///< exponential backoff with full jitter: base * 2^(n-1) ...
     std::chrono::milliseconds backoff_cap{10000}; ///< ... capped here
 };
 
 /// What the observer hook sees after every attempt: for logging and metrics. Holds no credentials.
 struct call_event {
     std::string resource{};
-    int attempt = 0;            ///< 1 for the first attempt
-    int http_status = 0;        ///< 0 when no response arrived
-    error_code ec{};              ///< the attempt's outcome
+    int attempt = 0;                               ///< 1 for the first attempt
+    int http_status = 0;                           ///< 0 when no response arrived
+    error_code ec{};                               ///< the attempt's outcome
     std::chrono::steady_clock::duration latency{}; ///< of this attempt
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;
@@ -5054,7 +5118,8 @@ inline retry_decision decide_retry(const error_code& ec, int http_status, bool w
 template <class Rng>
 std::chrono::milliseconds backoff_delay(const retry_options& o, int attempt, Rng& rng) {
     const int shift = attempt - 1 < 20 ? attempt - 1 : 20;
-    const auto ceiling = std::min<std::int64_t>(o.backoff_cap.count(), o.backoff_base.count() * (std::int64_t{1} << shift));
+    const auto ceiling =
+        std::min<std::int64_t>(o.backoff_cap.count(), o.backoff_base.count() * (std::int64_t{1} << shift));
     if (ceiling <= 0) return std::chrono::milliseconds{0};
     std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
     return std::chrono::milliseconds{dist(rng)};
@@ -5143,7 +5208,7 @@ private:
     http::request template_;
 
     std::vector<std::unique_ptr<connection>> idle_{}; // most recently used last
-    std::size_t open_ = 0;                          // connections opened and not yet discarded, idle or busy
+    std::size_t open_ = 0;                            // connections opened and not yet discarded, idle or busy
     std::list<pool_waiter*> waiters_;
     std::list<call_state*> calls_;
     asio::steady_timer sweep_timer_;
@@ -5167,8 +5232,8 @@ struct call_state {
     enum class stop { none, attempt_timeout, deadline, closed };
 
     call_state(client_impl& c, std::string res, std::string b, bool ro, diagnostics& diag)
-        : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag),
-          deadline_timer(c.executor()), attempt_timer(c.executor()) {}
+        : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag), deadline_timer(c.executor()),
+          attempt_timer(c.executor()) {}
 
     /// Ends whatever the call is waiting on; the waiting coroutine then reads `attempt_stop`/`call_stop`.
     void interrupt() {
@@ -5185,15 +5250,15 @@ struct call_state {
     asio::steady_timer deadline_timer;
     asio::steady_timer attempt_timer;
     std::list<call_state*>::iterator registration;
-    connection* active = nullptr;          ///< the connection of the attempt in progress
-    asio::steady_timer* waiting = nullptr; ///< the timer a pool wait or a backoff parks on
+    connection* active = nullptr;                        ///< the connection of the attempt in progress
+    asio::steady_timer* waiting = nullptr;               ///< the timer a pool wait or a backoff parks on
     asio::cancellation_signal* waiting_signal = nullptr; ///< ends a wait in the rate limiter
     unsigned attempt_id = 0;
-    stop attempt_stop = stop::none;        ///< why the current attempt was interrupted
-    stop call_stop = stop::none;           ///< why the whole call was interrupted
-    bool written = false;                  ///< the current attempt started writing the request
-    bool got_bytes = false;                ///< the current attempt received response bytes
-    int http_status = 0;                   ///< of the current attempt
+    stop attempt_stop = stop::none; ///< why the current attempt was interrupted
+    stop call_stop = stop::none;    ///< why the whole call was interrupted
+    bool written = false;           ///< the current attempt started writing the request
+    bool got_bytes = false;         ///< the current attempt received response bytes
+    int http_status = 0;            ///< of the current attempt
     std::optional<std::chrono::seconds> retry_after;
 };
 
@@ -5276,8 +5341,9 @@ inline asio::awaitable<error_code> client_impl::acquire(call_state& cs, std::uni
     (void)ec; // a grant cancels the timer too: what was handed over decides, not the error code
     const bool granted = w.conn != nullptr || w.slot;
     if (!granted) waiters_.erase(it);
-    const bool cancelled = (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none ||
-                           cs.call_stop != call_state::stop::none;
+    const bool cancelled =
+        (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none ||
+        cs.call_stop != call_state::stop::none;
     if (granted && cancelled) {
         // Handed over at the moment this waiter was cancelled: pass it on rather than lose it.
         if (w.conn) release(std::move(w.conn));
@@ -5456,8 +5522,8 @@ inline asio::awaitable<error_code> client_impl::wait_for_rate_limit(call_state& 
 inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_state> cs) {
     diagnostics& d = cs->d;
     bool fresh_retry_used = false;
-    int rate_limited = 0;          // 429 answers so far: always retried, never counted as attempts
-    std::size_t budget_spent = 0;  // what this call's retries took from the retry budget
+    int rate_limited = 0;         // 429 answers so far: always retried, never counted as attempts
+    std::size_t budget_spent = 0; // what this call's retries took from the retry budget
     acquire_position position = acquire_position::back;
     call_result last;
     for (int n = 1;; ++n) {
@@ -5551,7 +5617,8 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         }
         // A whole answer (of any status) leaves the connection usable; anything else closed it.
         if (cs->http_status != 0 && conn->reusable()) release(std::move(conn));
-        else discard(std::move(conn));
+        else
+            discard(std::move(conn));
         if (!last.ec) co_return last;
         switch (decision) {
         case retry_decision::fail: co_return last;
@@ -5739,14 +5806,14 @@ public:
     }
 
     // One named call per endpoint of the catalog: async_get_summary, async_list_tickets, async_create_ticket...
-#define CALLSAVVY_NAMED_CALL(name)                                                                             \
-    template <class CompletionToken = default_token>                                                           \
-    auto async_##name(api::name::request request, CompletionToken&& token = {}) {                              \
-        return async_call(api::name{}, std::move(request), std::forward<CompletionToken>(token));              \
-    }                                                                                                          \
-    template <class CompletionToken = default_token>                                                           \
-    auto async_##name(api::name::request request, diagnostics& diag, CompletionToken&& token = {}) {           \
-        return async_call(api::name{}, std::move(request), diag, std::forward<CompletionToken>(token));        \
+#define CALLSAVVY_NAMED_CALL(name)                                                                                     \
+    template <class CompletionToken = default_token>                                                                   \
+    auto async_##name(api::name::request request, CompletionToken&& token = {}) {                                      \
+        return async_call(api::name{}, std::move(request), std::forward<CompletionToken>(token));                      \
+    }                                                                                                                  \
+    template <class CompletionToken = default_token>                                                                   \
+    auto async_##name(api::name::request request, diagnostics& diag, CompletionToken&& token = {}) {                   \
+        return async_call(api::name{}, std::move(request), diag, std::forward<CompletionToken>(token));                \
     }
     CALLSAVVY_API_ENDPOINTS(CALLSAVVY_NAMED_CALL)
 #undef CALLSAVVY_NAMED_CALL
@@ -5850,7 +5917,7 @@ private:
                     asio::co_spawn(ex, run_nothrow(std::move(op), diag),
                                    asio::bind_cancellation_slot(
                                        slot, asio::bind_executor(hex, [h = std::move(handler)](std::exception_ptr ep,
-                                                                                                outcome<T> r) mutable {
+                                                                                               outcome<T> r) mutable {
                                            if (ep) r.ec = detail::error_from_exception(ep);
                                            std::move(h)(r.ec, std::move(r.value));
                                        })));
@@ -5867,7 +5934,7 @@ private:
 /// pagination); cancelling the awaiting coroutine between pages stops the walk. Failures throw api_error.
 /// The client must outlive the pager.
 template <api::endpoint Endpoint>
-    requires api::is_paginated_v<Endpoint>
+requires api::is_paginated_v<Endpoint>
 class pager {
 public:
     using response = typename Endpoint::response;
@@ -5919,8 +5986,8 @@ private:
 
 /// The pager of a list endpoint: `auto pages = callsavvy::paginate(api, api::list_tickets{}, {.per_page = 100});`
 template <api::endpoint Endpoint>
-    requires api::is_paginated_v<Endpoint>
-pager<Endpoint> paginate(client& c, Endpoint, typename Endpoint::request first = {}) {
+requires api::is_paginated_v<Endpoint> pager<Endpoint> paginate(client& c, Endpoint,
+                                                                typename Endpoint::request first = {}) {
     return pager<Endpoint>(c, std::move(first));
 }
 

@@ -10,9 +10,9 @@
 #include <asio/cancellation_signal.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
+#include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/experimental/deferred.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_future.hpp>
 #include <boost/json.hpp>
@@ -290,9 +290,12 @@ TEST_CASE("bad answers give their specific error and leave the pool usable", "[c
          callsavvy::http::error::headers_too_large},
         {"invalid JSON", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{\"status\"", error::invalid_json},
         {"not an envelope", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]", error::bad_envelope},
-        {"wrong resource", ok_with(R"({"resource":"listLeads","status":"success","data":{}})"), error::resource_mismatch},
-        {"data not an object", ok_with(R"({"resource":"getSummary","status":"success","data":1})"), error::bad_envelope},
-        {"status not success", ok_with(R"({"resource":"getSummary","status":"error","message":"x"})"), error::bad_envelope},
+        {"wrong resource", ok_with(R"({"resource":"listLeads","status":"success","data":{}})"),
+         error::resource_mismatch},
+        {"data not an object", ok_with(R"({"resource":"getSummary","status":"success","data":1})"),
+         error::bad_envelope},
+        {"status not success", ok_with(R"({"resource":"getSummary","status":"error","message":"x"})"),
+         error::bad_envelope},
     };
     for (const row& r : rows) {
         DYNAMIC_SECTION(r.name) {
@@ -343,7 +346,8 @@ TEST_CASE("a written request whose connection is lost: outcome_unknown, never re
                 callsavvy::client c(io.get_executor(), options_for(server));
                 cstest::run_test(io, [&]() -> asio::awaitable<void> {
                     callsavvy::diagnostics d;
-                    auto [ec, data] = co_await c.async_call_raw("deleteLead", R"({"lead_id":"L1"})", read_only, &d, as_tuple);
+                    auto [ec, data] =
+                        co_await c.async_call_raw("deleteLead", R"({"lead_id":"L1"})", read_only, &d, as_tuple);
                     if (read_only) {
                         CHECK_FALSE(ec);
                         CHECK(d.attempts == 2);
@@ -387,7 +391,7 @@ TEST_CASE("a pooled connection the server closed while idle is replaced before a
         CHECK(second.at("contact_id") == "C2");
         c.close();
     });
-    CHECK(requests == 2);        // each non-idempotent request reached the server exactly once
+    CHECK(requests == 2); // each non-idempotent request reached the server exactly once
     CHECK(server.connections() == 2);
     REQUIRE(events.size() == 2); // the stale connection cost no attempt
     CHECK_FALSE(events[1].reused_connection);
@@ -569,8 +573,7 @@ TEST_CASE("cancellation: any type before writing, only terminal once the request
         asio::cancellation_signal sig;
         asio::steady_timer t2(ex, 20ms);
         t2.async_wait([&](callsavvy::error_code) { sig.emit(asio::cancellation_type::partial); });
-        auto [ec, data] =
-            co_await c.async_call("getSummary", {}, asio::bind_cancellation_slot(sig.slot(), as_tuple));
+        auto [ec, data] = co_await c.async_call("getSummary", {}, asio::bind_cancellation_slot(sig.slot(), as_tuple));
         CHECK_FALSE(ec);
         CHECK(data.at("ok") == true);
         // A partial cancellation the call ignores does not swallow a terminal one that follows.
@@ -672,14 +675,14 @@ TEST_CASE("close(): idle TLS connections end with close_notify", "[client][tls]"
     asio::io_context io;
     bool close_notify = false;
     bool closed_seen = false;
-    script_server server(
-        io.get_executor(),
-        [&](peer& p) -> asio::awaitable<void> {
-            while (auto req = co_await p.read_request()) co_await p.respond(200, success("getSummary", {}));
-            closed_seen = true;
-            close_notify = p.tls_close_notify_received();
-        },
-        {.tls = true});
+    script_server server(io.get_executor(),
+                         [&](peer& p) -> asio::awaitable<void> {
+                             while (auto req = co_await p.read_request())
+                                 co_await p.respond(200, success("getSummary", {}));
+                             closed_seen = true;
+                             close_notify = p.tls_close_notify_received();
+                         },
+                         {.tls = true});
     callsavvy::client c(io.get_executor(), options_for(server));
     cstest::run_test(io, [&]() -> asio::awaitable<void> {
         co_await c.async_call("getSummary", {});

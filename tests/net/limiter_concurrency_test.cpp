@@ -48,17 +48,21 @@ asio::awaitable<void> client_calls(std::shared_ptr<callsavvy::rate_limiter> lim,
             auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::microseconds(50 * (i % 5)));
             timer->async_wait([sig, timer](std::error_code) { sig->emit(asio::cancellation_type::terminal); });
             auto [e] = co_await lim->async_acquire(
-                endpoint, position, asio::bind_cancellation_slot(sig->slot(), asio::experimental::as_tuple(asio::use_awaitable)));
+                endpoint, position,
+                asio::bind_cancellation_slot(sig->slot(), asio::experimental::as_tuple(asio::use_awaitable)));
             ec = e;
             timer->cancel();
         } else {
-            auto [e] = co_await lim->async_acquire(endpoint, position, asio::experimental::as_tuple(asio::use_awaitable));
+            auto [e] =
+                co_await lim->async_acquire(endpoint, position, asio::experimental::as_tuple(asio::use_awaitable));
             ec = e;
         }
         if (std::this_thread::get_id() != home) ++t.wrong_thread;
         if (!ec) ++t.granted;
-        else if (ec == asio::error::operation_aborted) ++t.aborted;
-        else ++t.other;
+        else if (ec == asio::error::operation_aborted)
+            ++t.aborted;
+        else
+            ++t.other;
         if (i % 25 == 24) lim->pause(endpoint, 2ms); // a 429 now and then, from any thread
         (void)lim->stats(endpoint);
         (void)lim->global_stats();
@@ -89,15 +93,17 @@ TEST_CASE("limiter: clients on several threads share one limiter per key; every 
     std::vector<std::shared_ptr<callsavvy::rate_limiter>> limiters(clients);
     for (int c = 0; c < clients; ++c) {
         // Each client asks the registry for its key's limiter, as a client object would.
-        limiters[static_cast<std::size_t>(c)] = callsavvy::limiter_for_key(limiter_io.get_executor(), "pk_concurrency", o);
+        limiters[static_cast<std::size_t>(c)] =
+            callsavvy::limiter_for_key(limiter_io.get_executor(), "pk_concurrency", o);
     }
     for (int c = 0; c < clients; ++c) {
         threads.emplace_back([&, c] {
             auto& io = ios[static_cast<std::size_t>(c)];
             const auto home = std::this_thread::get_id();
             for (int k = 0; k < coroutines_per_client; ++k) {
-                asio::co_spawn(io, client_calls(limiters[static_cast<std::size_t>(c)], c * 10 + k, calls,
-                                                tallies[static_cast<std::size_t>(c)], home),
+                asio::co_spawn(io,
+                               client_calls(limiters[static_cast<std::size_t>(c)], c * 10 + k, calls,
+                                            tallies[static_cast<std::size_t>(c)], home),
                                [&](std::exception_ptr e) {
                                    if (e) ++tallies[static_cast<std::size_t>(c)].other;
                                    ++finished;
@@ -143,8 +149,7 @@ TEST_CASE("limiter: concurrent lookups of one key get one limiter; close from an
     std::atomic<int> ok{0}, aborted{0};
     auto lim = got[0];
     got.clear();
-    for (int i = 0; i < 20; ++i)
-        lim->async_acquire("listTickets", [&](std::error_code ec) { ++(ec ? aborted : ok); });
+    for (int i = 0; i < 20; ++i) lim->async_acquire("listTickets", [&](std::error_code ec) { ++(ec ? aborted : ok); });
     std::thread runner([&] { io.run_for(30s); });
     const auto give_up = std::chrono::steady_clock::now() + 20s;
     while (ok.load() == 0 && std::chrono::steady_clock::now() < give_up) std::this_thread::yield(); // first grant

@@ -276,7 +276,8 @@ TEST_CASE("mock endpoints: voice calls, automated calls, auto-dialer tasks and T
         auto task = co_await f.c.async_create_auto_dialer_task(std::move(dr));
         REQUIRE(task.task_id.has_value());
         CHECK(task.queued == 3);
-        api::create_auto_dialer_task_request dr2{.name = "Agents", .numbers = {"+2348000000009"}, .message_type = "agent"};
+        api::create_auto_dialer_task_request dr2{
+            .name = "Agents", .numbers = {"+2348000000009"}, .message_type = "agent"};
         auto task2 = co_await f.c.async_create_auto_dialer_task(std::move(dr2));
         CHECK(task2.queued == 1);
         CHECK(task2.task_id != task.task_id);
@@ -358,7 +359,8 @@ TEST_CASE("mock endpoints: campaigns queue one message per recipient", "[mock]")
         auto a = co_await f.c.async_send_voice_message(std::move(audio));
         CHECK(a.queued == 1);
 
-        api::send_whatsapp_request wa{.recipients = {"+2348000000005"}, .message = "Hi", .media_url = "https://m.example/x.png"};
+        api::send_whatsapp_request wa{
+            .recipients = {"+2348000000005"}, .message = "Hi", .media_url = "https://m.example/x.png"};
         auto w = co_await f.c.async_send_whatsapp(std::move(wa));
         REQUIRE(w.campaign_id.has_value());
         CHECK(w.queued == 1);
@@ -419,9 +421,9 @@ TEST_CASE("mock endpoints: video calls and virtual meetings are created, listed 
         auto mt = co_await f.c.async_create_virtual_meeting(std::move(mr));
         REQUIRE(mt.meeting_id.has_value());
         api::create_virtual_meeting_request mr2{.title = "Review",
-                                               .start_at = "2026-12-02T10:00:00Z",
-                                               .duration = 90,
-                                               .attendees = std::vector<std::string>{"c@example.com"}};
+                                                .start_at = "2026-12-02T10:00:00Z",
+                                                .duration = 90,
+                                                .attendees = std::vector<std::string>{"c@example.com"}};
         auto mt2 = co_await f.c.async_create_virtual_meeting(std::move(mr2));
         REQUIRE(mt2.meeting_id.has_value());
 
@@ -452,8 +454,8 @@ TEST_CASE("mock endpoints: video calls and virtual meetings are created, listed 
 TEST_CASE("mock endpoints: contacts are created singly and in bulk, searched, grouped and deleted", "[mock]") {
     fixture f;
     f.run([&]() -> asio::awaitable<void> {
-        api::create_contact_request one{.phone = "+2348012345678", .first_name = "Ada", .last_name = "Lovelace",
-                                        .email = "ada@example.com"};
+        api::create_contact_request one{
+            .phone = "+2348012345678", .first_name = "Ada", .last_name = "Lovelace", .email = "ada@example.com"};
         one.custom_fields = json::object{{"tier", "gold"}};
         auto created = co_await f.c.async_create_contact(std::move(one));
         REQUIRE(created.contact_id.has_value());
@@ -649,7 +651,9 @@ TEST_CASE("mock endpoints: all 35 endpoints in one session, ids unique", "[mock]
         co_await f.c.async_list_calls(api::list_calls_request());
         api::view_call_request vc{.call_id = ids.back()};
         co_await f.c.async_view_call(std::move(vc));
-        api::create_auto_dialer_task_request dt{.name = "N", .numbers = {"+2348000000001"}, .message_type = "audio",
+        api::create_auto_dialer_task_request dt{.name = "N",
+                                                .numbers = {"+2348000000001"},
+                                                .message_type = "audio",
                                                 .audio_url = "https://audio.example/x.mp3"};
         auto task = co_await f.c.async_create_auto_dialer_task(std::move(dt));
         ids.push_back(task.task_id.value_or(""));
@@ -729,8 +733,8 @@ TEST_CASE("mock endpoints: the mock's checks answer a typed request the client d
         CHECK(missing.message == "Missing required parameter: subject");
         CHECK(missing.ec == callsavvy::error::bad_request);
 
-        api::create_ticket_request bad_priority{.subject = "S", .message = "M", .sender_email = "s@example.com",
-                                                .priority = "extreme"};
+        api::create_ticket_request bad_priority{
+            .subject = "S", .message = "M", .sender_email = "s@example.com", .priority = "extreme"};
         const failure invalid = co_await expect_failure(c.async_create_ticket(std::move(bad_priority)));
         CHECK(invalid.status == 400);
         CHECK(invalid.message == "Invalid parameter: priority");

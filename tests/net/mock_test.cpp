@@ -58,7 +58,8 @@ constexpr tuple_token as_tuple = asio::experimental::as_tuple(asio::use_awaitabl
 /// The bytes of one POST to the mock, keys as given (an empty key leaves its header out).
 std::string post(std::string_view resource, std::string_view body, const mock::api_key& k = mock::sandbox_key(),
                  std::string_view extra_headers = "") {
-    std::string r = "POST /v1/" + std::string(resource) + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
+    std::string r =
+        "POST /v1/" + std::string(resource) + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
     if (!k.public_key.empty()) r += "Public-Key: " + k.public_key + "\r\n";
     if (!k.private_key.empty()) r += "Private-Key: " + k.private_key + "\r\n";
     r += extra_headers;
@@ -134,7 +135,7 @@ public:
     asio::awaitable<bool> closed_by_peer() {
         if (!pending_.empty()) co_return false;
         auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf_), as_tuple);
-        co_return ec && n == 0;
+        co_return ec&& n == 0;
     }
 
     void close() {
@@ -245,8 +246,9 @@ long first_unexplained(const std::vector<mock::journal_entry>& j, const limits_m
         std::size_t endpoint = 0, global = 0;
         for (const std::size_t k : admitted) {
             const auto t = j[k].time;
-            const bool counts = m.mode == mock::window_mode::sliding ? t > e.time - m.window
-                                                                      : (t - epoch) / m.window == (e.time - epoch) / m.window;
+            const bool counts = m.mode == mock::window_mode::sliding
+                                    ? t > e.time - m.window
+                                    : (t - epoch) / m.window == (e.time - epoch) / m.window;
             if (!counts) continue;
             ++global;
             if (j[k].resource == e.resource) ++endpoint;
@@ -329,8 +331,9 @@ struct received {
 
 received record(const http::request& r) {
     auto h = [&](std::string_view n) { return std::string(r.headers.find(n).value_or("")); };
-    return {r.target, h("Content-Type"), h("Authorization"), h("webhook-id"), h("webhook-timestamp"),
-            h("webhook-signature"), r.body, h("Connection")};
+    return {r.target,        h("Content-Type"),      h("Authorization"),
+            h("webhook-id"), h("webhook-timestamp"), h("webhook-signature"),
+            r.body,          h("Connection")};
 }
 
 bool signature_ok(const received& r) {
@@ -355,7 +358,8 @@ TEST_CASE("mock raw: 200 answers with the success envelope", "[mock]") {
     asio::io_context io;
     mock::mock_server m(io.get_executor());
     raw_reply r;
-    cstest::run_test(io, [&]() -> asio::awaitable<void> { r = co_await roundtrip(m.port(), post("getSummary", "{}")); });
+    cstest::run_test(io,
+                     [&]() -> asio::awaitable<void> { r = co_await roundtrip(m.port(), post("getSummary", "{}")); });
     REQUIRE_FALSE(r.ec);
     CHECK(r.res.status == 200);
     CHECK(header(r, "Content-Type") == "application/json");
@@ -377,8 +381,9 @@ TEST_CASE("mock raw: methods other than POST are answered 405", "[mock]") {
     cstest::run_test(io, [&]() -> asio::awaitable<void> {
         const std::array<const char*, 3> methods{"GET", "PUT", "DELETE"};
         for (const char* method : methods) {
-            const std::string req = std::string(method) + " /v1/getSummary HTTP/1.1\r\nHost: 127.0.0.1\r\nPublic-Key: " +
-                                    k.public_key + "\r\nPrivate-Key: " + k.private_key + "\r\n\r\n";
+            const std::string req = std::string(method) +
+                                    " /v1/getSummary HTTP/1.1\r\nHost: 127.0.0.1\r\nPublic-Key: " + k.public_key +
+                                    "\r\nPrivate-Key: " + k.private_key + "\r\n\r\n";
             rs.push_back(co_await roundtrip(m.port(), req));
         }
     });
@@ -395,12 +400,12 @@ TEST_CASE("mock raw: 401 for missing or wrong keys; registered key pairs are acc
     const auto sandbox = mock::sandbox_key();
     // Built outside the coroutine: g++ 12 mishandles braced temporaries inside a co_await expression.
     const std::vector<mock::api_key> wrong{
-        {},                                          // no keys at all
-        {sandbox.public_key, ""},                    // no private key
-        {"", sandbox.private_key},                   // no public key
-        {sandbox.public_key, "wrong"},               // wrong private key
-        {"wrong", sandbox.private_key},              // wrong public key
-        {sandbox.public_key, "LIVE-priv-1"},         // each half of a valid pair, but not together
+        {},                                  // no keys at all
+        {sandbox.public_key, ""},            // no private key
+        {"", sandbox.private_key},           // no public key
+        {sandbox.public_key, "wrong"},       // wrong private key
+        {"wrong", sandbox.private_key},      // wrong public key
+        {sandbox.public_key, "LIVE-priv-1"}, // each half of a valid pair, but not together
     };
     const mock::api_key live1{"LIVE-pub-1", "LIVE-priv-1"}, live2{"LIVE-pub-2", "LIVE-priv-2"};
     std::vector<raw_reply> bad;
@@ -478,7 +483,8 @@ TEST_CASE("mock raw: 400 for malformed JSON, missing and invalid parameters", "[
          "Invalid parameter: priority"},
         {"createTicket", R"({"subject":"s","message":"m","sender_email":"a@example.com","priority":"extreme"})",
          "Invalid parameter: priority"},
-        {"createTicket", R"({"subject":42,"message":"m","sender_email":"a@example.com"})", "Invalid parameter: subject"},
+        {"createTicket", R"({"subject":42,"message":"m","sender_email":"a@example.com"})",
+         "Invalid parameter: subject"},
         {"listContacts", R"({"per_page":0})", "Invalid parameter: per_page"},
         {"sendSms", R"({"recipients":[],"message":"m"})", "Missing required parameter: recipients"},
     };
@@ -488,7 +494,8 @@ TEST_CASE("mock raw: 400 for malformed JSON, missing and invalid parameters", "[
         for (const auto& p : probes) rs.push_back(co_await roundtrip(m.port(), post(p.resource, p.body)));
         // Unknown fields are ignored (spec §1).
         accepted = co_await roundtrip(
-            m.port(), post("createTicket", R"({"subject":"s","message":"m","sender_email":"a@example.com","future_field":1})"));
+            m.port(),
+            post("createTicket", R"({"subject":"s","message":"m","sender_email":"a@example.com","future_field":1})"));
     });
     REQUIRE(rs.size() == probes.size());
     for (std::size_t i = 0; i < probes.size(); ++i) {
@@ -552,12 +559,15 @@ TEST_CASE("mock raw: 500, 502 and 503 from injected faults, then normal answers"
         co_await c.connect(m.port());
         const std::array<int, 3> statuses{500, 502, 503};
         for (const int status : statuses) {
-            m.inject({.what = mock::fault::kind::fail_with_status, .count = 1, .resource = "listDepartments",
+            m.inject({.what = mock::fault::kind::fail_with_status,
+                      .count = 1,
+                      .resource = "listDepartments",
                       .status = status});
             rs.push_back(co_await c.call("listDepartments"));
         }
         // A fault for one resource leaves the others alone, and a count of 2 fails two requests.
-        m.inject({.what = mock::fault::kind::fail_with_status, .count = 2, .resource = "listDepartments", .status = 503});
+        m.inject(
+            {.what = mock::fault::kind::fail_with_status, .count = 2, .resource = "listDepartments", .status = 503});
         m.inject({.what = mock::fault::kind::fail_with_status, .count = 0, .status = 500}); // fails nothing
         other = co_await c.call("getSummary");
         rs.push_back(co_await c.call("listDepartments"));
@@ -620,7 +630,8 @@ TEST_CASE("mock raw: oversized headers are answered 431", "[mock]") {
     mock::mock_server m(io.get_executor(), o);
     raw_reply r, after;
     cstest::run_test(io, [&]() -> asio::awaitable<void> {
-        r = co_await roundtrip(m.port(), post("getSummary", "{}", mock::sandbox_key(), "X-Padding: " + std::string(4000, 'p') + "\r\n"));
+        r = co_await roundtrip(
+            m.port(), post("getSummary", "{}", mock::sandbox_key(), "X-Padding: " + std::string(4000, 'p') + "\r\n"));
         after = co_await roundtrip(m.port(), post("getSummary", "{}"));
     });
     check_error(r, 431, "", "Request headers too large");
@@ -741,7 +752,7 @@ TEST_CASE("mock raw: pipelined requests in one write are answered in order", "[m
     });
     REQUIRE(rs.size() == 6);
     CHECK(statuses_of(rs) == std::vector<int>{200, 200, 200, 404, 400, 200});
-    const std::vector<std::string> expected{"getSummary", "listDepartments", "listUsers",
+    const std::vector<std::string> expected{"getSummary",  "listDepartments",       "listUsers",
                                             "noSuchThing", "getTicketConversation", "listTtsVoices"};
     for (std::size_t i = 0; i < rs.size(); ++i) CHECK(envelope_of(rs[i]).resource == expected[i]);
     CHECK(envelope_of(rs[4]).message == "Malformed JSON body");
@@ -875,7 +886,7 @@ TEST_CASE("mock rate limits, sliding window: at most N in any window, slots free
         co_await sleep_for(150ms);
         rs.push_back(co_await c.call("getSummary")); // t1
         rs.push_back(co_await c.call("getSummary"));
-        rs.push_back(co_await c.call("getSummary")); // full
+        rs.push_back(co_await c.call("getSummary"));                   // full
         first_reopen = co_await poll_until_admitted(c, "getSummary");  // t0's slot
         right_after = co_await c.call("getSummary");                   // t1's slot is still taken
         second_reopen = co_await poll_until_admitted(c, "getSummary"); // t1's slot
@@ -891,11 +902,13 @@ TEST_CASE("mock rate limits, sliding window: at most N in any window, slots free
         if (e.status == 200) admitted.push_back(&e);
     REQUIRE(admitted.size() == 5);
     // Never more than N admitted in any span of one window.
-    for (std::size_t i = 0; i + 3 < admitted.size(); ++i) CHECK(admitted[i + 3]->time - admitted[i]->time >= limit_window);
+    for (std::size_t i = 0; i + 3 < admitted.size(); ++i)
+        CHECK(admitted[i + 3]->time - admitted[i]->time >= limit_window);
     CHECK(admitted[3]->time - admitted[0]->time >= limit_window); // t0's slot, one window later
     CHECK(admitted[4]->time - admitted[1]->time >= limit_window); // t1's slot, one window later
     // The request right after the first reopening still saw t1 and t2 in its window (read from the journal).
-    const auto right_after_entry = std::find_if(j.begin(), j.end(), [&](const auto& e) { return &e == admitted[3]; }) + 1;
+    const auto right_after_entry =
+        std::find_if(j.begin(), j.end(), [&](const auto& e) { return &e == admitted[3]; }) + 1;
     REQUIRE(right_after_entry != j.end());
     if (right_after_entry->time - admitted[1]->time < limit_window) {
         CHECK(right_after.res.status == 429);
@@ -1231,7 +1244,8 @@ TEST_CASE("mock journal: 20 concurrent createLead calls arrive exactly once each
                 if (e) ++failed;
             });
     }
-    cstest::run_until(io, [&] { return done == 20; }, 20s, "20 createLead calls");
+    cstest::run_until(
+        io, [&] { return done == 20; }, 20s, "20 createLead calls");
     c.close();
     cstest::run_ready(io);
     CHECK(failed == 0);
@@ -1300,7 +1314,9 @@ TEST_CASE("webhook sender: raw events over HTTP with Basic credentials and a sig
             const json::value event = json::parse(req->body);
             const auto name = event.at("event").as_string();
             if (name == "callerInformation")
-                co_await p.respond(200, R"({"status":"success","caller_name":"Ada","caller_email":"ada@example.com","customer_info":"VIP"})");
+                co_await p.respond(
+                    200,
+                    R"({"status":"success","caller_name":"Ada","caller_email":"ada@example.com","customer_info":"VIP"})");
             else if (name == "newTicketOpened")
                 co_await p.respond(503, "try later", "text/plain");
             else
@@ -1309,9 +1325,9 @@ TEST_CASE("webhook sender: raw events over HTTP with Basic credentials and a sig
     });
     mock::webhook_sender_options so;
     so.signing_secret = std::string(webhook_secret);
-    mock::webhook_sender sender(io.get_executor(),
-                                "http://alice:s3cr%40t@127.0.0.1:" + std::to_string(receiver.port()) + "/hooks/callsavvy",
-                                so);
+    mock::webhook_sender sender(
+        io.get_executor(), "http://alice:s3cr%40t@127.0.0.1:" + std::to_string(receiver.port()) + "/hooks/callsavvy",
+        so);
     const std::string lookup =
         R"({"event":"callerInformation","call_department":"Support","caller_number":"+2348012345678","call_status":"routing"})";
     const std::string summary =
@@ -1339,7 +1355,8 @@ TEST_CASE("webhook sender: raw events over HTTP with Basic credentials and a sig
     CHECK(receiver.connections() == 1); // kept alive between deliveries
     const std::vector<std::string> bodies{lookup, summary, ticket};
     const std::vector<std::string> ids{r1.delivery_id, "evt_custom_1", r3.delivery_id};
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     for (std::size_t i = 0; i < seen.size(); ++i) {
         INFO("delivery " << i);
         CHECK(seen[i].target == "/hooks/callsavvy");
@@ -1380,7 +1397,8 @@ TEST_CASE("webhook sender: HTTPS to a receiver with the test certificate", "[web
     mock::webhook_sender sender(io.get_executor(), "https://localhost:" + std::to_string(receiver.port()) + "/cb", so);
     // Without the CA the receiver's certificate is not trusted.
     mock::webhook_sender untrusting(io.get_executor(), "https://localhost:" + std::to_string(receiver.port()) + "/cb");
-    const std::string event = R"({"event":"chatbotReply","chat_id":"CH1","visitor_message":"Hello","visitor_name":"Vera"})";
+    const std::string event =
+        R"({"event":"chatbotReply","chat_id":"CH1","visitor_message":"Hello","visitor_name":"Vera"})";
     mock::delivery_result ok, refused;
     cstest::run_test(io, [&]() -> asio::awaitable<void> {
         ok = co_await sender.deliver(event);
@@ -1447,11 +1465,13 @@ TEST_CASE("webhook sender: bulk deliveries over kept-alive and fresh connections
         mock::webhook_sender_options so;
         so.signing_secret = std::string(webhook_secret);
         so.keep_alive = keep_alive;
-        mock::webhook_sender sender(io.get_executor(), "http://127.0.0.1:" + std::to_string(receiver.port()) + "/bulk", so);
+        mock::webhook_sender sender(io.get_executor(), "http://127.0.0.1:" + std::to_string(receiver.port()) + "/bulk",
+                                    so);
         std::vector<std::string> events;
         for (int i = 0; i < 50; ++i)
-            events.push_back(R"({"event":"newLead","lead_id":"L)" + std::to_string(i) +
-                             R"(","lead_name":"Lead","lead_phone":"+2348000000000","lead_email":"l@example.com","lead_source":"web"})");
+            events.push_back(
+                R"({"event":"newLead","lead_id":"L)" + std::to_string(i) +
+                R"(","lead_name":"Lead","lead_phone":"+2348000000000","lead_email":"l@example.com","lead_source":"web"})");
         mock::bulk_result r;
         cstest::run_test(io, [&]() -> asio::awaitable<void> { r = co_await sender.deliver_bulk(events, 4); });
         CHECK(r.sent == 50);

@@ -74,7 +74,8 @@ TEST_CASE("proxy refusals are reported as proxy failures naming the status", "[c
         CHECK(d.detail.find("407") != std::string::npos);
         CHECK(d.detail.find("authentication required") != std::string::npos);
 
-        callsavvy::client wrong(io.get_executor(), via(server, "http://proxyuser:wrong@127.0.0.1:" + std::to_string(proxy.port())));
+        callsavvy::client wrong(io.get_executor(),
+                                via(server, "http://proxyuser:wrong@127.0.0.1:" + std::to_string(proxy.port())));
         auto [ec2, data2] = co_await wrong.async_call("getSummary", {}, d, as_tuple);
         CHECK(ec2 == callsavvy::error::proxy_failed);
         CHECK(d.detail.find("credentials rejected") != std::string::npos);

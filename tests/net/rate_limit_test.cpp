@@ -63,14 +63,17 @@ void run_batch(asio::io_context& io, callsavvy::client& c, int n, std::map<std::
             c.async_create_lead({.name = tag, .phone = "+1"}, [count](callsavvy::error_code ec, auto) { count(ec); });
             break;
         case 1:
-            c.async_create_contact({.phone = "+2", .first_name = tag}, [count](callsavvy::error_code ec, auto) { count(ec); });
+            c.async_create_contact({.phone = "+2", .first_name = tag},
+                                   [count](callsavvy::error_code ec, auto) { count(ec); });
             break;
         default:
-            c.async_send_sms({.recipients = {"+3"}, .message = tag}, [count](callsavvy::error_code ec, auto) { count(ec); });
+            c.async_send_sms({.recipients = {"+3"}, .message = tag},
+                             [count](callsavvy::error_code ec, auto) { count(ec); });
             break;
         }
     }
-    cstest::run_until(io, [&] { return done == n; }, 60s, "the batch to complete");
+    cstest::run_until(
+        io, [&] { return done == n; }, 60s, "the batch to complete");
 }
 
 // Every batch body reached the server with a 200 exactly once.
@@ -116,8 +119,7 @@ TEST_CASE("a batch saturating both limits gets no 429, in fixed and sliding wind
     }
 }
 
-TEST_CASE("slots used by another process: 429s are retried and every call completes exactly once",
-          "[limiter][mock]") {
+TEST_CASE("slots used by another process: 429s are retried and every call completes exactly once", "[limiter][mock]") {
     asio::io_context io;
     testing::mock_server m(io.get_executor(), mock_with_limits(testing::window_mode::sliding));
     callsavvy::client c(io.get_executor(), client_for(m, testing::sandbox_key().public_key));
@@ -134,8 +136,7 @@ TEST_CASE("slots used by another process: 429s are retried and every call comple
     m.stop();
 }
 
-TEST_CASE("a state-changing call whose connection drops after writing: outcome_unknown, sent once",
-          "[limiter][mock]") {
+TEST_CASE("a state-changing call whose connection drops after writing: outcome_unknown, sent once", "[limiter][mock]") {
     asio::io_context io;
     testing::mock_server m(io.get_executor());
     testing::fault f;
@@ -147,7 +148,8 @@ TEST_CASE("a state-changing call whose connection drops after writing: outcome_u
     cstest::run_test(io, [&]() -> asio::awaitable<void> {
         api::create_lead_request req{.name = "once", .phone = "+1"};
         callsavvy::diagnostics d;
-        auto [ec, lead] = co_await c.async_create_lead(std::move(req), d, asio::experimental::as_tuple(asio::use_awaitable));
+        auto [ec, lead] =
+            co_await c.async_create_lead(std::move(req), d, asio::experimental::as_tuple(asio::use_awaitable));
         CHECK(ec == callsavvy::error::outcome_unknown);
         // A read-only call in the same situation is simply retried.
         testing::fault g;
@@ -155,7 +157,8 @@ TEST_CASE("a state-changing call whose connection drops after writing: outcome_u
         g.resource = "listLeads";
         m.inject(g);
         api::list_leads_request lr{};
-        auto [ec2, leads] = co_await c.async_list_leads(std::move(lr), asio::experimental::as_tuple(asio::use_awaitable));
+        auto [ec2, leads] =
+            co_await c.async_list_leads(std::move(lr), asio::experimental::as_tuple(asio::use_awaitable));
         CHECK_FALSE(ec2);
         c.close();
         m.stop();

@@ -110,7 +110,8 @@ asio::awaitable<int> read_status(tcp::socket& s, std::string& head) {
     char buf[4096];
     for (;;) {
         callsavvy::error_code ec;
-        const std::size_t n = co_await s.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        const std::size_t n =
+            co_await s.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         head.append(buf, n);
         if (ec || head.find("\r\n\r\n") != std::string::npos) break;
     }
@@ -127,7 +128,8 @@ asio::awaitable<void> expect_eof(tcp::socket& s) {
     CHECK(ec == asio::error::eof);
 }
 
-std::shared_ptr<asio::ssl::context> client_tls_context(bool trust_test_ca, const cstest::key_pair* client_cert = nullptr) {
+std::shared_ptr<asio::ssl::context> client_tls_context(bool trust_test_ca,
+                                                       const cstest::key_pair* client_cert = nullptr) {
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     ctx->set_verify_mode(asio::ssl::verify_peer);
     if (trust_test_ca) ctx->load_verify_file(cstest::test_pki().ca_file.string());
@@ -236,10 +238,11 @@ TEST_CASE("script_server: plain HTTP, pipelined requests, then the client's clos
     auto client = [&]() -> asio::awaitable<void> {
         co_await socket.async_connect({asio::ip::make_address("127.0.0.1"), server.port()}, asio::use_awaitable);
         // Two requests in one write: the second must survive as the peer's leftover bytes.
-        co_await asio::async_write(socket,
-                                   asio::buffer(std::string_view("GET /v1/a HTTP/1.1\r\nHost: t\r\n\r\n"
-                                                                 "POST /v1/b HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}")),
-                                   asio::use_awaitable);
+        co_await asio::async_write(
+            socket,
+            asio::buffer(std::string_view("GET /v1/a HTTP/1.1\r\nHost: t\r\n\r\n"
+                                          "POST /v1/b HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}")),
+            asio::use_awaitable);
         std::string leftover;
         const http::response first = co_await read_response(socket, leftover);
         const http::response second = co_await read_response(socket, leftover);
@@ -250,7 +253,7 @@ TEST_CASE("script_server: plain HTTP, pipelined requests, then the client's clos
         CHECK(second.body == R"({"target":"/v1/b"})");
         CHECK(leftover.empty());
         socket.shutdown(tcp::socket::shutdown_send);
-        co_await expect_eof(socket);  // the script saw EOF, returned, and the server closed its side
+        co_await expect_eof(socket); // the script saw EOF, returned, and the server closed its side
     };
     cstest::run(io, client());
     cstest::run_until(io, [&] { return server.open_connections() == 0; });
@@ -264,7 +267,7 @@ TEST_CASE("script_server: raw writes, read_some and an abrupt close", "[support]
     std::string seen;
     cstest::script_server server(io.get_executor(), [&](cstest::peer& p) -> asio::awaitable<void> {
         seen = co_await p.read_some();
-        co_await p.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf");  // promises more than it sends
+        co_await p.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"); // promises more than it sends
         p.close();
     });
     tcp::socket socket(io);
@@ -308,7 +311,7 @@ TEST_CASE("script_server: stop() wakes stalled scripts and closes their connecti
     cstest::run_until(io, [&] { return stalling; });
     CHECK(server.open_connections() == 1);
     server.stop();
-    server.stop();  // idempotent
+    server.stop(); // idempotent
     cstest::run(io, expect_eof(socket));
     cstest::run_until(io, [&] { return stall_returned; });
     CHECK(server.open_connections() == 0);
@@ -319,15 +322,14 @@ TEST_CASE("script_server: a server destroyed after run() returned leaves nothing
     asio::io_context io;
     tcp::socket socket(io);
     {
-        cstest::script_server server(io.get_executor(), [](cstest::peer& p) -> asio::awaitable<void> {
-            co_await p.stall();
-        });
+        cstest::script_server server(io.get_executor(),
+                                     [](cstest::peer& p) -> asio::awaitable<void> { co_await p.stall(); });
         auto connect = [&]() -> asio::awaitable<void> {
             co_await socket.async_connect({asio::ip::make_address("127.0.0.1"), server.port()}, asio::use_awaitable);
         };
         cstest::run(io, connect());
         cstest::run_until(io, [&] { return server.connections() == 1; });
-    }  // ~script_server with the accept loop and a stalled script still suspended
+    } // ~script_server with the accept loop and a stalled script still suspended
     cstest::run(io, expect_eof(socket));
 }
 
@@ -403,7 +405,7 @@ TEST_CASE("script_server: a client that rejects the certificate ends only its ow
         tls_stream s(io, *ctx);
         callsavvy::error_code ec;
         co_await tls_connect(s, server.port(), ec);
-        CHECK(ec);  // host name mismatch: wrong.invalid is not localhost
+        CHECK(ec); // host name mismatch: wrong.invalid is not localhost
         CHECK(SSL_get_verify_result(s.native_handle()) == X509_V_ERR_HOSTNAME_MISMATCH);
     };
     cstest::run(io, client());
@@ -473,7 +475,8 @@ TEST_CASE("tinyproxy: CONNECT through it reaches the script server; bad or missi
         const int status = co_await read_status(s, head);
         if (status == 200) {
             // The tunnel: plain HTTP to the script server through the proxy.
-            co_await asio::async_write(s, asio::buffer(std::string_view("GET /v1/via-proxy HTTP/1.1\r\nHost: t\r\n\r\n")),
+            co_await asio::async_write(s,
+                                       asio::buffer(std::string_view("GET /v1/via-proxy HTTP/1.1\r\nHost: t\r\n\r\n")),
                                        asio::use_awaitable);
             std::string leftover = head.substr(head.find("\r\n\r\n") + 4);
             const http::response r = co_await read_response(s, leftover);
@@ -507,8 +510,9 @@ TEST_CASE("tinyproxy: CONNECT to a port other than ConnectPort is refused with 4
         tcp::socket s(io);
         co_await s.async_connect({asio::ip::make_address("127.0.0.1"), proxy.port()}, asio::use_awaitable);
         const std::string authority = "127.0.0.1:" + std::to_string(port);
-        co_await asio::async_write(s, asio::buffer("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"),
-                                   asio::use_awaitable);
+        co_await asio::async_write(
+            s, asio::buffer("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"),
+            asio::use_awaitable);
         std::string head;
         co_return co_await read_status(s, head);
     };
@@ -526,8 +530,7 @@ TEST_CASE("tinyproxy: a missing binary is reported, not hung on", "[support][pro
             ::setenv("CSTEST_TINYPROXY", "/nonexistent/tinyproxy", 1);
         }
         ~env_guard() {
-            if (saved)
-                ::setenv("CSTEST_TINYPROXY", saved->c_str(), 1);
+            if (saved) ::setenv("CSTEST_TINYPROXY", saved->c_str(), 1);
             else
                 ::unsetenv("CSTEST_TINYPROXY");
         }

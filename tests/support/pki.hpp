@@ -90,8 +90,8 @@ struct cert_spec {
     const char* san = nullptr; // X509v3 config syntax, e.g. "DNS:localhost,IP:127.0.0.1"
     bool is_ca = false;
     bool client_auth = false;
-    long not_before_offset = -3600;          // seconds from now; an hour back tolerates clock skew
-    long not_after_offset = 7L * 24 * 3600;  // long enough for any test run
+    long not_before_offset = -3600;         // seconds from now; an hour back tolerates clock skew
+    long not_after_offset = 7L * 24 * 3600; // long enough for any test run
 };
 
 inline void add_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
@@ -117,14 +117,13 @@ inline x509_ptr make_cert(const cert_spec& spec, EVP_PKEY* key, X509* issuer, EV
     if (!X509_gmtime_adj(X509_getm_notAfter(cert.get()), spec.not_after_offset)) throw_openssl("notAfter");
 
     X509_NAME* name = X509_get_subject_name(cert.get());
-    check(X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                                     reinterpret_cast<const unsigned char*>("callsavvy tests"), -1, -1, 0),
+    check(X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("callsavvy tests"),
+                                     -1, -1, 0),
           "X509_NAME_add_entry_by_txt(O)");
-    check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                     reinterpret_cast<const unsigned char*>(spec.common_name), -1, -1, 0),
+    check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(spec.common_name),
+                                     -1, -1, 0),
           "X509_NAME_add_entry_by_txt(CN)");
-    check(X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : name),
-          "X509_set_issuer_name");
+    check(X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : name), "X509_set_issuer_name");
     check(X509_set_pubkey(cert.get(), key), "X509_set_pubkey");
 
     X509V3_CTX ctx;
@@ -164,8 +163,7 @@ inline std::string key_to_pem(EVP_PKEY* key) {
     bio_ptr bio{BIO_new(BIO_s_mem())};
     if (!bio) throw_openssl("BIO_new");
     // PKCS#8, unencrypted: what every TLS stack's "load private key from PEM" accepts without a password.
-    check(PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr),
-          "PEM_write_bio_PrivateKey");
+    check(PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr), "PEM_write_bio_PrivateKey");
     return bio_to_string(bio.get());
 }
 
@@ -179,8 +177,7 @@ inline void write_file(const std::filesystem::path& path, const std::string& con
 inline std::filesystem::path make_temp_dir(const char* prefix) {
     std::string templ = (std::filesystem::temp_directory_path() / (std::string(prefix) + "XXXXXX")).string();
     // mkdtemp: a fresh directory with mode 0700, so the private keys in it are not readable by other users.
-    if (!::mkdtemp(templ.data()))
-        throw std::system_error(errno, std::generic_category(), "cstest: mkdtemp " + templ);
+    if (!::mkdtemp(templ.data())) throw std::system_error(errno, std::generic_category(), "cstest: mkdtemp " + templ);
     return templ;
 }
 
@@ -222,9 +219,9 @@ struct pki_holder {
         static constexpr const char* localhost_san = "DNS:localhost,IP:127.0.0.1,IP:::1";
 
         pkey_ptr ca_key = make_key();
-        x509_ptr ca = make_cert({.common_name = "callsavvy test CA", .is_ca = true,
-                                 .not_after_offset = 30L * 24 * 3600},
-                                ca_key.get(), nullptr, nullptr);
+        x509_ptr ca =
+            make_cert({.common_name = "callsavvy test CA", .is_ca = true, .not_after_offset = 30L * 24 * 3600},
+                      ca_key.get(), nullptr, nullptr);
         value.ca_pem = cert_to_pem(ca.get());
         value.ca_file = root / "ca.crt";
         write_file(value.ca_file, value.ca_pem);
@@ -249,8 +246,10 @@ struct pki_holder {
         value.wrong_host = leaf("wrong_host", {.common_name = "wrong.invalid", .san = "DNS:wrong.invalid"}, true);
         value.self_signed = leaf("self_signed", {.common_name = "localhost", .san = localhost_san}, false);
         value.expired = leaf("expired",
-                             {.common_name = "localhost", .san = localhost_san,
-                              .not_before_offset = -3L * 24 * 3600, .not_after_offset = -2L * 24 * 3600},
+                             {.common_name = "localhost",
+                              .san = localhost_san,
+                              .not_before_offset = -3L * 24 * 3600,
+                              .not_after_offset = -2L * 24 * 3600},
                              true);
         value.client = leaf("client", {.common_name = "callsavvy-test-client", .client_auth = true}, true);
     }

@@ -46,15 +46,15 @@ inline void run_until(asio::io_context& io, const std::function<bool()>& pred,
 inline void run_ready(asio::io_context& io) {
     if (io.stopped()) io.restart();
     // Bounded: a handler that keeps re-posting itself must not turn this into a hang.
-    for (int i = 0; i < 10000 && io.poll() != 0; ++i) {
-    }
+    for (int i = 0; i < 10000 && io.poll() != 0; ++i) {}
 }
 
 // Runs the coroutine `main` on io until it completes and returns its result (rethrowing its exception);
 // throws std::runtime_error if it is still running after `timeout`. A timed-out coroutine stays suspended in
 // io: destroying the io_context (or stopping the servers it waits on) unwinds it.
 template <class T>
-T run(asio::io_context& io, asio::awaitable<T> main, std::chrono::steady_clock::duration timeout = default_test_timeout) {
+T run(asio::io_context& io, asio::awaitable<T> main,
+      std::chrono::steady_clock::duration timeout = default_test_timeout) {
     // Shared with the completion handler, which outlives this frame when the coroutine times out.
     struct outcome {
         bool done = false;
@@ -74,7 +74,8 @@ T run(asio::io_context& io, asio::awaitable<T> main, std::chrono::steady_clock::
             if (!e) result->value.emplace(std::move(v));
         });
     }
-    run_until(io, [&] { return result->done; }, timeout, "the test coroutine to finish");
+    run_until(
+        io, [&] { return result->done; }, timeout, "the test coroutine to finish");
     if (result->error) std::rethrow_exception(result->error);
     if constexpr (!std::is_void_v<T>) return std::move(*result->value);
 }
@@ -90,7 +91,8 @@ inline void run_test(asio::io_context& io, std::function<asio::awaitable<void>()
         result->first = true;
         result->second = e;
     });
-    run_until(io, [&] { return result->first; }, bound, "the test coroutine to finish");
+    run_until(
+        io, [&] { return result->first; }, bound, "the test coroutine to finish");
     run_ready(io);
     if (result->second) std::rethrow_exception(result->second);
 }

@@ -47,10 +47,10 @@ namespace cstest {
 namespace asio = callsavvy::asio;
 
 struct server_options {
-    bool tls = false;                    // TLS with `cert` (default: test_pki().localhost)
+    bool tls = false; // TLS with `cert` (default: test_pki().localhost)
     const key_pair* cert = nullptr;
-    bool require_client_cert = false;    // TLS only: demand a client certificate signed by the test CA
-    std::string address = "127.0.0.1";   // or "::1"
+    bool require_client_cert = false;  // TLS only: demand a client certificate signed by the test CA
+    std::string address = "127.0.0.1"; // or "::1"
 };
 
 class peer;
@@ -76,8 +76,8 @@ struct server_state {
     bool stopped = false;
     std::size_t connections = 0;
     std::size_t requests = 0;
-    std::vector<std::weak_ptr<peer>> peers;  // weak: a connection's coroutine owns its peer
-    std::string script_error;                // first exception that escaped a script before stop()
+    std::vector<std::weak_ptr<peer>> peers; // weak: a connection's coroutine owns its peer
+    std::string script_error;               // first exception that escaped a script before stop()
 };
 
 } // namespace detail
@@ -86,10 +86,8 @@ struct server_state {
 // (including operation_aborted once the server is stopped), which simply ends the script.
 class peer {
 public:
-    peer(std::shared_ptr<detail::server_state> state, asio::ip::tcp::socket socket)
-        : state_(std::move(state)) {
-        if (state_->tls)
-            tls_.emplace(std::move(socket), *state_->tls);
+    peer(std::shared_ptr<detail::server_state> state, asio::ip::tcp::socket socket) : state_(std::move(state)) {
+        if (state_->tls) tls_.emplace(std::move(socket), *state_->tls);
         else
             plain_.emplace(std::move(socket));
     }
@@ -142,8 +140,7 @@ public:
 
     // Exactly these bytes, in one write.
     asio::awaitable<void> write(std::string_view bytes) {
-        if (tls_)
-            co_await asio::async_write(*tls_, asio::buffer(bytes), asio::use_awaitable);
+        if (tls_) co_await asio::async_write(*tls_, asio::buffer(bytes), asio::use_awaitable);
         else
             co_await asio::async_write(*plain_, asio::buffer(bytes), asio::use_awaitable);
     }
@@ -193,9 +190,7 @@ public:
     // Whether a read has seen the client close the connection.
     bool client_closed() const { return eof_ != eof_kind::none; }
 
-    bool is_open() const {
-        return plain_ ? plain_->is_open() : tls_->next_layer().is_open();
-    }
+    bool is_open() const { return plain_ ? plain_->is_open() : tls_->next_layer().is_open(); }
 
     asio::ip::tcp::endpoint remote_endpoint() const {
         callsavvy::error_code ignored;
@@ -226,7 +221,8 @@ private:
         if (tls_)
             n = co_await tls_->async_read_some(asio::buffer(data, size), asio::redirect_error(asio::use_awaitable, ec));
         else
-            n = co_await plain_->async_read_some(asio::buffer(data, size), asio::redirect_error(asio::use_awaitable, ec));
+            n = co_await plain_->async_read_some(asio::buffer(data, size),
+                                                 asio::redirect_error(asio::use_awaitable, ec));
         if (ec == asio::error::eof) {
             eof_ = eof_kind::clean;
             co_return 0;
@@ -243,7 +239,7 @@ private:
     std::optional<asio::ip::tcp::socket> plain_;
     std::optional<asio::ssl::stream<asio::ip::tcp::socket>> tls_;
     callsavvy::http::request_parser parser_;
-    std::string pending_;  // received, not yet consumed by the parser
+    std::string pending_; // received, not yet consumed by the parser
     std::array<char, 16 * 1024> buffer_{};
     eof_kind eof_ = eof_kind::none;
 };
@@ -277,7 +273,8 @@ inline asio::awaitable<void> run_connection(std::shared_ptr<detail::server_state
 inline asio::awaitable<void> accept_loop(std::shared_ptr<server_state> state) {
     for (;;) {
         callsavvy::error_code ec;
-        asio::ip::tcp::socket socket = co_await state->acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        asio::ip::tcp::socket socket =
+            co_await state->acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
         if (state->stopped) co_return;
         if (ec) {
             // Anything but a stop (e.g. EMFILE) would repeat at once; give up accepting and say why.
@@ -343,8 +340,8 @@ public:
     std::string base_url() const {
         const auto& o = state_->options;
         std::string host = o.address.find(':') != std::string::npos ? "[" + o.address + "]"
-                           : o.tls && o.address == "127.0.0.1"    ? std::string("localhost")
-                                                                  : o.address;
+                           : o.tls && o.address == "127.0.0.1"      ? std::string("localhost")
+                                                                    : o.address;
         return (o.tls ? "https://" : "http://") + host + ":" + std::to_string(port_) + "/v1/";
     }
 

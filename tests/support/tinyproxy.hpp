@@ -174,7 +174,8 @@ private:
         // change its meaning; keep test credentials simple instead of guessing tinyproxy's quoting rules.
         for (char c : s) {
             if (static_cast<unsigned char>(c) <= ' ' || c == '"' || c == '\'' || c == '#' || (is_user && c == ':'))
-                throw std::invalid_argument("cstest::tinyproxy_process: unsupported character in basic auth credentials");
+                throw std::invalid_argument(
+                    "cstest::tinyproxy_process: unsupported character in basic auth credentials");
         }
         if (s.empty()) throw std::invalid_argument("cstest::tinyproxy_process: empty basic auth credential");
     }
@@ -191,7 +192,8 @@ private:
              << "Allow 127.0.0.1\n"
              << "ConnectPort " << connect_port << "\n"
              << "PidFile \"" << (dir_ / "tinyproxy.pid").string() << "\"\n"
-             << "LogFile \"" << log_file().string() << "\"\n"
+             << "LogFile \"" << log_file().string()
+             << "\"\n"
              // Info, because readiness is read from its "Starting main loop" line; it never logs passwords.
              << "LogLevel Info\n"
              << "DisableViaHeader Yes\n";
@@ -278,8 +280,7 @@ private:
             if (r == pid_ || (r < 0 && errno != EINTR)) break;
             if (std::chrono::steady_clock::now() >= deadline) {
                 ::kill(pid_, SIGKILL);
-                while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-                }
+                while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {}
                 break;
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -41,7 +41,8 @@ TEST_CASE("api_error carries the server's details in its message", "[error]") {
     d.http_status = 401;
     d.server_message = "Invalid API credentials";
     const callsavvy::api_error e(error::unauthorized, d);
-    CHECK(std::string(e.what()) == "callsavvy: createTicket: invalid API credentials (HTTP 401): Invalid API credentials");
+    CHECK(std::string(e.what()) ==
+          "callsavvy: createTicket: invalid API credentials (HTTP 401): Invalid API credentials");
     CHECK(e.code() == condition::auth);
     CHECK(e.http_status() == 401);
     CHECK(e.resource() == "createTicket");

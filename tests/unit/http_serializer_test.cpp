@@ -37,16 +37,16 @@ TEST_CASE("fields: case-insensitive lookups over an ordered list with duplicates
     f.add("set-cookie", "b=2");
     CHECK(f.size() == 3);
     CHECK(f.count("SET-COOKIE") == 2);
-    CHECK(f.find("set-Cookie") == "a=1");  // the first
+    CHECK(f.find("set-Cookie") == "a=1"); // the first
     CHECK_FALSE(f.find("Content-Length"));
     CHECK(f.find("content-type") == "application/json");
 
-    f.set("SET-COOKIE", "c=3");  // one field, where the first was
+    f.set("SET-COOKIE", "c=3"); // one field, where the first was
     CHECK(f.size() == 2);
     CHECK(f.count("Set-Cookie") == 1);
     CHECK(f[0].name == "SET-COOKIE");
     CHECK(f[0].value == "c=3");
-    f.set("X-New", "1");  // absent: appended
+    f.set("X-New", "1"); // absent: appended
     CHECK(f[2].name == "X-New");
 
     f.erase("content-TYPE");
@@ -77,8 +77,8 @@ TEST_CASE("serializer: a request head, Content-Length from the body", "[http][se
     r.headers.add("Host", "api.callsavvy.com");
     r.headers.add("Content-Type", "application/json");
     r.body = "{\"a\":1}";
-    CHECK(http::serialize_head(r) ==
-          "POST /v1/createTicket HTTP/1.1\r\nHost: api.callsavvy.com\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n");
+    CHECK(http::serialize_head(r) == "POST /v1/createTicket HTTP/1.1\r\nHost: api.callsavvy.com\r\nContent-Type: "
+                                     "application/json\r\nContent-Length: 7\r\n\r\n");
 
     SECTION("an existing Content-Length or Transfer-Encoding is sent as given") {
         r.headers.add("content-length", "7");
@@ -113,7 +113,7 @@ TEST_CASE("serializer: a response head, standard reason when none is given", "[h
     r.version = 10;
     CHECK(http::serialize_head(r).rfind("HTTP/1.0 429 Slow Down\r\n", 0) == 0);
     http::response e;
-    e.status = 299;  // no standard phrase: "HTTP/1.1 299 \r\n" is a valid status line with an empty reason
+    e.status = 299; // no standard phrase: "HTTP/1.1 299 \r\n" is a valid status line with an empty reason
     CHECK(http::serialize_head(e) == "HTTP/1.1 299 \r\nContent-Length: 0\r\n\r\n");
 }
 
@@ -134,10 +134,11 @@ TEST_CASE("serializer: refuses to write what would break the framing", "[http][s
         error_code ec;
         std::string out = "kept";
         http::append_head(r, out, ec);
-        if (ec) CHECK(out == "kept");  // nothing written on error
+        if (ec) CHECK(out == "kept"); // nothing written on error
         return ec;
     };
-    CHECK(request_error([](http::request& r) { r.headers.add("X-Key", "abc\r\nX-Injected: 1"); }) == error::bad_field_value);
+    CHECK(request_error([](http::request& r) { r.headers.add("X-Key", "abc\r\nX-Injected: 1"); }) ==
+          error::bad_field_value);
     CHECK(request_error([](http::request& r) { r.headers.add("X-Key", "abc\n"); }) == error::bad_field_value);
     CHECK(request_error([](http::request& r) { r.headers.add("X Key", "abc"); }) == error::bad_field_name);
     CHECK(request_error([](http::request& r) { r.headers.add("", "abc"); }) == error::bad_field_name);
@@ -169,7 +170,7 @@ TEST_CASE("serializer: refuses to write what would break the framing", "[http][s
 TEST_CASE("serializer: chunked body pieces", "[http][serializer][chunked]") {
     CHECK(http::chunk("hello") == "5\r\nhello\r\n");
     CHECK(http::chunk(std::string(255, 'x')) == "ff\r\n" + std::string(255, 'x') + "\r\n");
-    CHECK(http::chunk("").empty());  // a zero-size chunk would end the body
+    CHECK(http::chunk("").empty()); // a zero-size chunk would end the body
     CHECK(http::chunk_header(4096) == "1000\r\n");
     CHECK(http::last_chunk() == "0\r\n\r\n");
     http::fields t;

@@ -27,7 +27,8 @@
 template <>
 struct Catch::StringMaker<std::chrono::steady_clock::time_point> {
     static std::string convert(const std::chrono::steady_clock::time_point& t) {
-        return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count()) + " ms";
+        return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count()) +
+               " ms";
     }
 };
 
@@ -59,13 +60,14 @@ struct sim_waiter : limiter_waiter {
 
 // Counts grants of `log` (sorted) in the span (t - length, t].
 std::size_t count_in_span(const std::vector<time_point>& log, time_point t, std::chrono::nanoseconds length) {
-    return static_cast<std::size_t>(std::count_if(log.begin(), log.end(), [&](time_point g) { return g <= t && g > t - length; }));
+    return static_cast<std::size_t>(
+        std::count_if(log.begin(), log.end(), [&](time_point g) { return g <= t && g > t - length; }));
 }
 
 // No window of length W (closed [t, t+W] when a margin separates windows, half-open otherwise) holds more
 // than N grants. The fullest window starts at a grant, so checking every grant's window checks them all.
-void check_window_invariant(const std::vector<time_point>& log, const bucket_limits& l, std::chrono::milliseconds margin,
-                            const std::string& bucket) {
+void check_window_invariant(const std::vector<time_point>& log, const bucket_limits& l,
+                            std::chrono::milliseconds margin, const std::string& bucket) {
     for (std::size_t i = 0; i < log.size(); ++i) {
         std::size_t n = 0;
         for (std::size_t j = i; j < log.size(); ++j) {
@@ -104,7 +106,8 @@ void simulate(scheduler_run& run, std::mt19937_64& rng, double cancel_p, double 
     time_point next_wake = limiter_core::never;
     std::vector<sim_waiter*> parked;
     while (next_arrival < ws.size() || core.parked() > 0) {
-        const time_point now = std::min(next_arrival < ws.size() ? ws[next_arrival]->arrival : limiter_core::never, next_wake);
+        const time_point now =
+            std::min(next_arrival < ws.size() ? ws[next_arrival]->arrival : limiter_core::never, next_wake);
         while (next_arrival < ws.size() && ws[next_arrival]->arrival == now) {
             auto& w = *ws[next_arrival++];
             REQUIRE(core.park(w, ids[w.endpoint], false));
@@ -119,9 +122,8 @@ void simulate(scheduler_run& run, std::mt19937_64& rng, double cancel_p, double 
         }
         for (;;) {
             std::vector<sim_waiter*> granted;
-            next_wake = core.grant_ready(now, [&](limiter_waiter& n) {
-                granted.push_back(static_cast<sim_waiter*>(&n));
-            });
+            next_wake =
+                core.grant_ready(now, [&](limiter_waiter& n) { granted.push_back(static_cast<sim_waiter*>(&n)); });
             bool gave_back = false;
             for (sim_waiter* w : granted) {
                 REQUIRE(w->granted_at == now);
@@ -142,7 +144,8 @@ void simulate(scheduler_run& run, std::mt19937_64& rng, double cancel_p, double 
         // Full use: no waiter still parked had room in both its endpoint bucket and the global bucket.
         const bool global_room = count_in_span(run.global_log, now, gspan) < run.o.global.max_requests;
         for (sim_waiter* w : parked) {
-            const bool endpoint_room = count_in_span(run.endpoint_log[w->endpoint], now, span) < run.o.per_endpoint.max_requests;
+            const bool endpoint_room =
+                count_in_span(run.endpoint_log[w->endpoint], now, span) < run.o.per_endpoint.max_requests;
             INFO("waiter " << w->id << " on " << w->endpoint << " left parked at t = "
                            << std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count()
                            << " ms although both buckets had room");
@@ -186,7 +189,8 @@ TEST_CASE("scheduler: no window of W ever holds more than N grants, in either bu
         simulate(run, rng, 0.01, 0.02);
 
         check_window_invariant(run.global_log, run.o.global, run.o.safety_margin, "global");
-        for (const auto& [name, log] : run.endpoint_log) check_window_invariant(log, run.o.per_endpoint, run.o.safety_margin, name);
+        for (const auto& [name, log] : run.endpoint_log)
+            check_window_invariant(log, run.o.per_endpoint, run.o.safety_margin, name);
         // Every waiter is accounted for: granted once, or cancelled.
         for (const auto& w : run.waiters) CHECK((w->granted.has_value() != w->cancelled));
         // FIFO within each endpoint: grants follow arrival order (ids were given in arrival order only
@@ -487,7 +491,8 @@ TEST_CASE("limiter: a 429 pauses its endpoint; the global bucket pauses only by 
     }
     SECTION("a 429 while the global bucket is full: the global bucket waits too") {
         std::vector<outcome> fill(20);
-        for (std::size_t i = 0; i < fill.size(); ++i) lim.async_acquire("e" + std::to_string(i % 4), rec.handler(fill[i]));
+        for (std::size_t i = 0; i < fill.size(); ++i)
+            lim.async_acquire("e" + std::to_string(i % 4), rec.handler(fill[i]));
         run_virtual(io, at(100ms));
         CHECK(lim.global_stats().in_window == 20);
         CHECK(lim.pause("e0", 4s));

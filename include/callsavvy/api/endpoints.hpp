@@ -14,12 +14,12 @@
 #include <boost/describe/class.hpp>
 #include <boost/json/object.hpp>
 
+#include <array>
+#include <concepts>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <array>
-#include <concepts>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -45,21 +45,21 @@ inline constexpr std::string_view group_name(group g) noexcept {
 }
 
 // A descriptor: the resource URI and everything the library needs to know about the endpoint.
-#define CALLSAVVY_API_DESCRIPTOR(Name, Resource, Title, Group, ReadOnly, ...)                                   \
-    struct Name {                                                                                              \
-        static constexpr std::string_view resource = Resource;                                                 \
-        static constexpr std::string_view title = Title;                                                       \
-        static constexpr api::group group = api::group::Group;                                                 \
-        static constexpr bool read_only = ReadOnly;                                                            \
-        using request = Name##_request;                                                                        \
-        using response = Name##_response;                                                                      \
-        using rules = __VA_ARGS__;                                                                             \
+#define CALLSAVVY_API_DESCRIPTOR(Name, Resource, Title, Group, ReadOnly, ...)                                          \
+    struct Name {                                                                                                      \
+        static constexpr std::string_view resource = Resource;                                                         \
+        static constexpr std::string_view title = Title;                                                               \
+        static constexpr api::group group = api::group::Group;                                                         \
+        static constexpr bool read_only = ReadOnly;                                                                    \
+        using request = Name##_request;                                                                                \
+        using response = Name##_response;                                                                              \
+        using rules = __VA_ARGS__;                                                                                     \
     }
 
 // The paging members every list request has, and the pagination every list response has.
-#define CALLSAVVY_API_PAGING                                                                                   \
-    std::optional<std::int64_t> page{};                                                                        \
-    std::optional<std::int64_t> per_page{}
+#define CALLSAVVY_API_PAGING                                                                                           \
+    std::optional<std::int64_t> page{};                                                                                \
+    std::optional<std::int64_t> per_page {}
 
 // ======================= Account =======================
 
@@ -181,10 +181,10 @@ struct create_ticket_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(create_ticket_response, (), (ticket_id, status))
-CALLSAVVY_API_DESCRIPTOR(create_ticket, "createTicket", "Create New Ticket", tickets, false,
-                         std::tuple<required<&create_ticket_request::subject>, required<&create_ticket_request::message>,
-                                    required<&create_ticket_request::sender_email>,
-                                    known_value<&create_ticket_request::priority>>);
+CALLSAVVY_API_DESCRIPTOR(
+    create_ticket, "createTicket", "Create New Ticket", tickets, false,
+    std::tuple<required<&create_ticket_request::subject>, required<&create_ticket_request::message>,
+               required<&create_ticket_request::sender_email>, known_value<&create_ticket_request::priority>>);
 
 struct add_ticket_reply_request {
     std::string ticket_id{};
@@ -200,9 +200,9 @@ struct add_ticket_reply_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(add_ticket_reply_response, (), (ticket_id, message_id))
-CALLSAVVY_API_DESCRIPTOR(add_ticket_reply, "addTicketReply", "Add Ticket Reply", tickets, false,
-                         std::tuple<required<&add_ticket_reply_request::ticket_id>,
-                                    required<&add_ticket_reply_request::message>>);
+CALLSAVVY_API_DESCRIPTOR(
+    add_ticket_reply, "addTicketReply", "Add Ticket Reply", tickets, false,
+    std::tuple<required<&add_ticket_reply_request::ticket_id>, required<&add_ticket_reply_request::message>>);
 
 // ======================= Voice =======================
 
@@ -262,14 +262,14 @@ struct create_auto_dialer_task_response {
 BOOST_DESCRIBE_STRUCT(create_auto_dialer_task_response, (), (task_id, queued))
 CALLSAVVY_API_DESCRIPTOR(
     create_auto_dialer_task, "createAutoDialerTask", "Create Auto-Dialer Task", voice, false,
-    std::tuple<required<&create_auto_dialer_task_request::name>, required<&create_auto_dialer_task_request::numbers>,
-               count<&create_auto_dialer_task_request::numbers, 1, 1000>,
-               required<&create_auto_dialer_task_request::message_type>,
-               known_value<&create_auto_dialer_task_request::message_type>,
-               required_if<&create_auto_dialer_task_request::message, &create_auto_dialer_task_request::message_type,
-                           "tts">,
-               required_if<&create_auto_dialer_task_request::audio_url,
-                           &create_auto_dialer_task_request::message_type, "audio">>);
+    std::tuple<
+        required<&create_auto_dialer_task_request::name>, required<&create_auto_dialer_task_request::numbers>,
+        count<&create_auto_dialer_task_request::numbers, 1, 1000>,
+        required<&create_auto_dialer_task_request::message_type>,
+        known_value<&create_auto_dialer_task_request::message_type>,
+        required_if<&create_auto_dialer_task_request::message, &create_auto_dialer_task_request::message_type, "tts">,
+        required_if<&create_auto_dialer_task_request::audio_url, &create_auto_dialer_task_request::message_type,
+                    "audio">>);
 
 struct create_automated_call_request {
     std::string phone_number{};
@@ -384,13 +384,14 @@ struct send_sms_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(send_sms_response, (), (campaign_id, queued))
-CALLSAVVY_API_DESCRIPTOR(send_sms, "sendSms", "Send SMS Message", campaign, false,
-                         std::tuple<required<&send_sms_request::recipients>, count<&send_sms_request::recipients, 1, 1000>,
-                                    required<&send_sms_request::message>, length<&send_sms_request::message, 1, 1600>>);
+CALLSAVVY_API_DESCRIPTOR(
+    send_sms, "sendSms", "Send SMS Message", campaign, false,
+    std::tuple<required<&send_sms_request::recipients>, count<&send_sms_request::recipients, 1, 1000>,
+               required<&send_sms_request::message>, length<&send_sms_request::message, 1, 1600>>);
 
 struct send_voice_message_request {
     std::vector<std::string> recipients{};
-    std::optional<std::string> message{};   ///< TTS text; exactly one of message and audio_url
+    std::optional<std::string> message{}; ///< TTS text; exactly one of message and audio_url
     std::optional<std::string> audio_url{};
     std::optional<std::string> language{};
     std::optional<std::string> voice{};
@@ -405,11 +406,11 @@ struct send_voice_message_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(send_voice_message_response, (), (campaign_id, queued))
-CALLSAVVY_API_DESCRIPTOR(send_voice_message, "sendVoiceMessage", "Send Voice Message", campaign, false,
-                         std::tuple<required<&send_voice_message_request::recipients>,
-                                    count<&send_voice_message_request::recipients, 1, 1000>,
-                                    exactly_one<&send_voice_message_request::message,
-                                                &send_voice_message_request::audio_url>>);
+CALLSAVVY_API_DESCRIPTOR(
+    send_voice_message, "sendVoiceMessage", "Send Voice Message", campaign, false,
+    std::tuple<required<&send_voice_message_request::recipients>,
+               count<&send_voice_message_request::recipients, 1, 1000>,
+               exactly_one<&send_voice_message_request::message, &send_voice_message_request::audio_url>>);
 
 struct send_whatsapp_request {
     std::vector<std::string> recipients{};
@@ -425,10 +426,10 @@ struct send_whatsapp_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(send_whatsapp_response, (), (campaign_id, queued))
-CALLSAVVY_API_DESCRIPTOR(send_whatsapp, "sendWhatsapp", "Send WhatsApp Message", campaign, false,
-                         std::tuple<required<&send_whatsapp_request::recipients>,
-                                    count<&send_whatsapp_request::recipients, 1, 1000>,
-                                    required<&send_whatsapp_request::message>>);
+CALLSAVVY_API_DESCRIPTOR(
+    send_whatsapp, "sendWhatsapp", "Send WhatsApp Message", campaign, false,
+    std::tuple<required<&send_whatsapp_request::recipients>, count<&send_whatsapp_request::recipients, 1, 1000>,
+               required<&send_whatsapp_request::message>>);
 
 // ======================= Video Call =======================
 
@@ -524,10 +525,9 @@ struct create_virtual_meeting_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(create_virtual_meeting_response, (), (meeting_id, join_url))
-CALLSAVVY_API_DESCRIPTOR(create_virtual_meeting, "createVirtualMeeting", "Create Virtual Meeting", virtual_meeting,
-                         false,
-                         std::tuple<required<&create_virtual_meeting_request::title>,
-                                    required<&create_virtual_meeting_request::start_at>>);
+CALLSAVVY_API_DESCRIPTOR(
+    create_virtual_meeting, "createVirtualMeeting", "Create Virtual Meeting", virtual_meeting, false,
+    std::tuple<required<&create_virtual_meeting_request::title>, required<&create_virtual_meeting_request::start_at>>);
 
 // ======================= Contacts =======================
 
@@ -599,10 +599,10 @@ struct create_bulk_contact_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(create_bulk_contact_response, (), (created, contact_ids, failed))
-CALLSAVVY_API_DESCRIPTOR(create_bulk_contact, "createBulkContact", "Create Bulk Contact", contacts, false,
-                         std::tuple<required<&create_bulk_contact_request::contacts>,
-                                    count<&create_bulk_contact_request::contacts, 1, 500>,
-                                    each<&create_bulk_contact_request::contacts, new_contact_rules>>);
+CALLSAVVY_API_DESCRIPTOR(
+    create_bulk_contact, "createBulkContact", "Create Bulk Contact", contacts, false,
+    std::tuple<required<&create_bulk_contact_request::contacts>, count<&create_bulk_contact_request::contacts, 1, 500>,
+               each<&create_bulk_contact_request::contacts, new_contact_rules>>);
 
 struct delete_contact_request {
     std::string contact_id{};
@@ -699,41 +699,41 @@ CALLSAVVY_END_NAMESPACE
 
 /// Every endpoint of the catalog, in the spec's order: X(descriptor) once each. The named calls
 /// (`client::async_<descriptor>`), the runtime table and the tests expand it.
-#define CALLSAVVY_API_ENDPOINTS(X)                                                                             \
-    X(get_summary)                                                                                             \
-    X(list_departments)                                                                                        \
-    X(list_request_categories)                                                                                 \
-    X(list_users)                                                                                              \
-    X(list_tickets)                                                                                            \
-    X(get_ticket_conversation)                                                                                 \
-    X(create_ticket)                                                                                           \
-    X(add_ticket_reply)                                                                                        \
-    X(list_calls)                                                                                              \
-    X(view_call)                                                                                               \
-    X(create_auto_dialer_task)                                                                                 \
-    X(create_automated_call)                                                                                   \
-    X(list_tts_voices)                                                                                         \
-    X(list_chats)                                                                                              \
-    X(get_chat_conversation)                                                                                   \
-    X(list_social)                                                                                             \
-    X(get_social_conversation)                                                                                 \
-    X(send_sms)                                                                                                \
-    X(send_voice_message)                                                                                      \
-    X(send_whatsapp)                                                                                           \
-    X(list_video_calls)                                                                                        \
-    X(get_video_call)                                                                                          \
-    X(create_video_call)                                                                                       \
-    X(list_virtual_meetings)                                                                                   \
-    X(get_virtual_meeting)                                                                                     \
-    X(create_virtual_meeting)                                                                                  \
-    X(list_contacts)                                                                                           \
-    X(list_contact_groups)                                                                                     \
-    X(create_contact)                                                                                          \
-    X(create_bulk_contact)                                                                                     \
-    X(delete_contact)                                                                                          \
-    X(list_leads)                                                                                              \
-    X(create_lead)                                                                                             \
-    X(update_lead)                                                                                             \
+#define CALLSAVVY_API_ENDPOINTS(X)                                                                                     \
+    X(get_summary)                                                                                                     \
+    X(list_departments)                                                                                                \
+    X(list_request_categories)                                                                                         \
+    X(list_users)                                                                                                      \
+    X(list_tickets)                                                                                                    \
+    X(get_ticket_conversation)                                                                                         \
+    X(create_ticket)                                                                                                   \
+    X(add_ticket_reply)                                                                                                \
+    X(list_calls)                                                                                                      \
+    X(view_call)                                                                                                       \
+    X(create_auto_dialer_task)                                                                                         \
+    X(create_automated_call)                                                                                           \
+    X(list_tts_voices)                                                                                                 \
+    X(list_chats)                                                                                                      \
+    X(get_chat_conversation)                                                                                           \
+    X(list_social)                                                                                                     \
+    X(get_social_conversation)                                                                                         \
+    X(send_sms)                                                                                                        \
+    X(send_voice_message)                                                                                              \
+    X(send_whatsapp)                                                                                                   \
+    X(list_video_calls)                                                                                                \
+    X(get_video_call)                                                                                                  \
+    X(create_video_call)                                                                                               \
+    X(list_virtual_meetings)                                                                                           \
+    X(get_virtual_meeting)                                                                                             \
+    X(create_virtual_meeting)                                                                                          \
+    X(list_contacts)                                                                                                   \
+    X(list_contact_groups)                                                                                             \
+    X(create_contact)                                                                                                  \
+    X(create_bulk_contact)                                                                                             \
+    X(delete_contact)                                                                                                  \
+    X(list_leads)                                                                                                      \
+    X(create_lead)                                                                                                     \
+    X(update_lead)                                                                                                     \
     X(delete_lead)
 
 CALLSAVVY_BEGIN_NAMESPACE
@@ -749,7 +749,9 @@ concept endpoint = requires {
 };
 
 template <endpoint E>
-inline constexpr bool is_paginated_v = requires(typename E::request r) { r.page; };
+inline constexpr bool is_paginated_v = requires(typename E::request r) {
+    r.page;
+};
 
 /// Whether the endpoint with this resource URI is read-only (spec §2 "Retry safety"); false for a resource
 /// the catalog does not know. Built from the descriptors' constants alone, so using it instantiates none of

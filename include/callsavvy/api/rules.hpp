@@ -74,15 +74,19 @@ struct is_optional<std::optional<T>> : std::true_type {};
 template <class T>
 bool present(const T& v) {
     if constexpr (is_optional<T>::value) return v.has_value() && present(*v);
-    else if constexpr (std::is_same_v<T, std::string>) return !v.empty();
-    else if constexpr (requires { v.empty(); }) return !v.empty();
-    else return true;
+    else if constexpr (std::is_same_v<T, std::string>)
+        return !v.empty();
+    else if constexpr (requires { v.empty(); })
+        return !v.empty();
+    else
+        return true;
 }
 
 template <class T>
 const auto& value_of(const T& v) {
     if constexpr (is_optional<T>::value) return *v;
-    else return v;
+    else
+        return v;
 }
 
 inline std::size_t code_points(std::string_view s) {
@@ -91,8 +95,12 @@ inline std::size_t code_points(std::string_view s) {
     return n;
 }
 
-inline std::optional<violation> missing(std::string field) { return violation{violation::kind::missing, std::move(field)}; }
-inline std::optional<violation> invalid(std::string field) { return violation{violation::kind::invalid, std::move(field)}; }
+inline std::optional<violation> missing(std::string field) {
+    return violation{violation::kind::missing, std::move(field)};
+}
+inline std::optional<violation> invalid(std::string field) {
+    return violation{violation::kind::invalid, std::move(field)};
+}
 
 inline std::string path(std::string_view prefix, std::string_view name) {
     return prefix.empty() ? std::string(name) : std::string(prefix) + "." + std::string(name);

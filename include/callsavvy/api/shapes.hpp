@@ -20,15 +20,27 @@ CALLSAVVY_BEGIN_NAMESPACE
 namespace api {
 
 // ---- documented enumerations (open: unknown values are kept) ----
-struct ticket_status_values { static constexpr std::array<std::string_view, 3> values{"open", "pending", "closed"}; };
-struct priority_values { static constexpr std::array<std::string_view, 4> values{"low", "normal", "high", "urgent"}; };
-struct direction_values { static constexpr std::array<std::string_view, 2> values{"Incoming", "Outgoing"}; };
-struct message_type_values { static constexpr std::array<std::string_view, 3> values{"tts", "audio", "agent"}; };
-struct chat_status_values { static constexpr std::array<std::string_view, 2> values{"open", "closed"}; };
+struct ticket_status_values {
+    static constexpr std::array<std::string_view, 3> values{"open", "pending", "closed"};
+};
+struct priority_values {
+    static constexpr std::array<std::string_view, 4> values{"low", "normal", "high", "urgent"};
+};
+struct direction_values {
+    static constexpr std::array<std::string_view, 2> values{"Incoming", "Outgoing"};
+};
+struct message_type_values {
+    static constexpr std::array<std::string_view, 3> values{"tts", "audio", "agent"};
+};
+struct chat_status_values {
+    static constexpr std::array<std::string_view, 2> values{"open", "closed"};
+};
 struct platform_values {
     static constexpr std::array<std::string_view, 4> values{"facebook", "instagram", "twitter", "whatsapp"};
 };
-struct role_values { static constexpr std::array<std::string_view, 2> values{"admin", "agent"}; };
+struct role_values {
+    static constexpr std::array<std::string_view, 2> values{"admin", "agent"};
+};
 
 using ticket_status = open_enum<ticket_status_values>;
 using priority = open_enum<priority_values>;
@@ -87,8 +99,9 @@ struct ticket {
     std::optional<timestamp> updated_at{};
     boost::json::object extra{};
 };
-BOOST_DESCRIBE_STRUCT(ticket, (), (ticket_id, subject, status, priority, department_id, category_id, sender_email,
-                                   created_at, updated_at))
+BOOST_DESCRIBE_STRUCT(ticket, (),
+                      (ticket_id, subject, status, priority, department_id, category_id, sender_email, created_at,
+                       updated_at))
 
 struct message {
     std::optional<std::string> message_id{};
@@ -112,8 +125,8 @@ struct call {
     std::optional<timestamp> started_at{};
     boost::json::object extra{};
 };
-BOOST_DESCRIBE_STRUCT(call, (), (call_id, direction, caller_number, department_id, status, duration, recording_url,
-                                 started_at))
+BOOST_DESCRIBE_STRUCT(call, (),
+                      (call_id, direction, caller_number, department_id, status, duration, recording_url, started_at))
 
 struct voice {
     std::optional<std::string> voice_id{};
@@ -186,8 +199,8 @@ struct contact {
     std::optional<timestamp> created_at{};
     boost::json::object extra{};
 };
-BOOST_DESCRIBE_STRUCT(contact, (), (contact_id, first_name, last_name, phone, email, group_id, custom_fields,
-                                    created_at))
+BOOST_DESCRIBE_STRUCT(contact, (),
+                      (contact_id, first_name, last_name, phone, email, group_id, custom_fields, created_at))
 
 struct contact_group {
     std::optional<std::string> group_id{};

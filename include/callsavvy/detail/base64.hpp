@@ -59,7 +59,7 @@ inline std::optional<std::string> base64_decode(std::string_view in) {
         for (std::size_t k = 0; k < 4; ++k) {
             const char c = in[i + k];
             if (last && k >= 4 - pad) {
-                v <<= 6;  // a padding position ('=' checked by the pad count above)
+                v <<= 6; // a padding position ('=' checked by the pad count above)
                 continue;
             }
             const auto d = values[static_cast<unsigned char>(c)];
@@ -68,7 +68,7 @@ inline std::optional<std::string> base64_decode(std::string_view in) {
         }
         out.push_back(static_cast<char>(v >> 16 & 0xff));
         if (last && pad == 2) {
-            if ((v & 0xffff) != 0) return std::nullopt;  // non-zero bits under the padding
+            if ((v & 0xffff) != 0) return std::nullopt; // non-zero bits under the padding
             break;
         }
         out.push_back(static_cast<char>(v >> 8 & 0xff));

@@ -44,8 +44,8 @@ struct rate_limit_options {
 
 /// One bucket as the store sees it.
 struct bucket_usage {
-    std::size_t in_window = 0;                        ///< grants within the window that ends now
-    std::chrono::steady_clock::time_point next_free{}; ///< earliest time (>= now) it admits another grant
+    std::size_t in_window = 0;                            ///< grants within the window that ends now
+    std::chrono::steady_clock::time_point next_free{};    ///< earliest time (>= now) it admits another grant
     std::chrono::steady_clock::time_point paused_until{}; ///< no grant before this (a 429 pause)
 };
 
@@ -180,7 +180,7 @@ struct limiter_waiter {
 
     limiter_waiter* prev = nullptr;
     limiter_waiter* next = nullptr;
-    std::uint64_t seq = 0;                          ///< arrival order across endpoints (front: smaller)
+    std::uint64_t seq = 0;                              ///< arrival order across endpoints (front: smaller)
     std::chrono::steady_clock::time_point granted_at{}; ///< for give_back
     std::uint32_t bucket = 0;
     state st = state::fresh;
@@ -276,7 +276,8 @@ public:
             if (!store_->try_reserve(best->bucket, now)) {
                 // A shared store lost the slot to another process between next_free and try_reserve: ask
                 // again, and if that keeps happening look again a margin later rather than spin.
-                if (++lost_races > 3) return now + std::max<duration>(opts_.safety_margin, std::chrono::milliseconds(1));
+                if (++lost_races > 3)
+                    return now + std::max<duration>(opts_.safety_margin, std::chrono::milliseconds(1));
                 continue;
             }
             unpark(*best);

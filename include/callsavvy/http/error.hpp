@@ -11,33 +11,33 @@ CALLSAVVY_BEGIN_NAMESPACE
 namespace http {
 
 enum class error {
-    start_line_too_long = 1,  ///< request or status line longer than limits::max_start_line
-    too_many_headers,         ///< more header fields than limits::max_header_count
-    headers_too_large,        ///< header section longer than limits::max_header_bytes
-    body_too_large,           ///< body longer than limits::max_body_bytes
-    bad_request_line,         ///< a request line that is not "method SP target SP version"
-    bad_status_line,          ///< a status line that is not "version SP status [SP reason]"
-    bad_version,              ///< a version other than HTTP/1.0 and HTTP/1.1
-    bad_header,               ///< a header line without a colon
-    obs_fold,                 ///< a header line starting with SP or HTAB (obsolete line folding)
-    bare_cr,                  ///< a CR not followed by LF in the head or the chunk framing
-    bad_content_length,       ///< Content-Length is not a list of decimal numbers
-    conflicting_content_length,     ///< Content-Length values that differ
-    content_length_with_chunked,    ///< Content-Length together with Transfer-Encoding
-    unsupported_transfer_encoding,  ///< a Transfer-Encoding other than exactly "chunked", or one in HTTP/1.0
-    bad_chunk_size,           ///< a chunk size that is empty, not hex, too large, or followed by junk
-    bad_chunk,                ///< chunk data not followed by CRLF
-    partial_message,          ///< the stream ended inside a message
-    bare_lf,                  ///< a line of the head or the chunk framing ended in LF without CR (CRLF is required)
-    bad_method,               ///< the request method is empty or not a token
-    bad_target,               ///< the request target is empty or holds a space, a control or a non-ASCII byte
-    bad_status_code,          ///< a three-digit status code outside 100..599 (other shapes: bad_status_line)
-    bad_field_name,           ///< a field name is empty or holds a character that is not a token character
-    bad_field_value,          ///< a field value (or reason phrase) holds a control character
-    space_before_colon,       ///< whitespace between a field name and its colon (RFC 9112 section 5.1)
-    missing_host,             ///< an HTTP/1.1 request without exactly one Host field (RFC 9112 section 3.2)
-    chunk_line_too_long,      ///< a chunk-size line (extensions included) longer than limits::max_chunk_line
-    bad_url,                  ///< http::parse_url: not an http(s) URL this library can use
+    start_line_too_long = 1,       ///< request or status line longer than limits::max_start_line
+    too_many_headers,              ///< more header fields than limits::max_header_count
+    headers_too_large,             ///< header section longer than limits::max_header_bytes
+    body_too_large,                ///< body longer than limits::max_body_bytes
+    bad_request_line,              ///< a request line that is not "method SP target SP version"
+    bad_status_line,               ///< a status line that is not "version SP status [SP reason]"
+    bad_version,                   ///< a version other than HTTP/1.0 and HTTP/1.1
+    bad_header,                    ///< a header line without a colon
+    obs_fold,                      ///< a header line starting with SP or HTAB (obsolete line folding)
+    bare_cr,                       ///< a CR not followed by LF in the head or the chunk framing
+    bad_content_length,            ///< Content-Length is not a list of decimal numbers
+    conflicting_content_length,    ///< Content-Length values that differ
+    content_length_with_chunked,   ///< Content-Length together with Transfer-Encoding
+    unsupported_transfer_encoding, ///< a Transfer-Encoding other than exactly "chunked", or one in HTTP/1.0
+    bad_chunk_size,                ///< a chunk size that is empty, not hex, too large, or followed by junk
+    bad_chunk,                     ///< chunk data not followed by CRLF
+    partial_message,               ///< the stream ended inside a message
+    bare_lf,             ///< a line of the head or the chunk framing ended in LF without CR (CRLF is required)
+    bad_method,          ///< the request method is empty or not a token
+    bad_target,          ///< the request target is empty or holds a space, a control or a non-ASCII byte
+    bad_status_code,     ///< a three-digit status code outside 100..599 (other shapes: bad_status_line)
+    bad_field_name,      ///< a field name is empty or holds a character that is not a token character
+    bad_field_value,     ///< a field value (or reason phrase) holds a control character
+    space_before_colon,  ///< whitespace between a field name and its colon (RFC 9112 section 5.1)
+    missing_host,        ///< an HTTP/1.1 request without exactly one Host field (RFC 9112 section 3.2)
+    chunk_line_too_long, ///< a chunk-size line (extensions included) longer than limits::max_chunk_line
+    bad_url,             ///< http::parse_url: not an http(s) URL this library can use
 };
 
 namespace detail {

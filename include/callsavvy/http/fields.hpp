@@ -29,25 +29,30 @@ public:
     using const_iterator = std::vector<field>::const_iterator;
 
     /// Appends a field, keeping any existing field of the same name.
-    void add(std::string_view name, std::string_view value) { list_.push_back(field{std::string(name), std::string(value)}); }
+    void add(std::string_view name, std::string_view value) {
+        list_.push_back(field{std::string(name), std::string(value)});
+    }
 
     /// Replaces every field named `name` with one field (spelled `name`), at the position of the first or at the end.
     void set(std::string_view name, std::string_view value) {
-        auto it = std::find_if(list_.begin(), list_.end(), [&](const field& f) { return detail::iequals(f.name, name); });
+        auto it =
+            std::find_if(list_.begin(), list_.end(), [&](const field& f) { return detail::iequals(f.name, name); });
         if (it == list_.end()) {
             add(name, value);
             return;
         }
         it->name.assign(name);
         it->value.assign(value);
-        list_.erase(std::remove_if(std::next(it), list_.end(), [&](const field& f) { return detail::iequals(f.name, name); }),
-                    list_.end());
+        list_.erase(
+            std::remove_if(std::next(it), list_.end(), [&](const field& f) { return detail::iequals(f.name, name); }),
+            list_.end());
     }
 
     /// Removes every field named `name`.
     void erase(std::string_view name) {
-        list_.erase(std::remove_if(list_.begin(), list_.end(), [&](const field& f) { return detail::iequals(f.name, name); }),
-                    list_.end());
+        list_.erase(
+            std::remove_if(list_.begin(), list_.end(), [&](const field& f) { return detail::iequals(f.name, name); }),
+            list_.end());
     }
 
     /// The value of the first field named `name`.

@@ -15,9 +15,9 @@ namespace http {
 namespace detail {
 
 enum char_class : std::uint8_t {
-    cc_tchar = 1,        // token character (RFC 9110 section 5.6.2)
-    cc_field_value = 2,  // field-vchar / SP / HTAB / obs-text (RFC 9110 section 5.5); also reason-phrase
-    cc_target = 4,       // visible ASCII (0x21..0x7E): what a request target may hold
+    cc_tchar = 1,       // token character (RFC 9110 section 5.6.2)
+    cc_field_value = 2, // field-vchar / SP / HTAB / obs-text (RFC 9110 section 5.5); also reason-phrase
+    cc_target = 4,      // visible ASCII (0x21..0x7E): what a request target may hold
 };
 
 inline constexpr std::array<std::uint8_t, 256> char_classes = [] {

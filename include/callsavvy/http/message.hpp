@@ -15,11 +15,11 @@ namespace http {
 
 /// Hard limits of the parsers; exceeding one fails the message with the error named beside it.
 struct limits {
-    std::size_t max_start_line = 8 * 1024;          ///< request/status line, CRLF included (start_line_too_long)
-    std::size_t max_header_count = 100;             ///< field lines, trailers included (too_many_headers)
-    std::size_t max_header_bytes = 64 * 1024;       ///< field lines + final CRLF, trailers included (headers_too_large)
-    std::size_t max_body_bytes = 16 * 1024 * 1024;  ///< decoded body (body_too_large)
-    std::size_t max_chunk_line = 4 * 1024;          ///< one chunk-size line with its extensions (chunk_line_too_long)
+    std::size_t max_start_line = 8 * 1024;         ///< request/status line, CRLF included (start_line_too_long)
+    std::size_t max_header_count = 100;            ///< field lines, trailers included (too_many_headers)
+    std::size_t max_header_bytes = 64 * 1024;      ///< field lines + final CRLF, trailers included (headers_too_large)
+    std::size_t max_body_bytes = 16 * 1024 * 1024; ///< decoded body (body_too_large)
+    std::size_t max_chunk_line = 4 * 1024;         ///< one chunk-size line with its extensions (chunk_line_too_long)
 };
 
 namespace detail {
@@ -33,10 +33,10 @@ inline bool keep_alive(int version, const fields& headers) {
 struct request {
     std::string method = "POST";
     std::string target = "/";
-    int version = 11;  ///< 10 or 11
+    int version = 11; ///< 10 or 11
     fields headers{};
-    std::string body{};  ///< decoded (chunked framing removed)
-    fields trailers{};   ///< trailer fields of a chunked body, kept apart from headers
+    std::string body{}; ///< decoded (chunked framing removed)
+    fields trailers{};  ///< trailer fields of a chunked body, kept apart from headers
 
     /// Whether the connection may carry another request after this one (its headers only).
     bool keep_alive() const { return detail::keep_alive(version, headers); }
@@ -46,11 +46,11 @@ struct request {
 
 struct response {
     int status = 200;
-    std::string reason{};  ///< empty: the serializer writes the standard phrase for the status
-    int version = 11;    ///< 10 or 11
+    std::string reason{}; ///< empty: the serializer writes the standard phrase for the status
+    int version = 11;     ///< 10 or 11
     fields headers{};
-    std::string body{};    ///< decoded (chunked framing removed)
-    fields trailers{};     ///< trailer fields of a chunked body, kept apart from headers
+    std::string body{}; ///< decoded (chunked framing removed)
+    fields trailers{};  ///< trailer fields of a chunked body, kept apart from headers
 
     /// Whether the connection may carry another request after this one, from the headers alone.
     /// response_parser::keep_alive() also knows when the body was delimited by the connection closing.

@@ -53,7 +53,7 @@ inline error_code parse_content_length(std::string_view value, std::uint64_t& ou
     const bool ok = for_each_list_element(value, [&](std::string_view element) {
         std::uint64_t n = 0;
         if (element.size() > 18) {
-            ec = error::bad_content_length;  // 10^18 bytes is beyond any limit; also keeps n from overflowing
+            ec = error::bad_content_length; // 10^18 bytes is beyond any limit; also keeps n from overflowing
             return false;
         }
         for (char c : element) {
@@ -72,7 +72,7 @@ inline error_code parse_content_length(std::string_view value, std::uint64_t& ou
         any = true;
         return true;
     });
-    if (ok && !any) ec = error::bad_content_length;  // "Content-Length:" or "Content-Length: ,"
+    if (ok && !any) ec = error::bad_content_length; // "Content-Length:" or "Content-Length: ,"
     return ec;
 }
 
@@ -365,7 +365,7 @@ private:
             const auto rest = line.substr(9);
             const auto code = rest.substr(0, rest.find(' '));
             if (code.size() != 3 || !std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; }))
-                return error::bad_status_line;  // not a status line at all; bad_status_code is for 3 digits out of range
+                return error::bad_status_line; // not a status line at all; bad_status_code is for 3 digits out of range
             const int status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
             if (status < 100 || status > 599) return error::bad_status_code;
             std::string_view reason;
@@ -389,13 +389,15 @@ private:
                 has_te = true;
                 for_each_list_element(f.value, [&](std::string_view coding) {
                     if (iequals(coding, "chunked") && !te_chunked && !te_other) te_chunked = true;
-                    else te_other = true;  // another coding, or chunked twice, or a coding after chunked
+                    else
+                        te_other = true; // another coding, or chunked twice, or a coding after chunked
                     return true;
                 });
             }
         }
         if (has_te && has_length_) return fail(error::content_length_with_chunked);
-        if (has_te && (te_other || !te_chunked || msg_.version == 10)) return fail(error::unsupported_transfer_encoding);
+        if (has_te && (te_other || !te_chunked || msg_.version == 10))
+            return fail(error::unsupported_transfer_encoding);
         if constexpr (is_request) {
             if (msg_.version == 11 && msg_.headers.count("Host") != 1) return fail(error::missing_host);
         } else {
@@ -425,7 +427,7 @@ private:
             msg_.body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(length_, 1024 * 1024)));
             state_ = remaining_ == 0 ? state::done : state::body_length;
         } else if constexpr (is_request) {
-            state_ = state::done;  // a request without framing fields has no body
+            state_ = state::done; // a request without framing fields has no body
         } else {
             until_close_ = true;
             state_ = state::body_eof;
@@ -439,9 +441,12 @@ private:
             const char c = line[i];
             int d;
             if (c >= '0' && c <= '9') d = c - '0';
-            else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-            else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-            else break;
+            else if (c >= 'a' && c <= 'f')
+                d = c - 'a' + 10;
+            else if (c >= 'A' && c <= 'F')
+                d = c - 'A' + 10;
+            else
+                break;
             if (size > (std::numeric_limits<std::uint64_t>::max() >> 4)) return fail(error::bad_chunk_size);
             size = size * 16 + static_cast<std::uint64_t>(d);
         }
@@ -462,13 +467,13 @@ private:
 
     limits limits_;
     Message msg_;
-    std::string line_;  // a line split across feeds, kept until its LF arrives
+    std::string line_; // a line split across feeds, kept until its LF arrives
     error_code error_;
-    std::uint64_t remaining_ = 0;  // body bytes still expected (Content-Length, or the current chunk)
-    std::uint64_t length_ = 0;     // the Content-Length value
+    std::uint64_t remaining_ = 0; // body bytes still expected (Content-Length, or the current chunk)
+    std::uint64_t length_ = 0;    // the Content-Length value
     std::size_t header_count_ = 0;
     std::size_t header_bytes_ = 0;
-    std::size_t skipped_ = 0;  // bytes of empty lines skipped before a request line
+    std::size_t skipped_ = 0; // bytes of empty lines skipped before a request line
     state state_ = state::start_line;
     bool has_length_ = false;
     bool chunked_ = false;

@@ -71,12 +71,20 @@ inline const char* version_string(int version) noexcept { return version == 10 ?
 inline void append_head(const request& req, std::string& out, error_code& ec) {
     ec = {};
     if (!detail::is_token(req.method)) ec = error::bad_method;
-    else if (req.target.empty() || !detail::all_of_class(req.target, detail::cc_target)) ec = error::bad_target;
-    else if (req.version != 10 && req.version != 11) ec = error::bad_version;
-    else ec = detail::check_fields(req.headers);
+    else if (req.target.empty() || !detail::all_of_class(req.target, detail::cc_target))
+        ec = error::bad_target;
+    else if (req.version != 10 && req.version != 11)
+        ec = error::bad_version;
+    else
+        ec = detail::check_fields(req.headers);
     if (ec) return;
     out.reserve(out.size() + req.method.size() + req.target.size() + 32 + detail::fields_size(req.headers));
-    out.append(req.method).append(" ").append(req.target).append(" ").append(detail::version_string(req.version)).append("\r\n");
+    out.append(req.method)
+        .append(" ")
+        .append(req.target)
+        .append(" ")
+        .append(detail::version_string(req.version))
+        .append("\r\n");
     detail::finish_head(req.headers, true, req.body.size(), out);
 }
 
@@ -85,9 +93,12 @@ inline void append_head(const response& res, std::string& out, error_code& ec) {
     ec = {};
     const std::string_view reason = res.reason.empty() ? reason_phrase(res.status) : std::string_view(res.reason);
     if (res.version != 10 && res.version != 11) ec = error::bad_version;
-    else if (res.status < 100 || res.status > 599) ec = error::bad_status_code;
-    else if (!detail::is_field_value(reason)) ec = error::bad_field_value;
-    else ec = detail::check_fields(res.headers);
+    else if (res.status < 100 || res.status > 599)
+        ec = error::bad_status_code;
+    else if (!detail::is_field_value(reason))
+        ec = error::bad_field_value;
+    else
+        ec = detail::check_fields(res.headers);
     if (ec) return;
     out.reserve(out.size() + reason.size() + 32 + detail::fields_size(res.headers));
     out.append(detail::version_string(res.version)).append(" ");

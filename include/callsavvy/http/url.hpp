@@ -17,11 +17,11 @@ CALLSAVVY_BEGIN_NAMESPACE
 namespace http {
 
 struct url {
-    std::string scheme{};    ///< "http" or "https", lower case
-    std::string userinfo{};  ///< as written, percent-encoding kept (see decode_userinfo)
-    std::string host{};      ///< lower case; an IPv6 literal without its brackets
-    std::uint16_t port = 0;///< the explicit port, or 80/443
-    std::string path{};      ///< path and query, "/" at least
+    std::string scheme{};   ///< "http" or "https", lower case
+    std::string userinfo{}; ///< as written, percent-encoding kept (see decode_userinfo)
+    std::string host{};     ///< lower case; an IPv6 literal without its brackets
+    std::uint16_t port = 0; ///< the explicit port, or 80/443
+    std::string path{};     ///< path and query, "/" at least
 
     bool is_https() const noexcept { return scheme == "https"; }
     bool is_ipv6() const noexcept { return host.find(':') != std::string::npos; }
@@ -92,7 +92,9 @@ namespace detail {
 inline bool is_alnum(char c) noexcept {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
-inline bool is_hex(char c) noexcept { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+inline bool is_hex(char c) noexcept {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 // unreserved / pct-encoded / sub-delims (RFC 3986): what userinfo (with ':') and a reg-name may hold.
 inline bool is_uri_char(char c) noexcept {
@@ -121,10 +123,12 @@ inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
     if (sep == std::string_view::npos) return std::nullopt;
     const auto scheme = s.substr(0, sep);
     if (detail::iequals(scheme, "http")) u.scheme = "http";
-    else if (detail::iequals(scheme, "https")) u.scheme = "https";
-    else return std::nullopt;
+    else if (detail::iequals(scheme, "https"))
+        u.scheme = "https";
+    else
+        return std::nullopt;
     auto rest = s.substr(sep + 3);
-    if (!detail::all_of_class(rest, detail::cc_target)) return std::nullopt;  // no spaces, controls, non-ASCII
+    if (!detail::all_of_class(rest, detail::cc_target)) return std::nullopt; // no spaces, controls, non-ASCII
     if (rest.find('#') != std::string_view::npos) return std::nullopt;
 
     const auto authority_end = rest.find_first_of("/?");
@@ -163,7 +167,7 @@ inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
     for (char c : host) u.host.push_back(detail::to_lower(c));
 
     if (port.empty()) {
-        u.port = u.is_https() ? 443 : 80;  // "host:" is allowed by RFC 3986 and means the default
+        u.port = u.is_https() ? 443 : 80; // "host:" is allowed by RFC 3986 and means the default
     } else {
         if (port.size() > 5) return std::nullopt;
         unsigned value = 0;
@@ -176,8 +180,10 @@ inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
     }
 
     if (path.empty()) u.path.assign(1, '/'); // not = "/": g++ 12 -O3 warns falsely (stringop-overflow) on that
-    else if (path.front() == '?') u.path.append("/").append(path);
-    else u.path.assign(path);
+    else if (path.front() == '?')
+        u.path.append("/").append(path);
+    else
+        u.path.assign(path);
     ec = {};
     return u;
 }

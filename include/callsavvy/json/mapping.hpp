@@ -107,7 +107,8 @@ boost::json::value encode(const T& v) {
         for (const auto& e : v) a.push_back(encode(e));
         return a;
     } else {
-        static_assert(is_described_v<T>, "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
+        static_assert(is_described_v<T>,
+                      "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
         boost::json::object o;
         encode_into(v, o);
         return o;
@@ -176,7 +177,8 @@ bool decode_integer(const boost::json::value& in, I& out, const path_segment& at
         const char* b = s->data();
         const char* e = b + s->size();
         auto [p, ec] = std::from_chars(b, e, n);
-        if (ec != std::errc{} || p != e || b == e) return fail(at, "expected an integer, got a non-numeric string", err);
+        if (ec != std::errc{} || p != e || b == e)
+            return fail(at, "expected an integer, got a non-numeric string", err);
     } else {
         return fail(at, std::string("expected an integer, got ") + kind_name(in), err);
     }
@@ -272,7 +274,8 @@ bool decode(const boost::json::value& in, T& out, const path_segment& at, decode
         }
         return true;
     } else {
-        static_assert(is_described_v<T>, "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
+        static_assert(is_described_v<T>,
+                      "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
         const auto* o = in.if_object();
         if (o == nullptr) return fail(at, std::string("expected an object, got ") + kind_name(in), err);
         return decode_object(*o, out, at, err);

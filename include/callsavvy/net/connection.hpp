@@ -39,7 +39,7 @@ inline constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_await
 
 /// Where a connection goes: the origin server, optionally through a proxy.
 struct route {
-    std::string host;   ///< origin host (no brackets for IPv6)
+    std::string host; ///< origin host (no brackets for IPv6)
     std::uint16_t port = 0;
     bool tls = false;
     std::optional<proxy_endpoint> proxy;
@@ -55,7 +55,8 @@ public:
     connection& operator=(const connection&) = delete;
 
     /// Resolves, connects (every resolved address in turn), tunnels through the proxy and handshakes TLS.
-    asio::awaitable<error_code> async_open(const route& r, asio::ssl::context* tls_ctx, bool verify_tls, std::string& detail) {
+    asio::awaitable<error_code> async_open(const route& r, asio::ssl::context* tls_ctx, bool verify_tls,
+                                           std::string& detail) {
         const std::string& host = r.proxy ? r.proxy->host : r.host;
         const std::uint16_t port = r.proxy ? r.proxy->port : r.port;
         auto [rec, results] = co_await resolver_.async_resolve(host, std::to_string(port), use_nothrow);
@@ -152,8 +153,8 @@ public:
         if (!open_ || !reusable_ || !socket_.is_open()) return false;
         char c = 0;
         const auto r = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (r == 0) return false;   // EOF: the server closed the idle connection
-        if (r > 0) return false;    // unsolicited bytes (or a TLS alert): not a clean idle connection
+        if (r == 0) return false; // EOF: the server closed the idle connection
+        if (r > 0) return false;  // unsolicited bytes (or a TLS alert): not a clean idle connection
         return errno == EAGAIN || errno == EWOULDBLOCK;
     }
 
@@ -185,7 +186,7 @@ public:
     std::uint64_t bytes_received() const noexcept { return bytes_received_; }
     std::uint64_t writes() const noexcept { return writes_; }
     clock::time_point last_used{};
-    std::uint64_t requests = 0;  ///< requests completed on this connection
+    std::uint64_t requests = 0; ///< requests completed on this connection
 
 private:
     asio::awaitable<std::tuple<error_code, std::size_t>> read_some() {
@@ -214,7 +215,8 @@ private:
             // 407 asks for credentials; some proxies (tinyproxy) answer wrong credentials with 401.
             const bool auth = status == 407 || status == 401;
             detail = "proxy answered " + std::to_string(status) +
-                     (auth ? (px.authorization.empty() ? " (proxy authentication required)" : " (proxy credentials rejected)")
+                     (auth ? (px.authorization.empty() ? " (proxy authentication required)"
+                                                       : " (proxy credentials rejected)")
                            : "") +
                      " to CONNECT " + r.host + ":" + std::to_string(r.port);
             co_return make_error_code(error::proxy_failed);

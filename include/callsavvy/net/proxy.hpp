@@ -29,7 +29,7 @@ namespace detail {
 struct proxy_endpoint {
     std::string host{};
     std::uint16_t port = 0;
-    std::string authorization{};  ///< the Proxy-Authorization value, empty without credentials; never logged
+    std::string authorization{}; ///< the Proxy-Authorization value, empty without credentials; never logged
 };
 
 inline bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
@@ -90,8 +90,9 @@ inline std::optional<proxy_endpoint> make_proxy_endpoint(std::string_view proxy_
 using getenv_fn = std::function<const char*(const char*)>;
 
 /// The proxy for a base URL, or nullopt for a direct connection.
-inline std::optional<proxy_endpoint> select_proxy(const proxy_options& o, const http::url& target, error_code& ec,
-                                                  const getenv_fn& env = [](const char* n) { return std::getenv(n); }) {
+inline std::optional<proxy_endpoint> select_proxy(
+    const proxy_options& o, const http::url& target, error_code& ec,
+    const getenv_fn& env = [](const char* n) { return std::getenv(n); }) {
     ec.clear();
     std::string url = o.url;
     if (url.empty() && o.from_environment) {

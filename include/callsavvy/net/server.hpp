@@ -33,12 +33,12 @@ CALLSAVVY_BEGIN_NAMESPACE
 
 struct server_options {
     std::string address = "127.0.0.1";
-    std::uint16_t port = 0;                               ///< 0: an ephemeral port
-    std::shared_ptr<asio::ssl::context> tls{};            ///< set: HTTPS with this context's certificate
-    http::limits limits{};                                ///< request limits; a larger body is answered 413
-    std::chrono::milliseconds read_timeout{10000};        ///< a request must arrive whole within this
-    std::chrono::milliseconds idle_timeout{60000};        ///< an idle keep-alive connection closes after this
-    std::size_t max_connections = 4096;                   ///< connections beyond this are closed at accept
+    std::uint16_t port = 0;                        ///< 0: an ephemeral port
+    std::shared_ptr<asio::ssl::context> tls{};     ///< set: HTTPS with this context's certificate
+    http::limits limits{};                         ///< request limits; a larger body is answered 413
+    std::chrono::milliseconds read_timeout{10000}; ///< a request must arrive whole within this
+    std::chrono::milliseconds idle_timeout{60000}; ///< an idle keep-alive connection closes after this
+    std::size_t max_connections = 4096;            ///< connections beyond this are closed at accept
 };
 
 /// A request as the handler sees it.
@@ -157,7 +157,8 @@ private:
             error_code ec;
             std::size_t n = 0;
             if (tls) std::tie(ec, n) = co_await asio::async_write(*tls, asio::buffer(bytes), detail::use_nothrow);
-            else std::tie(ec, n) = co_await asio::async_write(socket, asio::buffer(bytes), detail::use_nothrow);
+            else
+                std::tie(ec, n) = co_await asio::async_write(socket, asio::buffer(bytes), detail::use_nothrow);
             co_return ec;
         }
     };

@@ -48,20 +48,20 @@ enum class window_mode {
 
 struct mock_rate_limits {
     bool enabled = true;
-    std::size_t per_endpoint = 50;              ///< per key and resource URI
-    std::size_t global = 100;                   ///< per key, all resources
+    std::size_t per_endpoint = 50; ///< per key and resource URI
+    std::size_t global = 100;      ///< per key, all resources
     std::chrono::milliseconds window{60000};
     window_mode mode = window_mode::fixed;
-    bool send_retry_after = true;               ///< whole seconds until a slot frees
+    bool send_retry_after = true; ///< whole seconds until a slot frees
 };
 
 struct mock_options {
-    server_options server{};                    ///< address, port, TLS, request limits (413), timeouts
+    server_options server{}; ///< address, port, TLS, request limits (413), timeouts
     std::string path_prefix = "/v1/";
     std::vector<api_key> keys{sandbox_key()};
     std::vector<std::string> allowed_sources{}; ///< empty: any source; else these IP addresses only (403)
     mock_rate_limits rate_limits{};
-    std::uint64_t seed = 1;                     ///< of the random faults and nothing else
+    std::uint64_t seed = 1; ///< of the random faults and nothing else
 };
 
 /// One request as the mock received it.
@@ -70,7 +70,7 @@ struct journal_entry {
     std::string resource{};
     std::string public_key{}; ///< as sent; the private key is never recorded
     std::string body{};
-    int status = 0;           ///< the status answered (0: no answer was sent)
+    int status = 0; ///< the status answered (0: no answer was sent)
     std::uint64_t connection_id = 0;
 };
 
@@ -95,12 +95,14 @@ struct mock_store {
     std::string new_id(std::string_view prefix) { return std::string(prefix) + std::to_string(++next_id); }
     std::vector<boost::json::object>& list(std::string_view name) {
         auto it = collections.find(name);
-        if (it == collections.end()) it = collections.emplace(std::string(name), std::vector<boost::json::object>{}).first;
+        if (it == collections.end())
+            it = collections.emplace(std::string(name), std::vector<boost::json::object>{}).first;
         return it->second;
     }
     boost::json::object* find(std::string_view collection, std::string_view id_field, std::string_view id) {
         for (auto& o : list(collection)) {
-            if (const auto* v = o.if_contains(id_field); v != nullptr && v->is_string() && v->get_string() == id) return &o;
+            if (const auto* v = o.if_contains(id_field); v != nullptr && v->is_string() && v->get_string() == id)
+                return &o;
         }
         return nullptr;
     }
@@ -125,7 +127,9 @@ struct outcome {
     static outcome not_found(std::string what) { return {404, {}, std::move(what) + " not found"}; }
 };
 
-inline std::string now_text() { return timestamp::format(std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now())); }
+inline std::string now_text() {
+    return timestamp::format(std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now()));
+}
 
 /// A page of `items` as list endpoints answer it (spec §2).
 inline boost::json::object page_of(std::string_view key, const std::vector<boost::json::object>& items,
@@ -147,7 +151,8 @@ bool field_matches(const boost::json::object& o, std::string_view name, const st
     const auto* v = o.if_contains(name);
     if (v == nullptr || !v->is_string()) return false;
     if constexpr (std::is_same_v<T, std::string>) return v->get_string() == *filter;
-    else return v->get_string() == filter->str();
+    else
+        return v->get_string() == filter->str();
 }
 
 inline std::vector<boost::json::object> where(const std::vector<boost::json::object>& items,
@@ -169,24 +174,49 @@ inline void seed(mock_store& s) {
     s.list("categories") = {{{"category_id", "C1"}, {"name", "Billing"}, {"department_id", "D1"}},
                             {{"category_id", "C2"}, {"name", "Technical"}, {"department_id", "D1"}},
                             {{"category_id", "C3"}, {"name", "Quotes"}, {"department_id", "D2"}}};
-    s.list("users") = {{{"user_id", "U1"}, {"name", "Ada Admin"}, {"email", "ada@example.com"}, {"role", "admin"},
-                        {"department_id", "D1"}, {"status", "active"}},
-                       {{"user_id", "U2"}, {"name", "Alan Agent"}, {"email", "alan@example.com"}, {"role", "agent"},
-                        {"department_id", "D2"}, {"status", "active"}}};
-    s.list("calls") = {{{"call_id", "CALL1"}, {"direction", "Incoming"}, {"caller_number", "+2348012345678"},
-                        {"department_id", "D1"}, {"status", "finished"}, {"duration", 65},
-                        {"recording_url", "https://recordings.example/CALL1.mp3"}, {"started_at", "2026-11-24T09:00:00Z"}}};
-    s.list("languages") = {{{"code", "en-US"}, {"name", "English (US)"},
-                            {"voices", boost::json::array{{{"voice_id", "en-US-1"}, {"name", "Joanna"}, {"gender", "female"}},
-                                                          {{"voice_id", "en-US-2"}, {"name", "Matthew"}, {"gender", "male"}}}}},
-                           {{"code", "fr-FR"}, {"name", "French"},
-                            {"voices", boost::json::array{{{"voice_id", "fr-FR-1"}, {"name", "Celine"}, {"gender", "female"}}}}}};
-    s.list("chats") = {{{"chat_id", "CH1"}, {"visitor_name", "Vera"}, {"visitor_email", "vera@example.com"},
-                        {"status", "open"}, {"channel", "web"}, {"started_at", "2026-11-24T10:00:00Z"}}};
-    s.messages["CH1"] = {{{"message_id", "M1"}, {"sender", "visitor"}, {"body", "Hello"}, {"created_at", "2026-11-24T10:00:01Z"}}};
-    s.list("conversations") = {{{"conversation_id", "S1"}, {"platform", "whatsapp"}, {"contact_name", "Sam"},
-                                {"last_message", "Thanks!"}, {"updated_at", "2026-11-24T11:00:00Z"}}};
-    s.messages["S1"] = {{{"message_id", "M2"}, {"sender", "Sam"}, {"body", "Thanks!"}, {"created_at", "2026-11-24T11:00:00Z"}}};
+    s.list("users") = {{{"user_id", "U1"},
+                        {"name", "Ada Admin"},
+                        {"email", "ada@example.com"},
+                        {"role", "admin"},
+                        {"department_id", "D1"},
+                        {"status", "active"}},
+                       {{"user_id", "U2"},
+                        {"name", "Alan Agent"},
+                        {"email", "alan@example.com"},
+                        {"role", "agent"},
+                        {"department_id", "D2"},
+                        {"status", "active"}}};
+    s.list("calls") = {{{"call_id", "CALL1"},
+                        {"direction", "Incoming"},
+                        {"caller_number", "+2348012345678"},
+                        {"department_id", "D1"},
+                        {"status", "finished"},
+                        {"duration", 65},
+                        {"recording_url", "https://recordings.example/CALL1.mp3"},
+                        {"started_at", "2026-11-24T09:00:00Z"}}};
+    s.list("languages") = {
+        {{"code", "en-US"},
+         {"name", "English (US)"},
+         {"voices", boost::json::array{{{"voice_id", "en-US-1"}, {"name", "Joanna"}, {"gender", "female"}},
+                                       {{"voice_id", "en-US-2"}, {"name", "Matthew"}, {"gender", "male"}}}}},
+        {{"code", "fr-FR"},
+         {"name", "French"},
+         {"voices", boost::json::array{{{"voice_id", "fr-FR-1"}, {"name", "Celine"}, {"gender", "female"}}}}}};
+    s.list("chats") = {{{"chat_id", "CH1"},
+                        {"visitor_name", "Vera"},
+                        {"visitor_email", "vera@example.com"},
+                        {"status", "open"},
+                        {"channel", "web"},
+                        {"started_at", "2026-11-24T10:00:00Z"}}};
+    s.messages["CH1"] = {
+        {{"message_id", "M1"}, {"sender", "visitor"}, {"body", "Hello"}, {"created_at", "2026-11-24T10:00:01Z"}}};
+    s.list("conversations") = {{{"conversation_id", "S1"},
+                                {"platform", "whatsapp"},
+                                {"contact_name", "Sam"},
+                                {"last_message", "Thanks!"},
+                                {"updated_at", "2026-11-24T11:00:00Z"}}};
+    s.messages["S1"] = {
+        {{"message_id", "M2"}, {"sender", "Sam"}, {"body", "Thanks!"}, {"created_at", "2026-11-24T11:00:00Z"}}};
     s.list("groups") = {{{"group_id", "G1"}, {"name", "Customers"}, {"contact_count", 0}}};
 }
 
@@ -194,21 +224,27 @@ inline void seed(mock_store& s) {
 template <class E>
 struct behaviour;
 
-#define CALLSAVVY_MOCK_BEHAVIOUR(name)                                                                         \
-    template <>                                                                                                \
-    struct behaviour<api::name> {                                                                              \
-        static outcome handle(mock_store& s, const api::name##_request& r);                                    \
-    };                                                                                                         \
-    inline outcome behaviour<api::name>::handle([[maybe_unused]] mock_store& s,                                \
+#define CALLSAVVY_MOCK_BEHAVIOUR(name)                                                                                 \
+    template <>                                                                                                        \
+    struct behaviour<api::name> {                                                                                      \
+        static outcome handle(mock_store& s, const api::name##_request& r);                                            \
+    };                                                                                                                 \
+    inline outcome behaviour<api::name>::handle([[maybe_unused]] mock_store& s,                                        \
                                                 [[maybe_unused]] const api::name##_request& r)
 
 CALLSAVVY_MOCK_BEHAVIOUR(get_summary) {
-    return outcome::ok({{"assigned_number", "+2348000000000"}, {"business_id", "B-1"}, {"business_name", "Mock Business"},
-                        {"plan", "sandbox"}, {"balance", "100.00"}});
+    return outcome::ok({{"assigned_number", "+2348000000000"},
+                        {"business_id", "B-1"},
+                        {"business_name", "Mock Business"},
+                        {"plan", "sandbox"},
+                        {"balance", "100.00"}});
 }
-CALLSAVVY_MOCK_BEHAVIOUR(list_departments) { return outcome::ok(page_of("departments", s.list("departments"), r.page, r.per_page)); }
+CALLSAVVY_MOCK_BEHAVIOUR(list_departments) {
+    return outcome::ok(page_of("departments", s.list("departments"), r.page, r.per_page));
+}
 CALLSAVVY_MOCK_BEHAVIOUR(list_request_categories) {
-    auto items = where(s.list("categories"), [&](const auto& o) { return field_matches(o, "department_id", r.department_id); });
+    auto items =
+        where(s.list("categories"), [&](const auto& o) { return field_matches(o, "department_id", r.department_id); });
     return outcome::ok(page_of("categories", items, r.page, r.per_page));
 }
 CALLSAVVY_MOCK_BEHAVIOUR(list_users) {
@@ -231,14 +267,21 @@ CALLSAVVY_MOCK_BEHAVIOUR(get_ticket_conversation) {
 CALLSAVVY_MOCK_BEHAVIOUR(create_ticket) {
     const std::string id = s.new_id("T");
     const std::string now = now_text();
-    boost::json::object t{{"ticket_id", id}, {"subject", r.subject}, {"status", "open"},
-                          {"priority", r.priority ? r.priority->str() : "normal"}, {"sender_email", r.sender_email},
-                          {"created_at", now}, {"updated_at", now}};
+    boost::json::object t{{"ticket_id", id},
+                          {"subject", r.subject},
+                          {"status", "open"},
+                          {"priority", r.priority ? r.priority->str() : "normal"},
+                          {"sender_email", r.sender_email},
+                          {"created_at", now},
+                          {"updated_at", now}};
     set_if(t, "department_id", r.department_id);
     set_if(t, "category_id", r.category_id);
     s.list("tickets").push_back(t);
-    s.messages[id].push_back({{"message_id", s.new_id("M")}, {"sender", r.sender_name.value_or(r.sender_email)},
-                              {"sender_email", r.sender_email}, {"body", r.message}, {"created_at", now}});
+    s.messages[id].push_back({{"message_id", s.new_id("M")},
+                              {"sender", r.sender_name.value_or(r.sender_email)},
+                              {"sender_email", r.sender_email},
+                              {"body", r.message},
+                              {"created_at", now}});
     return outcome::ok({{"ticket_id", id}, {"status", "open"}});
 }
 CALLSAVVY_MOCK_BEHAVIOUR(add_ticket_reply) {
@@ -246,7 +289,9 @@ CALLSAVVY_MOCK_BEHAVIOUR(add_ticket_reply) {
     if (t == nullptr) return outcome::not_found("Ticket");
     const std::string mid = s.new_id("M");
     (*t)["updated_at"] = now_text();
-    s.messages[r.ticket_id].push_back({{"message_id", mid}, {"sender", r.user_id.value_or("agent")}, {"body", r.message},
+    s.messages[r.ticket_id].push_back({{"message_id", mid},
+                                       {"sender", r.user_id.value_or("agent")},
+                                       {"body", r.message},
                                        {"created_at", now_text()}});
     return outcome::ok({{"ticket_id", r.ticket_id}, {"message_id", mid}});
 }
@@ -268,8 +313,12 @@ CALLSAVVY_MOCK_BEHAVIOUR(create_auto_dialer_task) {
 }
 CALLSAVVY_MOCK_BEHAVIOUR(create_automated_call) {
     const std::string id = s.new_id("CALL");
-    s.list("calls").push_back({{"call_id", id}, {"direction", "Outgoing"}, {"caller_number", r.phone_number},
-                               {"status", "queued"}, {"duration", 0}, {"started_at", now_text()}});
+    s.list("calls").push_back({{"call_id", id},
+                               {"direction", "Outgoing"},
+                               {"caller_number", r.phone_number},
+                               {"status", "queued"},
+                               {"duration", 0},
+                               {"started_at", now_text()}});
     return outcome::ok({{"call_id", id}, {"status", "queued"}});
 }
 CALLSAVVY_MOCK_BEHAVIOUR(list_tts_voices) {
@@ -289,7 +338,8 @@ CALLSAVVY_MOCK_BEHAVIOUR(get_chat_conversation) {
     return outcome::ok({{"chat", *c}, {"messages", std::move(msgs)}});
 }
 CALLSAVVY_MOCK_BEHAVIOUR(list_social) {
-    auto items = where(s.list("conversations"), [&](const auto& o) { return field_matches(o, "platform", r.platform); });
+    auto items =
+        where(s.list("conversations"), [&](const auto& o) { return field_matches(o, "platform", r.platform); });
     return outcome::ok(page_of("conversations", items, r.page, r.per_page));
 }
 CALLSAVVY_MOCK_BEHAVIOUR(get_social_conversation) {
@@ -309,7 +359,9 @@ CALLSAVVY_MOCK_BEHAVIOUR(send_sms) { return campaign(s, "sms", r.recipients.size
 CALLSAVVY_MOCK_BEHAVIOUR(send_voice_message) { return campaign(s, "voice", r.recipients.size()); }
 CALLSAVVY_MOCK_BEHAVIOUR(send_whatsapp) { return campaign(s, "whatsapp", r.recipients.size()); }
 
-CALLSAVVY_MOCK_BEHAVIOUR(list_video_calls) { return outcome::ok(page_of("video_calls", s.list("video_calls"), r.page, r.per_page)); }
+CALLSAVVY_MOCK_BEHAVIOUR(list_video_calls) {
+    return outcome::ok(page_of("video_calls", s.list("video_calls"), r.page, r.per_page));
+}
 CALLSAVVY_MOCK_BEHAVIOUR(get_video_call) {
     const auto* v = s.find("video_calls", "video_call_id", r.video_call_id);
     if (v == nullptr) return outcome::not_found("Video call");
@@ -324,7 +376,9 @@ CALLSAVVY_MOCK_BEHAVIOUR(create_video_call) {
     s.list("video_calls").push_back(std::move(v));
     return outcome::ok({{"video_call_id", id}, {"join_url", url}});
 }
-CALLSAVVY_MOCK_BEHAVIOUR(list_virtual_meetings) { return outcome::ok(page_of("meetings", s.list("meetings"), r.page, r.per_page)); }
+CALLSAVVY_MOCK_BEHAVIOUR(list_virtual_meetings) {
+    return outcome::ok(page_of("meetings", s.list("meetings"), r.page, r.per_page));
+}
 CALLSAVVY_MOCK_BEHAVIOUR(get_virtual_meeting) {
     const auto* m = s.find("meetings", "meeting_id", r.meeting_id);
     if (m == nullptr) return outcome::not_found("Meeting");
@@ -333,8 +387,11 @@ CALLSAVVY_MOCK_BEHAVIOUR(get_virtual_meeting) {
 CALLSAVVY_MOCK_BEHAVIOUR(create_virtual_meeting) {
     const std::string id = s.new_id("MT");
     const std::string url = "https://meet.example/m/" + id;
-    boost::json::object m{{"meeting_id", id}, {"title", r.title}, {"start_at", r.start_at.str()},
-                          {"duration", r.duration.value_or(30)}, {"join_url", url}};
+    boost::json::object m{{"meeting_id", id},
+                          {"title", r.title},
+                          {"start_at", r.start_at.str()},
+                          {"duration", r.duration.value_or(30)},
+                          {"join_url", url}};
     if (r.attendees) m["attendees"] = json_mapping::encode(*r.attendees);
     s.list("meetings").push_back(std::move(m));
     return outcome::ok({{"meeting_id", id}, {"join_url", url}});
@@ -345,7 +402,8 @@ CALLSAVVY_MOCK_BEHAVIOUR(list_contacts) {
         if (!r.search || r.search->empty()) return true;
         for (const char* k : {"first_name", "last_name", "phone", "email"}) {
             const auto* v = o.if_contains(k);
-            if (v != nullptr && v->is_string() && std::string_view(v->get_string()).find(*r.search) != std::string_view::npos)
+            if (v != nullptr && v->is_string() &&
+                std::string_view(v->get_string()).find(*r.search) != std::string_view::npos)
                 return true;
         }
         return false;
@@ -363,7 +421,8 @@ CALLSAVVY_MOCK_BEHAVIOUR(list_contact_groups) {
     }
     return outcome::ok(page_of("groups", groups, r.page, r.per_page));
 }
-inline std::string store_contact(mock_store& s, const api::create_contact_request& r, const std::optional<std::string>& group) {
+inline std::string store_contact(mock_store& s, const api::create_contact_request& r,
+                                 const std::optional<std::string>& group) {
     const std::string id = s.new_id("CT");
     boost::json::object c = to_json(r);
     c["contact_id"] = id;
@@ -432,10 +491,12 @@ public:
     explicit rate_counter(const mock_rate_limits& l) : limits_(l), epoch_(clock::now()) {}
 
     /// Counts one request if both limits allow it; otherwise returns how long until one would.
-    std::optional<std::chrono::milliseconds> admit(const std::string& key, const std::string& resource, clock::time_point now) {
+    std::optional<std::chrono::milliseconds> admit(const std::string& key, const std::string& resource,
+                                                   clock::time_point now) {
         auto& global = log_[key];
         auto& endpoint = log_[key + '\n' + resource];
-        const auto wait = std::max(wait_for(global, limits_.global, now), wait_for(endpoint, limits_.per_endpoint, now));
+        const auto wait =
+            std::max(wait_for(global, limits_.global, now), wait_for(endpoint, limits_.per_endpoint, now));
         if (wait.count() > 0) return wait;
         global.push_back(now);
         endpoint.push_back(now);
@@ -478,8 +539,9 @@ class mock_server {
 public:
     mock_server(asio::any_io_executor ex, mock_options o = {})
         : opts_(std::move(o)), rates_(opts_.rate_limits), rng_(opts_.seed),
-          server_(ex, opts_.server, [this](server_request& r) { return handle(r); },
-                  [this](int status, std::string_view reason) { return protocol_error(status, reason); }) {
+          server_(
+              ex, opts_.server, [this](server_request& r) { return handle(r); },
+              [this](int status, std::string_view reason) { return protocol_error(status, reason); }) {
         detail::seed(store_);
 #define CALLSAVVY_MOCK_ROUTE(name) routes_.emplace(std::string(api::name::resource), detail::make_route<api::name>());
         CALLSAVVY_API_ENDPOINTS(CALLSAVVY_MOCK_ROUTE)
@@ -497,7 +559,7 @@ public:
         const bool v6 = opts_.server.address.find(':') != std::string::npos;
         const std::string host = v6 ? "[" + opts_.server.address + "]"
                                  : server_.is_tls() && opts_.server.address == "127.0.0.1" ? std::string("localhost")
-                                                                                            : opts_.server.address;
+                                                                                           : opts_.server.address;
         return (server_.is_tls() ? "https://" : "http://") + host + ":" + std::to_string(port()) + opts_.path_prefix;
     }
     void stop() { server_.stop(); }
@@ -525,9 +587,8 @@ public:
 
     const std::vector<journal_entry>& journal() const noexcept { return journal_; }
     std::size_t count(std::string_view resource) const {
-        return static_cast<std::size_t>(std::count_if(journal_.begin(), journal_.end(), [&](const journal_entry& e) {
-            return e.resource == resource;
-        }));
+        return static_cast<std::size_t>(std::count_if(journal_.begin(), journal_.end(),
+                                                      [&](const journal_entry& e) { return e.resource == resource; }));
     }
     void clear_journal() { journal_.clear(); }
     std::uint64_t connections_accepted() const noexcept { return server_.connections_accepted(); }
@@ -542,7 +603,8 @@ private:
         std::string resource{};
     };
 
-    http::response envelope_response(int status, std::string body, std::optional<std::chrono::milliseconds> retry = {}) {
+    http::response envelope_response(int status, std::string body,
+                                     std::optional<std::chrono::milliseconds> retry = {}) {
         http::response r;
         r.status = status;
         r.reason = std::string(http::reason_phrase(status));
@@ -554,7 +616,7 @@ private:
     }
 
     http::response protocol_error(int status, std::string_view reason) {
-        const std::string message = status == 413 ? "Request body too large"
+        const std::string message = status == 413   ? "Request body too large"
                                     : status == 408 ? "Request timeout"
                                     : status == 431 ? "Request headers too large"
                                                     : "Malformed request: " + std::string(reason);
@@ -598,7 +660,8 @@ private:
         if (!authorized) co_return error(401, "Invalid API credentials");
         if (!opts_.allowed_sources.empty()) {
             const std::string from = req.remote.address().to_string();
-            if (std::find(opts_.allowed_sources.begin(), opts_.allowed_sources.end(), from) == opts_.allowed_sources.end())
+            if (std::find(opts_.allowed_sources.begin(), opts_.allowed_sources.end(), from) ==
+                opts_.allowed_sources.end())
                 co_return error(403, "IP address not whitelisted");
         }
         const auto route = routes_.find(resource);
@@ -608,7 +671,8 @@ private:
         }
         if (auto f = take_fault(resource)) {
             switch (f->what) {
-            case fault::kind::fail_with_status: co_return error(f->status, f->status >= 500 ? "Server error" : "Injected failure");
+            case fault::kind::fail_with_status:
+                co_return error(f->status, f->status >= 500 ? "Server error" : "Injected failure");
             case fault::kind::close_after_reading: reply.what = server_reply::action::close; co_return reply;
             case fault::kind::stall: reply.what = server_reply::action::stall; co_return reply;
             case fault::kind::delay: reply.delay = f->delay; break;

@@ -32,14 +32,14 @@ CALLSAVVY_BEGIN_NAMESPACE
 namespace testing {
 
 struct webhook_sender_options {
-    tls_options tls{};                                 ///< for https callback URLs
-    std::optional<std::string> signing_secret{};       ///< `whsec_…`: sign every delivery (Standard Webhooks)
-    std::chrono::milliseconds timeout{10000};          ///< per delivery: connect + write + read
-    bool keep_alive = true;                            ///< reuse the connection between deliveries
+    tls_options tls{};                           ///< for https callback URLs
+    std::optional<std::string> signing_secret{}; ///< `whsec_…`: sign every delivery (Standard Webhooks)
+    std::chrono::milliseconds timeout{10000};    ///< per delivery: connect + write + read
+    bool keep_alive = true;                      ///< reuse the connection between deliveries
 };
 
 struct delivery_result {
-    error_code ec{};          ///< transport, TLS, timeout or protocol failure; no status then
+    error_code ec{}; ///< transport, TLS, timeout or protocol failure; no status then
     int status = 0;
     std::string body{};
     std::string delivery_id{}; ///< the webhook-id sent
@@ -50,7 +50,7 @@ struct bulk_result {
     std::size_t acknowledged = 0; ///< 2xx answers
     std::size_t failed = 0;       ///< no answer, or a non-2xx one
     std::map<int, std::size_t> statuses{};
-    std::size_t connections = 0;  ///< connections opened
+    std::size_t connections = 0; ///< connections opened
     std::chrono::steady_clock::duration elapsed{};
 };
 
@@ -113,7 +113,8 @@ private:
             auto d = co_await self->deliver_on(conn, (*events)[i], {});
             if (d.status != 0) ++r->statuses[d.status];
             if (!d.ec && d.status >= 200 && d.status < 300) ++r->acknowledged;
-            else ++r->failed;
+            else
+                ++r->failed;
         }
         if (conn) conn->close();
         r->connections = self->opened_;
@@ -167,8 +168,9 @@ private:
         req.headers.add("User-Agent", "callsavvy-mock-webhooks");
         if (!authorization_.empty()) req.headers.add("Authorization", authorization_);
         if (opts_.signing_secret) {
-            const auto ts = std::chrono::duration_cast<std::chrono::seconds>(
-                                std::chrono::system_clock::now().time_since_epoch()).count();
+            const auto ts =
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                    .count();
             req.headers.add("webhook-id", out.delivery_id);
             req.headers.add("webhook-timestamp", std::to_string(ts));
             req.headers.add("webhook-signature", webhook::sign(*opts_.signing_secret, out.delivery_id, ts, body));
