@@ -196,6 +196,8 @@ public:
           rng_(opts_.jitter_seed != 0 ? opts_.jitter_seed : std::random_device{}()), budget_(opts_.retry_budget),
           breaker_(opts_.auth_breaker) {
         configure();
+        // The server counts arrivals: the client reports when each granted request really leaves.
+        opts_.rate_limits.count_from_send = true;
         if (opts_.rate_limits.enabled) limiter_ = limiter_for_key(ex_, opts_.keys.public_key, opts_.rate_limits);
     }
 
@@ -268,6 +270,18 @@ struct call_state {
     call_state(client_impl& c, std::string res, std::string b, bool ro, diagnostics& diag)
         : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag), deadline_timer(c.executor()),
           attempt_timer(c.executor()) {}
+    ~call_state() { slot_unused(); }
+    call_state(const call_state&) = delete;
+    call_state& operator=(const call_state&) = delete;
+
+    /// The limiter's grant of the current attempt counts from the moment its first byte leaves...
+    void slot_sent() {
+        if (slot != nullptr) std::exchange(slot, nullptr)->sent(resource);
+    }
+    /// ... or, if the attempt ended before writing, is given back.
+    void slot_unused() {
+        if (slot != nullptr) std::exchange(slot, nullptr)->unused(resource);
+    }
 
     /// Ends whatever the call is waiting on; the waiting coroutine then reads `attempt_stop`/`call_stop`.
     void interrupt() {
@@ -287,6 +301,7 @@ struct call_state {
     connection* active = nullptr;                        ///< the connection of the attempt in progress
     asio::steady_timer* waiting = nullptr;               ///< the timer a pool wait or a backoff parks on
     asio::cancellation_signal* waiting_signal = nullptr; ///< ends a wait in the rate limiter
+    rate_limiter* slot = nullptr; ///< holds a grant of the rate limiter not yet sent or given back
     unsigned attempt_id = 0;
     stop attempt_stop = stop::none; ///< why the current attempt was interrupted
     stop call_stop = stop::none;    ///< why the whole call was interrupted
@@ -513,6 +528,7 @@ inline asio::awaitable<call_result> client_impl::attempt(std::shared_ptr<call_st
     // The body is not copied into req: the head carries its length and the body is written beside it.
     req.headers.set("Content-Length", std::to_string(cs->body.size()));
     const std::string head = http::serialize_head(req);
+    cs->slot_sent();
     cs->written = true;
     r.ec = co_await conn->async_write(head, cs->body);
     if (r.ec) {
@@ -575,11 +591,13 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
                 last.ec = ec;
                 co_return last;
             }
+            cs->slot = limiter_.get();
         }
         const auto limiter_wait = clock::now() - queued_at;
         std::unique_ptr<connection> conn;
         bool reused = false;
         if (auto ec = co_await acquire(*cs, conn, reused)) {
+            cs->slot_unused();
             last.ec = ec;
             co_return last;
         }
@@ -604,6 +622,7 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             });
             last = co_await attempt(cs, conn.get());
             cs->attempt_timer.cancel();
+            cs->slot_unused(); // the attempt ended before its write: the grant was not used
         }
         if (cs->call_stop != call_state::stop::none) {
             discard(std::move(conn));

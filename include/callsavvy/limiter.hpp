@@ -23,8 +23,13 @@
 //   429 within the last global window, or (b) the global bucket held its maximum when the 429 came.
 // - Bounded: beyond options.max_waiters parked waiters an acquire fails at once with error::queue_full
 //   (condition::rate_limited), unless options.wait_when_full makes the bound advisory.
+// - Send times: the server counts a request when it arrives. With options.count_from_send (the client sets
+//   it) a grant stays pending until sent() says when the request left, or unused() that it never did, so
+//   a wait for a pooled connection or a slow TLS handshake between grant and write cannot push N+1 requests
+//   into one server window.
 // - Fleets: the buckets' state sits behind bucket_store (next_free / try_reserve / give_back / pause /
-//   usage); a store shared by several processes replaces local_bucket_store without touching the waiting.
+//   usage / sent / unused); a store shared by several processes replaces local_bucket_store without touching the
+//   waiting.
 // - One budget per key: limiter_for_key() returns the process's limiter for an API key (kept by a SHA-256
 //   digest of the key, never the key itself), so every client using that key shares the same buckets.
 // - Thread safety: unlike the client, a limiter IS internally synchronized (one mutex; it is shared by
@@ -301,6 +306,20 @@ public:
         return p;
     }
 
+    void sent(std::string_view endpoint) {
+        if (!core_.options().count_from_send) return;
+        std::lock_guard<std::mutex> l(mu_);
+        core_.sent(core_.bucket(endpoint), now_locked());
+        if (!closed_) schedule_locked(); // a full window whose oldest grant was pending has a time now
+    }
+
+    void unused(std::string_view endpoint) {
+        if (!core_.options().count_from_send) return;
+        std::lock_guard<std::mutex> l(mu_);
+        core_.unused(core_.bucket(endpoint));
+        if (!closed_) schedule_locked(); // the slot is free again
+    }
+
     void pause_global(std::chrono::steady_clock::duration d) {
         std::lock_guard<std::mutex> l(mu_);
         core_.pause_global(now_locked() + d);
@@ -495,6 +514,12 @@ public:
 
     /// Pauses every endpoint for `d`.
     void pause_global(std::chrono::steady_clock::duration d) { impl_->pause_global(d); }
+
+    /// With options().count_from_send (otherwise no-ops): after each successful acquire for `endpoint`, call
+    /// exactly one of these. sent(): the request's first byte is leaving now, so the grant counts from now.
+    /// unused(): the request was never written (its connection failed, it was cancelled), so the slot is free.
+    void sent(std::string_view endpoint) { impl_->sent(endpoint); }
+    void unused(std::string_view endpoint) { impl_->unused(endpoint); }
 
     bucket_stats stats(std::string_view endpoint) const { return impl_->stats(endpoint); }
     bucket_stats global_stats() const { return impl_->global_stats(); }

@@ -3367,8 +3367,13 @@ CALLSAVVY_END_NAMESPACE
 //   429 within the last global window, or (b) the global bucket held its maximum when the 429 came.
 // - Bounded: beyond options.max_waiters parked waiters an acquire fails at once with error::queue_full
 //   (condition::rate_limited), unless options.wait_when_full makes the bound advisory.
+// - Send times: the server counts a request when it arrives. With options.count_from_send (the client sets
+//   it) a grant stays pending until sent() says when the request left, or unused() that it never did, so
+//   a wait for a pooled connection or a slow TLS handshake between grant and write cannot push N+1 requests
+//   into one server window.
 // - Fleets: the buckets' state sits behind bucket_store (next_free / try_reserve / give_back / pause /
-//   usage); a store shared by several processes replaces local_bucket_store without touching the waiting.
+//   usage / sent / unused); a store shared by several processes replaces local_bucket_store without touching the
+//   waiting.
 // - One budget per key: limiter_for_key() returns the process's limiter for an API key (kept by a SHA-256
 //   digest of the key, never the key itself), so every client using that key shares the same buckets.
 // - Thread safety: unlike the client, a limiter IS internally synchronized (one mutex; it is shared by
@@ -3560,6 +3565,13 @@ struct rate_limit_options {
     /// The pause after a 429 without Retry-After: full jitter, growing with the attempt.
     backoff_options backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
     std::uint64_t jitter_seed = 0; ///< seed of the 429 backoff's jitter; 0 picks a random one
+    /// The server counts a request when it arrives, not when the limiter granted it, and between the two a
+    /// call may wait for a pooled connection or a TLS handshake for longer than the safety margin. With this
+    /// on, a grant holds its place in both buckets as "pending" until the caller says when the request
+    /// actually left (sent()) or that it never did (unused()): the window is then kept over send times, and a
+    /// full window whose oldest grant is still pending admits nobody until that grant is sent. The client
+    /// turns it on for the limiters it uses; a caller who never reports sends leaves it off.
+    bool count_from_send = false;
 };
 
 /// One bucket as the store sees it.
@@ -3594,6 +3606,13 @@ public:
     /// No grant in bucket `id` before `until`; a shorter pause never shortens a longer one.
     virtual void pause(std::size_t id, time_point until) = 0;
     virtual bucket_usage usage(std::size_t id, time_point now) = 0;
+    /// With rate_limit_options::count_from_send: the oldest pending grant of bucket `id` (and of the global
+    /// bucket) left at `at` (>= its grant time), so it now counts from `at`. Grants are anonymous: which of
+    /// the pending grants is moved does not change which windows are full.
+    virtual void sent(std::size_t id, time_point at) = 0;
+    /// With rate_limit_options::count_from_send: the newest pending grant of bucket `id` (and of the global
+    /// bucket) was never sent (its call ended before writing) and is taken back.
+    virtual void unused(std::size_t id) = 0;
 };
 
 /// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
@@ -3602,7 +3621,7 @@ public:
 class local_bucket_store final : public bucket_store {
 public:
     explicit local_bucket_store(const rate_limit_options& o)
-        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin) {
+        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send) {
         buckets_.emplace_back(o.global);
     }
 
@@ -3620,9 +3639,21 @@ public:
         auto& g = buckets_[global_bucket];
         auto& b = buckets_[id];
         if (b.next_free(now, margin_) > now || g.next_free(now, margin_) > now) return false;
-        b.record(now);
-        g.record(now);
+        b.record(now, pending_);
+        g.record(now, pending_);
         return true;
+    }
+
+    void sent(std::size_t id, time_point at) override {
+        if (!pending_) return;
+        buckets_[id].mark_sent(at);
+        buckets_[global_bucket].mark_sent(at);
+    }
+
+    void unused(std::size_t id) override {
+        if (!pending_) return;
+        buckets_[id].erase_newest_pending();
+        buckets_[global_bucket].erase_newest_pending();
     }
 
     void give_back(std::size_t id, time_point at) override {
@@ -3645,48 +3676,90 @@ private:
         explicit sliding_log(bucket_limits l)
             : window(l.window), times(std::max<std::size_t>(l.max_requests, 1)) {} // N = 0 would never grant
 
-        // Sorted by time: grants are recorded with non-decreasing `now`, and erase keeps the order.
+        struct entry {
+            time_point at{};
+            bool pending = false; ///< granted, not sent yet (count_from_send): `at` is only a lower bound
+        };
+
+        // Sorted by time: grants are recorded with non-decreasing `now`, erase keeps the order, and mark_sent
+        // moves the entry it changes to its place. A pending entry cannot leave the log (next_free admits
+        // nobody while it is the oldest of a full log), so every entry pushed out counts from its send time.
         std::chrono::milliseconds window;
-        std::vector<time_point> times; // capacity N
-        std::size_t start = 0;         // the oldest
+        std::vector<entry> times; // capacity N
+        std::size_t start = 0;    // the oldest
         std::size_t count = 0;
+        std::size_t pending = 0;
         time_point paused_until = time_point::min();
 
         std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
 
         time_point next_free(time_point now, std::chrono::milliseconds margin) const {
             time_point t = std::max(now, paused_until);
-            if (count == times.size()) t = std::max(t, times[start] + window + margin);
+            if (count == times.size()) {
+                const entry& oldest = times[start];
+                // Its send time, unknown yet, decides when the window has room: sent() reschedules.
+                if (oldest.pending) return time_point::max();
+                t = std::max(t, oldest.at + window + margin);
+            }
             return t;
         }
-        void record(time_point t) {
+        void record(time_point t, bool is_pending) {
+            pending += is_pending ? 1 : 0;
             if (count < times.size()) {
-                times[at(count)] = t;
+                times[at(count)] = {t, is_pending};
                 ++count;
             } else {
-                times[start] = t; // the oldest leaves the log: it no longer constrains anything
+                times[start] = {t, is_pending}; // the oldest leaves the log: it no longer constrains anything
                 start = at(1);
             }
+        }
+        void remove_at(std::size_t i) {
+            for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
+            --count;
         }
         void erase(time_point t) {
             // Nearly always the newest entry: search from there. Not found means N later grants pushed it out
             // of the log, and keeping those is the conservative choice.
+            // With count_from_send the grant taken back is still pending: never remove a sent entry for it.
             for (std::size_t i = count; i-- > 0;) {
-                if (times[at(i)] != t) continue;
-                for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
-                --count;
+                if (times[at(i)].at != t || (pending > 0 && !times[at(i)].pending)) continue;
+                pending -= times[at(i)].pending ? 1 : 0;
+                remove_at(i);
+                return;
+            }
+        }
+        void mark_sent(time_point t) {
+            if (pending == 0) return;
+            // The oldest pending entry: pending entries are the recent ones, so walk back from the newest
+            // until all of them were seen (a handful: the requests between grant and write).
+            std::size_t i = count, seen = 0;
+            while (i-- > 0) {
+                if (times[at(i)].pending && ++seen == pending) break;
+            }
+            --pending;
+            entry e{std::max(t, times[at(i)].at), false};
+            for (; i + 1 < count && times[at(i + 1)].at < e.at; ++i) times[at(i)] = times[at(i + 1)];
+            times[at(i)] = e;
+        }
+        void erase_newest_pending() {
+            if (pending == 0) return;
+            for (std::size_t i = count; i-- > 0;) {
+                if (!times[at(i)].pending) continue;
+                --pending;
+                remove_at(i);
                 return;
             }
         }
         std::size_t in_window(time_point now) const {
             std::size_t n = 0;
-            for (std::size_t i = count; i-- > 0 && times[at(i)] > now - window;) ++n;
+            for (std::size_t i = count; i-- > 0 && times[at(i)].at > now - window;) ++n;
             return n;
         }
     };
 
     bucket_limits endpoint_limits_{};
     std::chrono::milliseconds margin_{};
+    bool pending_ = false; ///< rate_limit_options::count_from_send
     std::vector<sliding_log> buckets_{};
     std::map<std::string, std::size_t, std::less<>> ids_{};
 };
@@ -3833,6 +3906,8 @@ public:
     }
 
     void pause(std::uint32_t b, time_point until) { store_->pause(b, until); }
+    void sent(std::uint32_t b, time_point at) { store_->sent(b, at); }
+    void unused(std::uint32_t b) { store_->unused(b); }
     void pause_global(time_point until) { store_->pause(bucket_store::global_bucket, until); }
 
     /// Removes every parked waiter (the limiter is closing), calling f(waiter&) for each.
@@ -4144,6 +4219,20 @@ public:
         return p;
     }
 
+    void sent(std::string_view endpoint) {
+        if (!core_.options().count_from_send) return;
+        std::lock_guard<std::mutex> l(mu_);
+        core_.sent(core_.bucket(endpoint), now_locked());
+        if (!closed_) schedule_locked(); // a full window whose oldest grant was pending has a time now
+    }
+
+    void unused(std::string_view endpoint) {
+        if (!core_.options().count_from_send) return;
+        std::lock_guard<std::mutex> l(mu_);
+        core_.unused(core_.bucket(endpoint));
+        if (!closed_) schedule_locked(); // the slot is free again
+    }
+
     void pause_global(std::chrono::steady_clock::duration d) {
         std::lock_guard<std::mutex> l(mu_);
         core_.pause_global(now_locked() + d);
@@ -4338,6 +4427,12 @@ public:
 
     /// Pauses every endpoint for `d`.
     void pause_global(std::chrono::steady_clock::duration d) { impl_->pause_global(d); }
+
+    /// With options().count_from_send (otherwise no-ops): after each successful acquire for `endpoint`, call
+    /// exactly one of these. sent(): the request's first byte is leaving now, so the grant counts from now.
+    /// unused(): the request was never written (its connection failed, it was cancelled), so the slot is free.
+    void sent(std::string_view endpoint) { impl_->sent(endpoint); }
+    void unused(std::string_view endpoint) { impl_->unused(endpoint); }
 
     bucket_stats stats(std::string_view endpoint) const { return impl_->stats(endpoint); }
     bucket_stats global_stats() const { return impl_->global_stats(); }
@@ -5162,6 +5257,8 @@ public:
           rng_(opts_.jitter_seed != 0 ? opts_.jitter_seed : std::random_device{}()), budget_(opts_.retry_budget),
           breaker_(opts_.auth_breaker) {
         configure();
+        // The server counts arrivals: the client reports when each granted request really leaves.
+        opts_.rate_limits.count_from_send = true;
         if (opts_.rate_limits.enabled) limiter_ = limiter_for_key(ex_, opts_.keys.public_key, opts_.rate_limits);
     }
 
@@ -5234,6 +5331,18 @@ struct call_state {
     call_state(client_impl& c, std::string res, std::string b, bool ro, diagnostics& diag)
         : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag), deadline_timer(c.executor()),
           attempt_timer(c.executor()) {}
+    ~call_state() { slot_unused(); }
+    call_state(const call_state&) = delete;
+    call_state& operator=(const call_state&) = delete;
+
+    /// The limiter's grant of the current attempt counts from the moment its first byte leaves...
+    void slot_sent() {
+        if (slot != nullptr) std::exchange(slot, nullptr)->sent(resource);
+    }
+    /// ... or, if the attempt ended before writing, is given back.
+    void slot_unused() {
+        if (slot != nullptr) std::exchange(slot, nullptr)->unused(resource);
+    }
 
     /// Ends whatever the call is waiting on; the waiting coroutine then reads `attempt_stop`/`call_stop`.
     void interrupt() {
@@ -5253,6 +5362,7 @@ struct call_state {
     connection* active = nullptr;                        ///< the connection of the attempt in progress
     asio::steady_timer* waiting = nullptr;               ///< the timer a pool wait or a backoff parks on
     asio::cancellation_signal* waiting_signal = nullptr; ///< ends a wait in the rate limiter
+    rate_limiter* slot = nullptr; ///< holds a grant of the rate limiter not yet sent or given back
     unsigned attempt_id = 0;
     stop attempt_stop = stop::none; ///< why the current attempt was interrupted
     stop call_stop = stop::none;    ///< why the whole call was interrupted
@@ -5479,6 +5589,7 @@ inline asio::awaitable<call_result> client_impl::attempt(std::shared_ptr<call_st
     // The body is not copied into req: the head carries its length and the body is written beside it.
     req.headers.set("Content-Length", std::to_string(cs->body.size()));
     const std::string head = http::serialize_head(req);
+    cs->slot_sent();
     cs->written = true;
     r.ec = co_await conn->async_write(head, cs->body);
     if (r.ec) {
@@ -5541,11 +5652,13 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
                 last.ec = ec;
                 co_return last;
             }
+            cs->slot = limiter_.get();
         }
         const auto limiter_wait = clock::now() - queued_at;
         std::unique_ptr<connection> conn;
         bool reused = false;
         if (auto ec = co_await acquire(*cs, conn, reused)) {
+            cs->slot_unused();
             last.ec = ec;
             co_return last;
         }
@@ -5570,6 +5683,7 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             });
             last = co_await attempt(cs, conn.get());
             cs->attempt_timer.cancel();
+            cs->slot_unused(); // the attempt ended before its write: the grant was not used
         }
         if (cs->call_stop != call_state::stop::none) {
             discard(std::move(conn));

@@ -254,6 +254,89 @@ TEST_CASE("scheduler: grants go out exactly when the window allows, margin inclu
     CHECK(std::count(grants.begin(), grants.end(), at(120500ms)) == 100);
 }
 
+TEST_CASE("scheduler with count_from_send: no window of W holds more than N sends, however long a grant "
+          "waits for its write",
+          "[limiter]") {
+    // The server counts arrivals. Between grant and write a call may wait for a pooled connection or a TLS
+    // handshake far longer than the margin; with count_from_send the windows hold over the send times.
+    for (std::uint64_t seed = 1; seed <= 10; ++seed) {
+        std::mt19937_64 rng(seed);
+        rate_limit_options o;
+        o.count_from_send = true;
+        o.per_endpoint = {std::uniform_int_distribution<std::size_t>(1, 6)(rng), 200ms};
+        o.global = {std::uniform_int_distribution<std::size_t>(2, 10)(rng), 300ms};
+        o.safety_margin = seed % 2 == 0 ? 0ms : 5ms;
+        limiter_core core(o, nullptr);
+        const int endpoints = 3;
+        std::vector<std::uint32_t> ids;
+        for (int e = 0; e < endpoints; ++e) ids.push_back(core.bucket("endpoint" + std::to_string(e)));
+
+        std::vector<std::unique_ptr<sim_waiter>> ws;
+        std::uniform_int_distribution<int> when(0, 3000), which(0, endpoints - 1);
+        for (int i = 0; i < 300; ++i) {
+            auto w = std::make_unique<sim_waiter>();
+            w->id = i;
+            w->endpoint = "endpoint" + std::to_string(which(rng));
+            w->arrival = at(std::chrono::milliseconds(when(rng)));
+            ws.push_back(std::move(w));
+        }
+        std::stable_sort(ws.begin(), ws.end(), [](const auto& a, const auto& b) { return a->arrival < b->arrival; });
+
+        struct send_event {
+            std::uint32_t bucket;
+            std::string endpoint;
+            bool unused;
+        };
+        std::multimap<time_point, send_event> sends; // granted, not written yet
+        std::map<std::string, std::vector<time_point>> endpoint_log;
+        std::vector<time_point> global_log;
+        std::bernoulli_distribution instant(0.5), unused(0.1);
+        std::uniform_int_distribution<int> delay(0, 700); // up to more than two windows between grant and write
+        std::size_t next_arrival = 0, granted = 0, given_back = 0;
+        time_point next_wake = limiter_core::never;
+        while (next_arrival < ws.size() || core.parked() > 0 || !sends.empty()) {
+            time_point now = next_wake;
+            if (next_arrival < ws.size()) now = std::min(now, ws[next_arrival]->arrival);
+            if (!sends.empty()) now = std::min(now, sends.begin()->first);
+            INFO("seed " << seed << ": waiters parked with nothing to wake them");
+            REQUIRE(now != limiter_core::never);
+            while (!sends.empty() && sends.begin()->first == now) {
+                const auto ev = sends.begin()->second;
+                sends.erase(sends.begin());
+                if (ev.unused) {
+                    core.unused(ev.bucket);
+                    ++given_back;
+                } else {
+                    core.sent(ev.bucket, now);
+                    endpoint_log[ev.endpoint].push_back(now);
+                    global_log.push_back(now);
+                }
+            }
+            while (next_arrival < ws.size() && ws[next_arrival]->arrival == now) {
+                auto& w = *ws[next_arrival++];
+                REQUIRE(core.park(w, core.bucket(w.endpoint), false));
+            }
+            next_wake = core.grant_ready(now, [&](limiter_waiter& n) {
+                auto& w = static_cast<sim_waiter&>(n);
+                ++granted;
+                const auto d = instant(rng) ? 0ms : std::chrono::milliseconds(delay(rng));
+                sends.emplace(now + d, send_event{w.bucket, w.endpoint, unused(rng)});
+            });
+            if (next_wake != limiter_core::never) REQUIRE(next_wake > now);
+        }
+        INFO("seed " << seed << ": per endpoint " << o.per_endpoint.max_requests << "/200 ms, global "
+                     << o.global.max_requests << "/300 ms, margin " << o.safety_margin.count() << " ms");
+        CHECK(granted == ws.size());
+        CHECK(global_log.size() + given_back == ws.size());
+        std::sort(global_log.begin(), global_log.end());
+        check_window_invariant(global_log, o.global, o.safety_margin, "global");
+        for (auto& [name, log] : endpoint_log) {
+            std::sort(log.begin(), log.end());
+            check_window_invariant(log, o.per_endpoint, o.safety_margin, name);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The Asio limiter on the manual clock.
 
@@ -708,4 +791,48 @@ TEST_CASE("limiter: one limiter per API key, kept by digest, released with its l
     auto a3 = callsavvy::limiter_for_key(io.get_executor(), "pk_live_alpha", o);
     CHECK(a3 != nullptr);
     CHECK(a3->global_stats().in_window == 0); // a fresh limiter, not a dangling one
+}
+
+TEST_CASE("limiter with count_from_send: a full window waits for its oldest grant's send, and unused() frees "
+          "the slot",
+          "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = small_limits(); // 2 per endpoint, 3 global per 1000 ms, margin 10 ms
+    o.count_from_send = true;
+    vlimiter lim(io.get_executor(), o);
+    recorder rec;
+    std::vector<outcome> out(4);
+    for (auto& x : out) lim.async_acquire("listTickets", rec.handler(x));
+    run_virtual(io, at(0ms));
+    REQUIRE(rec.completed == 2);
+    lim.sent("listTickets"); // the first request leaves at once...
+    run_virtual(io, at(500ms));
+    lim.sent("listTickets"); // ... the second only at 500 ms (say, after a slow handshake)
+    run_virtual(io, at(1009ms));
+    CHECK(rec.completed == 2);
+    run_virtual(io, at(1010ms));
+    REQUIRE(rec.completed == 3); // 1000 ms + margin after the first send
+    CHECK(out[2].when == at(1010ms));
+    lim.unused("listTickets"); // out[2]'s connection failed before writing: its slot is free again
+    run_virtual(io, at(1010ms));
+    REQUIRE(rec.completed == 4);
+    CHECK(out[3].when == at(1010ms)); // the window (510 ms, 1510 ms] holds only the send at 500 ms
+
+    // out[3] and the next grant (at 1510 ms) never report their sends: a full window whose oldest grant is
+    // still pending admits nobody, however long it waits.
+    outcome next, last;
+    lim.async_acquire("listTickets", rec.handler(next));
+    lim.async_acquire("listTickets", rec.handler(last));
+    run_virtual(io, at(10s));
+    REQUIRE(next.ec.has_value());
+    CHECK(next.when == at(1510ms));
+    CHECK_FALSE(last.ec.has_value());
+    CHECK(lim.stats("listTickets").queued == 1);
+    lim.sent("listTickets");
+    lim.sent("listTickets"); // both leave at 10 s
+    run_virtual(io, at(12s));
+    REQUIRE(last.ec.has_value());
+    CHECK(*last.ec == std::error_code{});
+    CHECK(last.when == at(11010ms)); // 1000 ms + margin after those sends
 }

@@ -40,6 +40,13 @@ struct rate_limit_options {
     /// The pause after a 429 without Retry-After: full jitter, growing with the attempt.
     backoff_options backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
     std::uint64_t jitter_seed = 0; ///< seed of the 429 backoff's jitter; 0 picks a random one
+    /// The server counts a request when it arrives, not when the limiter granted it, and between the two a
+    /// call may wait for a pooled connection or a TLS handshake for longer than the safety margin. With this
+    /// on, a grant holds its place in both buckets as "pending" until the caller says when the request
+    /// actually left (sent()) or that it never did (unused()): the window is then kept over send times, and a
+    /// full window whose oldest grant is still pending admits nobody until that grant is sent. The client
+    /// turns it on for the limiters it uses; a caller who never reports sends leaves it off.
+    bool count_from_send = false;
 };
 
 /// One bucket as the store sees it.
@@ -74,6 +81,13 @@ public:
     /// No grant in bucket `id` before `until`; a shorter pause never shortens a longer one.
     virtual void pause(std::size_t id, time_point until) = 0;
     virtual bucket_usage usage(std::size_t id, time_point now) = 0;
+    /// With rate_limit_options::count_from_send: the oldest pending grant of bucket `id` (and of the global
+    /// bucket) left at `at` (>= its grant time), so it now counts from `at`. Grants are anonymous: which of
+    /// the pending grants is moved does not change which windows are full.
+    virtual void sent(std::size_t id, time_point at) = 0;
+    /// With rate_limit_options::count_from_send: the newest pending grant of bucket `id` (and of the global
+    /// bucket) was never sent (its call ended before writing) and is taken back.
+    virtual void unused(std::size_t id) = 0;
 };
 
 /// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
@@ -82,7 +96,7 @@ public:
 class local_bucket_store final : public bucket_store {
 public:
     explicit local_bucket_store(const rate_limit_options& o)
-        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin) {
+        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send) {
         buckets_.emplace_back(o.global);
     }
 
@@ -100,9 +114,21 @@ public:
         auto& g = buckets_[global_bucket];
         auto& b = buckets_[id];
         if (b.next_free(now, margin_) > now || g.next_free(now, margin_) > now) return false;
-        b.record(now);
-        g.record(now);
+        b.record(now, pending_);
+        g.record(now, pending_);
         return true;
+    }
+
+    void sent(std::size_t id, time_point at) override {
+        if (!pending_) return;
+        buckets_[id].mark_sent(at);
+        buckets_[global_bucket].mark_sent(at);
+    }
+
+    void unused(std::size_t id) override {
+        if (!pending_) return;
+        buckets_[id].erase_newest_pending();
+        buckets_[global_bucket].erase_newest_pending();
     }
 
     void give_back(std::size_t id, time_point at) override {
@@ -125,48 +151,90 @@ private:
         explicit sliding_log(bucket_limits l)
             : window(l.window), times(std::max<std::size_t>(l.max_requests, 1)) {} // N = 0 would never grant
 
-        // Sorted by time: grants are recorded with non-decreasing `now`, and erase keeps the order.
+        struct entry {
+            time_point at{};
+            bool pending = false; ///< granted, not sent yet (count_from_send): `at` is only a lower bound
+        };
+
+        // Sorted by time: grants are recorded with non-decreasing `now`, erase keeps the order, and mark_sent
+        // moves the entry it changes to its place. A pending entry cannot leave the log (next_free admits
+        // nobody while it is the oldest of a full log), so every entry pushed out counts from its send time.
         std::chrono::milliseconds window;
-        std::vector<time_point> times; // capacity N
-        std::size_t start = 0;         // the oldest
+        std::vector<entry> times; // capacity N
+        std::size_t start = 0;    // the oldest
         std::size_t count = 0;
+        std::size_t pending = 0;
         time_point paused_until = time_point::min();
 
         std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
 
         time_point next_free(time_point now, std::chrono::milliseconds margin) const {
             time_point t = std::max(now, paused_until);
-            if (count == times.size()) t = std::max(t, times[start] + window + margin);
+            if (count == times.size()) {
+                const entry& oldest = times[start];
+                // Its send time, unknown yet, decides when the window has room: sent() reschedules.
+                if (oldest.pending) return time_point::max();
+                t = std::max(t, oldest.at + window + margin);
+            }
             return t;
         }
-        void record(time_point t) {
+        void record(time_point t, bool is_pending) {
+            pending += is_pending ? 1 : 0;
             if (count < times.size()) {
-                times[at(count)] = t;
+                times[at(count)] = {t, is_pending};
                 ++count;
             } else {
-                times[start] = t; // the oldest leaves the log: it no longer constrains anything
+                times[start] = {t, is_pending}; // the oldest leaves the log: it no longer constrains anything
                 start = at(1);
             }
+        }
+        void remove_at(std::size_t i) {
+            for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
+            --count;
         }
         void erase(time_point t) {
             // Nearly always the newest entry: search from there. Not found means N later grants pushed it out
             // of the log, and keeping those is the conservative choice.
+            // With count_from_send the grant taken back is still pending: never remove a sent entry for it.
             for (std::size_t i = count; i-- > 0;) {
-                if (times[at(i)] != t) continue;
-                for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
-                --count;
+                if (times[at(i)].at != t || (pending > 0 && !times[at(i)].pending)) continue;
+                pending -= times[at(i)].pending ? 1 : 0;
+                remove_at(i);
+                return;
+            }
+        }
+        void mark_sent(time_point t) {
+            if (pending == 0) return;
+            // The oldest pending entry: pending entries are the recent ones, so walk back from the newest
+            // until all of them were seen (a handful: the requests between grant and write).
+            std::size_t i = count, seen = 0;
+            while (i-- > 0) {
+                if (times[at(i)].pending && ++seen == pending) break;
+            }
+            --pending;
+            entry e{std::max(t, times[at(i)].at), false};
+            for (; i + 1 < count && times[at(i + 1)].at < e.at; ++i) times[at(i)] = times[at(i + 1)];
+            times[at(i)] = e;
+        }
+        void erase_newest_pending() {
+            if (pending == 0) return;
+            for (std::size_t i = count; i-- > 0;) {
+                if (!times[at(i)].pending) continue;
+                --pending;
+                remove_at(i);
                 return;
             }
         }
         std::size_t in_window(time_point now) const {
             std::size_t n = 0;
-            for (std::size_t i = count; i-- > 0 && times[at(i)] > now - window;) ++n;
+            for (std::size_t i = count; i-- > 0 && times[at(i)].at > now - window;) ++n;
             return n;
         }
     };
 
     bucket_limits endpoint_limits_{};
     std::chrono::milliseconds margin_{};
+    bool pending_ = false; ///< rate_limit_options::count_from_send
     std::vector<sliding_log> buckets_{};
     std::map<std::string, std::size_t, std::less<>> ids_{};
 };
@@ -313,6 +381,8 @@ public:
     }
 
     void pause(std::uint32_t b, time_point until) { store_->pause(b, until); }
+    void sent(std::uint32_t b, time_point at) { store_->sent(b, at); }
+    void unused(std::uint32_t b) { store_->unused(b); }
     void pause_global(time_point until) { store_->pause(bucket_store::global_bucket, until); }
 
     /// Removes every parked waiter (the limiter is closing), calling f(waiter&) for each.
