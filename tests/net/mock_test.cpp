@@ -623,6 +623,28 @@ TEST_CASE("mock raw: an oversized body is answered 413 and its connection closed
     CHECK(std::count_if(m.journal().begin(), m.journal().end(), [](const auto& e) { return e.status == 413; }) == 1);
 }
 
+TEST_CASE("mock raw: a client that sends a whole oversized body still reads its 413", "[mock]") {
+    // The answer comes at the end of the head while the body's bytes are still arriving: closing with
+    // unread bytes would reset the connection and could destroy the 413 before the client reads it, so
+    // the server stops sending, drains what the client still sends, then closes.
+    asio::io_context io;
+    mock::mock_options o;
+    o.server.limits.max_body_bytes = 256;
+    mock::mock_server m(io.get_executor(), o);
+    raw_reply too_large;
+    error_code wec;
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        raw_conn big(co_await asio::this_coro::executor);
+        co_await big.connect(m.port());
+        wec = co_await big.write(post("createLead", std::string(200000, ' ')));
+        too_large = co_await big.read();
+    });
+    CHECK_FALSE(wec);
+    INFO("reading the answer failed with: " << too_large.ec.message());
+    REQUIRE_FALSE(too_large.ec);
+    check_error(too_large, 413, "", "Request body too large");
+}
+
 TEST_CASE("mock raw: oversized headers are answered 431", "[mock]") {
     asio::io_context io;
     mock::mock_options o;
@@ -1499,5 +1521,31 @@ TEST_CASE("webhook sender: bulk deliveries over kept-alive and fresh connections
         CHECK(bodies == std::set<std::string>(events.begin(), events.end())); // each event once
         CHECK(ids.size() == 50);
         CHECK(signed_ok == 50);
+
+        // A second bulk on the same sender counts its own connections; overlapping single deliveries each
+        // get an answer (one uses the kept-alive connection, the others their own).
+        mock::bulk_result again;
+        std::vector<mock::delivery_result> singles(3);
+        cstest::run_test(io, [&]() -> asio::awaitable<void> {
+            again = co_await sender.deliver_bulk(std::vector<std::string>(events.begin(), events.begin() + 8), 2);
+            const auto ex = co_await asio::this_coro::executor;
+            for (std::size_t i = 0; i < singles.size(); ++i)
+                asio::co_spawn(
+                    ex, [&, i]() -> asio::awaitable<void> { singles[i] = co_await sender.deliver(events[i]); },
+                    asio::detached);
+            co_await sleep_for(1ms);
+            for (int spins = 0; spins < 5000 && std::any_of(singles.begin(), singles.end(),
+                                                            [](const auto& d) { return d.status == 0 && !d.ec; });
+                 ++spins)
+                co_await sleep_for(1ms);
+        });
+        CHECK(again.acknowledged == 8);
+        if (keep_alive) CHECK(again.connections <= 2);
+        else
+            CHECK(again.connections == 8);
+        for (const auto& d : singles) {
+            CHECK_FALSE(d.ec);
+            CHECK(d.status == 200);
+        }
     }
 }

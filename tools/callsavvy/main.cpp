@@ -453,9 +453,11 @@ struct mock_command {
         auto* sub = app.add_subcommand("mock", "Run the mock Callsavvy server (sandbox keys) until interrupted");
         sub->add_option("--address", address, "Address to listen on (loopback by default)");
         sub->add_option("--port", port, "Port to listen on; 0 picks a free one");
-        sub->add_option("--cert", cert_file, "PEM certificate chain: serve HTTPS (with --key)");
-        sub->add_option("--key", key_file, "PEM private key of --cert");
-        sub->add_option("--window", window_seconds, "Rate-limit window in seconds");
+        auto* cert = sub->add_option("--cert", cert_file, "PEM certificate chain: serve HTTPS (with --key)");
+        auto* key = sub->add_option("--key", key_file, "PEM private key of --cert");
+        cert->needs(key)->check(CLI::ExistingFile);
+        key->needs(cert)->check(CLI::ExistingFile);
+        sub->add_option("--window", window_seconds, "Rate-limit window in seconds")->check(CLI::PositiveNumber);
         sub->add_option("--per-endpoint", per_endpoint, "Requests per window per key and resource");
         sub->add_option("--global", global, "Requests per window per key");
         sub->add_option("--window-mode", mode, "fixed or sliding")->check(CLI::IsMember({"fixed", "sliding"}));
@@ -482,6 +484,7 @@ struct mock_command {
         o.rate_limits.global = global;
         o.rate_limits.mode = mode == "sliding" ? testing::window_mode::sliding : testing::window_mode::fixed;
         o.rate_limits.send_retry_after = !no_retry_after;
+        o.keep_journal = false; // nobody reads it here, and a benchmark must not grow it without bound
         testing::mock_server server(io.get_executor(), o);
         std::cout << "callsavvy mock: serving " << server.base_url() << " (sandbox keys; Ctrl-C stops)" << std::endl;
         asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -38,7 +38,13 @@ struct server_options {
     http::limits limits{};                         ///< request limits; a larger body is answered 413
     std::chrono::milliseconds read_timeout{10000}; ///< a request must arrive whole within this
     std::chrono::milliseconds idle_timeout{60000}; ///< an idle keep-alive connection closes after this
-    std::size_t max_connections = 4096;            ///< connections beyond this are closed at accept
+    /// An answer (and a TLS close) must leave within this: a client that stops reading loses its connection.
+    std::chrono::milliseconds write_timeout{10000};
+    /// After an error answer (400, 408, 413, 431), what the client still sends is read and dropped for at most
+    /// this long and this many bytes before closing, so the answer is not destroyed by a reset.
+    std::chrono::milliseconds linger_timeout{2000};
+    std::size_t linger_bytes = 4 * 1024 * 1024;
+    std::size_t max_connections = 4096; ///< connections beyond this are closed at accept
 };
 
 /// A request as the handler sees it.
@@ -290,25 +296,41 @@ private:
                 out += reply.truncate ? std::string_view(reply.response.body).substr(0, reply.response.body.size() / 2)
                                       : std::string_view(reply.response.body);
             }
-            if (co_await c.write(out)) co_return;
-            if (close) {
-                if (c.tls) {
-                    auto [ec] = co_await c.tls->async_shutdown(detail::use_nothrow);
-                    (void)ec;
-                }
-                co_return;
+            c.arm(st.opts.write_timeout);
+            const error_code wec = co_await c.write(out);
+            if (!wec && close && c.tls) {
+                auto [ec] = co_await c.tls->async_shutdown(detail::use_nothrow);
+                (void)ec;
             }
+            c.disarm();
+            if (wec || close) co_return;
         }
     }
 
     static asio::awaitable<void> answer_error(state& st, conn& c, int status, std::string_view reason) {
+        if (st.stopped) co_return; // the error responder's owner may be gone already
         http::response r = st.on_error ? st.on_error(status, reason) : fallback_error(status, reason);
         r.headers.set("Connection", "close");
         r.headers.set("Content-Length", std::to_string(r.body.size()));
         std::string out;
         http::append_head(r, out);
         out += r.body;
-        co_await c.write(out);
+        c.arm(st.opts.write_timeout);
+        const error_code wec = co_await c.write(out);
+        c.disarm();
+        if (wec) co_return;
+        // A lingering close: the client may still be sending (the rest of a body too large, say). Closing
+        // now with unread bytes would reset the connection, and a reset can destroy the answer in flight.
+        error_code ignored;
+        if (!c.tls) c.socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        c.arm(st.opts.linger_timeout);
+        std::array<char, 16 * 1024> sink{};
+        for (std::size_t drained = 0; drained < st.opts.linger_bytes && !st.stopped;) {
+            auto [ec, n] = co_await c.read_some(asio::buffer(sink));
+            if (ec) break;
+            drained += n;
+        }
+        c.disarm();
     }
 
     std::shared_ptr<state> state_;

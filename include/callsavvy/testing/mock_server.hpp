@@ -23,6 +23,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -48,9 +49,9 @@ enum class window_mode {
 
 struct mock_rate_limits {
     bool enabled = true;
-    std::size_t per_endpoint = 50; ///< per key and resource URI
-    std::size_t global = 100;      ///< per key, all resources
-    std::chrono::milliseconds window{60000};
+    std::size_t per_endpoint = 50;           ///< per key and resource URI (0: every request is answered 429)
+    std::size_t global = 100;                ///< per key, all resources (0: likewise)
+    std::chrono::milliseconds window{60000}; ///< must be positive: the constructor throws invalid_argument else
     window_mode mode = window_mode::fixed;
     bool send_retry_after = true; ///< whole seconds until a slot frees
 };
@@ -62,6 +63,9 @@ struct mock_options {
     std::vector<std::string> allowed_sources{}; ///< empty: any source; else these IP addresses only (403)
     mock_rate_limits rate_limits{};
     std::uint64_t seed = 1; ///< of the random faults and nothing else
+    /// false: keep no journal (journal() stays empty), for a long-running mock whose memory must not grow
+    /// with every request, such as `callsavvy mock` under a benchmark.
+    bool keep_journal = true;
 };
 
 /// One request as the mock received it.
@@ -82,6 +86,8 @@ struct fault {
     std::string resource{};
     int status = 500;                   ///< fail_with_status
     std::chrono::milliseconds delay{0}; ///< delay
+    /// fail_with_status: sent as Retry-After (spec §1: a 503 may carry one), rounded up to whole seconds.
+    std::optional<std::chrono::milliseconds> retry_after{};
 };
 
 namespace detail {
@@ -488,7 +494,11 @@ class rate_counter {
 public:
     using clock = std::chrono::steady_clock;
 
-    explicit rate_counter(const mock_rate_limits& l) : limits_(l), epoch_(clock::now()) {}
+    explicit rate_counter(const mock_rate_limits& l) : limits_(l), epoch_(clock::now()) {
+        if (l.enabled && l.window <= std::chrono::milliseconds::zero())
+            throw std::invalid_argument("mock_rate_limits.window must be positive (got " +
+                                        std::to_string(l.window.count()) + " ms)");
+    }
 
     /// Counts one request if both limits allow it; otherwise returns how long until one would.
     std::optional<std::chrono::milliseconds> admit(const std::string& key, const std::string& resource,
@@ -516,6 +526,7 @@ public:
 private:
     std::chrono::milliseconds wait_for(std::deque<clock::time_point>& log, std::size_t limit, clock::time_point now) {
         const auto w = limits_.window;
+        if (limit == 0) return w; // a limit of 0 answers every request with 429
         if (limits_.mode == window_mode::fixed) {
             const auto start = epoch_ + w * ((now - epoch_) / w);
             while (!log.empty() && log.front() < start) log.pop_front();
@@ -609,7 +620,7 @@ private:
         r.status = status;
         r.reason = std::string(http::reason_phrase(status));
         r.headers.add("Content-Type", "application/json");
-        if (retry && opts_.rate_limits.send_retry_after)
+        if (retry && (status != 429 || opts_.rate_limits.send_retry_after))
             r.headers.add("Retry-After", std::to_string((retry->count() + 999) / 1000));
         r.body = std::move(body);
         return r;
@@ -620,7 +631,7 @@ private:
                                     : status == 408 ? "Request timeout"
                                     : status == 431 ? "Request headers too large"
                                                     : "Malformed request: " + std::string(reason);
-        journal_.push_back({std::chrono::steady_clock::now(), {}, {}, {}, status, 0});
+        if (opts_.keep_journal) journal_.push_back({std::chrono::steady_clock::now(), {}, {}, {}, status, 0});
         return envelope_response(status, make_error_envelope("", message));
     }
 
@@ -640,11 +651,11 @@ private:
         std::string resource = m.target;
         if (resource.starts_with(opts_.path_prefix)) resource.erase(0, opts_.path_prefix.size());
         const std::string key(m.headers.find("Public-Key").value_or(""));
-        journal_.push_back({now, resource, key, m.body, 0, req.connection_id});
+        if (opts_.keep_journal) journal_.push_back({now, resource, key, m.body, 0, req.connection_id});
         const std::size_t entry = journal_.size() - 1;
         server_reply reply;
         auto answer = [&](int status, std::string body, std::optional<std::chrono::milliseconds> retry = {}) {
-            journal_[entry].status = status;
+            if (opts_.keep_journal) journal_[entry].status = status;
             reply.response = envelope_response(status, std::move(body), retry);
             return reply;
         };
@@ -672,7 +683,7 @@ private:
         if (auto f = take_fault(resource)) {
             switch (f->what) {
             case fault::kind::fail_with_status:
-                co_return error(f->status, f->status >= 500 ? "Server error" : "Injected failure");
+                co_return error(f->status, f->status >= 500 ? "Server error" : "Injected failure", f->retry_after);
             case fault::kind::close_after_reading: reply.what = server_reply::action::close; co_return reply;
             case fault::kind::stall: reply.what = server_reply::action::stall; co_return reply;
             case fault::kind::delay: reply.delay = f->delay; break;

@@ -19,6 +19,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -78,47 +79,75 @@ public:
         }
     }
 
-    /// Delivers one event (its raw JSON text). `id`: the webhook-id; generated when empty.
+    /// Delivers one event (its raw JSON text). `id`: the webhook-id; generated when empty. Deliveries may
+    /// overlap: one at a time uses the kept-alive connection, any other opens its own.
     asio::awaitable<delivery_result> deliver(std::string body, std::string id = {}) {
+        if (conn_busy_) {
+            std::unique_ptr<callsavvy::detail::connection> own;
+            auto r = co_await deliver_on(own, std::move(body), std::move(id));
+            if (own) own->close();
+            co_return r;
+        }
+        conn_busy_ = true;
+        struct release {
+            bool& busy;
+            ~release() { busy = false; }
+        } const guard{conn_busy_};
         co_return co_await deliver_on(conn_, std::move(body), std::move(id));
     }
 
     /// Delivers every event with `concurrency` deliveries in flight, each worker on its own connection
-    /// (kept alive between its deliveries when options say so).
+    /// (kept alive between its deliveries when options say so). Cancelling the bulk stops it from starting
+    /// more deliveries; it completes once those in flight have ended (each within options().timeout), so
+    /// nothing outlives it but the sender, which must outlive the call.
     asio::awaitable<bulk_result> deliver_bulk(std::vector<std::string> events, std::size_t concurrency) {
-        bulk_result r;
+        auto st = std::make_shared<bulk_state>(ex_, std::move(events));
         const auto start = std::chrono::steady_clock::now();
-        std::size_t next = 0;
-        std::size_t running = concurrency == 0 ? 1 : concurrency;
-        asio::steady_timer all_done(ex_, std::chrono::steady_clock::time_point::max());
-        const std::size_t workers = running;
-        for (std::size_t w = 0; w < workers; ++w) {
-            asio::co_spawn(ex_, worker(this, &events, &next, &r, &running, &all_done), asio::detached);
+        const std::size_t opened_before = opened_;
+        st->running = concurrency == 0 ? 1 : concurrency;
+        const std::size_t workers = st->running;
+        for (std::size_t w = 0; w < workers; ++w) asio::co_spawn(ex_, worker(this, st), asio::detached);
+        while (st->running > 0) {
+            auto [ec] = co_await st->all_done.async_wait(callsavvy::detail::use_nothrow);
+            if (ec && st->running > 0) {
+                // Cancelled: start nothing new, and wait for the deliveries in flight with a fresh
+                // cancellation state (the cancelled one would end every further wait at once).
+                st->stop = true;
+                co_await asio::this_coro::reset_cancellation_state();
+            }
         }
-        auto [ec] = co_await all_done.async_wait(callsavvy::detail::use_nothrow);
-        (void)ec; // the last worker cancels the timer
-        r.elapsed = std::chrono::steady_clock::now() - start;
-        co_return r;
+        st->result.connections = opened_ - opened_before;
+        st->result.elapsed = std::chrono::steady_clock::now() - start;
+        co_return st->result;
     }
 
     std::size_t connections_opened() const noexcept { return opened_; }
 
 private:
-    static asio::awaitable<void> worker(webhook_sender* self, std::vector<std::string>* events, std::size_t* next,
-                                        bulk_result* r, std::size_t* running, asio::steady_timer* all_done) {
+    struct bulk_state {
+        bulk_state(const asio::any_io_executor& ex, std::vector<std::string> e)
+            : events(std::move(e)), all_done(ex, std::chrono::steady_clock::time_point::max()) {}
+        std::vector<std::string> events;
+        std::size_t next = 0;
+        std::size_t running = 0;
+        bool stop = false;
+        bulk_result result{};
+        asio::steady_timer all_done;
+    };
+
+    static asio::awaitable<void> worker(webhook_sender* self, std::shared_ptr<bulk_state> st) {
         std::unique_ptr<callsavvy::detail::connection> conn;
-        while (*next < events->size()) {
-            const std::size_t i = (*next)++;
-            ++r->sent;
-            auto d = co_await self->deliver_on(conn, (*events)[i], {});
-            if (d.status != 0) ++r->statuses[d.status];
-            if (!d.ec && d.status >= 200 && d.status < 300) ++r->acknowledged;
+        while (!st->stop && st->next < st->events.size()) {
+            const std::size_t i = st->next++;
+            ++st->result.sent;
+            auto d = co_await self->deliver_on(conn, st->events[i], {});
+            if (d.status != 0) ++st->result.statuses[d.status];
+            if (!d.ec && d.status >= 200 && d.status < 300) ++st->result.acknowledged;
             else
-                ++r->failed;
+                ++st->result.failed;
         }
         if (conn) conn->close();
-        r->connections = self->opened_;
-        if (--*running == 0) all_done->cancel();
+        if (--st->running == 0) st->all_done.cancel();
     }
 
     asio::awaitable<delivery_result> deliver_on(std::unique_ptr<callsavvy::detail::connection>& conn, std::string body,
@@ -203,6 +232,7 @@ private:
     std::string authorization_{};
     error_code config_ec_{};
     std::unique_ptr<callsavvy::detail::connection> conn_{};
+    bool conn_busy_ = false; ///< a deliver() is using conn_
     std::uint64_t sequence_ = 0;
     std::size_t opened_ = 0;
 };
