@@ -1,7 +1,10 @@
 // callsavvy/callsavvy.hpp — the umbrella header: include this one header (or the generated single header
-// single_include/callsavvy/callsavvy.hpp) to get the whole library.
+// single_include/callsavvy/callsavvy.hpp) to get the whole library: the client, the typed endpoints and their
+// catalog, the rate limiter, and webhook signatures. The test helpers (callsavvy/testing/: the mock server
+// and the webhook sender) are included on their own.
 #pragma once
 
+#include <callsavvy/api/catalog.hpp>
 #include <callsavvy/client.hpp>
 #include <callsavvy/config.hpp>
 #include <callsavvy/envelope.hpp>
@@ -13,3 +16,4 @@
 #include <callsavvy/net/proxy.hpp>
 #include <callsavvy/net/tls.hpp>
 #include <callsavvy/version.hpp>
+#include <callsavvy/webhook/signature.hpp>

@@ -61,7 +61,10 @@ struct credentials {
 
 /// How failed attempts are retried (which failures qualify is fixed by the retry-safety rules, not here).
 struct retry_options {
-    int max_attempts = 3;                         ///< attempts per call, the first included
+    int max_attempts = 3; ///< attempts per call, the first included; 429s not counted
+    /// 429s are always retried (they prove the request was not processed), at most this many times per call
+    /// and within its deadline; then the call fails with error::rate_limited.
+    int max_rate_limited_retries = 50;
     std::chrono::milliseconds backoff_base{200};  ///< exponential backoff with full jitter: base * 2^(n-1) ...
     std::chrono::milliseconds backoff_cap{10000}; ///< ... capped here
 };
@@ -122,9 +125,14 @@ inline retry_decision decide_retry(const error_code& ec, int http_status, bool w
     if (ec == asio::error::operation_aborted) return retry_decision::fail;
     const bool attempts_left = attempt < max_attempts;
     if (http_status != 0) {
-        // An answer arrived. 429 proves the request was not processed; 5xx may have been partially processed.
-        if (http_status == 429) return attempts_left ? retry_decision::retry : retry_decision::fail;
-        if (http_status >= 500 && read_only) return attempts_left ? retry_decision::retry : retry_decision::fail;
+        // An answer arrived. 429 proves the request was not processed (the caller bounds those retries
+        // separately); a 5xx does not say whether the work was done, so a call that changes state reports
+        // an unknown outcome and is never re-sent.
+        if (http_status == 429) return retry_decision::retry;
+        if (http_status >= 500) {
+            if (!read_only) return retry_decision::outcome_unknown;
+            return attempts_left ? retry_decision::retry : retry_decision::fail;
+        }
         return retry_decision::fail;
     }
     if (ec.category() == callsavvy::error_category()) {
@@ -138,7 +146,11 @@ inline retry_decision decide_retry(const error_code& ec, int http_status, bool w
         default: break;
         }
     }
-    if (ec.category() == http::error_category()) return retry_decision::fail; // a broken answer is not a lost one
+    if (ec.category() == http::error_category()) {
+        // A broken answer is not a lost one: never re-sent. The request did arrive, so for a call that
+        // changes state whether it was done is unknown.
+        return written && !read_only ? retry_decision::outcome_unknown : retry_decision::fail;
+    }
     if (!written) {
         // Connect failures, or a reused connection that failed on write: nothing reached the server whole.
         if (reused && !fresh_retry_used) return retry_decision::retry_now;
@@ -592,6 +604,15 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
                 co_return last;
             }
             cs->slot = limiter_.get();
+            // The breaker may have opened while this call was parked (a batch parks all at once): look again
+            // before anything is sent with credentials the server just refused.
+            if (!breaker_.allow(clock::now())) {
+                cs->slot_unused();
+                last.ec = make_error_code(error::unauthorized);
+                d.detail = "not sent: the last " + std::to_string(breaker_.consecutive_failures()) +
+                           " answers were 401/403; calls resume after the cool-down";
+                co_return last;
+            }
         }
         const auto limiter_wait = clock::now() - queued_at;
         std::unique_ptr<connection> conn;
@@ -624,9 +645,31 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             cs->attempt_timer.cancel();
             cs->slot_unused(); // the attempt ended before its write: the grant was not used
         }
+        // Whatever the server sent back may echo the request's headers: the keys never leave in diagnostics.
+        for (std::string* text : {&d.server_message, &d.body, &d.detail}) {
+            detail::redact(*text, opts_.keys.public_key);
+            detail::redact(*text, opts_.keys.private_key);
+        }
+        // The observer sees every attempt, the one a deadline or close() ended included.
+        auto notify = [&](bool will_retry) {
+            if (!opts_.observer) return;
+            call_event ev;
+            ev.resource = cs->resource;
+            ev.attempt = n;
+            ev.http_status = cs->http_status;
+            ev.ec = last.ec;
+            ev.latency = clock::now() - start;
+            ev.bytes_sent = conn->bytes_sent() - sent0;
+            ev.bytes_received = conn->bytes_received() - recv0;
+            ev.reused_connection = reused;
+            ev.will_retry = will_retry;
+            ev.limiter_wait = limiter_wait;
+            opts_.observer(ev);
+        };
         if (cs->call_stop != call_state::stop::none) {
-            discard(std::move(conn));
             last.ec = asio::error::operation_aborted; // call() reports the deadline or the close
+            notify(false);
+            discard(std::move(conn));
             co_return last;
         }
         if (cs->attempt_stop == call_state::stop::attempt_timeout) {
@@ -642,6 +685,10 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             const int counted = cs->http_status == 429 ? 1 : n - rate_limited;
             decision = decide_retry(last.ec, cs->http_status, cs->written, cs->read_only, reused, fresh_retry_used,
                                     counted, opts_.retry.max_attempts);
+            if (cs->http_status == 429 && rate_limited >= opts_.retry.max_rate_limited_retries) {
+                decision = retry_decision::fail;
+                d.detail = "still rate limited after " + std::to_string(rate_limited) + " retries";
+            }
             if (decision == retry_decision::retry && cs->http_status != 429) {
                 // Retries other than after a 429 draw from the budget; a spent budget ends the call at once.
                 const std::size_t cost = budget_.try_spend(cs->attempt_stop == call_state::stop::attempt_timeout);
@@ -654,20 +701,7 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         } else {
             budget_.on_success(budget_spent);
         }
-        if (opts_.observer) {
-            call_event ev;
-            ev.resource = cs->resource;
-            ev.attempt = n;
-            ev.http_status = cs->http_status;
-            ev.ec = last.ec;
-            ev.latency = clock::now() - start;
-            ev.bytes_sent = conn->bytes_sent() - sent0;
-            ev.bytes_received = conn->bytes_received() - recv0;
-            ev.reused_connection = reused;
-            ev.will_retry = decision == retry_decision::retry || decision == retry_decision::retry_now;
-            ev.limiter_wait = limiter_wait;
-            opts_.observer(ev);
-        }
+        notify(decision == retry_decision::retry || decision == retry_decision::retry_now);
         // A whole answer (of any status) leaves the connection usable; anything else closed it.
         if (cs->http_status != 0 && conn->reusable()) release(std::move(conn));
         else
@@ -699,6 +733,14 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         }
         auto delay = backoff_delay(opts_.retry, cs->http_status == 429 ? rate_limited : n - rate_limited, rng_);
         if (cs->retry_after) delay = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
+        // Nothing is on the wire while backing off: any cancellation type may end the call again (the
+        // attempt narrowed it to terminal for the whole coroutine). A cancellation already received ends
+        // it now; resetting the state would forget it.
+        if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+            last.ec = asio::error::operation_aborted;
+            co_return last;
+        }
+        co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
         asio::steady_timer backoff(ex_, delay);
         error_code wec;
         {

@@ -13,7 +13,8 @@
 // Asio 1.22 enables co_await for clang only when <experimental/coroutine> exists, which libstdc++ 12 lacks.
 // The macro must be seen before Asio's own config; if Asio came first without it, coroutines are off and
 // every awaitable in this library would fail with pages of errors, so say so plainly instead.
-#if defined(ASIO_VERSION) && !defined(ASIO_HAS_CO_AWAIT)
+// Any Asio header includes asio/detail/config.hpp first; <asio/version.hpp> alone does not, hence both.
+#if (defined(ASIO_VERSION) || defined(ASIO_DETAIL_CONFIG_HPP)) && !defined(ASIO_HAS_CO_AWAIT)
 #error                                                                                                                 \
     "callsavvy: include <callsavvy/callsavvy.hpp> before Asio, or define ASIO_HAS_CO_AWAIT=1 for the whole build (the CMake target callsavvy::callsavvy does)"
 #endif

@@ -47,7 +47,7 @@ enum class error {
     unexpected_status,  ///< any other non-200 status
     // client side
     validation_failed, ///< the request broke a rule of the endpoint catalog; nothing was sent
-    outcome_unknown,   ///< a state-changing request was written and its answer lost; never re-sent
+    outcome_unknown,   ///< a state-changing request was written and then its answer lost, broken or 5xx; never re-sent
     invalid_url,       ///< the base URL or proxy URL could not be used
     client_closed,     ///< the client was closed
     queue_full,        ///< the rate limiter's queue of waiters is at its configured maximum
@@ -97,7 +97,8 @@ inline const char* error_message(error e) noexcept {
     case error::server_error: return "server error (HTTP 5xx)";
     case error::unexpected_status: return "unexpected HTTP status";
     case error::validation_failed: return "request failed validation";
-    case error::outcome_unknown: return "outcome unknown: the request was sent and its answer lost";
+    case error::outcome_unknown:
+        return "outcome unknown: the request was sent, and whether it was processed is unknown";
     case error::invalid_url: return "invalid URL";
     case error::client_closed: return "client closed";
     case error::queue_full: return "rate limiter queue is full";
@@ -245,6 +246,20 @@ struct diagnostics {
 };
 
 namespace detail {
+/// Keys shorter than this are not redacted: replacing every "a" in a text would do more harm than good, and
+/// real keys are far longer.
+inline constexpr std::size_t min_redacted_secret_length = 8;
+
+/// Replaces every occurrence of `secret` in `text` with "[redacted]": a server or proxy may echo the
+/// request's headers back (an error page, a misbehaving gateway), and credentials must never reach an
+/// error text, a log or a test's output.
+inline void redact(std::string& text, std::string_view secret) {
+    if (secret.size() < min_redacted_secret_length) return;
+    constexpr std::string_view mark = "[redacted]";
+    for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + mark.size()))
+        text.replace(pos, secret.size(), mark);
+}
+
 inline std::string describe(const error_code& ec, const diagnostics& d) {
     std::string s = "callsavvy";
     if (!d.resource.empty()) s.append(": ").append(d.resource);

@@ -5,18 +5,14 @@
 
 // ---- begin callsavvy/callsavvy.hpp ----
 // callsavvy/callsavvy.hpp — the umbrella header: include this one header (or the generated single header
-// single_include/callsavvy/callsavvy.hpp) to get the whole library.
+// single_include/callsavvy/callsavvy.hpp) to get the whole library: the client, the typed endpoints and their
+// catalog, the rate limiter, and webhook signatures. The test helpers (callsavvy/testing/: the mock server
+// and the webhook sender) are included on their own.
 
-// ---- begin callsavvy/client.hpp ----
-// callsavvy/client.hpp — the async Callsavvy client: `co_await client.async_call("getSummary", {})` and the
-// same with any Asio completion token. It runs on the application's executor and owns no threads; a call
-// goes from the request through a pooled keep-alive connection (TCP or verified TLS, optionally through a
-// CONNECT proxy) to the checked envelope, with per-attempt timeouts, an overall deadline, cancellation and
-// retries that never re-send a request the server may have processed.
-//
-// Thread safety: a client is not internally locked. Start every operation (and close()) from the client's
-// executor; in a multi-threaded io_context give the client a strand. Completion handlers run on their own
-// associated executor, as Asio's model says.
+// ---- begin callsavvy/api/catalog.hpp ----
+// callsavvy/api/catalog.hpp — the endpoint catalog at run time: one entry per descriptor of
+// api/endpoints.hpp, for what picks an endpoint by its resource URI (the raw call's retry safety, the CLI,
+// the mock server's routes, the README's table, the fuzzer).
 
 // ---- begin callsavvy/api/endpoints.hpp ----
 // callsavvy/api/endpoints.hpp — the endpoint catalog: the 35 endpoints of spec §3, each a compile-time
@@ -74,7 +70,8 @@ CALLSAVVY_END_NAMESPACE
 // Asio 1.22 enables co_await for clang only when <experimental/coroutine> exists, which libstdc++ 12 lacks.
 // The macro must be seen before Asio's own config; if Asio came first without it, coroutines are off and
 // every awaitable in this library would fail with pages of errors, so say so plainly instead.
-#if defined(ASIO_VERSION) && !defined(ASIO_HAS_CO_AWAIT)
+// Any Asio header includes asio/detail/config.hpp first; <asio/version.hpp> alone does not, hence both.
+#if (defined(ASIO_VERSION) || defined(ASIO_DETAIL_CONFIG_HPP)) && !defined(ASIO_HAS_CO_AWAIT)
 #error                                                                                                                 \
     "callsavvy: include <callsavvy/callsavvy.hpp> before Asio, or define ASIO_HAS_CO_AWAIT=1 for the whole build (the CMake target callsavvy::callsavvy does)"
 #endif
@@ -1432,6 +1429,417 @@ inline bool is_read_only(std::string_view resource) noexcept {
 } // namespace api
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/api/endpoints.hpp ----
+// ---- begin callsavvy/json/mapping.hpp ----
+// callsavvy/json/mapping.hpp — the one JSON mapping of the typed API, on Boost.JSON + Boost.Describe.
+// Encoding omits absent optionals and appends a struct's `extra` members as given. Decoding never fails
+// on what an evolving API may do (missing fields stay empty, unknown fields land in `extra`, numbers may
+// arrive as numeric strings) and fails on what is really wrong (a present value of the wrong type), with
+// the path of the field. Boost.JSON 1.81's own described-struct conversion demands every key, so it is
+// not used.
+
+
+#include <boost/describe/members.hpp>
+#include <boost/describe/modifiers.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/string.hpp>
+#include <boost/json/value.hpp>
+#include <boost/mp11/algorithm.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace json_mapping {
+
+/// Where and why a decode failed: `path` like `tickets[3].created_at`.
+struct decode_error {
+    std::string path{};
+    std::string reason{};
+    /// Input, not output: decode as a server checks a request (no numeric strings for numbers, no numbers
+    /// for text) instead of as a client reads a response (lenient about both).
+    bool strict_types = false;
+    std::string message() const { return "field " + (path.empty() ? std::string("<data>") : path) + ": " + reason; }
+};
+
+template <class T>
+inline constexpr bool is_described_v = boost::describe::has_describe_members<T>::value;
+
+template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+template <class T>
+struct is_vector : std::false_type {};
+template <class T, class A>
+struct is_vector<std::vector<T, A>> : std::true_type {};
+template <class T>
+struct is_open_enum : std::false_type {};
+template <class Tag>
+struct is_open_enum<open_enum<Tag>> : std::true_type {};
+
+template <class T>
+concept has_extra = requires(T t) {
+    { t.extra } -> std::same_as<boost::json::object&>;
+};
+
+template <class T>
+using members_of = boost::describe::describe_members<T, boost::describe::mod_public>;
+
+// ---- encoding ----
+
+template <class T>
+boost::json::value encode(const T& v);
+
+template <class T>
+void encode_into(const T& v, boost::json::object& out) {
+    boost::mp11::mp_for_each<members_of<T>>([&](auto d) {
+        const auto& m = v.*d.pointer;
+        using M = std::remove_cvref_t<decltype(m)>;
+        if constexpr (is_optional<M>::value) {
+            if (m) out[d.name] = encode(*m);
+        } else {
+            out[d.name] = encode(m);
+        }
+    });
+    if constexpr (has_extra<T>) {
+        for (const auto& kv : v.extra) out[kv.key()] = kv.value();
+    }
+}
+
+template <class T>
+boost::json::value encode(const T& v) {
+    if constexpr (std::is_same_v<T, bool>) {
+        return boost::json::value(v);
+    } else if constexpr (std::is_integral_v<T>) {
+        return boost::json::value(static_cast<std::int64_t>(v));
+    } else if constexpr (std::is_floating_point_v<T>) {
+        return boost::json::value(static_cast<double>(v));
+    } else if constexpr (std::is_same_v<T, std::string>) {
+        return boost::json::value(boost::json::string_view(v));
+    } else if constexpr (is_open_enum<T>::value || std::is_same_v<T, timestamp>) {
+        return boost::json::value(boost::json::string_view(v.str()));
+    } else if constexpr (std::is_same_v<T, boost::json::object> || std::is_same_v<T, boost::json::value>) {
+        return boost::json::value(v);
+    } else if constexpr (is_optional<T>::value) {
+        return v ? encode(*v) : boost::json::value(nullptr);
+    } else if constexpr (is_vector<T>::value) {
+        boost::json::array a;
+        a.reserve(v.size());
+        for (const auto& e : v) a.push_back(encode(e));
+        return a;
+    } else {
+        static_assert(is_described_v<T>,
+                      "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
+        boost::json::object o;
+        encode_into(v, o);
+        return o;
+    }
+}
+
+// ---- decoding ----
+
+/// The path of the field being decoded, built only when a failure needs it.
+struct path_segment {
+    const path_segment* parent = nullptr;
+    std::string_view name{};
+    std::size_t index = 0;
+    bool is_index = false;
+
+    std::string str() const {
+        std::string s = parent != nullptr ? parent->str() : std::string();
+        if (is_index) {
+            s += '[' + std::to_string(index) + ']';
+        } else if (!name.empty()) {
+            if (!s.empty()) s += '.';
+            s += name;
+        }
+        return s;
+    }
+};
+
+inline bool fail(const path_segment& at, std::string reason, decode_error& err) {
+    err.path = at.str();
+    err.reason = std::move(reason);
+    return false;
+}
+
+inline const char* kind_name(const boost::json::value& v) {
+    switch (v.kind()) {
+    case boost::json::kind::null: return "null";
+    case boost::json::kind::bool_: return "a boolean";
+    case boost::json::kind::int64:
+    case boost::json::kind::uint64:
+    case boost::json::kind::double_: return "a number";
+    case boost::json::kind::string: return "a string";
+    case boost::json::kind::array: return "an array";
+    case boost::json::kind::object: return "an object";
+    }
+    return "a value";
+}
+
+template <class T>
+bool decode(const boost::json::value& in, T& out, const path_segment& at, decode_error& err);
+
+template <class I>
+bool decode_integer(const boost::json::value& in, I& out, const path_segment& at, decode_error& err) {
+    std::int64_t n = 0;
+    if (const auto* p = in.if_int64()) {
+        n = *p;
+    } else if (const auto* u = in.if_uint64()) {
+        if (*u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+            return fail(at, "integer out of range", err);
+        n = static_cast<std::int64_t>(*u);
+    } else if (const auto* d = in.if_double(); d != nullptr && !err.strict_types) {
+        if (!std::isfinite(*d) || std::trunc(*d) != *d || std::fabs(*d) > 9.0e15)
+            return fail(at, "expected an integer, got a fractional number", err);
+        n = static_cast<std::int64_t>(*d);
+    } else if (const auto* s = in.if_string(); s != nullptr && !err.strict_types) {
+        // Numbers may arrive as numeric strings (spec §2).
+        const char* b = s->data();
+        const char* e = b + s->size();
+        auto [p, ec] = std::from_chars(b, e, n);
+        if (ec != std::errc{} || p != e || b == e)
+            return fail(at, "expected an integer, got a non-numeric string", err);
+    } else {
+        return fail(at, std::string("expected an integer, got ") + kind_name(in), err);
+    }
+    if (n < static_cast<std::int64_t>(std::numeric_limits<I>::min()) ||
+        n > static_cast<std::int64_t>(std::numeric_limits<I>::max()))
+        return fail(at, "integer out of range", err);
+    out = static_cast<I>(n);
+    return true;
+}
+
+template <class T>
+bool decode_object(const boost::json::object& in, T& out, const path_segment& at, decode_error& err) {
+    bool ok = true;
+    boost::mp11::mp_for_each<members_of<T>>([&](auto d) {
+        if (!ok) return;
+        const auto* v = in.if_contains(d.name);
+        if (v == nullptr || v->is_null()) return; // missing fields stay empty
+        const path_segment here{&at, d.name, 0, false};
+        ok = decode(*v, out.*d.pointer, here, err);
+    });
+    if (!ok) return false;
+    if constexpr (has_extra<T>) {
+        for (const auto& kv : in) {
+            bool known = false;
+            boost::mp11::mp_for_each<members_of<T>>([&](auto d) { known = known || kv.key() == d.name; });
+            if (!known) out.extra[kv.key()] = kv.value();
+        }
+    }
+    return true;
+}
+
+template <class T>
+bool decode(const boost::json::value& in, T& out, const path_segment& at, decode_error& err) {
+    if constexpr (std::is_same_v<T, bool>) {
+        if (const auto* b = in.if_bool()) {
+            out = *b;
+            return true;
+        }
+        if (const auto* s = in.if_string(); s != nullptr && !err.strict_types) {
+            if (*s == "true" || *s == "1") return out = true, true;
+            if (*s == "false" || *s == "0") return out = false, true;
+        }
+        if (!err.strict_types && in.is_int64() && (in.get_int64() == 0 || in.get_int64() == 1))
+            return out = in.get_int64() == 1, true;
+        return fail(at, std::string("expected a boolean, got ") + kind_name(in), err);
+    } else if constexpr (std::is_integral_v<T>) {
+        return decode_integer(in, out, at, err);
+    } else if constexpr (std::is_floating_point_v<T>) {
+        if (in.is_number()) return out = static_cast<T>(in.to_number<double>()), true;
+        if (const auto* s = in.if_string()) {
+            double d = 0;
+            auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), d);
+            if (ec == std::errc{} && p == s->data() + s->size() && !s->empty()) return out = static_cast<T>(d), true;
+        }
+        return fail(at, std::string("expected a number, got ") + kind_name(in), err);
+    } else if constexpr (std::is_same_v<T, std::string> || is_open_enum<T>::value || std::is_same_v<T, timestamp>) {
+        if (const auto* s = in.if_string()) {
+            out = T(std::string(s->data(), s->size()));
+            return true;
+        }
+        if (err.strict_types) return fail(at, std::string("expected a string, got ") + kind_name(in), err);
+        // A number where text is expected is kept as its text (ids and amounts are sometimes numbers).
+        if (in.is_int64()) return out = T(std::to_string(in.get_int64())), true;
+        if (in.is_uint64()) return out = T(std::to_string(in.get_uint64())), true;
+        if (in.is_double()) {
+            char buf[32];
+            auto [p, ec] = std::to_chars(buf, buf + sizeof buf, in.get_double());
+            (void)ec;
+            return out = T(std::string(buf, p)), true;
+        }
+        return fail(at, std::string("expected a string, got ") + kind_name(in), err);
+    } else if constexpr (std::is_same_v<T, boost::json::value>) {
+        out = in;
+        return true;
+    } else if constexpr (std::is_same_v<T, boost::json::object>) {
+        if (const auto* o = in.if_object()) return out = *o, true;
+        return fail(at, std::string("expected an object, got ") + kind_name(in), err);
+    } else if constexpr (is_optional<T>::value) {
+        typename T::value_type v{};
+        if (!decode(in, v, at, err)) return false;
+        out = std::move(v);
+        return true;
+    } else if constexpr (is_vector<T>::value) {
+        const auto* a = in.if_array();
+        if (a == nullptr) return fail(at, std::string("expected an array, got ") + kind_name(in), err);
+        out.clear();
+        out.reserve(a->size());
+        for (std::size_t i = 0; i < a->size(); ++i) {
+            const path_segment here{&at, {}, i, true};
+            typename T::value_type e{};
+            if (!decode((*a)[i], e, here, err)) return false;
+            out.push_back(std::move(e));
+        }
+        return true;
+    } else {
+        static_assert(is_described_v<T>,
+                      "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
+        const auto* o = in.if_object();
+        if (o == nullptr) return fail(at, std::string("expected an object, got ") + kind_name(in), err);
+        return decode_object(*o, out, at, err);
+    }
+}
+
+} // namespace json_mapping
+
+/// Encodes a described struct (requests): absent optionals omitted, `extra` members appended as given.
+template <class T>
+boost::json::object to_json(const T& v) {
+    boost::json::object o;
+    json_mapping::encode_into(v, o);
+    return o;
+}
+
+/// Decodes a described struct (responses). Returns false and fills `err` (with the field path) when a
+/// present value has the wrong type; missing fields stay empty and unknown ones are kept in `extra`.
+template <class T>
+bool from_json(const boost::json::object& in, T& out, json_mapping::decode_error& err) {
+    return json_mapping::decode_object(in, out, json_mapping::path_segment{}, err);
+}
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/json/mapping.hpp ----
+
+#include <boost/json/object.hpp>
+
+#include <array>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace api {
+
+/// The JSON key of a list endpoint's collection: its response's first list member ("" for the others).
+template <endpoint E>
+std::string_view collection_of() {
+    std::string_view key;
+    if (!E::resource.starts_with("list")) return key;
+    boost::mp11::mp_for_each<boost::describe::describe_members<typename E::response, boost::describe::mod_public>>(
+        [&](auto d) {
+            using M = std::remove_cvref_t<decltype(std::declval<typename E::response>().*d.pointer)>;
+            if (key.empty() && json_mapping::is_vector<M>::value) key = d.name;
+        });
+    return key;
+}
+
+/// A request as the server checks it: a value of the wrong JSON type is invalid, then the rules apply.
+template <endpoint E>
+std::optional<violation> check_json_request(const boost::json::object& body, typename E::request* decoded = nullptr) {
+    typename E::request req{};
+    json_mapping::decode_error err;
+    err.strict_types = true;
+    if (!from_json(body, req, err)) {
+        // The top-level field is what the spec's message names.
+        std::string field = err.path.substr(0, err.path.find_first_of(".["));
+        if (err.path.find('[') != std::string::npos && err.path.find('.') != std::string::npos) field = err.path;
+        return violation{violation::kind::invalid, field};
+    }
+    auto v = check_all<typename E::rules>(req);
+    if (!v && decoded != nullptr) *decoded = std::move(req);
+    return v;
+}
+
+/// One endpoint, type-erased.
+struct endpoint_info {
+    std::string_view resource{};
+    std::string_view title{};
+    api::group group{};
+    bool read_only = false;
+    bool paginated = false;
+    std::string_view collection{};
+    std::optional<violation> (*check_request)(const boost::json::object& body) = nullptr;
+    bool (*decode_response)(const boost::json::object& data, json_mapping::decode_error& err) = nullptr;
+};
+
+template <endpoint E>
+endpoint_info make_endpoint_info() {
+    endpoint_info i;
+    i.resource = E::resource;
+    i.title = E::title;
+    i.group = E::group;
+    i.read_only = E::read_only;
+    i.paginated = is_paginated_v<E>;
+    i.collection = collection_of<E>();
+    i.check_request = [](const boost::json::object& body) { return check_json_request<E>(body); };
+    i.decode_response = [](const boost::json::object& data, json_mapping::decode_error& err) {
+        typename E::response r;
+        return from_json(data, r, err);
+    };
+    return i;
+}
+
+/// Every endpoint, in the spec's order.
+inline std::span<const endpoint_info> catalog() {
+#define CALLSAVVY_API_INFO(name) make_endpoint_info<name>(),
+    static const std::vector<endpoint_info> all{CALLSAVVY_API_ENDPOINTS(CALLSAVVY_API_INFO)};
+#undef CALLSAVVY_API_INFO
+    return all;
+}
+
+/// The endpoint with this resource URI, or nullptr.
+inline const endpoint_info* find_endpoint(std::string_view resource) {
+    for (const auto& e : catalog())
+        if (e.resource == resource) return &e;
+    return nullptr;
+}
+
+/// Calls f(E{}) for every descriptor E.
+template <class F>
+void for_each_endpoint(F&& f) {
+#define CALLSAVVY_API_VISIT(name) f(name{});
+    CALLSAVVY_API_ENDPOINTS(CALLSAVVY_API_VISIT)
+#undef CALLSAVVY_API_VISIT
+}
+
+} // namespace api
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/api/catalog.hpp ----
+// ---- begin callsavvy/client.hpp ----
+// callsavvy/client.hpp — the async Callsavvy client: `co_await client.async_call("getSummary", {})` and the
+// same with any Asio completion token. It runs on the application's executor and owns no threads; a call
+// goes from the request through a pooled keep-alive connection (TCP or verified TLS, optionally through a
+// CONNECT proxy) to the checked envelope, with per-attempt timeouts, an overall deadline, cancellation and
+// retries that never re-send a request the server may have processed.
+//
+// Thread safety: a client is not internally locked. Start every operation (and close()) from the client's
+// executor; in a multi-threaded io_context give the client a strand. Completion handlers run on their own
+// associated executor, as Asio's model says.
+
 // ---- begin callsavvy/envelope.hpp ----
 // callsavvy/envelope.hpp — Callsavvy's response envelope (spec §1): {"resource", "status", "data"} on
 // success and {"resource", "status", "message"} on error. The client checks it; the mock server builds it.
@@ -1575,7 +1983,7 @@ enum class error {
     unexpected_status,  ///< any other non-200 status
     // client side
     validation_failed, ///< the request broke a rule of the endpoint catalog; nothing was sent
-    outcome_unknown,   ///< a state-changing request was written and its answer lost; never re-sent
+    outcome_unknown,   ///< a state-changing request was written and then its answer lost, broken or 5xx; never re-sent
     invalid_url,       ///< the base URL or proxy URL could not be used
     client_closed,     ///< the client was closed
     queue_full,        ///< the rate limiter's queue of waiters is at its configured maximum
@@ -1625,7 +2033,8 @@ inline const char* error_message(error e) noexcept {
     case error::server_error: return "server error (HTTP 5xx)";
     case error::unexpected_status: return "unexpected HTTP status";
     case error::validation_failed: return "request failed validation";
-    case error::outcome_unknown: return "outcome unknown: the request was sent and its answer lost";
+    case error::outcome_unknown:
+        return "outcome unknown: the request was sent, and whether it was processed is unknown";
     case error::invalid_url: return "invalid URL";
     case error::client_closed: return "client closed";
     case error::queue_full: return "rate limiter queue is full";
@@ -1773,6 +2182,20 @@ struct diagnostics {
 };
 
 namespace detail {
+/// Keys shorter than this are not redacted: replacing every "a" in a text would do more harm than good, and
+/// real keys are far longer.
+inline constexpr std::size_t min_redacted_secret_length = 8;
+
+/// Replaces every occurrence of `secret` in `text` with "[redacted]": a server or proxy may echo the
+/// request's headers back (an error page, a misbehaving gateway), and credentials must never reach an
+/// error text, a log or a test's output.
+inline void redact(std::string& text, std::string_view secret) {
+    if (secret.size() < min_redacted_secret_length) return;
+    constexpr std::string_view mark = "[redacted]";
+    for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + mark.size()))
+        text.replace(pos, secret.size(), mark);
+}
+
 inline std::string describe(const error_code& ec, const diagnostics& d) {
     std::string s = "callsavvy";
     if (!d.resource.empty()) s.append(": ").append(d.resource);
@@ -3040,307 +3463,6 @@ inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
 } // namespace http
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/http/url.hpp ----
-// ---- begin callsavvy/json/mapping.hpp ----
-// callsavvy/json/mapping.hpp — the one JSON mapping of the typed API, on Boost.JSON + Boost.Describe.
-// Encoding omits absent optionals and appends a struct's `extra` members as given. Decoding never fails
-// on what an evolving API may do (missing fields stay empty, unknown fields land in `extra`, numbers may
-// arrive as numeric strings) and fails on what is really wrong (a present value of the wrong type), with
-// the path of the field. Boost.JSON 1.81's own described-struct conversion demands every key, so it is
-// not used.
-
-
-#include <boost/describe/members.hpp>
-#include <boost/describe/modifiers.hpp>
-#include <boost/json/array.hpp>
-#include <boost/json/object.hpp>
-#include <boost/json/string.hpp>
-#include <boost/json/value.hpp>
-#include <boost/mp11/algorithm.hpp>
-
-#include <charconv>
-#include <cmath>
-#include <cstdint>
-#include <limits>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <vector>
-
-CALLSAVVY_BEGIN_NAMESPACE
-namespace json_mapping {
-
-/// Where and why a decode failed: `path` like `tickets[3].created_at`.
-struct decode_error {
-    std::string path{};
-    std::string reason{};
-    /// Input, not output: decode as a server checks a request (no numeric strings for numbers, no numbers
-    /// for text) instead of as a client reads a response (lenient about both).
-    bool strict_types = false;
-    std::string message() const { return "field " + (path.empty() ? std::string("<data>") : path) + ": " + reason; }
-};
-
-template <class T>
-inline constexpr bool is_described_v = boost::describe::has_describe_members<T>::value;
-
-template <class T>
-struct is_optional : std::false_type {};
-template <class T>
-struct is_optional<std::optional<T>> : std::true_type {};
-template <class T>
-struct is_vector : std::false_type {};
-template <class T, class A>
-struct is_vector<std::vector<T, A>> : std::true_type {};
-template <class T>
-struct is_open_enum : std::false_type {};
-template <class Tag>
-struct is_open_enum<open_enum<Tag>> : std::true_type {};
-
-template <class T>
-concept has_extra = requires(T t) {
-    { t.extra } -> std::same_as<boost::json::object&>;
-};
-
-template <class T>
-using members_of = boost::describe::describe_members<T, boost::describe::mod_public>;
-
-// ---- encoding ----
-
-template <class T>
-boost::json::value encode(const T& v);
-
-template <class T>
-void encode_into(const T& v, boost::json::object& out) {
-    boost::mp11::mp_for_each<members_of<T>>([&](auto d) {
-        const auto& m = v.*d.pointer;
-        using M = std::remove_cvref_t<decltype(m)>;
-        if constexpr (is_optional<M>::value) {
-            if (m) out[d.name] = encode(*m);
-        } else {
-            out[d.name] = encode(m);
-        }
-    });
-    if constexpr (has_extra<T>) {
-        for (const auto& kv : v.extra) out[kv.key()] = kv.value();
-    }
-}
-
-template <class T>
-boost::json::value encode(const T& v) {
-    if constexpr (std::is_same_v<T, bool>) {
-        return boost::json::value(v);
-    } else if constexpr (std::is_integral_v<T>) {
-        return boost::json::value(static_cast<std::int64_t>(v));
-    } else if constexpr (std::is_floating_point_v<T>) {
-        return boost::json::value(static_cast<double>(v));
-    } else if constexpr (std::is_same_v<T, std::string>) {
-        return boost::json::value(boost::json::string_view(v));
-    } else if constexpr (is_open_enum<T>::value || std::is_same_v<T, timestamp>) {
-        return boost::json::value(boost::json::string_view(v.str()));
-    } else if constexpr (std::is_same_v<T, boost::json::object> || std::is_same_v<T, boost::json::value>) {
-        return boost::json::value(v);
-    } else if constexpr (is_optional<T>::value) {
-        return v ? encode(*v) : boost::json::value(nullptr);
-    } else if constexpr (is_vector<T>::value) {
-        boost::json::array a;
-        a.reserve(v.size());
-        for (const auto& e : v) a.push_back(encode(e));
-        return a;
-    } else {
-        static_assert(is_described_v<T>,
-                      "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
-        boost::json::object o;
-        encode_into(v, o);
-        return o;
-    }
-}
-
-// ---- decoding ----
-
-/// The path of the field being decoded, built only when a failure needs it.
-struct path_segment {
-    const path_segment* parent = nullptr;
-    std::string_view name{};
-    std::size_t index = 0;
-    bool is_index = false;
-
-    std::string str() const {
-        std::string s = parent != nullptr ? parent->str() : std::string();
-        if (is_index) {
-            s += '[' + std::to_string(index) + ']';
-        } else if (!name.empty()) {
-            if (!s.empty()) s += '.';
-            s += name;
-        }
-        return s;
-    }
-};
-
-inline bool fail(const path_segment& at, std::string reason, decode_error& err) {
-    err.path = at.str();
-    err.reason = std::move(reason);
-    return false;
-}
-
-inline const char* kind_name(const boost::json::value& v) {
-    switch (v.kind()) {
-    case boost::json::kind::null: return "null";
-    case boost::json::kind::bool_: return "a boolean";
-    case boost::json::kind::int64:
-    case boost::json::kind::uint64:
-    case boost::json::kind::double_: return "a number";
-    case boost::json::kind::string: return "a string";
-    case boost::json::kind::array: return "an array";
-    case boost::json::kind::object: return "an object";
-    }
-    return "a value";
-}
-
-template <class T>
-bool decode(const boost::json::value& in, T& out, const path_segment& at, decode_error& err);
-
-template <class I>
-bool decode_integer(const boost::json::value& in, I& out, const path_segment& at, decode_error& err) {
-    std::int64_t n = 0;
-    if (const auto* p = in.if_int64()) {
-        n = *p;
-    } else if (const auto* u = in.if_uint64()) {
-        if (*u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-            return fail(at, "integer out of range", err);
-        n = static_cast<std::int64_t>(*u);
-    } else if (const auto* d = in.if_double(); d != nullptr && !err.strict_types) {
-        if (!std::isfinite(*d) || std::trunc(*d) != *d || std::fabs(*d) > 9.0e15)
-            return fail(at, "expected an integer, got a fractional number", err);
-        n = static_cast<std::int64_t>(*d);
-    } else if (const auto* s = in.if_string(); s != nullptr && !err.strict_types) {
-        // Numbers may arrive as numeric strings (spec §2).
-        const char* b = s->data();
-        const char* e = b + s->size();
-        auto [p, ec] = std::from_chars(b, e, n);
-        if (ec != std::errc{} || p != e || b == e)
-            return fail(at, "expected an integer, got a non-numeric string", err);
-    } else {
-        return fail(at, std::string("expected an integer, got ") + kind_name(in), err);
-    }
-    if (n < static_cast<std::int64_t>(std::numeric_limits<I>::min()) ||
-        n > static_cast<std::int64_t>(std::numeric_limits<I>::max()))
-        return fail(at, "integer out of range", err);
-    out = static_cast<I>(n);
-    return true;
-}
-
-template <class T>
-bool decode_object(const boost::json::object& in, T& out, const path_segment& at, decode_error& err) {
-    bool ok = true;
-    boost::mp11::mp_for_each<members_of<T>>([&](auto d) {
-        if (!ok) return;
-        const auto* v = in.if_contains(d.name);
-        if (v == nullptr || v->is_null()) return; // missing fields stay empty
-        const path_segment here{&at, d.name, 0, false};
-        ok = decode(*v, out.*d.pointer, here, err);
-    });
-    if (!ok) return false;
-    if constexpr (has_extra<T>) {
-        for (const auto& kv : in) {
-            bool known = false;
-            boost::mp11::mp_for_each<members_of<T>>([&](auto d) { known = known || kv.key() == d.name; });
-            if (!known) out.extra[kv.key()] = kv.value();
-        }
-    }
-    return true;
-}
-
-template <class T>
-bool decode(const boost::json::value& in, T& out, const path_segment& at, decode_error& err) {
-    if constexpr (std::is_same_v<T, bool>) {
-        if (const auto* b = in.if_bool()) {
-            out = *b;
-            return true;
-        }
-        if (const auto* s = in.if_string(); s != nullptr && !err.strict_types) {
-            if (*s == "true" || *s == "1") return out = true, true;
-            if (*s == "false" || *s == "0") return out = false, true;
-        }
-        if (!err.strict_types && in.is_int64() && (in.get_int64() == 0 || in.get_int64() == 1))
-            return out = in.get_int64() == 1, true;
-        return fail(at, std::string("expected a boolean, got ") + kind_name(in), err);
-    } else if constexpr (std::is_integral_v<T>) {
-        return decode_integer(in, out, at, err);
-    } else if constexpr (std::is_floating_point_v<T>) {
-        if (in.is_number()) return out = static_cast<T>(in.to_number<double>()), true;
-        if (const auto* s = in.if_string()) {
-            double d = 0;
-            auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), d);
-            if (ec == std::errc{} && p == s->data() + s->size() && !s->empty()) return out = static_cast<T>(d), true;
-        }
-        return fail(at, std::string("expected a number, got ") + kind_name(in), err);
-    } else if constexpr (std::is_same_v<T, std::string> || is_open_enum<T>::value || std::is_same_v<T, timestamp>) {
-        if (const auto* s = in.if_string()) {
-            out = T(std::string(s->data(), s->size()));
-            return true;
-        }
-        if (err.strict_types) return fail(at, std::string("expected a string, got ") + kind_name(in), err);
-        // A number where text is expected is kept as its text (ids and amounts are sometimes numbers).
-        if (in.is_int64()) return out = T(std::to_string(in.get_int64())), true;
-        if (in.is_uint64()) return out = T(std::to_string(in.get_uint64())), true;
-        if (in.is_double()) {
-            char buf[32];
-            auto [p, ec] = std::to_chars(buf, buf + sizeof buf, in.get_double());
-            (void)ec;
-            return out = T(std::string(buf, p)), true;
-        }
-        return fail(at, std::string("expected a string, got ") + kind_name(in), err);
-    } else if constexpr (std::is_same_v<T, boost::json::value>) {
-        out = in;
-        return true;
-    } else if constexpr (std::is_same_v<T, boost::json::object>) {
-        if (const auto* o = in.if_object()) return out = *o, true;
-        return fail(at, std::string("expected an object, got ") + kind_name(in), err);
-    } else if constexpr (is_optional<T>::value) {
-        typename T::value_type v{};
-        if (!decode(in, v, at, err)) return false;
-        out = std::move(v);
-        return true;
-    } else if constexpr (is_vector<T>::value) {
-        const auto* a = in.if_array();
-        if (a == nullptr) return fail(at, std::string("expected an array, got ") + kind_name(in), err);
-        out.clear();
-        out.reserve(a->size());
-        for (std::size_t i = 0; i < a->size(); ++i) {
-            const path_segment here{&at, {}, i, true};
-            typename T::value_type e{};
-            if (!decode((*a)[i], e, here, err)) return false;
-            out.push_back(std::move(e));
-        }
-        return true;
-    } else {
-        static_assert(is_described_v<T>,
-                      "callsavvy: no JSON mapping for this type; describe it with BOOST_DESCRIBE_STRUCT");
-        const auto* o = in.if_object();
-        if (o == nullptr) return fail(at, std::string("expected an object, got ") + kind_name(in), err);
-        return decode_object(*o, out, at, err);
-    }
-}
-
-} // namespace json_mapping
-
-/// Encodes a described struct (requests): absent optionals omitted, `extra` members appended as given.
-template <class T>
-boost::json::object to_json(const T& v) {
-    boost::json::object o;
-    json_mapping::encode_into(v, o);
-    return o;
-}
-
-/// Decodes a described struct (responses). Returns false and fills `err` (with the field path) when a
-/// present value has the wrong type; missing fields stay empty and unknown ones are kept in `extra`.
-template <class T>
-bool from_json(const boost::json::object& in, T& out, json_mapping::decode_error& err) {
-    return json_mapping::decode_object(in, out, json_mapping::path_segment{}, err);
-}
-
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/json/mapping.hpp ----
 // ---- begin callsavvy/limiter.hpp ----
 // callsavvy/limiter.hpp — the rate limiter: `co_await limiter.async_acquire("listTickets")` suspends the
 // calling coroutine until one more request to that endpoint fits both the endpoint's bucket and the key's
@@ -5122,7 +5244,10 @@ struct credentials {
 
 /// How failed attempts are retried (which failures qualify is fixed by the retry-safety rules, not here).
 struct retry_options {
-    int max_attempts = 3;                         ///< attempts per call, the first included
+    int max_attempts = 3; ///< attempts per call, the first included; 429s not counted
+    /// 429s are always retried (they prove the request was not processed), at most this many times per call
+    /// and within its deadline; then the call fails with error::rate_limited.
+    int max_rate_limited_retries = 50;
     std::chrono::milliseconds backoff_base{200};  ///< exponential backoff with full jitter: base * 2^(n-1) ...
     std::chrono::milliseconds backoff_cap{10000}; ///< ... capped here
 };
@@ -5183,9 +5308,14 @@ inline retry_decision decide_retry(const error_code& ec, int http_status, bool w
     if (ec == asio::error::operation_aborted) return retry_decision::fail;
     const bool attempts_left = attempt < max_attempts;
     if (http_status != 0) {
-        // An answer arrived. 429 proves the request was not processed; 5xx may have been partially processed.
-        if (http_status == 429) return attempts_left ? retry_decision::retry : retry_decision::fail;
-        if (http_status >= 500 && read_only) return attempts_left ? retry_decision::retry : retry_decision::fail;
+        // An answer arrived. 429 proves the request was not processed (the caller bounds those retries
+        // separately); a 5xx does not say whether the work was done, so a call that changes state reports
+        // an unknown outcome and is never re-sent.
+        if (http_status == 429) return retry_decision::retry;
+        if (http_status >= 500) {
+            if (!read_only) return retry_decision::outcome_unknown;
+            return attempts_left ? retry_decision::retry : retry_decision::fail;
+        }
         return retry_decision::fail;
     }
     if (ec.category() == callsavvy::error_category()) {
@@ -5199,7 +5329,11 @@ inline retry_decision decide_retry(const error_code& ec, int http_status, bool w
         default: break;
         }
     }
-    if (ec.category() == http::error_category()) return retry_decision::fail; // a broken answer is not a lost one
+    if (ec.category() == http::error_category()) {
+        // A broken answer is not a lost one: never re-sent. The request did arrive, so for a call that
+        // changes state whether it was done is unknown.
+        return written && !read_only ? retry_decision::outcome_unknown : retry_decision::fail;
+    }
     if (!written) {
         // Connect failures, or a reused connection that failed on write: nothing reached the server whole.
         if (reused && !fresh_retry_used) return retry_decision::retry_now;
@@ -5653,6 +5787,15 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
                 co_return last;
             }
             cs->slot = limiter_.get();
+            // The breaker may have opened while this call was parked (a batch parks all at once): look again
+            // before anything is sent with credentials the server just refused.
+            if (!breaker_.allow(clock::now())) {
+                cs->slot_unused();
+                last.ec = make_error_code(error::unauthorized);
+                d.detail = "not sent: the last " + std::to_string(breaker_.consecutive_failures()) +
+                           " answers were 401/403; calls resume after the cool-down";
+                co_return last;
+            }
         }
         const auto limiter_wait = clock::now() - queued_at;
         std::unique_ptr<connection> conn;
@@ -5685,9 +5828,31 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             cs->attempt_timer.cancel();
             cs->slot_unused(); // the attempt ended before its write: the grant was not used
         }
+        // Whatever the server sent back may echo the request's headers: the keys never leave in diagnostics.
+        for (std::string* text : {&d.server_message, &d.body, &d.detail}) {
+            detail::redact(*text, opts_.keys.public_key);
+            detail::redact(*text, opts_.keys.private_key);
+        }
+        // The observer sees every attempt, the one a deadline or close() ended included.
+        auto notify = [&](bool will_retry) {
+            if (!opts_.observer) return;
+            call_event ev;
+            ev.resource = cs->resource;
+            ev.attempt = n;
+            ev.http_status = cs->http_status;
+            ev.ec = last.ec;
+            ev.latency = clock::now() - start;
+            ev.bytes_sent = conn->bytes_sent() - sent0;
+            ev.bytes_received = conn->bytes_received() - recv0;
+            ev.reused_connection = reused;
+            ev.will_retry = will_retry;
+            ev.limiter_wait = limiter_wait;
+            opts_.observer(ev);
+        };
         if (cs->call_stop != call_state::stop::none) {
-            discard(std::move(conn));
             last.ec = asio::error::operation_aborted; // call() reports the deadline or the close
+            notify(false);
+            discard(std::move(conn));
             co_return last;
         }
         if (cs->attempt_stop == call_state::stop::attempt_timeout) {
@@ -5703,6 +5868,10 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             const int counted = cs->http_status == 429 ? 1 : n - rate_limited;
             decision = decide_retry(last.ec, cs->http_status, cs->written, cs->read_only, reused, fresh_retry_used,
                                     counted, opts_.retry.max_attempts);
+            if (cs->http_status == 429 && rate_limited >= opts_.retry.max_rate_limited_retries) {
+                decision = retry_decision::fail;
+                d.detail = "still rate limited after " + std::to_string(rate_limited) + " retries";
+            }
             if (decision == retry_decision::retry && cs->http_status != 429) {
                 // Retries other than after a 429 draw from the budget; a spent budget ends the call at once.
                 const std::size_t cost = budget_.try_spend(cs->attempt_stop == call_state::stop::attempt_timeout);
@@ -5715,20 +5884,7 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         } else {
             budget_.on_success(budget_spent);
         }
-        if (opts_.observer) {
-            call_event ev;
-            ev.resource = cs->resource;
-            ev.attempt = n;
-            ev.http_status = cs->http_status;
-            ev.ec = last.ec;
-            ev.latency = clock::now() - start;
-            ev.bytes_sent = conn->bytes_sent() - sent0;
-            ev.bytes_received = conn->bytes_received() - recv0;
-            ev.reused_connection = reused;
-            ev.will_retry = decision == retry_decision::retry || decision == retry_decision::retry_now;
-            ev.limiter_wait = limiter_wait;
-            opts_.observer(ev);
-        }
+        notify(decision == retry_decision::retry || decision == retry_decision::retry_now);
         // A whole answer (of any status) leaves the connection usable; anything else closed it.
         if (cs->http_status != 0 && conn->reusable()) release(std::move(conn));
         else
@@ -5760,6 +5916,14 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         }
         auto delay = backoff_delay(opts_.retry, cs->http_status == 429 ? rate_limited : n - rate_limited, rng_);
         if (cs->retry_after) delay = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
+        // Nothing is on the wire while backing off: any cancellation type may end the call again (the
+        // attempt narrowed it to terminal for the whole coroutine). A cancellation already received ends
+        // it now; resetting the state would forget it.
+        if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+            last.ec = asio::error::operation_aborted;
+            co_return last;
+        }
+        co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
         asio::steady_timer backoff(ex_, delay);
         error_code wec;
         {
@@ -6107,4 +6271,62 @@ requires api::is_paginated_v<Endpoint> pager<Endpoint> paginate(client& c, Endpo
 
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/client.hpp ----
+// ---- begin callsavvy/webhook/signature.hpp ----
+// callsavvy/webhook/signature.hpp — Standard Webhooks signatures (spec §6): HMAC-SHA256, keyed with the
+// base64-decoded part of a `whsec_…` secret, over `<webhook-id>.<webhook-timestamp>.<raw body>`, sent as
+// space-separated `v1,<base64>` entries. The mock's webhook sender signs with it; the webhook listener
+// verifies with it, comparing in constant time.
+
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace webhook {
+
+/// The HMAC key of a `whsec_…` secret (the prefix is optional), or nullopt when it is not base64.
+inline std::optional<std::string> secret_key(std::string_view secret) {
+    if (secret.starts_with("whsec_")) secret.remove_prefix(6);
+    return callsavvy::detail::base64_decode(secret);
+}
+
+/// The `v1,<base64>` signature of one delivery, or "" when the secret is unusable.
+inline std::string sign(std::string_view secret, std::string_view id, std::int64_t timestamp, std::string_view body) {
+    const auto key = secret_key(secret);
+    if (!key) return {};
+    std::string message;
+    message.reserve(id.size() + body.size() + 24);
+    message.append(id).append(".").append(std::to_string(timestamp)).append(".").append(body);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (HMAC(EVP_sha256(), key->data(), static_cast<int>(key->size()),
+             reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len) == nullptr)
+        return {};
+    return "v1," + callsavvy::detail::base64_encode(std::string_view(reinterpret_cast<const char*>(mac), len));
+}
+
+/// True when one of the space-separated entries of `header` is the expected signature; constant time in
+/// the signature's bytes, so a forger learns nothing from how long a comparison took.
+inline bool signature_matches(std::string_view header, std::string_view expected) {
+    bool found = false;
+    while (!header.empty()) {
+        const auto cut = header.find(' ');
+        const std::string_view entry = header.substr(0, cut);
+        header = cut == std::string_view::npos ? std::string_view{} : header.substr(cut + 1);
+        if (entry.size() == expected.size() && !expected.empty() &&
+            CRYPTO_memcmp(entry.data(), expected.data(), expected.size()) == 0)
+            found = true;
+    }
+    return found;
+}
+
+} // namespace webhook
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/webhook/signature.hpp ----
 // ---- end callsavvy/callsavvy.hpp ----

@@ -424,8 +424,9 @@ TEST_CASE("callsavvy call gives each HTTP failure class its own exit code", "[cl
     const std::vector<row> rows{
         {403, "IP address not whitelisted", exit_forbidden, "forbidden (HTTP 403): IP address not whitelisted"},
         {429, "Too many requests", exit_rate_limited, "rate limited (HTTP 429): Too many requests"},
-        {500, "Internal error", exit_server, "server error (HTTP 500): Internal error"},
-        {503, "Unavailable", exit_server, "server error (HTTP 503): Unavailable"},
+        // createTicket changes state: a 5xx leaves its outcome unknown.
+        {500, "Internal error", exit_outcome_unknown, "whether it was processed is unknown (HTTP 500): Internal error"},
+        {503, "Unavailable", exit_outcome_unknown, "whether it was processed is unknown (HTTP 503): Unavailable"},
         {405, "Method not allowed", exit_protocol, "protocol: "},
         {418, "Teapot", exit_protocol, "protocol: unexpected HTTP status (HTTP 418): Teapot"},
     };
@@ -448,6 +449,19 @@ TEST_CASE("callsavvy call gives each HTTP failure class its own exit code", "[cl
                 CHECK(j->requests.size() == 1U);
         }
     }
+}
+
+TEST_CASE("callsavvy call: a read-only call is retried after a 5xx, then exits with the server code", "[cli]") {
+    asio::io_context io;
+    auto j = std::make_shared<journal>();
+    script_server server(io.get_executor(), answer(j, 502, error_envelope("listTickets", "Bad gateway")));
+    const auto r = run_cli(io, {"call", "listTickets", "--base-url", server.base_url()});
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == exit_server);
+    check_one_error_line(r);
+    INFO("stderr: " << r.err);
+    CHECK(r.err.find("server error (HTTP 502): Bad gateway") != std::string::npos);
+    CHECK(j->requests.size() == 3U); // the client's default: 3 attempts
 }
 
 TEST_CASE("callsavvy call: transport, timeout, outcome unknown and protocol failures", "[cli]") {

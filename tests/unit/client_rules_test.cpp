@@ -27,13 +27,19 @@ TEST_CASE("retry rules: only what provably was not processed, or is read-only, i
     CHECK(decide_retry(lost, 0, true, false, false, false, 1, 3) == retry_decision::outcome_unknown);
     CHECK(decide_retry(timeout, 0, true, false, false, false, 1, 3) == retry_decision::outcome_unknown);
     CHECK(decide_retry(lost, 0, true, false, false, false, 3, 3) == retry_decision::outcome_unknown);
-    // Answers: 429 always retried; 5xx only for read-only endpoints; other statuses never.
+    // Answers: 429 always retried (the call bounds those retries itself); 5xx retried for read-only
+    // endpoints and an unknown outcome for the others; other statuses never retried.
     const auto rate = callsavvy::make_error_code(error::too_many_requests);
     const auto server = callsavvy::make_error_code(error::server_error);
     CHECK(decide_retry(rate, 429, true, false, false, false, 1, 3) == retry_decision::retry);
-    CHECK(decide_retry(rate, 429, true, false, false, false, 3, 3) == retry_decision::fail);
+    CHECK(decide_retry(rate, 429, true, false, false, false, 3, 3) == retry_decision::retry);
     CHECK(decide_retry(server, 503, true, true, false, false, 1, 3) == retry_decision::retry);
-    CHECK(decide_retry(server, 503, true, false, false, false, 1, 3) == retry_decision::fail);
+    CHECK(decide_retry(server, 503, true, true, false, false, 3, 3) == retry_decision::fail);
+    CHECK(decide_retry(server, 503, true, false, false, false, 1, 3) == retry_decision::outcome_unknown);
+    // A broken answer after the write: never re-sent; for a call that changes state, an unknown outcome.
+    const auto broken = callsavvy::http::make_error_code(callsavvy::http::error::bad_status_line);
+    CHECK(decide_retry(broken, 0, true, true, false, false, 1, 3) == retry_decision::fail);
+    CHECK(decide_retry(broken, 0, true, false, false, false, 1, 3) == retry_decision::outcome_unknown);
     CHECK(decide_retry(callsavvy::make_error_code(error::unauthorized), 401, true, true, false, false, 1, 3) ==
           retry_decision::fail);
     // Deterministic failures and cancellation are never retried.

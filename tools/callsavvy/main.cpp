@@ -58,7 +58,7 @@ enum exit_code : int {
     exit_transport = 9,        // DNS, connect, proxy, connection lost
     exit_tls = 10,             // certificate not trusted, wrong host name, invalid, handshake failure
     exit_timeout = 11,         // no answer within --timeout (or the library's default limits)
-    exit_outcome_unknown = 12, // a state-changing request was sent and its answer lost: check before re-running
+    exit_outcome_unknown = 12, // a state-changing request was sent, then no valid answer or a 5xx: check first
     exit_protocol = 13,        // the answer is not a valid Callsavvy envelope, or an unexpected HTTP status
     exit_interrupted = 128,    // + the signal number (SIGINT: 130, SIGTERM: 143)
 };
@@ -76,7 +76,7 @@ constexpr std::string_view exit_code_help = R"(Exit codes:
   9   transport: DNS, connect, proxy or connection failure
   10  TLS: certificate not trusted, host name mismatch, invalid certificate, handshake failure
   11  timeout
-  12  outcome unknown: a state-changing request was sent and its answer lost (not re-sent)
+  12  outcome unknown: a state-changing request was sent, then its answer was lost, broken or 5xx (not re-sent)
   13  protocol: the answer is not a valid Callsavvy envelope, or an unexpected HTTP status
   130 interrupted (128 + signal number)
 Every failure prints exactly one line on stderr: "callsavvy: <class>: <what happened>".)";
@@ -85,19 +85,12 @@ Every failure prints exactly one line on stderr: "callsavvy: <class>: <what happ
 // Output hygiene
 
 // The API keys must not appear in any output, even when a server echoes them back (a proxy error page, a
-// misbehaving mock). Keys shorter than this are not redacted: replacing every "a" in the output would do
-// more harm than good, and real keys are far longer.
-constexpr std::size_t min_redacted_key_length = 8;
-
+// misbehaving mock): the library's own redaction, applied to everything printed.
 struct secrets {
     std::vector<std::string> keys;
 
     std::string redact(std::string text) const {
-        for (const auto& k : keys) {
-            if (k.size() < min_redacted_key_length) continue;
-            for (auto pos = text.find(k); pos != std::string::npos; pos = text.find(k, pos + 10))
-                text.replace(pos, k.size(), "[redacted]");
-        }
+        for (const auto& k : keys) callsavvy::detail::redact(text, k);
         return text;
     }
 };
