@@ -218,6 +218,14 @@ public:
     const asio::any_io_executor& executor() const noexcept { return ex_; }
     const client_options& options() const noexcept { return opts_; }
 
+    /// Whatever the server sent back may echo the request's headers: the keys never leave in diagnostics.
+    void redact(diagnostics& d) const {
+        for (std::string* text : {&d.server_message, &d.body, &d.detail}) {
+            detail::redact(*text, opts_.keys.public_key);
+            detail::redact(*text, opts_.keys.private_key);
+        }
+    }
+
     asio::awaitable<call_result> call(std::string resource, std::string body, bool read_only, diagnostics& d);
     void close();
     bool closed() const noexcept { return closed_; }
@@ -645,11 +653,7 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             cs->attempt_timer.cancel();
             cs->slot_unused(); // the attempt ended before its write: the grant was not used
         }
-        // Whatever the server sent back may echo the request's headers: the keys never leave in diagnostics.
-        for (std::string* text : {&d.server_message, &d.body, &d.detail}) {
-            detail::redact(*text, opts_.keys.public_key);
-            detail::redact(*text, opts_.keys.private_key);
-        }
+        redact(d);
         // The observer sees every attempt, the one a deadline or close() ended included.
         auto notify = [&](bool will_retry) {
             if (!opts_.observer) return;
@@ -972,6 +976,7 @@ private:
             if (!from_json(r.data, out.value, err)) {
                 d.detail = err.message();
                 d.body = boost::json::serialize(r.data);
+                impl->redact(d);
                 out.ec = make_error_code(error::decode_failed);
                 out.value = {};
                 co_return out;
@@ -1029,7 +1034,7 @@ private:
 /// pagination); cancelling the awaiting coroutine between pages stops the walk. Failures throw api_error.
 /// The client must outlive the pager.
 template <api::endpoint Endpoint>
-requires api::is_paginated_v<Endpoint>
+requires(api::is_paginated_v<Endpoint> && api::has_collection_v<Endpoint>)
 class pager {
 public:
     using response = typename Endpoint::response;
@@ -1039,8 +1044,19 @@ public:
     }
 
     /// The next page, or nullopt once the walk is over.
+    /// Cancellable between pages: once the caller's coroutine was cancelled while it worked on the last page,
+    /// the next page is never asked for. Asio itself throws system_error(operation_aborted) at the caller's
+    /// `co_await pages.next()` then; with this_coro::throw_if_cancelled(false) the pager throws
+    /// api_error(operation_aborted) instead. Both derive from std::system_error.
     asio::awaitable<std::optional<response>> next() {
         if (done_) co_return std::nullopt;
+        const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+        if (state.cancelled() != asio::cancellation_type::none) {
+            diagnostics d;
+            d.resource = std::string(Endpoint::resource);
+            d.detail = "cancelled before page " + std::to_string(next_page_);
+            throw api_error(asio::error::operation_aborted, std::move(d));
+        }
         request_.page = next_page_;
         response page = co_await client_->async_call(Endpoint{}, request_);
         const std::size_t items = collection_size(page);
@@ -1058,20 +1074,7 @@ public:
     bool done() const noexcept { return done_; }
 
 private:
-    static std::size_t collection_size(const response& r) {
-        std::size_t n = 0;
-        bool found = false;
-        boost::mp11::mp_for_each<boost::describe::describe_members<response, boost::describe::mod_public>>([&](auto d) {
-            using M = std::remove_cvref_t<decltype(r.*d.pointer)>;
-            if constexpr (json_mapping::is_vector<M>::value) {
-                if (!found) {
-                    n = (r.*d.pointer).size();
-                    found = true;
-                }
-            }
-        });
-        return n;
-    }
+    static std::size_t collection_size(const response& r) { return (r.*Endpoint::collection).size(); }
 
     client* client_;
     typename Endpoint::request request_;
@@ -1081,7 +1084,7 @@ private:
 
 /// The pager of a list endpoint: `auto pages = callsavvy::paginate(api, api::list_tickets{}, {.per_page = 100});`
 template <api::endpoint Endpoint>
-requires api::is_paginated_v<Endpoint> pager<Endpoint> paginate(client& c, Endpoint,
+requires(api::is_paginated_v<Endpoint> && api::has_collection_v<Endpoint>) pager<Endpoint> paginate(client& c, Endpoint,
                                                                 typename Endpoint::request first = {}) {
     return pager<Endpoint>(c, std::move(first));
 }

@@ -12,6 +12,10 @@
 #include "support/run.hpp"
 #include "support/script_server.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/io_context.hpp>
@@ -1314,6 +1318,89 @@ TEST_CASE("paginate: cancelling the walk while page 2 is in flight requests no f
     CHECK(page_of(log->arrivals[0]) == 1);
     CHECK(page_of(log->arrivals[1]) == 2);
     c.close();
+}
+
+TEST_CASE("paginate: a cancellation that arrives between pages ends the walk before the next request",
+          "[endpoints][pagination]") {
+    // Asio's coroutines throw system_error(operation_aborted) at the caller's next co_await once cancelled;
+    // a caller that turned that off (throw_if_cancelled(false)) gets the pager's own api_error instead.
+    for (const bool asio_throws : {true, false}) {
+        DYNAMIC_SECTION((asio_throws ? "Asio throws at co_await" : "throw_if_cancelled(false)")) {
+            asio::io_context io;
+            auto log = std::make_shared<api_log>();
+            script_server server(io.get_executor(), [&, log](peer& p) -> asio::awaitable<void> {
+                while (auto req = co_await p.read_request()) {
+                    arrival a{req->method, req->target, json::parse(req->body)};
+                    const std::int64_t page = page_of(a);
+                    log->arrivals.push_back(std::move(a));
+                    co_await p.respond(200, callsavvy::make_success_envelope("listTickets", ticket_page(page, true)));
+                }
+            });
+            callsavvy::client c(io.get_executor(), options_for(server));
+            std::vector<std::string> ids;
+            std::optional<callsavvy::error_code> walk_error;
+            std::string walk_what;
+            bool was_api_error = false;
+            asio::cancellation_signal sig;
+            bool walk_ended = false;
+            auto walk = [&]() -> asio::awaitable<void> {
+                if (!asio_throws) co_await asio::this_coro::throw_if_cancelled(false);
+                api::list_tickets_request first{.per_page = 2};
+                auto pages = callsavvy::paginate(c, api::list_tickets{}, std::move(first));
+                try {
+                    for (;;) {
+                        auto page = co_await pages.next();
+                        if (!page) break;
+                        for (const auto& t : page->tickets) ids.push_back(t.ticket_id.value_or("?"));
+                        // The application decides to stop while it works on page 1: nothing is waiting then.
+                        if (ids.size() == 2) sig.emit(asio::cancellation_type::terminal);
+                    }
+                } catch (const callsavvy::api_error& e) {
+                    was_api_error = true;
+                    walk_error = e.code();
+                    walk_what = e.what();
+                } catch (const std::system_error& e) {
+                    walk_error = e.code();
+                    walk_what = e.what();
+                }
+                walk_ended = true;
+            };
+            asio::co_spawn(io, walk(), asio::bind_cancellation_slot(sig.slot(), asio::detached));
+            cstest::run_until(
+                io, [&] { return walk_ended; }, 5s, "the walk to end");
+            INFO(walk_what);
+            REQUIRE(walk_error);
+            CHECK(*walk_error == asio::error::operation_aborted);
+            CHECK(was_api_error == !asio_throws);
+            if (!asio_throws) CHECK(walk_what.find("cancelled before page 2") != std::string::npos);
+            CHECK(ids == std::vector<std::string>{"T-1-1", "T-1-2"});
+            REQUIRE(log->arrivals.size() == 1); // page 1 only: page 2 was never asked for
+            c.close();
+        }
+    }
+}
+
+TEST_CASE("retry safety follows spec §2: getSummary, every list*, every get*, viewCall, listTtsVoices are "
+          "read-only, nothing else",
+          "[endpoints]") {
+    // Written from the spec's words, not from the catalog: a state-changing endpoint marked read-only would
+    // be re-sent after a lost answer.
+    const auto spec_read_only = [](std::string_view r) {
+        return r == "getSummary" || r.starts_with("list") || r.starts_with("get") || r == "viewCall" ||
+               r == "listTtsVoices";
+    };
+    std::size_t read_only = 0;
+    for (const auto& e : api::catalog()) {
+        INFO(e.resource);
+        CHECK(e.read_only == spec_read_only(e.resource));
+        CHECK(callsavvy::api::is_read_only(e.resource) == e.read_only);
+        read_only += e.read_only ? 1 : 0;
+        // A list endpoint names its collection; nothing else does.
+        CHECK(e.collection.empty() == !e.resource.starts_with("list"));
+    }
+    CHECK(read_only == 20);
+    CHECK_FALSE(callsavvy::api::is_read_only("createTicket"));
+    CHECK_FALSE(callsavvy::api::is_read_only("notInTheCatalog"));
 }
 
 // ---------------------------------------------------------------- the catalog behind the named calls

@@ -21,16 +21,21 @@
 CALLSAVVY_BEGIN_NAMESPACE
 namespace api {
 
-/// The JSON key of a list endpoint's collection: its response's first list member ("" for the others).
+/// The JSON key of a list endpoint's collection: the name of the member its descriptor names ("" for the
+/// endpoints that are not lists).
 template <endpoint E>
 std::string_view collection_of() {
     std::string_view key;
-    if (!E::resource.starts_with("list")) return key;
-    boost::mp11::mp_for_each<boost::describe::describe_members<typename E::response, boost::describe::mod_public>>(
-        [&](auto d) {
-            using M = std::remove_cvref_t<decltype(std::declval<typename E::response>().*d.pointer)>;
-            if (key.empty() && json_mapping::is_vector<M>::value) key = d.name;
-        });
+    if constexpr (has_collection_v<E>) {
+        boost::mp11::mp_for_each<boost::describe::describe_members<typename E::response, boost::describe::mod_public>>(
+            [&](auto d) {
+                using D = decltype(d);
+                if constexpr (std::is_same_v<std::remove_cv_t<decltype(D::pointer)>,
+                                             std::remove_cv_t<decltype(E::collection)>>) {
+                    if (d.pointer == E::collection) key = d.name;
+                }
+            });
+    }
     return key;
 }
 

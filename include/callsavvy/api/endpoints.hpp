@@ -56,6 +56,20 @@ inline constexpr std::string_view group_name(group g) noexcept {
         using rules = __VA_ARGS__;                                                                                     \
     }
 
+// A list endpoint's descriptor: read-only, and its response's collection member named (the member's name,
+// through Describe, is the collection's JSON key: spelled once). The pager and the catalog read it from here.
+#define CALLSAVVY_API_LIST_DESCRIPTOR(Name, Resource, Title, Group, Collection, ...)                                   \
+    struct Name {                                                                                                      \
+        static constexpr std::string_view resource = Resource;                                                         \
+        static constexpr std::string_view title = Title;                                                               \
+        static constexpr api::group group = api::group::Group;                                                         \
+        static constexpr bool read_only = true;                                                                        \
+        static constexpr auto collection = &Name##_response::Collection;                                               \
+        using request = Name##_request;                                                                                \
+        using response = Name##_response;                                                                              \
+        using rules = __VA_ARGS__;                                                                                     \
+    }
+
 // The paging members every list request has, and the pagination every list response has.
 #define CALLSAVVY_API_PAGING                                                                                           \
     std::optional<std::int64_t> page{};                                                                                \
@@ -91,7 +105,7 @@ struct list_departments_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_departments_response, (), (departments, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_departments, "listDepartments", "List Departments", account, true,
+CALLSAVVY_API_LIST_DESCRIPTOR(list_departments, "listDepartments", "List Departments", account, departments,
                          list_rules<list_departments_request>);
 
 struct list_request_categories_request {
@@ -107,7 +121,7 @@ struct list_request_categories_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_request_categories_response, (), (categories, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_request_categories, "listRequestCategories", "List Request Categories", account, true,
+CALLSAVVY_API_LIST_DESCRIPTOR(list_request_categories, "listRequestCategories", "List Request Categories", account, categories,
                          list_rules<list_request_categories_request>);
 
 struct list_users_request {
@@ -123,7 +137,7 @@ struct list_users_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_users_response, (), (users, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_users, "listUsers", "List Users", account, true,
+CALLSAVVY_API_LIST_DESCRIPTOR(list_users, "listUsers", "List Users", account, users,
                          list_rules<list_users_request, known_value<&list_users_request::role>>);
 
 // ======================= Tickets =======================
@@ -144,7 +158,7 @@ struct list_tickets_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_tickets_response, (), (tickets, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_tickets, "listTickets", "List Tickets", tickets, true,
+CALLSAVVY_API_LIST_DESCRIPTOR(list_tickets, "listTickets", "List Tickets", tickets, tickets,
                          list_rules<list_tickets_request, known_value<&list_tickets_request::status>>);
 
 struct get_ticket_conversation_request {
@@ -222,7 +236,7 @@ struct list_calls_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_calls_response, (), (calls, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_calls, "listCalls", "List Calls", voice, true,
+CALLSAVVY_API_LIST_DESCRIPTOR(list_calls, "listCalls", "List Calls", voice, calls,
                          list_rules<list_calls_request, known_value<&list_calls_request::direction>>);
 
 struct view_call_request {
@@ -281,7 +295,7 @@ struct create_automated_call_request {
 BOOST_DESCRIBE_STRUCT(create_automated_call_request, (), (phone_number, message, language, voice))
 struct create_automated_call_response {
     std::optional<std::string> call_id{};
-    std::optional<std::string> status{};
+    std::optional<call_status> status{};
     boost::json::object extra{};
     boost::json::object raw{};
 };
@@ -300,7 +314,7 @@ struct list_tts_voices_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_tts_voices_response, (), (languages))
-CALLSAVVY_API_DESCRIPTOR(list_tts_voices, "listTtsVoices", "Supported TTS Languages & Voices", voice, true,
+CALLSAVVY_API_LIST_DESCRIPTOR(list_tts_voices, "listTtsVoices", "Supported TTS Languages & Voices", voice, languages,
                          std::tuple<>);
 
 // ======================= Chats & Social =======================
@@ -318,7 +332,7 @@ struct list_chats_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_chats_response, (), (chats, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_chats, "listChats", "List Chats", chats_social, true,
+CALLSAVVY_API_LIST_DESCRIPTOR(list_chats, "listChats", "List Chats", chats_social, chats,
                          list_rules<list_chats_request, known_value<&list_chats_request::status>>);
 
 struct get_chat_conversation_request {
@@ -349,7 +363,7 @@ struct list_social_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_social_response, (), (conversations, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_social, "listSocial", "List Social", chats_social, true,
+CALLSAVVY_API_LIST_DESCRIPTOR(list_social, "listSocial", "List Social", chats_social, conversations,
                          list_rules<list_social_request, known_value<&list_social_request::platform>>);
 
 struct get_social_conversation_request {
@@ -445,7 +459,7 @@ struct list_video_calls_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_video_calls_response, (), (video_calls, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_video_calls, "listVideoCalls", "List Video Calls", video_call, true,
+CALLSAVVY_API_LIST_DESCRIPTOR(list_video_calls, "listVideoCalls", "List Video Calls", video_call, video_calls,
                          list_rules<list_video_calls_request>);
 
 struct get_video_call_request {
@@ -493,7 +507,7 @@ struct list_virtual_meetings_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_virtual_meetings_response, (), (meetings, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_virtual_meetings, "listVirtualMeetings", "List Virtual Meetings", virtual_meeting, true,
+CALLSAVVY_API_LIST_DESCRIPTOR(list_virtual_meetings, "listVirtualMeetings", "List Virtual Meetings", virtual_meeting, meetings,
                          list_rules<list_virtual_meetings_request>);
 
 struct get_virtual_meeting_request {
@@ -545,7 +559,7 @@ struct list_contacts_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_contacts_response, (), (contacts, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_contacts, "listContacts", "List Contacts", contacts, true,
+CALLSAVVY_API_LIST_DESCRIPTOR(list_contacts, "listContacts", "List Contacts", contacts, contacts,
                          list_rules<list_contacts_request>);
 
 struct list_contact_groups_request {
@@ -560,7 +574,7 @@ struct list_contact_groups_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_contact_groups_response, (), (groups, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_contact_groups, "listContactGroups", "List Contact Groups", contacts, true,
+CALLSAVVY_API_LIST_DESCRIPTOR(list_contact_groups, "listContactGroups", "List Contact Groups", contacts, groups,
                          list_rules<list_contact_groups_request>);
 
 struct create_contact_request {
@@ -623,7 +637,7 @@ CALLSAVVY_API_DESCRIPTOR(delete_contact, "deleteContact", "Delete Contact", cont
 
 struct list_leads_request {
     CALLSAVVY_API_PAGING;
-    std::optional<std::string> status{};
+    std::optional<lead_status> status{};
     boost::json::object extra{};
 };
 BOOST_DESCRIBE_STRUCT(list_leads_request, (), (page, per_page, status))
@@ -634,14 +648,14 @@ struct list_leads_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_leads_response, (), (leads, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_leads, "listLeads", "List Leads", leads, true, list_rules<list_leads_request>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_leads, "listLeads", "List Leads", leads, leads, list_rules<list_leads_request>);
 
 struct create_lead_request {
     std::string name{};
     std::optional<std::string> phone{};
     std::optional<std::string> email{}; ///< at least one of phone and email
     std::optional<std::string> source{};
-    std::optional<std::string> status{}; ///< the server's default is "new"
+    std::optional<lead_status> status{}; ///< the server's default is "new"
     std::optional<std::string> notes{};
     boost::json::object extra{};
 };
@@ -661,14 +675,14 @@ struct update_lead_request {
     std::optional<std::string> name{};
     std::optional<std::string> phone{};
     std::optional<std::string> email{};
-    std::optional<std::string> status{};
+    std::optional<lead_status> status{};
     std::optional<std::string> notes{};
     boost::json::object extra{};
 };
 BOOST_DESCRIBE_STRUCT(update_lead_request, (), (lead_id, name, phone, email, status, notes))
 struct update_lead_response {
     std::optional<std::string> lead_id{};
-    std::optional<std::string> status{};
+    std::optional<lead_status> status{};
     boost::json::object extra{};
     boost::json::object raw{};
 };
@@ -752,6 +766,10 @@ template <endpoint E>
 inline constexpr bool is_paginated_v = requires(typename E::request r) {
     r.page;
 };
+
+/// A list endpoint: its descriptor names the response member that holds the collection.
+template <endpoint E>
+inline constexpr bool has_collection_v = requires { E::collection; };
 
 /// Whether the endpoint with this resource URI is read-only (spec §2 "Retry safety"); false for a resource
 /// the catalog does not know. Built from the descriptors' constants alone, so using it instantiates none of

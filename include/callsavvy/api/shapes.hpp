@@ -42,6 +42,27 @@ struct role_values {
     static constexpr std::array<std::string_view, 2> values{"admin", "agent"};
 };
 
+// Enumerations the spec names without listing their values: typed as open enums now, so that listing their
+// values later (validation, is_known()) changes no user's code.
+struct user_status_values {
+    static constexpr std::array<std::string_view, 0> values{};
+};
+struct call_status_values {
+    static constexpr std::array<std::string_view, 0> values{};
+};
+struct video_call_status_values {
+    static constexpr std::array<std::string_view, 0> values{};
+};
+struct lead_status_values {
+    static constexpr std::array<std::string_view, 0> values{};
+};
+struct voice_gender_values {
+    static constexpr std::array<std::string_view, 0> values{};
+};
+struct chat_channel_values {
+    static constexpr std::array<std::string_view, 0> values{};
+};
+
 using ticket_status = open_enum<ticket_status_values>;
 using priority = open_enum<priority_values>;
 using call_direction = open_enum<direction_values>;
@@ -49,6 +70,12 @@ using message_type = open_enum<message_type_values>;
 using chat_status = open_enum<chat_status_values>;
 using social_platform = open_enum<platform_values>;
 using user_role = open_enum<role_values>;
+using user_status = open_enum<user_status_values>;
+using call_status = open_enum<call_status_values>;
+using video_call_status = open_enum<video_call_status_values>;
+using lead_status = open_enum<lead_status_values>;
+using voice_gender = open_enum<voice_gender_values>;
+using chat_channel = open_enum<chat_channel_values>;
 
 // ---- shapes ----
 struct pagination {
@@ -82,7 +109,7 @@ struct user {
     std::optional<std::string> email{};
     std::optional<user_role> role{};
     std::optional<std::string> department_id{};
-    std::optional<std::string> status{};
+    std::optional<user_status> status{};
     boost::json::object extra{};
 };
 BOOST_DESCRIBE_STRUCT(user, (), (user_id, name, email, role, department_id, status))
@@ -119,7 +146,7 @@ struct call {
     std::optional<call_direction> direction{};
     std::optional<std::string> caller_number{};
     std::optional<std::string> department_id{};
-    std::optional<std::string> status{};
+    std::optional<call_status> status{};
     std::optional<std::int64_t> duration{}; ///< seconds
     std::optional<std::string> recording_url{};
     std::optional<timestamp> started_at{};
@@ -131,7 +158,7 @@ BOOST_DESCRIBE_STRUCT(call, (),
 struct voice {
     std::optional<std::string> voice_id{};
     std::optional<std::string> name{};
-    std::optional<std::string> gender{};
+    std::optional<voice_gender> gender{};
     boost::json::object extra{};
 };
 BOOST_DESCRIBE_STRUCT(voice, (), (voice_id, name, gender))
@@ -149,7 +176,7 @@ struct chat {
     std::optional<std::string> visitor_name{};
     std::optional<std::string> visitor_email{};
     std::optional<chat_status> status{};
-    std::optional<std::string> channel{};
+    std::optional<chat_channel> channel{};
     std::optional<timestamp> started_at{};
     boost::json::object extra{};
 };
@@ -168,7 +195,7 @@ BOOST_DESCRIBE_STRUCT(social_conversation, (), (conversation_id, platform, conta
 struct video_call {
     std::optional<std::string> video_call_id{};
     std::optional<std::string> title{};
-    std::optional<std::string> status{};
+    std::optional<video_call_status> status{};
     std::optional<std::string> join_url{};
     std::optional<timestamp> scheduled_at{};
     std::optional<std::int64_t> duration{};
@@ -215,7 +242,7 @@ struct lead {
     std::optional<std::string> name{};
     std::optional<std::string> phone{};
     std::optional<std::string> email{};
-    std::optional<std::string> status{};
+    std::optional<lead_status> status{};
     std::optional<std::string> source{};
     std::optional<std::string> notes{};
     std::optional<timestamp> created_at{};

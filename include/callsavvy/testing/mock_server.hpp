@@ -169,8 +169,12 @@ inline std::vector<boost::json::object> where(const std::vector<boost::json::obj
     return out;
 }
 
-inline void set_if(boost::json::object& o, std::string_view key, const std::optional<std::string>& v) {
-    if (v) o[key] = *v;
+template <class T>
+void set_if(boost::json::object& o, std::string_view key, const std::optional<T>& v) {
+    if (!v) return;
+    if constexpr (std::is_same_v<T, std::string>) o[key] = *v;
+    else
+        o[key] = v->str(); // an open enum
 }
 
 /// Seeds the read-mostly collections so that list and get endpoints have something to return.
