@@ -1,6 +1,8 @@
 // The client against loopback servers that script each connection: envelopes, statuses, bad answers,
-// timeouts, keep-alive reuse, the retry-before-write and outcome_unknown rules, cancellation, shutdown.
+// timeouts, keep-alive reuse, the retry-before-write and outcome_unknown rules, cancellation, shutdown, one
+// write per request, keys echoed by a server redacted; and against the mock: the auth breaker.
 #include <callsavvy/client.hpp>
+#include <callsavvy/testing/mock_server.hpp>
 
 #include "support/pki.hpp"
 #include "support/run.hpp"
@@ -12,16 +14,27 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/ssl.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_future.hpp>
+#include <asio/write.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 using callsavvy::condition;
@@ -75,6 +88,82 @@ std::string ok_with(std::string_view body) {
 using tuple_token = asio::experimental::as_tuple_t<asio::use_awaitable_t<>>;
 constexpr tuple_token as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
+// How much of a request the server could see at the first moment it could see any of it.
+struct sighting {
+    std::size_t first = 0; // bytes of the request there at that moment
+    std::size_t total = 0; // bytes of the whole request
+};
+
+// Answers every request on the connection with an empty success, noting for each request what the server
+// could first see of it. TCP: the script polls, between handlers and without reading, until some bytes are
+// there; client and server share one io_context, so a client that wrote the head and then the body in a
+// second write would resume for that second write only after this poll ran, and the poll would find the head
+// alone. TLS: a read returns the content of at most one TLS record, and every write makes its own records, so
+// the first read of a request split over two writes returns the head alone, however late it runs.
+asio::awaitable<void> sighting_script(peer& p, std::vector<sighting>& out) {
+    auto ex = co_await asio::this_coro::executor;
+    const bool tls = p.tls_stream() != nullptr;
+    for (;;) {
+        sighting s;
+        if (!tls) {
+            const auto give_up = std::chrono::steady_clock::now() + 10s;
+            std::optional<std::size_t> ready;
+            for (;;) {
+                ready = p.readable_now();
+                if (!ready || *ready > 0) break;
+                if (std::chrono::steady_clock::now() > give_up) throw std::runtime_error("no request arrived");
+                co_await asio::post(ex, asio::use_awaitable);
+            }
+            if (!ready) co_return; // the client closed
+            s.first = *ready;
+        }
+        callsavvy::http::request_parser parser;
+        do {
+            const std::string chunk = co_await p.read_some();
+            if (chunk.empty()) co_return;
+            if (tls && s.total == 0) s.first = chunk.size();
+            s.total += chunk.size();
+            callsavvy::error_code ec;
+            parser.feed(chunk, ec);
+            if (ec) throw std::system_error(ec, "sighting_script");
+        } while (!parser.done());
+        out.push_back(s);
+        co_await p.respond(200, success("getSummary", {}));
+    }
+}
+
+// Reads one whole response from `s`.
+template <class Stream>
+asio::awaitable<int> read_response(Stream& s) {
+    callsavvy::http::response_parser parser;
+    std::array<char, 4096> buf{};
+    while (!parser.done()) {
+        const std::size_t n = co_await s.async_read_some(asio::buffer(buf), asio::use_awaitable);
+        callsavvy::error_code ec;
+        parser.feed(std::string_view(buf.data(), n), ec);
+        if (ec) throw std::system_error(ec, "read_response");
+    }
+    co_return parser.get().status;
+}
+
+// A hand-made client: two requests on one connection, the first in one write, the second with its head and
+// its body in two writes, back to back.
+template <class Stream>
+asio::awaitable<void> send_two_requests(Stream& s) {
+    const std::string body = R"({"padding":")" + std::string(2000, 'x') + R"("})";
+    const std::string head = "POST /v1/getSummary HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                             "Content-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n";
+    const std::string whole = head + body;
+    co_await asio::async_write(s, asio::buffer(whole), asio::use_awaitable);
+    const int first = co_await read_response(s);
+    CHECK(first == 200);
+    co_await asio::async_write(s, asio::buffer(head), asio::use_awaitable);
+    co_await asio::async_write(s, asio::buffer(body), asio::use_awaitable);
+    const int second = co_await read_response(s);
+    CHECK(second == 200);
+}
+
 } // namespace
 
 TEST_CASE("a call sends one authenticated JSON POST and returns the envelope's data", "[client]") {
@@ -104,28 +193,56 @@ TEST_CASE("a call sends one authenticated JSON POST and returns the envelope's d
     CHECK(json::parse(seen.body) == json::parse(R"({"subject":"Hi","message":"Body"})"));
 }
 
-TEST_CASE("the request leaves in one write: head and body arrive in one segment", "[client]") {
-    asio::io_context io;
-    std::string first_read;
-    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
-        // Wait until the client's bytes are all there, then read once: with two writes and Nagle the body
-        // would still be held back by the client's kernel.
-        asio::steady_timer t(co_await asio::this_coro::executor, 50ms);
-        co_await t.async_wait(asio::use_awaitable);
-        first_read = co_await p.read_some();
-        co_await p.respond(200, success("getSummary", {}));
-        co_await p.wait_closed();
-    });
-    callsavvy::client c(io.get_executor(), options_for(server));
-    cstest::run_test(io, [&]() -> asio::awaitable<void> {
-        json::object params;
-        params["padding"] = std::string(2000, 'x');
-        co_await c.async_call("getSummary", std::move(params));
-        c.close();
-    });
-    const auto head_end = first_read.find("\r\n\r\n");
-    REQUIRE(head_end != std::string::npos);
-    CHECK(first_read.size() - head_end - 4 == 2014); // {"padding":"xxxx…"}
+TEST_CASE("one write per request: no server read ever sees the head without the body", "[client]") {
+    for (const bool tls : {false, true}) {
+        DYNAMIC_SECTION((tls ? "TLS" : "TCP")) {
+            asio::io_context io;
+            std::vector<sighting> seen;
+            script_server server(io.get_executor(), [&](peer& p) { return sighting_script(p, seen); }, {.tls = tls});
+            SECTION("the client") {
+                callsavvy::client c(io.get_executor(), options_for(server));
+                cstest::run_test(io, [&]() -> asio::awaitable<void> {
+                    for (int i = 0; i < 3; ++i) {
+                        json::object params;
+                        params["padding"] = std::string(2000, 'x');
+                        co_await c.async_call("getSummary", std::move(params));
+                    }
+                    c.close();
+                });
+                CHECK(server.connections() == 1);
+                REQUIRE(seen.size() == 3);
+                for (const sighting& s : seen) {
+                    CHECK(s.total > 2000);
+                    CHECK(s.first == s.total);
+                }
+            }
+            SECTION("the check itself: a sender that writes head and body separately is caught") {
+                cstest::run_test(io, [&]() -> asio::awaitable<void> {
+                    auto ex = co_await asio::this_coro::executor;
+                    asio::ip::tcp::socket socket(ex);
+                    co_await socket.async_connect({asio::ip::make_address("127.0.0.1"), server.port()},
+                                                  asio::use_awaitable);
+                    socket.set_option(asio::ip::tcp::no_delay(true));
+                    if (!tls) {
+                        co_await send_two_requests(socket);
+                        co_return;
+                    }
+                    asio::ssl::context ctx(asio::ssl::context::tls_client);
+                    ctx.set_verify_mode(asio::ssl::verify_none);
+                    asio::ssl::stream<asio::ip::tcp::socket&> stream(socket, ctx);
+                    co_await stream.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+                    co_await send_two_requests(stream);
+                });
+                INFO("server: " << server.script_error());
+                REQUIRE(seen.size() == 2);
+                CHECK(seen[0].first == seen[0].total); // one write
+                // Two writes, back to back: the server's look between them finds the head alone.
+                CHECK(seen[1].first < seen[1].total);
+                CHECK(seen[1].total - seen[1].first == 2014);
+            }
+            CHECK(server.script_error().empty());
+        }
+    }
 }
 
 TEST_CASE("keep-alive: sequential calls reuse one pooled connection", "[client]") {
@@ -789,4 +906,202 @@ TEST_CASE("use_future and plain callbacks complete with the same results", "[cli
     c.close();
     CHECK(fut.get().at("echo").at("a") == 1);
     CHECK(via_callback.at("echo").at("a") == 2);
+}
+
+TEST_CASE("auth breaker: after repeated 401s calls fail with unauthorized without being sent", "[client]") {
+    namespace testing = callsavvy::testing;
+    asio::io_context io;
+    testing::mock_server m(io.get_executor()); // knows only the sandbox key pair
+    auto wrong_keys = [&](std::string public_key) {
+        callsavvy::client_options o;
+        o.keys = {std::move(public_key), "TEST-a-private-key-the-server-refuses"};
+        o.base_url = m.base_url();
+        o.proxy.from_environment = false;
+        o.call_deadline = 10s;
+        return o;
+    };
+    SECTION("calls one after another; after the cool-down one goes through, and its 401 opens it again") {
+        auto o = wrong_keys("TEST-breaker-sequential");
+        o.rate_limits.enabled = false;
+        o.auth_breaker = {3, 300ms};
+        callsavvy::client c(io.get_executor(), o);
+        cstest::run_test(io, [&]() -> asio::awaitable<void> {
+            for (int i = 0; i < 3; ++i) {
+                callsavvy::diagnostics d;
+                auto [ec, data] = co_await c.async_call("getSummary", {}, d, as_tuple);
+                CHECK(ec == error::unauthorized);
+                CHECK(d.http_status == 401);
+                CHECK(d.attempts == 1);
+            }
+            const auto opened = std::chrono::steady_clock::now();
+            CHECK(m.journal().size() == 3);
+            for (const char* resource : {"getSummary", "listLeads", "createLead"}) {
+                INFO(resource);
+                callsavvy::diagnostics d;
+                auto [ec, data] = co_await c.async_call(resource, {}, d, as_tuple);
+                CHECK(ec == error::unauthorized);
+                CHECK(ec == condition::auth);
+                CHECK(d.http_status == 0);
+                CHECK(d.attempts == 0);
+                CHECK(d.detail.find("not sent") != std::string::npos);
+            }
+            try {
+                co_await c.async_call("getSummary", {});
+                FAIL("no exception");
+            } catch (const callsavvy::api_error& e) {
+                CHECK(e.code() == error::unauthorized);
+                CHECK(e.http_status() == 0);
+            }
+            REQUIRE(std::chrono::steady_clock::now() - opened < 250ms); // all of that within the cool-down
+            CHECK(m.journal().size() == 3);
+            // Half-open after the cool-down: one call is sent; its 401 opens the breaker again at once.
+            asio::steady_timer t(co_await asio::this_coro::executor, 350ms);
+            co_await t.async_wait(asio::use_awaitable);
+            callsavvy::diagnostics d;
+            auto [ec, data] = co_await c.async_call("getSummary", {}, d, as_tuple);
+            CHECK(ec == error::unauthorized);
+            CHECK(d.http_status == 401);
+            CHECK(m.journal().size() == 4);
+            auto [ec2, data2] = co_await c.async_call("getSummary", {}, d, as_tuple);
+            CHECK(ec2 == error::unauthorized);
+            CHECK(d.attempts == 0);
+            CHECK(m.journal().size() == 4);
+            c.close();
+        });
+    }
+    SECTION("a batch parked in the rate limiter when the breaker opens is not sent either") {
+        auto o = wrong_keys("TEST-breaker-batch");
+        o.rate_limits.per_endpoint = {1, 150ms}; // one request per window: the rest of the batch waits
+        o.rate_limits.safety_margin = 20ms;
+        o.auth_breaker = {2, 10s};
+        callsavvy::client c(io.get_executor(), o);
+        constexpr std::size_t n = 6;
+        std::vector<callsavvy::diagnostics> diags(n);
+        std::vector<callsavvy::error_code> results;
+        for (auto& d : diags)
+            c.async_call("getSummary", {}, d, [&](callsavvy::error_code ec, json::object) { results.push_back(ec); });
+        cstest::run_until(
+            io, [&] { return results.size() == n; }, 10s, "the batch to end");
+        for (const auto& ec : results) CHECK(ec == error::unauthorized);
+        CHECK(m.count("getSummary") == 2);
+        std::size_t sent = 0, refused = 0;
+        for (const auto& d : diags) {
+            sent += d.attempts == 1 && d.http_status == 401 ? 1 : 0;
+            refused += d.attempts == 0 && d.http_status == 0 ? 1 : 0;
+        }
+        CHECK(sent == 2);
+        CHECK(refused == n - 2);
+        c.close();
+    }
+    m.stop();
+}
+
+TEST_CASE("keys the server echoes back are redacted from the diagnostics and api_error::what()", "[client]") {
+    struct row {
+        const char* name;
+        const char* resource;
+        int status;
+        std::function<std::string(const std::string& pub, const std::string& priv)> body;
+        std::error_code expected;
+        bool in_message, in_body, in_detail; // where the echoed keys land
+    };
+    const row rows[] = {
+        {"an error envelope", "getSummary", 400,
+         [](const std::string& pub, const std::string& priv) {
+             return callsavvy::make_error_envelope("getSummary",
+                                                   "Invalid parameter: Public-Key " + pub + ", Private-Key " + priv);
+         },
+         error::bad_request, true, true, false},
+        {"a 5xx to a state-changing call", "createLead", 503,
+         [](const std::string& pub, const std::string& priv) {
+             return callsavvy::make_error_envelope("createLead", "upstream got Private-Key: " + priv + " for " + pub);
+         },
+         error::outcome_unknown, true, true, false},
+        {"a 200 naming another resource", "getSummary", 200,
+         [](const std::string& pub, const std::string& priv) {
+             json::object env{{"resource", pub + "/" + priv}, {"status", "success"}, {"data", json::object{}}};
+             return json::serialize(env);
+         },
+         error::resource_mismatch, false, true, true},
+        {"a 200 whose status is not success", "getSummary", 200,
+         [](const std::string& pub, const std::string& priv) {
+             json::object env{{"resource", "getSummary"}, {"status", priv}, {"message", pub}};
+             return json::serialize(env);
+         },
+         error::bad_envelope, true, true, true},
+        {"a body that is not JSON", "getSummary", 200,
+         [](const std::string& pub, const std::string& priv) {
+             return "<html>Public-Key: " + pub + "<br>Private-Key: " + priv + "</html>";
+         },
+         error::invalid_json, false, true, false},
+    };
+    for (const row& r : rows) {
+        DYNAMIC_SECTION(r.name) {
+            asio::io_context io;
+            script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+                while (auto req = co_await p.read_request()) {
+                    const std::string pub(req->headers.find("Public-Key").value_or(""));
+                    const std::string priv(req->headers.find("Private-Key").value_or(""));
+                    co_await p.respond(r.status, r.body(pub, priv));
+                }
+            });
+            callsavvy::client c(io.get_executor(), options_for(server));
+            auto keys_absent = [](std::string_view text) {
+                return text.find(test_keys.public_key) == std::string_view::npos &&
+                       text.find(test_keys.private_key) == std::string_view::npos;
+            };
+            auto redacted = [](std::string_view text) { return text.find("[redacted]") != std::string_view::npos; };
+            cstest::run_test(io, [&]() -> asio::awaitable<void> {
+                callsavvy::diagnostics d;
+                auto [ec, data] = co_await c.async_call(r.resource, {}, d, as_tuple);
+                CHECK(ec == r.expected);
+                INFO("server_message: " << d.server_message);
+                INFO("body: " << d.body);
+                INFO("detail: " << d.detail);
+                CHECK(keys_absent(d.server_message));
+                CHECK(keys_absent(d.body));
+                CHECK(keys_absent(d.detail));
+                CHECK(redacted(d.server_message) == r.in_message);
+                CHECK(redacted(d.body) == r.in_body);
+                CHECK(redacted(d.detail) == r.in_detail);
+                try {
+                    co_await c.async_call(r.resource, {});
+                    FAIL("no exception");
+                } catch (const callsavvy::api_error& e) {
+                    INFO("what(): " << e.what());
+                    CHECK(e.code() == r.expected);
+                    CHECK(keys_absent(e.what()));
+                    CHECK(redacted(e.what()) == (r.in_message || r.in_detail));
+                    CHECK(keys_absent(e.body()));
+                    CHECK(keys_absent(e.server_message()));
+                }
+                c.close();
+            });
+        }
+    }
+}
+
+TEST_CASE("keys echoed into a typed response that fails to decode are redacted from the diagnostics",
+          "[client][!shouldfail]") {
+    // Known gap: the client redacts the raw answer, but the typed call's decode_failed path re-serializes
+    // the data object into diagnostics::body afterwards, keys included. Remove [!shouldfail] once fixed.
+    asio::io_context io;
+    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+        while (auto req = co_await p.read_request()) {
+            json::object data;
+            data["business_id"] = json::array{1, 2}; // not a string: the typed decode fails
+            data["echo"] = std::string(req->headers.find("Private-Key").value_or(""));
+            co_await p.respond(200, success("getSummary", data));
+        }
+    });
+    callsavvy::client c(io.get_executor(), options_for(server));
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        callsavvy::diagnostics d;
+        const callsavvy::api::get_summary_request req{}; // named: g++ 12 and braced temporaries in co_await
+        auto [ec, summary] = co_await c.async_get_summary(req, d, as_tuple);
+        CHECK(ec == error::decode_failed);
+        INFO("body: " << d.body);
+        CHECK(d.body.find(test_keys.private_key) == std::string::npos);
+        c.close();
+    });
 }

@@ -27,8 +27,11 @@
 
 #include <openssl/ssl.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -191,6 +194,26 @@ public:
     bool client_closed() const { return eof_ != eof_kind::none; }
 
     bool is_open() const { return plain_ ? plain_->is_open() : tls_->next_layer().is_open(); }
+
+    // Plain TCP only (nullopt for TLS), without reading or waiting: how many bytes a read would return right
+    // now (bytes an earlier read_request left over included), or nullopt once the client has closed and
+    // nothing is left. A script that polls this between handlers sees the stream as it stands between two of
+    // the client's writes, which a blocking read (returning whatever arrived meanwhile) cannot show.
+    std::optional<std::size_t> readable_now() {
+        if (!pending_.empty()) return pending_.size();
+        if (!plain_ || eof_ != eof_kind::none || !plain_->is_open()) return std::nullopt;
+        char c = 0;
+        const auto r = ::recv(plain_->native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r == 0) return std::nullopt; // the client closed
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return std::size_t{0};
+            return std::nullopt;
+        }
+        callsavvy::error_code ec;
+        const std::size_t n = plain_->available(ec);
+        if (ec) return std::nullopt;
+        return n;
+    }
 
     asio::ip::tcp::endpoint remote_endpoint() const {
         callsavvy::error_code ignored;
