@@ -1034,8 +1034,7 @@ private:
 /// pagination); cancelling the awaiting coroutine between pages stops the walk. Failures throw api_error.
 /// The client must outlive the pager.
 template <api::endpoint Endpoint>
-requires(api::is_paginated_v<Endpoint> && api::has_collection_v<Endpoint>)
-class pager {
+requires(api::is_paginated_v<Endpoint>&& api::has_collection_v<Endpoint>) class pager {
 public:
     using response = typename Endpoint::response;
 
@@ -1084,8 +1083,8 @@ private:
 
 /// The pager of a list endpoint: `auto pages = callsavvy::paginate(api, api::list_tickets{}, {.per_page = 100});`
 template <api::endpoint Endpoint>
-requires(api::is_paginated_v<Endpoint> && api::has_collection_v<Endpoint>) pager<Endpoint> paginate(client& c, Endpoint,
-                                                                typename Endpoint::request first = {}) {
+requires(api::is_paginated_v<Endpoint>&& api::has_collection_v<Endpoint>) pager<Endpoint> paginate(
+    client& c, Endpoint, typename Endpoint::request first = {}) {
     return pager<Endpoint>(c, std::move(first));
 }
 

@@ -479,6 +479,27 @@ struct role_values {
     static constexpr std::array<std::string_view, 2> values{"admin", "agent"};
 };
 
+// Enumerations the spec names without listing their values: typed as open enums now, so that listing their
+// values later (validation, is_known()) changes no user's code.
+struct user_status_values {
+    static constexpr std::array<std::string_view, 0> values{};
+};
+struct call_status_values {
+    static constexpr std::array<std::string_view, 0> values{};
+};
+struct video_call_status_values {
+    static constexpr std::array<std::string_view, 0> values{};
+};
+struct lead_status_values {
+    static constexpr std::array<std::string_view, 0> values{};
+};
+struct voice_gender_values {
+    static constexpr std::array<std::string_view, 0> values{};
+};
+struct chat_channel_values {
+    static constexpr std::array<std::string_view, 0> values{};
+};
+
 using ticket_status = open_enum<ticket_status_values>;
 using priority = open_enum<priority_values>;
 using call_direction = open_enum<direction_values>;
@@ -486,6 +507,12 @@ using message_type = open_enum<message_type_values>;
 using chat_status = open_enum<chat_status_values>;
 using social_platform = open_enum<platform_values>;
 using user_role = open_enum<role_values>;
+using user_status = open_enum<user_status_values>;
+using call_status = open_enum<call_status_values>;
+using video_call_status = open_enum<video_call_status_values>;
+using lead_status = open_enum<lead_status_values>;
+using voice_gender = open_enum<voice_gender_values>;
+using chat_channel = open_enum<chat_channel_values>;
 
 // ---- shapes ----
 struct pagination {
@@ -519,7 +546,7 @@ struct user {
     std::optional<std::string> email{};
     std::optional<user_role> role{};
     std::optional<std::string> department_id{};
-    std::optional<std::string> status{};
+    std::optional<user_status> status{};
     boost::json::object extra{};
 };
 BOOST_DESCRIBE_STRUCT(user, (), (user_id, name, email, role, department_id, status))
@@ -556,7 +583,7 @@ struct call {
     std::optional<call_direction> direction{};
     std::optional<std::string> caller_number{};
     std::optional<std::string> department_id{};
-    std::optional<std::string> status{};
+    std::optional<call_status> status{};
     std::optional<std::int64_t> duration{}; ///< seconds
     std::optional<std::string> recording_url{};
     std::optional<timestamp> started_at{};
@@ -568,7 +595,7 @@ BOOST_DESCRIBE_STRUCT(call, (),
 struct voice {
     std::optional<std::string> voice_id{};
     std::optional<std::string> name{};
-    std::optional<std::string> gender{};
+    std::optional<voice_gender> gender{};
     boost::json::object extra{};
 };
 BOOST_DESCRIBE_STRUCT(voice, (), (voice_id, name, gender))
@@ -586,7 +613,7 @@ struct chat {
     std::optional<std::string> visitor_name{};
     std::optional<std::string> visitor_email{};
     std::optional<chat_status> status{};
-    std::optional<std::string> channel{};
+    std::optional<chat_channel> channel{};
     std::optional<timestamp> started_at{};
     boost::json::object extra{};
 };
@@ -605,7 +632,7 @@ BOOST_DESCRIBE_STRUCT(social_conversation, (), (conversation_id, platform, conta
 struct video_call {
     std::optional<std::string> video_call_id{};
     std::optional<std::string> title{};
-    std::optional<std::string> status{};
+    std::optional<video_call_status> status{};
     std::optional<std::string> join_url{};
     std::optional<timestamp> scheduled_at{};
     std::optional<std::int64_t> duration{};
@@ -652,7 +679,7 @@ struct lead {
     std::optional<std::string> name{};
     std::optional<std::string> phone{};
     std::optional<std::string> email{};
-    std::optional<std::string> status{};
+    std::optional<lead_status> status{};
     std::optional<std::string> source{};
     std::optional<std::string> notes{};
     std::optional<timestamp> created_at{};
@@ -717,6 +744,20 @@ inline constexpr std::string_view group_name(group g) noexcept {
         using rules = __VA_ARGS__;                                                                                     \
     }
 
+// A list endpoint's descriptor: read-only, and its response's collection member named (the member's name,
+// through Describe, is the collection's JSON key: spelled once). The pager and the catalog read it from here.
+#define CALLSAVVY_API_LIST_DESCRIPTOR(Name, Resource, Title, Group, Collection, ...)                                   \
+    struct Name {                                                                                                      \
+        static constexpr std::string_view resource = Resource;                                                         \
+        static constexpr std::string_view title = Title;                                                               \
+        static constexpr api::group group = api::group::Group;                                                         \
+        static constexpr bool read_only = true;                                                                        \
+        static constexpr auto collection = &Name##_response::Collection;                                               \
+        using request = Name##_request;                                                                                \
+        using response = Name##_response;                                                                              \
+        using rules = __VA_ARGS__;                                                                                     \
+    }
+
 // The paging members every list request has, and the pagination every list response has.
 #define CALLSAVVY_API_PAGING                                                                                           \
     std::optional<std::int64_t> page{};                                                                                \
@@ -752,8 +793,8 @@ struct list_departments_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_departments_response, (), (departments, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_departments, "listDepartments", "List Departments", account, true,
-                         list_rules<list_departments_request>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_departments, "listDepartments", "List Departments", account, departments,
+                              list_rules<list_departments_request>);
 
 struct list_request_categories_request {
     CALLSAVVY_API_PAGING;
@@ -768,8 +809,8 @@ struct list_request_categories_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_request_categories_response, (), (categories, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_request_categories, "listRequestCategories", "List Request Categories", account, true,
-                         list_rules<list_request_categories_request>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_request_categories, "listRequestCategories", "List Request Categories", account,
+                              categories, list_rules<list_request_categories_request>);
 
 struct list_users_request {
     CALLSAVVY_API_PAGING;
@@ -784,8 +825,8 @@ struct list_users_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_users_response, (), (users, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_users, "listUsers", "List Users", account, true,
-                         list_rules<list_users_request, known_value<&list_users_request::role>>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_users, "listUsers", "List Users", account, users,
+                              list_rules<list_users_request, known_value<&list_users_request::role>>);
 
 // ======================= Tickets =======================
 
@@ -805,8 +846,8 @@ struct list_tickets_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_tickets_response, (), (tickets, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_tickets, "listTickets", "List Tickets", tickets, true,
-                         list_rules<list_tickets_request, known_value<&list_tickets_request::status>>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_tickets, "listTickets", "List Tickets", tickets, tickets,
+                              list_rules<list_tickets_request, known_value<&list_tickets_request::status>>);
 
 struct get_ticket_conversation_request {
     std::string ticket_id{};
@@ -883,8 +924,8 @@ struct list_calls_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_calls_response, (), (calls, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_calls, "listCalls", "List Calls", voice, true,
-                         list_rules<list_calls_request, known_value<&list_calls_request::direction>>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_calls, "listCalls", "List Calls", voice, calls,
+                              list_rules<list_calls_request, known_value<&list_calls_request::direction>>);
 
 struct view_call_request {
     std::string call_id{};
@@ -942,7 +983,7 @@ struct create_automated_call_request {
 BOOST_DESCRIBE_STRUCT(create_automated_call_request, (), (phone_number, message, language, voice))
 struct create_automated_call_response {
     std::optional<std::string> call_id{};
-    std::optional<std::string> status{};
+    std::optional<call_status> status{};
     boost::json::object extra{};
     boost::json::object raw{};
 };
@@ -961,8 +1002,8 @@ struct list_tts_voices_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_tts_voices_response, (), (languages))
-CALLSAVVY_API_DESCRIPTOR(list_tts_voices, "listTtsVoices", "Supported TTS Languages & Voices", voice, true,
-                         std::tuple<>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_tts_voices, "listTtsVoices", "Supported TTS Languages & Voices", voice, languages,
+                              std::tuple<>);
 
 // ======================= Chats & Social =======================
 
@@ -979,8 +1020,8 @@ struct list_chats_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_chats_response, (), (chats, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_chats, "listChats", "List Chats", chats_social, true,
-                         list_rules<list_chats_request, known_value<&list_chats_request::status>>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_chats, "listChats", "List Chats", chats_social, chats,
+                              list_rules<list_chats_request, known_value<&list_chats_request::status>>);
 
 struct get_chat_conversation_request {
     std::string chat_id{};
@@ -1010,8 +1051,8 @@ struct list_social_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_social_response, (), (conversations, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_social, "listSocial", "List Social", chats_social, true,
-                         list_rules<list_social_request, known_value<&list_social_request::platform>>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_social, "listSocial", "List Social", chats_social, conversations,
+                              list_rules<list_social_request, known_value<&list_social_request::platform>>);
 
 struct get_social_conversation_request {
     std::string conversation_id{};
@@ -1106,8 +1147,8 @@ struct list_video_calls_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_video_calls_response, (), (video_calls, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_video_calls, "listVideoCalls", "List Video Calls", video_call, true,
-                         list_rules<list_video_calls_request>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_video_calls, "listVideoCalls", "List Video Calls", video_call, video_calls,
+                              list_rules<list_video_calls_request>);
 
 struct get_video_call_request {
     std::string video_call_id{};
@@ -1154,8 +1195,8 @@ struct list_virtual_meetings_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_virtual_meetings_response, (), (meetings, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_virtual_meetings, "listVirtualMeetings", "List Virtual Meetings", virtual_meeting, true,
-                         list_rules<list_virtual_meetings_request>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_virtual_meetings, "listVirtualMeetings", "List Virtual Meetings", virtual_meeting,
+                              meetings, list_rules<list_virtual_meetings_request>);
 
 struct get_virtual_meeting_request {
     std::string meeting_id{};
@@ -1206,8 +1247,8 @@ struct list_contacts_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_contacts_response, (), (contacts, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_contacts, "listContacts", "List Contacts", contacts, true,
-                         list_rules<list_contacts_request>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_contacts, "listContacts", "List Contacts", contacts, contacts,
+                              list_rules<list_contacts_request>);
 
 struct list_contact_groups_request {
     CALLSAVVY_API_PAGING;
@@ -1221,8 +1262,8 @@ struct list_contact_groups_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_contact_groups_response, (), (groups, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_contact_groups, "listContactGroups", "List Contact Groups", contacts, true,
-                         list_rules<list_contact_groups_request>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_contact_groups, "listContactGroups", "List Contact Groups", contacts, groups,
+                              list_rules<list_contact_groups_request>);
 
 struct create_contact_request {
     std::string phone{};
@@ -1284,7 +1325,7 @@ CALLSAVVY_API_DESCRIPTOR(delete_contact, "deleteContact", "Delete Contact", cont
 
 struct list_leads_request {
     CALLSAVVY_API_PAGING;
-    std::optional<std::string> status{};
+    std::optional<lead_status> status{};
     boost::json::object extra{};
 };
 BOOST_DESCRIBE_STRUCT(list_leads_request, (), (page, per_page, status))
@@ -1295,14 +1336,14 @@ struct list_leads_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_leads_response, (), (leads, pagination))
-CALLSAVVY_API_DESCRIPTOR(list_leads, "listLeads", "List Leads", leads, true, list_rules<list_leads_request>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_leads, "listLeads", "List Leads", leads, leads, list_rules<list_leads_request>);
 
 struct create_lead_request {
     std::string name{};
     std::optional<std::string> phone{};
     std::optional<std::string> email{}; ///< at least one of phone and email
     std::optional<std::string> source{};
-    std::optional<std::string> status{}; ///< the server's default is "new"
+    std::optional<lead_status> status{}; ///< the server's default is "new"
     std::optional<std::string> notes{};
     boost::json::object extra{};
 };
@@ -1322,14 +1363,14 @@ struct update_lead_request {
     std::optional<std::string> name{};
     std::optional<std::string> phone{};
     std::optional<std::string> email{};
-    std::optional<std::string> status{};
+    std::optional<lead_status> status{};
     std::optional<std::string> notes{};
     boost::json::object extra{};
 };
 BOOST_DESCRIBE_STRUCT(update_lead_request, (), (lead_id, name, phone, email, status, notes))
 struct update_lead_response {
     std::optional<std::string> lead_id{};
-    std::optional<std::string> status{};
+    std::optional<lead_status> status{};
     boost::json::object extra{};
     boost::json::object raw{};
 };
@@ -1412,6 +1453,12 @@ concept endpoint = requires {
 template <endpoint E>
 inline constexpr bool is_paginated_v = requires(typename E::request r) {
     r.page;
+};
+
+/// A list endpoint: its descriptor names the response member that holds the collection.
+template <endpoint E>
+inline constexpr bool has_collection_v = requires {
+    E::collection;
 };
 
 /// Whether the endpoint with this resource URI is read-only (spec §2 "Retry safety"); false for a resource
@@ -1744,16 +1791,21 @@ CALLSAVVY_END_NAMESPACE
 CALLSAVVY_BEGIN_NAMESPACE
 namespace api {
 
-/// The JSON key of a list endpoint's collection: its response's first list member ("" for the others).
+/// The JSON key of a list endpoint's collection: the name of the member its descriptor names ("" for the
+/// endpoints that are not lists).
 template <endpoint E>
 std::string_view collection_of() {
     std::string_view key;
-    if (!E::resource.starts_with("list")) return key;
-    boost::mp11::mp_for_each<boost::describe::describe_members<typename E::response, boost::describe::mod_public>>(
-        [&](auto d) {
-            using M = std::remove_cvref_t<decltype(std::declval<typename E::response>().*d.pointer)>;
-            if (key.empty() && json_mapping::is_vector<M>::value) key = d.name;
-        });
+    if constexpr (has_collection_v<E>) {
+        boost::mp11::mp_for_each<boost::describe::describe_members<typename E::response, boost::describe::mod_public>>(
+            [&](auto d) {
+                using D = decltype(d);
+                if constexpr (std::is_same_v<std::remove_cv_t<decltype(D::pointer)>,
+                                             std::remove_cv_t<decltype(E::collection)>>) {
+                    if (d.pointer == E::collection) key = d.name;
+                }
+            });
+    }
     return key;
 }
 
@@ -5401,6 +5453,14 @@ public:
     const asio::any_io_executor& executor() const noexcept { return ex_; }
     const client_options& options() const noexcept { return opts_; }
 
+    /// Whatever the server sent back may echo the request's headers: the keys never leave in diagnostics.
+    void redact(diagnostics& d) const {
+        for (std::string* text : {&d.server_message, &d.body, &d.detail}) {
+            detail::redact(*text, opts_.keys.public_key);
+            detail::redact(*text, opts_.keys.private_key);
+        }
+    }
+
     asio::awaitable<call_result> call(std::string resource, std::string body, bool read_only, diagnostics& d);
     void close();
     bool closed() const noexcept { return closed_; }
@@ -5828,11 +5888,7 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             cs->attempt_timer.cancel();
             cs->slot_unused(); // the attempt ended before its write: the grant was not used
         }
-        // Whatever the server sent back may echo the request's headers: the keys never leave in diagnostics.
-        for (std::string* text : {&d.server_message, &d.body, &d.detail}) {
-            detail::redact(*text, opts_.keys.public_key);
-            detail::redact(*text, opts_.keys.private_key);
-        }
+        redact(d);
         // The observer sees every attempt, the one a deadline or close() ended included.
         auto notify = [&](bool will_retry) {
             if (!opts_.observer) return;
@@ -6155,6 +6211,7 @@ private:
             if (!from_json(r.data, out.value, err)) {
                 d.detail = err.message();
                 d.body = boost::json::serialize(r.data);
+                impl->redact(d);
                 out.ec = make_error_code(error::decode_failed);
                 out.value = {};
                 co_return out;
@@ -6212,8 +6269,7 @@ private:
 /// pagination); cancelling the awaiting coroutine between pages stops the walk. Failures throw api_error.
 /// The client must outlive the pager.
 template <api::endpoint Endpoint>
-requires api::is_paginated_v<Endpoint>
-class pager {
+requires(api::is_paginated_v<Endpoint>&& api::has_collection_v<Endpoint>) class pager {
 public:
     using response = typename Endpoint::response;
 
@@ -6222,8 +6278,19 @@ public:
     }
 
     /// The next page, or nullopt once the walk is over.
+    /// Cancellable between pages: once the caller's coroutine was cancelled while it worked on the last page,
+    /// the next page is never asked for. Asio itself throws system_error(operation_aborted) at the caller's
+    /// `co_await pages.next()` then; with this_coro::throw_if_cancelled(false) the pager throws
+    /// api_error(operation_aborted) instead. Both derive from std::system_error.
     asio::awaitable<std::optional<response>> next() {
         if (done_) co_return std::nullopt;
+        const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+        if (state.cancelled() != asio::cancellation_type::none) {
+            diagnostics d;
+            d.resource = std::string(Endpoint::resource);
+            d.detail = "cancelled before page " + std::to_string(next_page_);
+            throw api_error(asio::error::operation_aborted, std::move(d));
+        }
         request_.page = next_page_;
         response page = co_await client_->async_call(Endpoint{}, request_);
         const std::size_t items = collection_size(page);
@@ -6241,20 +6308,7 @@ public:
     bool done() const noexcept { return done_; }
 
 private:
-    static std::size_t collection_size(const response& r) {
-        std::size_t n = 0;
-        bool found = false;
-        boost::mp11::mp_for_each<boost::describe::describe_members<response, boost::describe::mod_public>>([&](auto d) {
-            using M = std::remove_cvref_t<decltype(r.*d.pointer)>;
-            if constexpr (json_mapping::is_vector<M>::value) {
-                if (!found) {
-                    n = (r.*d.pointer).size();
-                    found = true;
-                }
-            }
-        });
-        return n;
-    }
+    static std::size_t collection_size(const response& r) { return (r.*Endpoint::collection).size(); }
 
     client* client_;
     typename Endpoint::request request_;
@@ -6264,8 +6318,8 @@ private:
 
 /// The pager of a list endpoint: `auto pages = callsavvy::paginate(api, api::list_tickets{}, {.per_page = 100});`
 template <api::endpoint Endpoint>
-requires api::is_paginated_v<Endpoint> pager<Endpoint> paginate(client& c, Endpoint,
-                                                                typename Endpoint::request first = {}) {
+requires(api::is_paginated_v<Endpoint>&& api::has_collection_v<Endpoint>) pager<Endpoint> paginate(
+    client& c, Endpoint, typename Endpoint::request first = {}) {
     return pager<Endpoint>(c, std::move(first));
 }
 

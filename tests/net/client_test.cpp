@@ -1081,10 +1081,9 @@ TEST_CASE("keys the server echoes back are redacted from the diagnostics and api
     }
 }
 
-TEST_CASE("keys echoed into a typed response that fails to decode are redacted from the diagnostics",
-          "[client][!shouldfail]") {
-    // Known gap: the client redacts the raw answer, but the typed call's decode_failed path re-serializes
-    // the data object into diagnostics::body afterwards, keys included. Remove [!shouldfail] once fixed.
+TEST_CASE("keys echoed into a typed response that fails to decode are redacted from the diagnostics", "[client]") {
+    // The typed call's decode_failed path puts the data object into diagnostics::body after the attempt's
+    // redaction: it redacts again.
     asio::io_context io;
     script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
         while (auto req = co_await p.read_request()) {

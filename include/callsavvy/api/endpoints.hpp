@@ -106,7 +106,7 @@ struct list_departments_response {
 };
 BOOST_DESCRIBE_STRUCT(list_departments_response, (), (departments, pagination))
 CALLSAVVY_API_LIST_DESCRIPTOR(list_departments, "listDepartments", "List Departments", account, departments,
-                         list_rules<list_departments_request>);
+                              list_rules<list_departments_request>);
 
 struct list_request_categories_request {
     CALLSAVVY_API_PAGING;
@@ -121,8 +121,8 @@ struct list_request_categories_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_request_categories_response, (), (categories, pagination))
-CALLSAVVY_API_LIST_DESCRIPTOR(list_request_categories, "listRequestCategories", "List Request Categories", account, categories,
-                         list_rules<list_request_categories_request>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_request_categories, "listRequestCategories", "List Request Categories", account,
+                              categories, list_rules<list_request_categories_request>);
 
 struct list_users_request {
     CALLSAVVY_API_PAGING;
@@ -138,7 +138,7 @@ struct list_users_response {
 };
 BOOST_DESCRIBE_STRUCT(list_users_response, (), (users, pagination))
 CALLSAVVY_API_LIST_DESCRIPTOR(list_users, "listUsers", "List Users", account, users,
-                         list_rules<list_users_request, known_value<&list_users_request::role>>);
+                              list_rules<list_users_request, known_value<&list_users_request::role>>);
 
 // ======================= Tickets =======================
 
@@ -159,7 +159,7 @@ struct list_tickets_response {
 };
 BOOST_DESCRIBE_STRUCT(list_tickets_response, (), (tickets, pagination))
 CALLSAVVY_API_LIST_DESCRIPTOR(list_tickets, "listTickets", "List Tickets", tickets, tickets,
-                         list_rules<list_tickets_request, known_value<&list_tickets_request::status>>);
+                              list_rules<list_tickets_request, known_value<&list_tickets_request::status>>);
 
 struct get_ticket_conversation_request {
     std::string ticket_id{};
@@ -237,7 +237,7 @@ struct list_calls_response {
 };
 BOOST_DESCRIBE_STRUCT(list_calls_response, (), (calls, pagination))
 CALLSAVVY_API_LIST_DESCRIPTOR(list_calls, "listCalls", "List Calls", voice, calls,
-                         list_rules<list_calls_request, known_value<&list_calls_request::direction>>);
+                              list_rules<list_calls_request, known_value<&list_calls_request::direction>>);
 
 struct view_call_request {
     std::string call_id{};
@@ -315,7 +315,7 @@ struct list_tts_voices_response {
 };
 BOOST_DESCRIBE_STRUCT(list_tts_voices_response, (), (languages))
 CALLSAVVY_API_LIST_DESCRIPTOR(list_tts_voices, "listTtsVoices", "Supported TTS Languages & Voices", voice, languages,
-                         std::tuple<>);
+                              std::tuple<>);
 
 // ======================= Chats & Social =======================
 
@@ -333,7 +333,7 @@ struct list_chats_response {
 };
 BOOST_DESCRIBE_STRUCT(list_chats_response, (), (chats, pagination))
 CALLSAVVY_API_LIST_DESCRIPTOR(list_chats, "listChats", "List Chats", chats_social, chats,
-                         list_rules<list_chats_request, known_value<&list_chats_request::status>>);
+                              list_rules<list_chats_request, known_value<&list_chats_request::status>>);
 
 struct get_chat_conversation_request {
     std::string chat_id{};
@@ -364,7 +364,7 @@ struct list_social_response {
 };
 BOOST_DESCRIBE_STRUCT(list_social_response, (), (conversations, pagination))
 CALLSAVVY_API_LIST_DESCRIPTOR(list_social, "listSocial", "List Social", chats_social, conversations,
-                         list_rules<list_social_request, known_value<&list_social_request::platform>>);
+                              list_rules<list_social_request, known_value<&list_social_request::platform>>);
 
 struct get_social_conversation_request {
     std::string conversation_id{};
@@ -460,7 +460,7 @@ struct list_video_calls_response {
 };
 BOOST_DESCRIBE_STRUCT(list_video_calls_response, (), (video_calls, pagination))
 CALLSAVVY_API_LIST_DESCRIPTOR(list_video_calls, "listVideoCalls", "List Video Calls", video_call, video_calls,
-                         list_rules<list_video_calls_request>);
+                              list_rules<list_video_calls_request>);
 
 struct get_video_call_request {
     std::string video_call_id{};
@@ -507,8 +507,8 @@ struct list_virtual_meetings_response {
     boost::json::object raw{};
 };
 BOOST_DESCRIBE_STRUCT(list_virtual_meetings_response, (), (meetings, pagination))
-CALLSAVVY_API_LIST_DESCRIPTOR(list_virtual_meetings, "listVirtualMeetings", "List Virtual Meetings", virtual_meeting, meetings,
-                         list_rules<list_virtual_meetings_request>);
+CALLSAVVY_API_LIST_DESCRIPTOR(list_virtual_meetings, "listVirtualMeetings", "List Virtual Meetings", virtual_meeting,
+                              meetings, list_rules<list_virtual_meetings_request>);
 
 struct get_virtual_meeting_request {
     std::string meeting_id{};
@@ -560,7 +560,7 @@ struct list_contacts_response {
 };
 BOOST_DESCRIBE_STRUCT(list_contacts_response, (), (contacts, pagination))
 CALLSAVVY_API_LIST_DESCRIPTOR(list_contacts, "listContacts", "List Contacts", contacts, contacts,
-                         list_rules<list_contacts_request>);
+                              list_rules<list_contacts_request>);
 
 struct list_contact_groups_request {
     CALLSAVVY_API_PAGING;
@@ -575,7 +575,7 @@ struct list_contact_groups_response {
 };
 BOOST_DESCRIBE_STRUCT(list_contact_groups_response, (), (groups, pagination))
 CALLSAVVY_API_LIST_DESCRIPTOR(list_contact_groups, "listContactGroups", "List Contact Groups", contacts, groups,
-                         list_rules<list_contact_groups_request>);
+                              list_rules<list_contact_groups_request>);
 
 struct create_contact_request {
     std::string phone{};
@@ -769,7 +769,9 @@ inline constexpr bool is_paginated_v = requires(typename E::request r) {
 
 /// A list endpoint: its descriptor names the response member that holds the collection.
 template <endpoint E>
-inline constexpr bool has_collection_v = requires { E::collection; };
+inline constexpr bool has_collection_v = requires {
+    E::collection;
+};
 
 /// Whether the endpoint with this resource URI is read-only (spec §2 "Retry safety"); false for a resource
 /// the catalog does not know. Built from the descriptors' constants alone, so using it instantiates none of
