@@ -37,7 +37,8 @@ cmake --build "$work/add_subdirectory"
 echo "== consumer find_package ($cxx)"
 # Installing needs no compiler work (the library is header-only); tests and examples stay off.
 cmake_quiet -S "$root" -B "$work/install-build" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" \
-    -DCALLSAVVY_BUILD_TESTS=OFF -DCALLSAVVY_BUILD_EXAMPLES=OFF -DCALLSAVVY_BUILD_BENCHMARKS=OFF -DCALLSAVVY_INSTALL=ON
+    -DCALLSAVVY_BUILD_TESTS=OFF -DCALLSAVVY_BUILD_EXAMPLES=OFF -DCALLSAVVY_BUILD_BENCHMARKS=OFF -DCALLSAVVY_BUILD_TOOLS=OFF \
+    -DCALLSAVVY_INSTALL=ON
 cmake_quiet --install "$work/install-build" --prefix "$work/prefix"
 cmake_quiet -S "$root/tests/consumers/find_package" -B "$work/find_package" -G Ninja \
     -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_PREFIX_PATH="$work/prefix"
