@@ -242,7 +242,10 @@ private:
     };
 
     void configure();
-    asio::awaitable<error_code> acquire(call_state& cs, std::unique_ptr<connection>& out, bool& reused);
+    /// A connection for the next attempt: an idle one, a new one, or one handed over by a finishing call.
+    /// `fresh`: never a reused one (the retry after a reused socket failed before the write).
+    asio::awaitable<error_code> acquire(call_state& cs, std::unique_ptr<connection>& out, bool& reused, bool fresh);
+    asio::awaitable<error_code> acquire_any(call_state& cs, std::unique_ptr<connection>& out, bool& reused, bool fresh);
     void release(std::unique_ptr<connection> c);
     void discard(std::unique_ptr<connection> c);
     void hand_slot_to_waiter();
@@ -380,10 +383,23 @@ inline void client_impl::configure() {
     template_.headers.add("Private-Key", opts_.keys.private_key);
 }
 
-inline asio::awaitable<error_code> client_impl::acquire(call_state& cs, std::unique_ptr<connection>& out,
-                                                        bool& reused) {
+inline asio::awaitable<error_code> client_impl::acquire(call_state& cs, std::unique_ptr<connection>& out, bool& reused,
+                                                        bool fresh) {
+    error_code ec = co_await acquire_any(cs, out, reused, fresh);
+    if (!ec && fresh && reused) {
+        // Its pool slot is kept for a new connection: the sockets kept idle as long as the one that just
+        // failed are the likeliest to be stale too.
+        out->close();
+        out = std::make_unique<connection>(ex_);
+        reused = false;
+    }
+    co_return ec;
+}
+
+inline asio::awaitable<error_code> client_impl::acquire_any(call_state& cs, std::unique_ptr<connection>& out,
+                                                            bool& reused, bool fresh) {
     const auto now = clock::now();
-    while (!idle_.empty()) {
+    while (!idle_.empty() && !(fresh && open_ < opts_.max_connections)) {
         auto c = std::move(idle_.back());
         idle_.pop_back();
         if (now - c->last_used < opts_.idle_timeout && c->looks_alive()) {
@@ -592,6 +608,7 @@ inline asio::awaitable<error_code> client_impl::wait_for_rate_limit(call_state& 
 inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_state> cs) {
     diagnostics& d = cs->d;
     bool fresh_retry_used = false;
+    bool fresh_next = false;      // the next attempt must not reuse a pooled connection
     int rate_limited = 0;         // 429 answers so far: always retried, never counted as attempts
     std::size_t budget_spent = 0; // what this call's retries took from the retry budget
     acquire_position position = acquire_position::back;
@@ -625,7 +642,7 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
         const auto limiter_wait = clock::now() - queued_at;
         std::unique_ptr<connection> conn;
         bool reused = false;
-        if (auto ec = co_await acquire(*cs, conn, reused)) {
+        if (auto ec = co_await acquire(*cs, conn, reused, std::exchange(fresh_next, false))) {
             cs->slot_unused();
             last.ec = ec;
             co_return last;
@@ -719,7 +736,10 @@ inline asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_
             d.detail = what + (d.detail.empty() ? "" : " (" + d.detail + ")") + " after the request was written";
             co_return last;
         }
-        case retry_decision::retry_now: fresh_retry_used = true; continue;
+        case retry_decision::retry_now:
+            fresh_retry_used = true;
+            fresh_next = true;
+            continue;
         case retry_decision::retry: break;
         }
         if (cs->http_status == 429) {

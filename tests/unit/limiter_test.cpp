@@ -659,6 +659,20 @@ TEST_CASE("limiter: the queue bound fails fast with queue_full, or waits when co
         CHECK(out[1].ec == std::error_code{});
         CHECK(out[2].ec == std::error_code{});
     }
+    SECTION("a retry after a 429 (at the front) is never refused, even with the queue full") {
+        vlimiter lim(io.get_executor(), o);
+        std::vector<outcome> out(3);
+        for (auto& x : out) lim.async_acquire("listUsers", rec.handler(x)); // 1 granted, 2 parked: full
+        outcome retry;
+        lim.async_acquire("listUsers", callsavvy::acquire_position::front, rec.handler(retry));
+        run_virtual(io, at(0ms));
+        CHECK(lim.global_stats().queued == 3);
+        run_virtual(io, at(1010ms));
+        REQUIRE(retry.ec.has_value());
+        CHECK(*retry.ec == std::error_code{}); // first in line at the next slot
+        CHECK(retry.when == at(1010ms));
+        CHECK_FALSE(out[1].ec.has_value());
+    }
     SECTION("wait when full") {
         o.wait_when_full = true;
         vlimiter lim(io.get_executor(), o);

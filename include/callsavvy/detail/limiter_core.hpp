@@ -280,9 +280,10 @@ public:
     }
 
     /// Parks `w` at the back (or, to retry after a 429, the front) of its endpoint's queue. False when the
-    /// queue bound is reached and the options say to fail fast.
+    /// queue bound is reached and the options say to fail fast. A retry at the front is never refused: it
+    /// was admitted once, and a 429 must not turn into a lost call.
     bool park(limiter_waiter& w, std::uint32_t b, bool front) {
-        if (parked_ >= opts_.max_waiters) {
+        if (!front && parked_ >= opts_.max_waiters) {
             if (!opts_.wait_when_full) return false;
             ++overflow_;
         }
