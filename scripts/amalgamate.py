@@ -56,8 +56,10 @@ def inline(name: str, seen: set[str], out: list[str], included_from: str | None)
             continue
         own = OWN_INCLUDE.match(line)
         if own:
-            # A header inlined under an #if would be missing for a later unconditional include of it.
-            if depth:
+            # A header inlined under an #if would be missing for a later unconditional include of it. An
+            # implementation file (.ipp) is the exception: only its own header includes it, under the
+            # CALLSAVVY_SEPARATE_COMPILATION switch, so the condition travels with its one copy.
+            if depth and not own.group(1).endswith(".ipp"):
                 raise AmalgamationError(
                     f"include/{name}:{number}: #include <{own.group(1)}> inside #if cannot be inlined once; "
                     "move it out of the conditional"

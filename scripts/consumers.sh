@@ -3,6 +3,7 @@
 #   add_subdirectory  - callsavvy's source tree added to a CMake project
 #   find_package      - callsavvy installed to a fresh prefix, found with find_package(callsavvy 0.1 CONFIG REQUIRED)
 #   single_header     - single_include/callsavvy/callsavvy.hpp alone, built by the README's command line
+#   single_header_separate - the same header in separate-compilation mode (README "Separate compilation")
 # Each consumer compiles with -Wall -Wextra -Wpedantic -Werror, so a warning in our headers fails it.
 # Usage: scripts/consumers.sh <c++ compiler>      (e.g. g++ or clang++)
 set -euo pipefail
@@ -18,11 +19,14 @@ warnings="-Wall -Wextra -Wpedantic -Werror"
 
 # The single-header route is tested with the very line the README prints (compiler and warnings aside).
 readonly single_header_command='g++ -std=c++20 -I single_include -DASIO_HAS_CO_AWAIT=1 app.cpp -o app -lboost_json -lssl -lcrypto -pthread'
-if ! grep -qF -- "$single_header_command" "$root/README.md"; then
-    echo "consumers.sh: README.md no longer shows the single-header command this script tests:" >&2
-    echo "  $single_header_command" >&2
-    exit 1
-fi
+readonly separate_command='g++ -std=c++20 -I single_include -DASIO_HAS_CO_AWAIT=1 -DCALLSAVVY_SEPARATE_COMPILATION app.cpp src.cpp -o app -lboost_json -lssl -lcrypto -pthread'
+for line in "$single_header_command" "$separate_command"; do
+    if ! grep -qF -- "$line" "$root/README.md"; then
+        echo "consumers.sh: README.md no longer shows a single-header command this script tests:" >&2
+        echo "  $line" >&2
+        exit 1
+    fi
+done
 
 rm -rf "$work"
 mkdir -p "$work"
@@ -52,3 +56,12 @@ ln -sfn "$root/single_include" "$work/single_header/single_include"
 command=${single_header_command/#g++/$cxx $warnings}
 echo "$command"
 (cd "$work/single_header" && $command && ./app)
+
+echo "== consumer single_header_separate ($cxx)"
+mkdir -p "$work/single_header_separate"
+cp "$root/tests/consumers/single_header_separate/main.cpp" "$work/single_header_separate/app.cpp"
+cp "$root/tests/consumers/single_header_separate/src.cpp" "$work/single_header_separate/src.cpp"
+ln -sfn "$root/single_include" "$work/single_header_separate/single_include"
+command=${separate_command/#g++/$cxx $warnings}
+echo "$command"
+(cd "$work/single_header_separate" && $command && ./app)

@@ -20,7 +20,7 @@ clang_tidy=$(command -v clang-tidy-14 || command -v clang-tidy)
 if [[ $run_format -eq 1 ]]; then
     echo "== clang-format (scripts/format.sh fixes what it reports)"
     git ls-files -z --cached --others --exclude-standard -- \
-        'include/*.hpp' 'tests/*.hpp' 'tests/*.cpp' 'examples/*.cpp' 'benchmarks/*.cpp' 'fuzz/*.cpp' 'tools/*.cpp' |
+        'include/*.hpp' 'include/*.ipp' 'tests/*.hpp' 'tests/*.cpp' 'examples/*.cpp' 'benchmarks/*.cpp' 'fuzz/*.cpp' 'tools/*.cpp' |
         xargs -0 -r "$clang_format" --dry-run -Werror || status=1
 fi
 [[ $run_tidy -eq 1 ]] || exit $status

@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
-# Compile time of one typed call against the same TLS POST written by hand (issue: target <= 1.3x).
+# Compile time of one typed call against the same TLS POST written by hand (issue 4: target <= 1.3x).
 # Usage: benchmarks/compile_time/measure.sh [runs]   Prints the best of N wall times per TU and compiler.
+#
+# The typed call is measured both ways a program can build callsavvy: header-only (the default) and with
+# CALLSAVVY_SEPARATE_COMPILATION, where the calling file compiles only the typed glue and the client's core
+# is compiled once per program in the file including <callsavvy/src.hpp> (its time is shown on its own).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 runs=${1:-3}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-best() { # compiler file
-    local b=999999
+printf '#include <callsavvy/src.hpp>\n' >"$out/src.cpp"
+best() { # compiler file [extra flags...]
+    local cxx=$1 file=$2 b=999999
+    shift 2
     for _ in $(seq "$runs"); do
         local s e
         s=$(date +%s%N)
-        "$1" -std=c++20 -O2 -DNDEBUG -DASIO_HAS_CO_AWAIT=1 -I"$root/include" -c "$here/$2" -o "$out/x.o"
+        "$cxx" -std=c++20 -O2 -DNDEBUG -DASIO_HAS_CO_AWAIT=1 -I"$root/include" "$@" -c "$file" -o "$out/x.o"
         e=$(date +%s%N)
         local ms=$(((e - s) / 1000000))
         ((ms < b)) && b=$ms
     done
     echo "$b"
 }
-printf '%-10s %14s %16s %7s\n' compiler "typed (ms)" "handwritten (ms)" ratio
+ratio() { awk -v t="$1" -v h="$2" 'BEGIN { printf "%.2f", t / h }'; }
+printf '%-8s %12s %14s %16s %12s %12s %16s\n' compiler "hand (ms)" "header (ms)" "separate (ms)" "header/hand" \
+    "sep/hand" "src.hpp (ms)"
 for cxx in g++ clang++; do
-    t=$(best "$cxx" typed_call.cpp)
-    h=$(best "$cxx" handwritten_post.cpp)
-    printf '%-10s %14d %16d %7.2f\n' "$cxx" "$t" "$h" "$(awk -v t="$t" -v h="$h" 'BEGIN { print t / h }')"
+    h=$(best "$cxx" "$here/handwritten_post.cpp")
+    t=$(best "$cxx" "$here/typed_call.cpp")
+    s=$(best "$cxx" "$here/typed_call.cpp" -DCALLSAVVY_SEPARATE_COMPILATION)
+    c=$(best "$cxx" "$out/src.cpp" -DCALLSAVVY_SEPARATE_COMPILATION)
+    printf '%-8s %12d %14d %16d %12s %12s %16d\n' "$cxx" "$h" "$t" "$s" "$(ratio "$t" "$h")" "$(ratio "$s" "$h")" "$c"
 done

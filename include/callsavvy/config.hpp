@@ -29,6 +29,15 @@
 #error "callsavvy needs standalone Asio 1.22 or newer"
 #endif
 
+// Header-only by default. A program that defines CALLSAVVY_SEPARATE_COMPILATION everywhere and includes
+// <callsavvy/src.hpp> in exactly one translation unit compiles the client's non-template core once there;
+// every other file then compiles only the typed glue of the calls it makes.
+#if defined(CALLSAVVY_SEPARATE_COMPILATION)
+#define CALLSAVVY_DECL
+#else
+#define CALLSAVVY_DECL inline
+#endif
+
 namespace asio {} // namespace asio
 
 CALLSAVVY_BEGIN_NAMESPACE

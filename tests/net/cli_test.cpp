@@ -8,6 +8,7 @@
 
 #include <callsavvy/api/catalog.hpp>
 #include <callsavvy/envelope.hpp>
+#include <callsavvy/testing/mock_server.hpp>
 
 #include "support/pki.hpp"
 #include "support/run.hpp"
@@ -108,9 +109,14 @@ asio::awaitable<void> drain(std::shared_ptr<child_pipes> pipes, bool from_err) {
 // Runs the tool with `args`, an environment of exactly the two keys plus `extra_env` (no proxy variables, no
 // CALLSAVVY_BASE_URL from the developer's shell), and `stdin_text` on its stdin. The io_context runs
 // meanwhile, so servers on it answer. Bounded by `bound`: an overrunning child is killed.
-cli_result run_cli(asio::io_context& io, std::vector<std::string> args, std::vector<std::string> extra_env = {},
-                   const std::string& stdin_text = "", bool with_keys = true,
-                   std::chrono::steady_clock::duration bound = 20s) {
+// A started child: its pid and the pipes its output is being read from.
+struct child {
+    pid_t pid = 0;
+    std::shared_ptr<child_pipes> pipes;
+};
+
+child spawn_cli(asio::io_context& io, const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
+                const std::string& stdin_text, bool with_keys) {
     std::array<int, 2> in{}, out{}, err{};
     // O_CLOEXEC: the child gets only the ends dup2'ed onto 0, 1 and 2, so EOF means it exited.
     if (pipe2(in.data(), O_CLOEXEC) != 0 || pipe2(out.data(), O_CLOEXEC) != 0 || pipe2(err.data(), O_CLOEXEC) != 0)
@@ -161,7 +167,14 @@ cli_result run_cli(asio::io_context& io, std::vector<std::string> args, std::vec
     auto pipes = std::make_shared<child_pipes>(io, out[0], err[0]);
     asio::co_spawn(io, drain(pipes, false), asio::detached);
     asio::co_spawn(io, drain(pipes, true), asio::detached);
+    return child{pid, std::move(pipes)};
+}
 
+// Runs the io_context until the child closes its output (it exited), then reaps it. Bounded by `bound`: an
+// overrunning child is killed.
+cli_result finish_cli(asio::io_context& io, const child& c, std::chrono::steady_clock::duration bound) {
+    const pid_t pid = c.pid;
+    const auto& pipes = c.pipes;
     cli_result r;
     const auto deadline = std::chrono::steady_clock::now() + bound;
     try {
@@ -191,6 +204,12 @@ cli_result run_cli(asio::io_context& io, std::vector<std::string> args, std::vec
     r.err = pipes->err_text;
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return r;
+}
+
+cli_result run_cli(asio::io_context& io, std::vector<std::string> args, std::vector<std::string> extra_env = {},
+                   const std::string& stdin_text = "", bool with_keys = true,
+                   std::chrono::steady_clock::duration bound = 20s) {
+    return finish_cli(io, spawn_cli(io, args, extra_env, stdin_text, with_keys), bound);
 }
 
 // What a script saw of each request.
@@ -585,6 +604,53 @@ TEST_CASE("callsavvy usage errors exit 2 with one line; --help documents the exi
     CHECK(call_help.exit_code == exit_ok);
     CHECK(call_help.out.find("--insecure-skip-tls-verify") != std::string::npos);
     CHECK(call_help.out.find("Exit codes:") != std::string::npos);
+}
+
+TEST_CASE("callsavvy mock serves the API until SIGTERM, and callsavvy call reaches it", "[cli]") {
+    asio::io_context io;
+    const auto sandbox = callsavvy::testing::sandbox_key();
+    const child mock = spawn_cli(io, {"mock", "--port", "0", "--window", "60"}, {}, "", false);
+    // Its first line names the URL it serves; --port 0 picked a free port.
+    try {
+        cstest::run_until(
+            io, [&] { return mock.pipes->out_text.find('\n') != std::string::npos; }, 20s, "the mock's first line");
+    } catch (...) {
+        kill(mock.pid, SIGKILL);
+        (void)finish_cli(io, mock, 5s);
+        throw;
+    }
+    const std::string first = mock.pipes->out_text.substr(0, mock.pipes->out_text.find('\n'));
+    const std::string prefix = "callsavvy mock: serving ";
+    REQUIRE(first.starts_with(prefix + "http://127.0.0.1:"));
+    const std::string url = first.substr(prefix.size(), first.find(' ', prefix.size()) - prefix.size());
+    CHECK(url.ends_with("/v1/"));
+
+    const std::vector<std::string> sandbox_env{"CALLSAVVY_PUBLIC_KEY=" + sandbox.public_key,
+                                               "CALLSAVVY_PRIVATE_KEY=" + sandbox.private_key};
+    const auto summary = run_cli(io, {"call", "getSummary", "--base-url", url}, sandbox_env, "", false);
+    CHECK(summary.exit_code == exit_ok);
+    CHECK(summary.err.empty());
+    const auto data = json::parse(summary.out).as_object();
+    CHECK(data.at("business_name") == "Mock Business");
+
+    // State lives as long as the mock process: a created lead is listed by the next call.
+    const auto lead =
+        run_cli(io, {"call", "createLead", R"({"name":"Ada","phone":"+2348000000001"})", "--base-url", url},
+                sandbox_env, "", false);
+    CHECK(lead.exit_code == exit_ok);
+    const auto leads = run_cli(io, {"call", "listLeads", "--base-url", url}, sandbox_env, "", false);
+    CHECK(leads.exit_code == exit_ok);
+    CHECK(leads.out.find("Ada") != std::string::npos);
+
+    // Keys the mock does not know get its 401, and the tool's auth exit code.
+    const auto refused = run_cli(io, {"call", "getSummary", "--base-url", url});
+    CHECK(refused.exit_code == exit_auth);
+    check_one_error_line(refused);
+
+    kill(mock.pid, SIGTERM);
+    const auto stopped = finish_cli(io, mock, 20s);
+    CHECK_FALSE(stopped.timed_out);
+    CHECK(stopped.exit_code == exit_ok);
 }
 
 #endif // CALLSAVVY_CLI_PATH

@@ -4,6 +4,7 @@
 #include <callsavvy/client.hpp>
 #include <callsavvy/testing/mock_server.hpp>
 
+#include "support/mock_client.hpp"
 #include "support/run.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -32,15 +33,7 @@ mock::mock_options mock_opts() {
 }
 
 callsavvy::client_options client_opts(const mock::mock_server& m) {
-    callsavvy::client_options o;
-    const auto k = mock::sandbox_key();
-    o.keys = {k.public_key, k.private_key};
-    o.base_url = m.base_url();
-    o.attempt_timeout = 5s;
-    o.call_deadline = 15s;
-    o.retry.backoff_base = 1ms;
-    o.retry.backoff_cap = 5ms;
-    o.proxy.from_environment = false;
+    callsavvy::client_options o = cstest::mock_client_options(m);
     o.jitter_seed = 11;
     return o;
 }
@@ -175,6 +168,13 @@ TEST_CASE("mock endpoints: tickets are created, listed, read and replied to", "[
         closed.status = "closed";
         auto none = co_await f.c.async_list_tickets(std::move(closed));
         CHECK(none.tickets.empty());
+        // from_date / to_date bound created_at by its date, both ends included.
+        api::list_tickets_request since_2000;
+        since_2000.from_date = "2000-01-01";
+        CHECK((co_await f.c.async_list_tickets(std::move(since_2000))).tickets.size() == 2);
+        api::list_tickets_request until_2000;
+        until_2000.to_date = "2000-01-01";
+        CHECK((co_await f.c.async_list_tickets(std::move(until_2000))).tickets.empty());
 
         api::get_ticket_conversation_request gr{.ticket_id = id};
         auto conv = co_await f.c.async_get_ticket_conversation(std::move(gr));
@@ -243,6 +243,19 @@ TEST_CASE("mock endpoints: voice calls, automated calls, auto-dialer tasks and T
         auto out = co_await f.c.async_list_calls(std::move(outgoing));
         REQUIRE(out.calls.size() == 1);
         CHECK(out.calls[0].call_id == *made.call_id);
+
+        // The seeded call started on 2026-11-24; the one just made started today.
+        api::list_calls_request on_seed_day;
+        on_seed_day.from_date = "2026-11-24";
+        on_seed_day.to_date = "2026-11-24";
+        auto seed_day = co_await f.c.async_list_calls(std::move(on_seed_day));
+        REQUIRE(seed_day.calls.size() == 1);
+        CHECK(seed_day.calls[0].call_id == "CALL1");
+        api::list_calls_request after_seed_day;
+        after_seed_day.from_date = "2026-11-25";
+        auto recent = co_await f.c.async_list_calls(std::move(after_seed_day));
+        REQUIRE(recent.calls.size() == 1);
+        CHECK(recent.calls[0].call_id == *made.call_id);
         CHECK(out.calls[0].caller_number == "+2348011111111");
 
         api::view_call_request vr{.call_id = *made.call_id};

@@ -8,6 +8,7 @@
 #include <callsavvy/testing/mock_server.hpp>
 #include <callsavvy/testing/webhook_sender.hpp>
 
+#include "support/mock_client.hpp"
 #include "support/pki.hpp"
 #include "support/run.hpp"
 #include "support/script_server.hpp"
@@ -204,16 +205,8 @@ void check_error(const raw_reply& r, int status, std::string_view resource, std:
 }
 
 callsavvy::client_options client_opts(const mock::mock_server& m) {
-    callsavvy::client_options o;
-    const auto k = mock::sandbox_key();
-    o.keys = {k.public_key, k.private_key};
-    o.base_url = m.base_url();
-    o.attempt_timeout = 5s;
-    o.call_deadline = 15s;
+    callsavvy::client_options o = cstest::mock_client_options(m);
     o.retry.max_attempts = 1; // the tests see what the mock did, not what the retries made of it
-    o.retry.backoff_base = 1ms;
-    o.retry.backoff_cap = 5ms;
-    o.proxy.from_environment = false;
     o.tls.ca_file = cstest::test_pki().ca_file.string();
     o.jitter_seed = 3;
     return o;

@@ -54,7 +54,7 @@ enum exit_code : int {
     exit_forbidden = 5,        // HTTP 403: e.g. the IP address is not on the account's allow-list
     exit_not_found = 6,        // HTTP 404: unknown resource or id
     exit_rate_limited = 7,     // HTTP 429, still when the call's time ran out (the library retries 429s)
-    exit_server = 8,           // HTTP 5xx
+    exit_server = 8,           // HTTP 5xx to a read-only call, after its retries
     exit_transport = 9,        // DNS, connect, proxy, connection lost
     exit_tls = 10,             // certificate not trusted, wrong host name, invalid, handshake failure
     exit_timeout = 11,         // no answer within --timeout (or the library's default limits)
@@ -72,7 +72,7 @@ constexpr std::string_view exit_code_help = R"(Exit codes:
   5   forbidden: HTTP 403
   6   not found: HTTP 404 (unknown resource or id)
   7   rate limited: still HTTP 429 when the call's time ran out (429s are retried)
-  8   server: HTTP 5xx
+  8   server: HTTP 5xx to a read-only call, after its retries
   9   transport: DNS, connect, proxy or connection failure
   10  TLS: certificate not trusted, host name mismatch, invalid certificate, handshake failure
   11  timeout

@@ -161,6 +161,17 @@ bool field_matches(const boost::json::object& o, std::string_view name, const st
         return v->get_string() == filter->str();
 }
 
+/// from_date / to_date (YYYY-MM-DD, both ends included) against the date part of a timestamp member; an
+/// item without that member matches only when no date filter is given.
+inline bool in_dates(const boost::json::object& o, std::string_view name, const std::optional<std::string>& from,
+                     const std::optional<std::string>& to) {
+    if (!from && !to) return true;
+    const auto* v = o.if_contains(name);
+    if (v == nullptr || !v->is_string()) return false;
+    const std::string_view day = std::string_view(v->get_string()).substr(0, 10);
+    return (!from || day >= *from) && (!to || day <= *to);
+}
+
 inline std::vector<boost::json::object> where(const std::vector<boost::json::object>& items,
                                               const std::function<bool(const boost::json::object&)>& keep) {
     std::vector<boost::json::object> out;
@@ -263,7 +274,8 @@ CALLSAVVY_MOCK_BEHAVIOUR(list_users) {
 }
 CALLSAVVY_MOCK_BEHAVIOUR(list_tickets) {
     auto items = where(s.list("tickets"), [&](const auto& o) {
-        return field_matches(o, "status", r.status) && field_matches(o, "department_id", r.department_id);
+        return field_matches(o, "status", r.status) && field_matches(o, "department_id", r.department_id) &&
+               in_dates(o, "created_at", r.from_date, r.to_date);
     });
     return outcome::ok(page_of("tickets", items, r.page, r.per_page));
 }
@@ -307,7 +319,8 @@ CALLSAVVY_MOCK_BEHAVIOUR(add_ticket_reply) {
 }
 CALLSAVVY_MOCK_BEHAVIOUR(list_calls) {
     auto items = where(s.list("calls"), [&](const auto& o) {
-        return field_matches(o, "direction", r.direction) && field_matches(o, "department_id", r.department_id);
+        return field_matches(o, "direction", r.direction) && field_matches(o, "department_id", r.department_id) &&
+               in_dates(o, "started_at", r.from_date, r.to_date);
     });
     return outcome::ok(page_of("calls", items, r.page, r.per_page));
 }
