@@ -304,7 +304,10 @@ public:
     client(executor_type ex, client_options options)
         : impl_(std::make_shared<detail::client_impl>(std::move(ex), std::move(options))) {}
     ~client() {
-        if (impl_) impl_->close();
+        try {
+            if (impl_) impl_->close();
+        } catch (...) { // closing sockets and timers throws only when the reactor itself failed
+        }
     }
     client(const client&) = delete;
     client& operator=(const client&) = delete;

@@ -476,7 +476,12 @@ public:
         : impl_(new detail::limiter_impl<Timer>(std::move(ex), options, std::move(store))) {}
 
     /// Ends every parked acquire with operation_aborted.
-    ~basic_rate_limiter() { impl_->close(); }
+    ~basic_rate_limiter() {
+        try {
+            impl_->close();
+        } catch (...) { // cancelling a timer throws only when the reactor itself failed; never from here
+        }
+    }
     basic_rate_limiter(const basic_rate_limiter&) = delete;
     basic_rate_limiter& operator=(const basic_rate_limiter&) = delete;
 

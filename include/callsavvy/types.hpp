@@ -98,10 +98,11 @@ public:
         const std::chrono::year_month_day ymd{days};
         const std::chrono::hh_mm_ss<std::chrono::seconds> hms{t - days};
         char buf[32];
-        std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
-                      static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                      static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                      static_cast<int>(hms.seconds().count()));
+        // Cannot truncate: the widest output (a five-digit year and sign) is 21 characters.
+        (void)std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
+                            static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                            static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                            static_cast<int>(hms.seconds().count()));
         return buf;
     }
 

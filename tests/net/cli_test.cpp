@@ -137,7 +137,8 @@ child spawn_cli(asio::io_context& io, const std::vector<std::string>& args, cons
     }
     // The sanitizers' settings reach the child, so a sanitized build checks the tool as it checks the tests.
     for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"})
-        if (const char* v = std::getenv(name)) env_s.push_back(std::string(name) + "=" + v);
+        if (const char* v = std::getenv(name)) // NOLINT(concurrency-mt-unsafe): the test is single-threaded
+            env_s.push_back(std::string(name) + "=" + v);
     env_s.insert(env_s.end(), extra_env.begin(), extra_env.end());
     std::vector<char*> argv, envp;
     for (auto& s : argv_s) argv.push_back(s.data());

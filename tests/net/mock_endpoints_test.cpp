@@ -171,10 +171,12 @@ TEST_CASE("mock endpoints: tickets are created, listed, read and replied to", "[
         // from_date / to_date bound created_at by its date, both ends included.
         api::list_tickets_request since_2000;
         since_2000.from_date = "2000-01-01";
-        CHECK((co_await f.c.async_list_tickets(std::move(since_2000))).tickets.size() == 2);
+        const auto since = co_await f.c.async_list_tickets(std::move(since_2000));
+        CHECK(since.tickets.size() == 2);
         api::list_tickets_request until_2000;
         until_2000.to_date = "2000-01-01";
-        CHECK((co_await f.c.async_list_tickets(std::move(until_2000))).tickets.empty());
+        const auto until = co_await f.c.async_list_tickets(std::move(until_2000));
+        CHECK(until.tickets.empty());
 
         api::get_ticket_conversation_request gr{.ticket_id = id};
         auto conv = co_await f.c.async_get_ticket_conversation(std::move(gr));

@@ -232,7 +232,7 @@ struct pki_holder {
         const unsigned long hash = X509_NAME_hash_ex(X509_get_subject_name(ca.get()), nullptr, nullptr, &ok);
         if (!ok) throw_openssl("X509_NAME_hash_ex");
         char hashed_name[32];
-        std::snprintf(hashed_name, sizeof hashed_name, "%08lx.0", hash);
+        (void)std::snprintf(hashed_name, sizeof hashed_name, "%08lx.0", hash); // at most 19 characters
         // A copy rather than a symlink: nothing to go stale, and it works where symlinks are restricted.
         write_file(value.ca_dir / hashed_name, value.ca_pem);
 

@@ -353,7 +353,12 @@ public:
         port_ = st.acceptor.local_endpoint().port();
         asio::co_spawn(st.ex, detail::accept_loop(state_), asio::detached);
     }
-    ~script_server() { stop(); }
+    ~script_server() {
+        try {
+            stop();
+        } catch (...) { // closing sockets throws only when the reactor itself failed; never from here
+        }
+    }
     script_server(const script_server&) = delete;
     script_server& operator=(const script_server&) = delete;
 

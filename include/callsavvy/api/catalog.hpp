@@ -103,6 +103,7 @@ inline const endpoint_info* find_endpoint(std::string_view resource) {
 /// Calls f(E{}) for every descriptor E.
 template <class F>
 void for_each_endpoint(F&& f) {
+// NOLINTNEXTLINE(bugprone-macro-parentheses): the argument is a type name; `(name){}` would not compile.
 #define CALLSAVVY_API_VISIT(name) f(name{});
     CALLSAVVY_API_ENDPOINTS(CALLSAVVY_API_VISIT)
 #undef CALLSAVVY_API_VISIT

@@ -92,6 +92,7 @@ using getenv_fn = std::function<const char*(const char*)>;
 /// The proxy for a base URL, or nullopt for a direct connection.
 inline std::optional<proxy_endpoint> select_proxy(
     const proxy_options& o, const http::url& target, error_code& ec,
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read once per client construction; setenv racing it is the caller's bug
     const getenv_fn& env = [](const char* n) { return std::getenv(n); }) {
     ec.clear();
     std::string url = o.url;

@@ -85,7 +85,12 @@ public:
         local_ = st.acceptor.local_endpoint();
         asio::co_spawn(st.ex, accept_loop(state_), asio::detached);
     }
-    ~http_server() { stop(); }
+    ~http_server() {
+        try {
+            stop();
+        } catch (...) { // closing sockets throws only when the reactor itself failed; never from here
+        }
+    }
     http_server(const http_server&) = delete;
     http_server& operator=(const http_server&) = delete;
 

@@ -446,7 +446,7 @@ CALLSAVVY_MOCK_BEHAVIOUR(list_contact_groups) {
 }
 inline std::string store_contact(mock_store& s, const api::create_contact_request& r,
                                  const std::optional<std::string>& group) {
-    const std::string id = s.new_id("CT");
+    std::string id = s.new_id("CT"); // not const: returned by move
     boost::json::object c = to_json(r);
     c["contact_id"] = id;
     if (!r.group_id && group) c["group_id"] = *group;
