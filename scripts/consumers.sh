@@ -49,19 +49,18 @@ cmake_quiet -S "$root/tests/consumers/find_package" -B "$work/find_package" -G N
 cmake --build "$work/find_package"
 "$work/find_package/app"
 
-echo "== consumer single_header ($cxx)"
-mkdir -p "$work/single_header"
-cp "$root/tests/consumers/single_header/main.cpp" "$work/single_header/app.cpp"
-ln -sfn "$root/single_include" "$work/single_header/single_include"
-command=${single_header_command/#g++/$cxx $warnings}
-echo "$command"
-(cd "$work/single_header" && $command && ./app)
-
-echo "== consumer single_header_separate ($cxx)"
-mkdir -p "$work/single_header_separate"
-cp "$root/tests/consumers/single_header_separate/main.cpp" "$work/single_header_separate/app.cpp"
-cp "$root/tests/consumers/single_header_separate/src.cpp" "$work/single_header_separate/src.cpp"
-ln -sfn "$root/single_include" "$work/single_header_separate/single_include"
-command=${separate_command/#g++/$cxx $warnings}
-echo "$command"
-(cd "$work/single_header_separate" && $command && ./app)
+# A single-header consumer: tests/consumers/<name>/ copied beside the single header (main.cpp as app.cpp,
+# as the README's line names it), built by `command` with this compiler and warnings, and run.
+single_header_consumer() { # name command
+    local name=$1 dir=$work/$1
+    echo "== consumer $name ($cxx)"
+    mkdir -p "$dir"
+    cp "$root/tests/consumers/$name/"*.cpp "$dir/"
+    mv "$dir/main.cpp" "$dir/app.cpp"
+    ln -sfn "$root/single_include" "$dir/single_include"
+    local line=${2/#g++/$cxx $warnings}
+    echo "$line"
+    (cd "$dir" && $line && ./app)
+}
+single_header_consumer single_header "$single_header_command"
+single_header_consumer single_header_separate "$separate_command"

@@ -304,10 +304,7 @@ public:
     client(executor_type ex, client_options options)
         : impl_(std::make_shared<detail::client_impl>(std::move(ex), std::move(options))) {}
     ~client() {
-        try {
-            if (impl_) impl_->close();
-        } catch (...) { // closing sockets and timers throws only when the reactor itself failed
-        }
+        if (impl_) detail::in_destructor([this] { impl_->close(); });
     }
     client(const client&) = delete;
     client& operator=(const client&) = delete;

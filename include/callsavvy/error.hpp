@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 CALLSAVVY_BEGIN_NAMESPACE
 
@@ -258,6 +259,15 @@ inline void redact(std::string& text, std::string_view secret) {
     constexpr std::string_view mark = "[redacted]";
     for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + mark.size()))
         text.replace(pos, secret.size(), mark);
+}
+
+/// Runs a destructor's clean-up (cancelling timers, closing sockets, giving a slot back). Those throw only when
+/// the reactor or a mutex itself failed, and a destructor must not let that escape into std::terminate.
+template <class F>
+void in_destructor(F&& cleanup) noexcept {
+    try {
+        std::forward<F>(cleanup)();
+    } catch (...) {}
 }
 
 inline std::string describe(const error_code& ec, const diagnostics& d) {

@@ -477,10 +477,7 @@ public:
 
     /// Ends every parked acquire with operation_aborted.
     ~basic_rate_limiter() {
-        try {
-            impl_->close();
-        } catch (...) { // cancelling a timer throws only when the reactor itself failed; never from here
-        }
+        detail::in_destructor([this] { impl_->close(); });
     }
     basic_rate_limiter(const basic_rate_limiter&) = delete;
     basic_rate_limiter& operator=(const basic_rate_limiter&) = delete;

@@ -2011,6 +2011,7 @@ struct std::is_error_code_enum<callsavvy::http::error> : std::true_type {};
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 CALLSAVVY_BEGIN_NAMESPACE
 
@@ -2257,6 +2258,15 @@ inline void redact(std::string& text, std::string_view secret) {
     constexpr std::string_view mark = "[redacted]";
     for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + mark.size()))
         text.replace(pos, secret.size(), mark);
+}
+
+/// Runs a destructor's clean-up (cancelling timers, closing sockets, giving a slot back). Those throw only when
+/// the reactor or a mutex itself failed, and a destructor must not let that escape into std::terminate.
+template <class F>
+void in_destructor(F&& cleanup) noexcept {
+    try {
+        std::forward<F>(cleanup)();
+    } catch (...) {}
 }
 
 inline std::string describe(const error_code& ec, const diagnostics& d) {
@@ -4576,10 +4586,7 @@ public:
 
     /// Ends every parked acquire with operation_aborted.
     ~basic_rate_limiter() {
-        try {
-            impl_->close();
-        } catch (...) { // cancelling a timer throws only when the reactor itself failed; never from here
-        }
+        detail::in_destructor([this] { impl_->close(); });
     }
     basic_rate_limiter(const basic_rate_limiter&) = delete;
     basic_rate_limiter& operator=(const basic_rate_limiter&) = delete;
@@ -5557,10 +5564,7 @@ public:
     client(executor_type ex, client_options options)
         : impl_(std::make_shared<detail::client_impl>(std::move(ex), std::move(options))) {}
     ~client() {
-        try {
-            if (impl_) impl_->close();
-        } catch (...) { // closing sockets and timers throws only when the reactor itself failed
-        }
+        if (impl_) detail::in_destructor([this] { impl_->close(); });
     }
     client(const client&) = delete;
     client& operator=(const client&) = delete;
@@ -5830,10 +5834,7 @@ struct call_state {
         : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag), deadline_timer(c.executor()),
           attempt_timer(c.executor()) {}
     ~call_state() {
-        try {
-            slot_unused();
-        } catch (...) { // only the limiter's mutex can throw here (std::system_error), and then nothing is left
-        }
+        in_destructor([this] { slot_unused(); });
     }
     call_state(const call_state&) = delete;
     call_state& operator=(const call_state&) = delete;

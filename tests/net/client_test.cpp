@@ -4,6 +4,7 @@
 #include <callsavvy/client.hpp>
 #include <callsavvy/testing/mock_server.hpp>
 
+#include "support/client_options.hpp"
 #include "support/pki.hpp"
 #include "support/run.hpp"
 #include "support/script_server.hpp"
@@ -48,14 +49,9 @@ namespace {
 const callsavvy::credentials test_keys{"TEST-public-key", "TEST-private-key-never-printed"};
 
 callsavvy::client_options options_for(const script_server& s) {
-    callsavvy::client_options o;
-    o.keys = test_keys;
-    o.base_url = s.base_url();
+    callsavvy::client_options o = cstest::test_client_options(s.base_url(), test_keys);
     o.attempt_timeout = 2s;
     o.call_deadline = 10s;
-    o.retry.backoff_base = 1ms;
-    o.retry.backoff_cap = 5ms;
-    o.proxy.from_environment = false;
     o.tls.ca_file = cstest::test_pki().ca_file.string();
     o.jitter_seed = 7;
     o.rate_limits.enabled = false; // these tests are about the transport; the limiter has its own

@@ -9,6 +9,7 @@
 #include <callsavvy/api/catalog.hpp>
 #include <callsavvy/client.hpp>
 
+#include "support/client_options.hpp"
 #include "support/run.hpp"
 #include "support/script_server.hpp"
 
@@ -96,14 +97,8 @@ script_server recording_server(asio::io_context& io, const std::shared_ptr<api_l
 }
 
 callsavvy::client_options options_for(const script_server& s) {
-    callsavvy::client_options o;
-    o.keys = {"TEST-public-key", "TEST-private-key"};
-    o.base_url = s.base_url();
-    o.attempt_timeout = 5s;
+    callsavvy::client_options o = cstest::test_client_options(s.base_url(), {"TEST-public-key", "TEST-private-key"});
     o.call_deadline = 10s;
-    o.retry.backoff_base = 1ms;
-    o.retry.backoff_cap = 5ms;
-    o.proxy.from_environment = false;
     o.jitter_seed = 7;
     return o;
 }

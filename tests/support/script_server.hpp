@@ -10,6 +10,7 @@
 #pragma once
 
 #include <callsavvy/config.hpp>
+#include <callsavvy/error.hpp>
 
 #include "support/pki.hpp"
 
@@ -354,10 +355,7 @@ public:
         asio::co_spawn(st.ex, detail::accept_loop(state_), asio::detached);
     }
     ~script_server() {
-        try {
-            stop();
-        } catch (...) { // closing sockets throws only when the reactor itself failed; never from here
-        }
+        callsavvy::detail::in_destructor([this] { stop(); });
     }
     script_server(const script_server&) = delete;
     script_server& operator=(const script_server&) = delete;

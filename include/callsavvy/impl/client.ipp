@@ -22,10 +22,7 @@ struct call_state {
         : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag), deadline_timer(c.executor()),
           attempt_timer(c.executor()) {}
     ~call_state() {
-        try {
-            slot_unused();
-        } catch (...) { // only the limiter's mutex can throw here (std::system_error), and then nothing is left
-        }
+        in_destructor([this] { slot_unused(); });
     }
     call_state(const call_state&) = delete;
     call_state& operator=(const call_state&) = delete;

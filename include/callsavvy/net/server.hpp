@@ -86,10 +86,7 @@ public:
         asio::co_spawn(st.ex, accept_loop(state_), asio::detached);
     }
     ~http_server() {
-        try {
-            stop();
-        } catch (...) { // closing sockets throws only when the reactor itself failed; never from here
-        }
+        detail::in_destructor([this] { stop(); });
     }
     http_server(const http_server&) = delete;
     http_server& operator=(const http_server&) = delete;
