@@ -1941,16 +1941,17 @@ enum class error {
     bad_chunk_size,                ///< a chunk size that is empty, not hex, too large, or followed by junk
     bad_chunk,                     ///< chunk data not followed by CRLF
     partial_message,               ///< the stream ended inside a message
-    bare_lf,             ///< a line of the head or the chunk framing ended in LF without CR (CRLF is required)
-    bad_method,          ///< the request method is empty or not a token
-    bad_target,          ///< the request target is empty or holds a space, a control or a non-ASCII byte
-    bad_status_code,     ///< a three-digit status code outside 100..599 (other shapes: bad_status_line)
-    bad_field_name,      ///< a field name is empty or holds a character that is not a token character
-    bad_field_value,     ///< a field value (or reason phrase) holds a control character
-    space_before_colon,  ///< whitespace between a field name and its colon (RFC 9112 section 5.1)
-    missing_host,        ///< an HTTP/1.1 request without exactly one Host field (RFC 9112 section 3.2)
-    chunk_line_too_long, ///< a chunk-size line (extensions included) longer than limits::max_chunk_line
-    bad_url,             ///< http::parse_url: not an http(s) URL this library can use
+    bare_lf,                    ///< a line of the head or the chunk framing ended in LF without CR (CRLF is required)
+    bad_method,                 ///< the request method is empty or not a token
+    bad_target,                 ///< the request target is empty or holds a space, a control or a non-ASCII byte
+    bad_status_code,            ///< a three-digit status code outside 100..599 (other shapes: bad_status_line)
+    bad_field_name,             ///< a field name is empty or holds a character that is not a token character
+    bad_field_value,            ///< a field value (or reason phrase) holds a control character
+    space_before_colon,         ///< whitespace between a field name and its colon (RFC 9112 section 5.1)
+    missing_host,               ///< an HTTP/1.1 request without exactly one Host field (RFC 9112 section 3.2)
+    chunk_line_too_long,        ///< a chunk-size line (extensions included) longer than limits::max_chunk_line
+    bad_url,                    ///< http::parse_url: not an http(s) URL this library can use
+    too_many_interim_responses, ///< more 1xx interim responses before the final one than limits::max_interim_responses
 };
 
 namespace detail {
@@ -1986,6 +1987,7 @@ public:
         case error::missing_host: return "HTTP/1.1 request without exactly one Host header";
         case error::chunk_line_too_long: return "HTTP chunk-size line too long";
         case error::bad_url: return "invalid URL";
+        case error::too_many_interim_responses: return "too many HTTP 1xx interim responses";
         }
         return "unknown HTTP codec error";
     }
@@ -2623,6 +2625,9 @@ struct limits {
     std::size_t max_header_bytes = 64 * 1024;      ///< field lines + final CRLF, trailers included (headers_too_large)
     std::size_t max_body_bytes = 16 * 1024 * 1024; ///< decoded body (body_too_large)
     std::size_t max_chunk_line = 4 * 1024;         ///< one chunk-size line with its extensions (chunk_line_too_long)
+    /// 1xx interim responses skipped before the final one (too_many_interim_responses): a peer sending them
+    /// forever would otherwise hold a reader that no size limit stops.
+    std::size_t max_interim_responses = 16;
 };
 
 namespace detail {
@@ -2884,8 +2889,13 @@ public:
         return has_length_ ? std::optional<std::uint64_t>(length_) : std::nullopt;
     }
     /// Whether the connection can carry another message after this one: the message's keep_alive() and,
-    /// for responses, a body not delimited by the connection closing.
-    bool keep_alive() const { return msg_.keep_alive() && !until_close_; }
+    /// for responses, a body not delimited by the connection closing and no 101 (what follows is not HTTP).
+    bool keep_alive() const {
+        if constexpr (!is_request) {
+            if (msg_.status == 101) return false;
+        }
+        return msg_.keep_alive() && !until_close_;
+    }
 
     const limits& get_limits() const noexcept { return limits_; }
 
@@ -2906,6 +2916,7 @@ public:
         remaining_ = 0;
         length_ = 0;
         has_length_ = chunked_ = until_close_ = headers_done_ = interim_seen_ = false;
+        interim_count_ = 0;
         no_body_ = false;
     }
 
@@ -3089,6 +3100,7 @@ private:
                 length_ = 0;
                 has_length_ = false;
                 interim_seen_ = true;
+                if (++interim_count_ > limits_.max_interim_responses) return fail(error::too_many_interim_responses);
                 return;
             }
         }
@@ -3160,6 +3172,7 @@ private:
     bool until_close_ = false;
     bool headers_done_ = false;
     bool interim_seen_ = false;
+    std::size_t interim_count_ = 0; // 1xx responses skipped before this message
     bool no_body_ = false;
 };
 
@@ -4715,10 +4728,10 @@ inline std::shared_ptr<rate_limiter> limiter_for_key(const asio::any_io_executor
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/limiter.hpp ----
 // ---- begin callsavvy/net/connection.hpp ----
-// callsavvy/net/connection.hpp — one client connection: resolve with every address tried in turn, TCP with
-// TCP_NODELAY, an optional HTTP CONNECT tunnel, an optional verified TLS session, each request written in
-// one write, and the response read through the shared HTTP/1.1 parser. Users never name it; the client's
-// pool owns connections.
+// callsavvy/net/connection.hpp — one client connection on the shared transport (net/stream.hpp): resolve with
+// every address tried in turn, TCP with TCP_NODELAY, an optional HTTP CONNECT tunnel, an optional verified
+// TLS session, and request/response exchanges (one write per request, the answer read through the shared
+// HTTP/1.1 parser). The client's pool and the webhook sender own connections; users never name them.
 
 // ---- begin callsavvy/net/proxy.hpp ----
 // callsavvy/net/proxy.hpp — which HTTP CONNECT proxy a call goes through: the configured one, or the one
@@ -4932,6 +4945,263 @@ inline std::string connect_request(const std::string& host, std::uint16_t port, 
 } // namespace detail
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/net/proxy.hpp ----
+// ---- begin callsavvy/net/stream.hpp ----
+// callsavvy/net/stream.hpp — the one transport under the client, the server side and the webhook sender: a
+// TCP socket with an optional TLS session over it, read and written the same way whichever it is, a read
+// buffer that keeps bytes beyond one message (pipelining, stray bytes), one write per message, and a
+// watchdog that bounds whatever the stream waits on. Users never name these types.
+
+
+#include <asio/awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace detail {
+
+/// Awaiting with this token yields (error_code, result...) instead of throwing: the I/O paths are written
+/// with errors as values, so no exception is thrown on any expected failure.
+inline constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+/// A TCP socket, optionally with TLS over it. Opening (connect or accept, handshakes) is the owner's; the
+/// stream reads, writes and closes the same way for both roles.
+class stream {
+public:
+    using tcp = asio::ip::tcp;
+    using tls_stream = asio::ssl::stream<tcp::socket&>;
+
+    explicit stream(const asio::any_io_executor& ex) : socket_(ex) {}
+    explicit stream(tcp::socket s) : socket_(std::move(s)) {}
+    stream(const stream&) = delete;
+    stream& operator=(const stream&) = delete;
+
+    tcp::socket& socket() noexcept { return socket_; }
+    /// Puts a TLS session over the socket; the caller runs the handshake for its role.
+    tls_stream& start_tls(asio::ssl::context& ctx) { return tls_.emplace(socket_, ctx); }
+    tls_stream* tls() noexcept { return tls_ ? &*tls_ : nullptr; }
+    bool is_tls() const noexcept { return tls_.has_value(); }
+    bool is_open() const noexcept { return socket_.is_open(); }
+
+    asio::awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer b) {
+        auto r =
+            tls_ ? co_await tls_->async_read_some(b, use_nothrow) : co_await socket_.async_read_some(b, use_nothrow);
+        bytes_received_ += std::get<1>(r);
+        co_return r;
+    }
+
+    /// Writes head and body as ONE write: a gathered write on TCP; on TLS, whose stream writes one buffer per
+    /// record, the two are joined into a reused buffer first. A message in two writes meets Nagle + delayed
+    /// ACK (40 ms) and lets a peer see a head without its body.
+    asio::awaitable<error_code> write(std::string_view head, std::string_view body = {}) {
+        error_code ec;
+        std::size_t n = 0;
+        ++writes_;
+        if (tls_) {
+            if (body.empty()) {
+                std::tie(ec, n) = co_await asio::async_write(*tls_, asio::buffer(head), use_nothrow);
+            } else {
+                out_.assign(head);
+                out_.append(body);
+                std::tie(ec, n) = co_await asio::async_write(*tls_, asio::buffer(out_), use_nothrow);
+            }
+        } else {
+            const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+            std::tie(ec, n) = co_await asio::async_write(socket_, bufs, use_nothrow);
+        }
+        bytes_sent_ += n;
+        co_return ec;
+    }
+
+    /// TLS: sends close_notify (bounded by the owner's watchdog: a peer that never answers it must not hold
+    /// the connection); then closes. Plain TCP: closes.
+    asio::awaitable<void> shutdown() {
+        if (tls_ && socket_.is_open()) {
+            auto [ec] = co_await tls_->async_shutdown(use_nothrow);
+            (void)ec; // the peer may close without answering close_notify; the socket closes next either way
+        }
+        close();
+    }
+
+    /// Half-closes the sending side of a plain TCP stream (a lingering close after an error answer); TLS has
+    /// no half-close, so there it does nothing.
+    void shutdown_send() noexcept {
+        if (tls_) return;
+        error_code ec;
+        socket_.shutdown(tcp::socket::shutdown_send, ec);
+    }
+
+    /// Ends what is pending with operation_aborted; the socket stays open (a 408 can still be written).
+    void cancel() noexcept {
+        error_code ec;
+        socket_.cancel(ec);
+    }
+
+    /// Ends what is pending and closes the socket.
+    void close() noexcept {
+        error_code ec;
+        socket_.shutdown(tcp::socket::shutdown_both, ec);
+        socket_.close(ec);
+    }
+
+    /// True when the peer sent nothing and did not close: no byte is waiting in the kernel, and on TLS none
+    /// inside OpenSSL either (a record read ahead would be invisible to the kernel check).
+    bool quiet() {
+        if (!socket_.is_open()) return false;
+        if (tls_ && SSL_has_pending(tls_->native_handle()) != 0) return false;
+        char c = 0;
+        const auto r = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r >= 0) return false; // 0: EOF, the peer closed; > 0: unsolicited bytes (or a TLS alert)
+        return errno == EAGAIN || errno == EWOULDBLOCK;
+    }
+
+    std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
+    std::uint64_t bytes_received() const noexcept { return bytes_received_; }
+    std::uint64_t writes() const noexcept { return writes_; }
+
+private:
+    tcp::socket socket_;
+    std::optional<tls_stream> tls_;
+    std::string out_;
+    std::uint64_t bytes_sent_ = 0;
+    std::uint64_t bytes_received_ = 0;
+    std::uint64_t writes_ = 0;
+};
+
+/// Reads whole HTTP messages from a stream through the shared parser, keeping what arrives beyond one message
+/// for the next (pipelined requests) or for the caller to see (stray bytes after a response).
+class message_reader {
+public:
+    /// Waits until at least one byte is buffered (the idle part of a keep-alive connection). Fails with
+    /// error::connection_closed when the peer closed first.
+    asio::awaitable<error_code> fill(stream& s) {
+        if (begin_ != end_) co_return error_code{};
+        auto [ec, n] = co_await s.read_some(asio::buffer(in_));
+        if (ec) co_return is_eof(ec) ? make_error_code(error::connection_closed) : ec;
+        begin_ = 0;
+        end_ = n;
+        co_return error_code{};
+    }
+
+    /// Reads one whole message into `p`. The peer closing first fails with error::connection_closed (the
+    /// parser's started() tells whether it closed inside the message), except for a response whose body is
+    /// delimited by the close, which the close completes.
+    template <class Parser>
+    asio::awaitable<error_code> read(stream& s, Parser& p) {
+        while (!p.done()) {
+            if (begin_ == end_) {
+                auto [ec, n] = co_await s.read_some(asio::buffer(in_));
+                if (ec) {
+                    if (!is_eof(ec)) co_return ec;
+                    if (!p.started()) co_return make_error_code(error::connection_closed);
+                    error_code fec;
+                    p.finish(fec);
+                    co_return fec ? make_error_code(error::connection_closed) : error_code{};
+                }
+                begin_ = 0;
+                end_ = n;
+            }
+            error_code pec;
+            begin_ += p.feed(std::string_view(in_.data() + begin_, end_ - begin_), pec);
+            if (pec) co_return pec;
+        }
+        co_return error_code{};
+    }
+
+    /// Bytes received beyond the last message.
+    bool buffered() const noexcept { return begin_ != end_; }
+    void clear() noexcept { begin_ = end_ = 0; }
+
+private:
+    static bool is_eof(const error_code& ec) {
+        return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+    }
+
+    std::array<char, 16 * 1024> in_{};
+    std::size_t begin_ = 0;
+    std::size_t end_ = 0;
+};
+
+/// One deadline for whatever a stream (or a connection) waits on: armed for a phase (connect, a request's
+/// read, a write), disarmed after it. On expiry it cancels the target's operations (the owner may still
+/// answer, e.g. 408) or closes it. A completion that was already queued when the watchdog was re-armed,
+/// disarmed or destroyed is a no-op: the generation and the weak reference see to it.
+class watchdog {
+public:
+    enum class on_expiry { cancel, close };
+    using duration = std::chrono::steady_clock::duration;
+
+    /// `target` has cancel() and close(), both noexcept, and outlives the watchdog.
+    template <class Target>
+    watchdog(const asio::any_io_executor& ex, Target& target) : timer_(ex), state_(std::make_shared<shared_state>()) {
+        state_->target = &target;
+        state_->act = [](void* t, on_expiry what) noexcept {
+            if (what == on_expiry::close) static_cast<Target*>(t)->close();
+            else
+                static_cast<Target*>(t)->cancel();
+        };
+    }
+    watchdog(const watchdog&) = delete;
+    watchdog& operator=(const watchdog&) = delete;
+
+    void arm(duration d, on_expiry what = on_expiry::close) {
+        state_->expired = false;
+        state_->what = what;
+        const std::uint64_t gen = ++state_->generation;
+        timer_.expires_after(d);
+        timer_.async_wait(expiry{state_, gen});
+    }
+
+    void disarm() noexcept {
+        ++state_->generation;
+        timer_.cancel();
+    }
+
+    /// The last armed deadline passed before disarm().
+    bool expired() const noexcept { return state_->expired; }
+
+private:
+    struct shared_state {
+        void* target = nullptr;
+        void (*act)(void*, on_expiry) noexcept = nullptr;
+        std::uint64_t generation = 0;
+        bool expired = false;
+        on_expiry what = on_expiry::close;
+    };
+
+    struct expiry {
+        std::weak_ptr<shared_state> weak;
+        std::uint64_t gen;
+        void operator()(const error_code& ec) const {
+            const auto st = weak.lock();
+            if (ec || !st || st->generation != gen) return;
+            st->expired = true;
+            st->act(st->target, st->what);
+        }
+    };
+
+    asio::steady_timer timer_;
+    std::shared_ptr<shared_state> state_;
+};
+
+} // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/net/stream.hpp ----
 // ---- begin callsavvy/net/tls.hpp ----
 // callsavvy/net/tls.hpp — TLS settings of the client: TLS 1.2 or newer, the peer's certificate and host
 // name verified against the system CA store (or a CA file/directory) unless switched off by a name that
@@ -5052,29 +5322,16 @@ CALLSAVVY_END_NAMESPACE
 
 #include <asio/awaitable.hpp>
 #include <asio/connect.hpp>
-#include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/read.hpp>
-#include <asio/ssl/stream.hpp>
-#include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
 
-#include <sys/socket.h>
-
-#include <array>
 #include <chrono>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 CALLSAVVY_BEGIN_NAMESPACE
 namespace detail {
-
-/// Awaiting with this token yields (error_code, result...) instead of throwing: the call path is written
-/// with errors as values, so no exception is thrown on any expected failure.
-inline constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 
 /// Where a connection goes: the origin server, optionally through a proxy.
 struct route {
@@ -5084,12 +5341,19 @@ struct route {
     std::optional<proxy_endpoint> proxy;
 };
 
+/// How one request/response exchange ended.
+struct exchange_result {
+    error_code ec{};
+    bool written = false;  ///< the whole request was handed to the kernel (the server may process it)
+    bool answered = false; ///< a whole response was parsed
+};
+
 class connection {
 public:
     using tcp = asio::ip::tcp;
     using clock = std::chrono::steady_clock;
 
-    explicit connection(const asio::any_io_executor& ex) : socket_(ex), resolver_(ex) {}
+    explicit connection(const asio::any_io_executor& ex) : stream_(ex), resolver_(ex), watchdog_(ex, *this) {}
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
 
@@ -5100,10 +5364,11 @@ public:
         const std::uint16_t port = r.proxy ? r.proxy->port : r.port;
         auto [rec, results] = co_await resolver_.async_resolve(host, std::to_string(port), use_nothrow);
         if (rec) {
-            detail = (rec == asio::error::operation_aborted ? "" : host + ": " + rec.message());
-            co_return rec == asio::error::operation_aborted ? rec : make_error_code(error::resolve_failed);
+            if (rec == asio::error::operation_aborted) co_return rec;
+            detail = host + ": " + rec.message();
+            co_return make_error_code(error::resolve_failed);
         }
-        auto [cec, ep] = co_await asio::async_connect(socket_, results, use_nothrow);
+        auto [cec, ep] = co_await asio::async_connect(stream_.socket(), results, use_nothrow);
         if (cec) {
             if (cec == asio::error::operation_aborted) co_return cec;
             detail = (r.proxy ? "proxy " : "") + host + ":" + std::to_string(port) + ": " + cec.message();
@@ -5111,142 +5376,97 @@ public:
         }
         error_code ec;
         // Requests are written whole in one write; without this, Nagle + delayed ACK add 40 ms per call.
-        socket_.set_option(tcp::no_delay(true), ec);
+        stream_.socket().set_option(tcp::no_delay(true), ec);
         if (r.proxy) {
             if (auto pec = co_await tunnel(*r.proxy, r, detail)) co_return pec;
         }
         if (r.tls) {
             if (tls_ctx == nullptr) co_return make_error_code(error::tls_handshake_failed);
-            tls_.emplace(socket_, *tls_ctx);
-            if (!prepare_tls_session(tls_->native_handle(), r.host, verify_tls, detail))
+            auto& tls = stream_.start_tls(*tls_ctx);
+            if (!prepare_tls_session(tls.native_handle(), r.host, verify_tls, detail))
                 co_return make_error_code(error::tls_handshake_failed);
-            auto [hec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, use_nothrow);
+            auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::client, use_nothrow);
             if (hec) {
                 if (hec == asio::error::operation_aborted) co_return hec;
-                const error e = classify_tls_failure(tls_->native_handle(), detail);
+                const error e = classify_tls_failure(tls.native_handle(), detail);
                 if (detail.empty()) detail = hec.message();
                 co_return make_error_code(e);
             }
         }
         open_ = true;
+        reusable_ = true;
         co_return error_code{};
     }
 
-    /// Writes head and body as one write: a gathered write on TCP, one TLS record sequence on TLS (the
-    /// TLS stream writes one buffer per call, so the two are joined into a reused buffer first).
-    asio::awaitable<error_code> async_write(std::string_view head, std::string_view body) {
-        std::size_t n = 0;
-        error_code ec;
-        ++writes_;
-        if (tls_) {
-            out_.assign(head);
-            out_.append(body);
-            std::tie(ec, n) = co_await asio::async_write(*tls_, asio::buffer(out_), use_nothrow);
-        } else {
-            const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
-            std::tie(ec, n) = co_await asio::async_write(socket_, bufs, use_nothrow);
+    /// Writes the request (head and body in one write) and reads its whole response into `p`.
+    asio::awaitable<exchange_result> async_exchange(std::string_view head, std::string_view body,
+                                                    http::response_parser& p) {
+        exchange_result r;
+        r.ec = co_await stream_.write(head, body);
+        if (r.ec) {
+            close();
+            co_return r;
         }
-        bytes_sent_ += n;
-        co_return ec;
-    }
-
-    /// Reads one whole response into `p`. Sets `got_bytes` once any byte of it arrived.
-    asio::awaitable<error_code> async_read_response(http::response_parser& p, bool& got_bytes) {
-        got_bytes = false;
-        while (!p.done()) {
-            if (in_begin_ == in_end_) {
-                auto [ec, n] = co_await read_some();
-                if (ec) {
-                    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
-                        reusable_ = false;
-                        error_code fec;
-                        if (!p.started()) co_return make_error_code(error::connection_closed);
-                        p.finish(fec);
-                        if (fec) co_return make_error_code(error::connection_closed);
-                        break;
-                    }
-                    co_return ec;
-                }
-                in_begin_ = 0;
-                in_end_ = n;
-                bytes_received_ += n;
-            }
-            got_bytes = true;
-            error_code pec;
-            const std::size_t used = p.feed(std::string_view(in_.data() + in_begin_, in_end_ - in_begin_), pec);
-            in_begin_ += used;
-            if (pec) {
-                reusable_ = false;
-                co_return pec;
-            }
+        r.written = true;
+        r.ec = co_await reader_.read(stream_, p);
+        if (r.ec) {
+            close();
+            co_return r;
         }
+        r.answered = true;
+        ++requests;
         // Bytes beyond the response were never asked for: the connection's framing cannot be trusted again.
-        if (in_begin_ != in_end_) reusable_ = false;
-        if (!p.get().keep_alive()) reusable_ = false;
-        co_return error_code{};
+        // After 101 Switching Protocols what follows is not HTTP.
+        if (reader_.buffered() || !p.keep_alive() || p.get().status == 101) reusable_ = false;
+        co_return r;
     }
 
-    /// True when an idle pooled connection shows neither EOF nor stray bytes, so a request written on it
-    /// will not meet a connection the server already closed (the one failure seen before writing).
-    bool looks_alive() {
-        if (!open_ || !reusable_ || !socket_.is_open()) return false;
-        char c = 0;
-        const auto r = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (r == 0) return false; // EOF: the server closed the idle connection
-        if (r > 0) return false;  // unsolicited bytes (or a TLS alert): not a clean idle connection
-        return errno == EAGAIN || errno == EWOULDBLOCK;
-    }
+    /// True when an idle pooled connection shows neither EOF nor stray bytes (in the kernel, in OpenSSL or in
+    /// the read buffer), so a request written on it will not meet a connection the server already closed.
+    bool looks_alive() { return open_ && reusable_ && !reader_.buffered() && stream_.quiet(); }
 
-    /// Cancels whatever is pending and closes the socket; pending operations complete with operation_aborted.
+    /// Ends whatever is pending (a resolve included) and closes the socket.
     void close() noexcept {
         open_ = false;
         reusable_ = false;
-        error_code ec;
         resolver_.cancel();
-        socket_.shutdown(tcp::socket::shutdown_both, ec);
-        socket_.close(ec);
+        stream_.close();
     }
+    /// The watchdog's gentler action is the same here: a client connection is never answered after a timeout.
+    void cancel() noexcept { close(); }
 
-    /// Sends TLS close_notify (bounded by the caller) and closes.
-    asio::awaitable<void> async_close_gracefully() {
-        if (tls_ && open_) {
+    /// Sends TLS close_notify (bounded: a peer that never answers costs at most `bound`) and closes.
+    asio::awaitable<void> async_close_gracefully(std::chrono::milliseconds bound = std::chrono::seconds(1)) {
+        if (stream_.is_tls() && open_) {
             open_ = false;
-            auto [ec] = co_await tls_->async_shutdown(use_nothrow);
-            (void)ec; // the peer may close without answering close_notify; either way the socket closes next
+            watchdog_.arm(bound);
+            co_await stream_.shutdown();
+            watchdog_.disarm();
         }
         close();
     }
 
+    /// Bounds what the connection waits on (an attempt: connect, write and read); expiry closes it.
+    watchdog& deadline() noexcept { return watchdog_; }
+
     bool is_open() const noexcept { return open_; }
     bool reusable() const noexcept { return open_ && reusable_; }
-    void mark_not_reusable() noexcept { reusable_ = false; }
-    bool is_tls() const noexcept { return tls_.has_value(); }
-    std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
-    std::uint64_t bytes_received() const noexcept { return bytes_received_; }
-    std::uint64_t writes() const noexcept { return writes_; }
+    bool is_tls() const noexcept { return stream_.is_tls(); }
+    std::uint64_t bytes_sent() const noexcept { return stream_.bytes_sent(); }
+    std::uint64_t bytes_received() const noexcept { return stream_.bytes_received(); }
+    std::uint64_t writes() const noexcept { return stream_.writes(); }
     clock::time_point last_used{};
-    std::uint64_t requests = 0; ///< requests completed on this connection
+    std::uint64_t requests = 0; ///< exchanges completed on this connection
 
 private:
-    asio::awaitable<std::tuple<error_code, std::size_t>> read_some() {
-        if (tls_) co_return co_await tls_->async_read_some(asio::buffer(in_), use_nothrow);
-        co_return co_await socket_.async_read_some(asio::buffer(in_), use_nothrow);
-    }
-
     asio::awaitable<error_code> tunnel(const proxy_endpoint& px, const route& r, std::string& detail) {
         const std::string req = connect_request(r.host, r.port, px);
-        auto [wec, wn] = co_await asio::async_write(socket_, asio::buffer(req), use_nothrow);
-        bytes_sent_ += wn;
-        if (wec) {
-            detail = "proxy: " + wec.message();
-            co_return wec == asio::error::operation_aborted ? wec : make_error_code(error::proxy_failed);
-        }
         http::response_parser p;
         p.expect_no_body();
-        bool got = false;
-        if (auto ec = co_await async_read_response(p, got)) {
-            if (ec == asio::error::operation_aborted) co_return ec;
-            detail = "proxy: " + ec.message();
+        const auto x = co_await async_exchange(req, {}, p);
+        if (x.ec) {
+            if (x.ec == asio::error::operation_aborted) co_return x.ec;
+            detail = "proxy: " + x.ec.message();
             co_return make_error_code(error::proxy_failed);
         }
         const int status = p.get().status;
@@ -5260,21 +5480,15 @@ private:
                      " to CONNECT " + r.host + ":" + std::to_string(r.port);
             co_return make_error_code(error::proxy_failed);
         }
-        reusable_ = true;
-        in_begin_ = in_end_ = 0;
+        requests = 0;
+        reader_.clear();
         co_return error_code{};
     }
 
-    tcp::socket socket_;
+    stream stream_;
     tcp::resolver resolver_;
-    std::optional<asio::ssl::stream<tcp::socket&>> tls_;
-    std::array<char, 16 * 1024> in_{};
-    std::size_t in_begin_ = 0;
-    std::size_t in_end_ = 0;
-    std::string out_;
-    std::uint64_t bytes_sent_ = 0;
-    std::uint64_t bytes_received_ = 0;
-    std::uint64_t writes_ = 0;
+    message_reader reader_;
+    watchdog watchdog_;
     bool open_ = false;
     bool reusable_ = true;
 };
@@ -6135,25 +6349,21 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::attempt(std::shared_ptr
     const std::string head = http::serialize_head(req);
     cs->slot_sent();
     cs->written = true;
-    r.ec = co_await conn->async_write(head, cs->body);
-    if (r.ec) {
+    http::response_parser p(opts_.response_limits);
+    const auto x = co_await conn->async_exchange(head, cs->body, p);
+    r.ec = x.ec;
+    if (!x.written) {
         cs->written = false; // the write failed: the server cannot have a whole request to process
-        conn->close();
         co_return r;
     }
-    http::response_parser p(opts_.response_limits);
-    bool got = false;
-    r.ec = co_await conn->async_read_response(p, got);
-    cs->got_bytes = got;
+    cs->got_bytes = p.started();
     if (r.ec) {
-        conn->close();
-        if (got) cs->d.detail = "connection ended inside the response";
+        if (cs->got_bytes) cs->d.detail = "connection ended inside the response";
         co_return r;
     }
     http::response res = p.release();
     cs->http_status = res.status;
     cs->retry_after = parse_retry_after(res.headers.find("Retry-After"));
-    ++conn->requests;
     r.ec = check_envelope(cs->resource, res.status, res.body, r.data, cs->d);
     co_return r;
 }

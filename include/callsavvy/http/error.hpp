@@ -28,16 +28,17 @@ enum class error {
     bad_chunk_size,                ///< a chunk size that is empty, not hex, too large, or followed by junk
     bad_chunk,                     ///< chunk data not followed by CRLF
     partial_message,               ///< the stream ended inside a message
-    bare_lf,             ///< a line of the head or the chunk framing ended in LF without CR (CRLF is required)
-    bad_method,          ///< the request method is empty or not a token
-    bad_target,          ///< the request target is empty or holds a space, a control or a non-ASCII byte
-    bad_status_code,     ///< a three-digit status code outside 100..599 (other shapes: bad_status_line)
-    bad_field_name,      ///< a field name is empty or holds a character that is not a token character
-    bad_field_value,     ///< a field value (or reason phrase) holds a control character
-    space_before_colon,  ///< whitespace between a field name and its colon (RFC 9112 section 5.1)
-    missing_host,        ///< an HTTP/1.1 request without exactly one Host field (RFC 9112 section 3.2)
-    chunk_line_too_long, ///< a chunk-size line (extensions included) longer than limits::max_chunk_line
-    bad_url,             ///< http::parse_url: not an http(s) URL this library can use
+    bare_lf,                    ///< a line of the head or the chunk framing ended in LF without CR (CRLF is required)
+    bad_method,                 ///< the request method is empty or not a token
+    bad_target,                 ///< the request target is empty or holds a space, a control or a non-ASCII byte
+    bad_status_code,            ///< a three-digit status code outside 100..599 (other shapes: bad_status_line)
+    bad_field_name,             ///< a field name is empty or holds a character that is not a token character
+    bad_field_value,            ///< a field value (or reason phrase) holds a control character
+    space_before_colon,         ///< whitespace between a field name and its colon (RFC 9112 section 5.1)
+    missing_host,               ///< an HTTP/1.1 request without exactly one Host field (RFC 9112 section 3.2)
+    chunk_line_too_long,        ///< a chunk-size line (extensions included) longer than limits::max_chunk_line
+    bad_url,                    ///< http::parse_url: not an http(s) URL this library can use
+    too_many_interim_responses, ///< more 1xx interim responses before the final one than limits::max_interim_responses
 };
 
 namespace detail {
@@ -73,6 +74,7 @@ public:
         case error::missing_host: return "HTTP/1.1 request without exactly one Host header";
         case error::chunk_line_too_long: return "HTTP chunk-size line too long";
         case error::bad_url: return "invalid URL";
+        case error::too_many_interim_responses: return "too many HTTP 1xx interim responses";
         }
         return "unknown HTTP codec error";
     }

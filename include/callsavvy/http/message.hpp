@@ -20,6 +20,9 @@ struct limits {
     std::size_t max_header_bytes = 64 * 1024;      ///< field lines + final CRLF, trailers included (headers_too_large)
     std::size_t max_body_bytes = 16 * 1024 * 1024; ///< decoded body (body_too_large)
     std::size_t max_chunk_line = 4 * 1024;         ///< one chunk-size line with its extensions (chunk_line_too_long)
+    /// 1xx interim responses skipped before the final one (too_many_interim_responses): a peer sending them
+    /// forever would otherwise hold a reader that no size limit stops.
+    std::size_t max_interim_responses = 16;
 };
 
 namespace detail {

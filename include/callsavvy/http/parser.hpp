@@ -204,8 +204,13 @@ public:
         return has_length_ ? std::optional<std::uint64_t>(length_) : std::nullopt;
     }
     /// Whether the connection can carry another message after this one: the message's keep_alive() and,
-    /// for responses, a body not delimited by the connection closing.
-    bool keep_alive() const { return msg_.keep_alive() && !until_close_; }
+    /// for responses, a body not delimited by the connection closing and no 101 (what follows is not HTTP).
+    bool keep_alive() const {
+        if constexpr (!is_request) {
+            if (msg_.status == 101) return false;
+        }
+        return msg_.keep_alive() && !until_close_;
+    }
 
     const limits& get_limits() const noexcept { return limits_; }
 
@@ -226,6 +231,7 @@ public:
         remaining_ = 0;
         length_ = 0;
         has_length_ = chunked_ = until_close_ = headers_done_ = interim_seen_ = false;
+        interim_count_ = 0;
         no_body_ = false;
     }
 
@@ -409,6 +415,7 @@ private:
                 length_ = 0;
                 has_length_ = false;
                 interim_seen_ = true;
+                if (++interim_count_ > limits_.max_interim_responses) return fail(error::too_many_interim_responses);
                 return;
             }
         }
@@ -480,6 +487,7 @@ private:
     bool until_close_ = false;
     bool headers_done_ = false;
     bool interim_seen_ = false;
+    std::size_t interim_count_ = 0; // 1xx responses skipped before this message
     bool no_body_ = false;
 };
 

@@ -323,25 +323,21 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::attempt(std::shared_ptr
     const std::string head = http::serialize_head(req);
     cs->slot_sent();
     cs->written = true;
-    r.ec = co_await conn->async_write(head, cs->body);
-    if (r.ec) {
+    http::response_parser p(opts_.response_limits);
+    const auto x = co_await conn->async_exchange(head, cs->body, p);
+    r.ec = x.ec;
+    if (!x.written) {
         cs->written = false; // the write failed: the server cannot have a whole request to process
-        conn->close();
         co_return r;
     }
-    http::response_parser p(opts_.response_limits);
-    bool got = false;
-    r.ec = co_await conn->async_read_response(p, got);
-    cs->got_bytes = got;
+    cs->got_bytes = p.started();
     if (r.ec) {
-        conn->close();
-        if (got) cs->d.detail = "connection ended inside the response";
+        if (cs->got_bytes) cs->d.detail = "connection ended inside the response";
         co_return r;
     }
     http::response res = p.release();
     cs->http_status = res.status;
     cs->retry_after = parse_retry_after(res.headers.find("Retry-After"));
-    ++conn->requests;
     r.ec = check_envelope(cs->resource, res.status, res.body, r.data, cs->d);
     co_return r;
 }

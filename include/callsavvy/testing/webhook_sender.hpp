@@ -207,15 +207,11 @@ private:
         if (!opts_.keep_alive) req.headers.add("Connection", "close");
         req.headers.set("Content-Length", std::to_string(body.size()));
         const std::string head = http::serialize_head(req);
-        out.ec = co_await conn->async_write(head, body);
+        http::response_parser p;
+        out.ec = (co_await conn->async_exchange(head, body, p)).ec;
         if (!out.ec) {
-            http::response_parser p;
-            bool got = false;
-            out.ec = co_await conn->async_read_response(p, got);
-            if (!out.ec) {
-                out.status = p.get().status;
-                out.body = std::move(p.get().body);
-            }
+            out.status = p.get().status;
+            out.body = std::move(p.get().body);
         }
         deadline.cancel();
         ds->done = true;
