@@ -7,9 +7,14 @@
 //  - a request the server-side check accepts passes the client's rules too, and its re-encoding is
 //    accepted again (what the client sends is what the server takes);
 //  - the runtime catalog's entries agree with the typed descriptors.
+// The same bytes are decoded as every webhook event (as they are and with `event` set to the event's name,
+// so every event's fields are exercised whatever the input names) and as every lookup reply: a decode
+// fails with a field or succeeds, an accepted event re-encodes and decodes to the same values, and the
+// event catalog's check() gives the typed verdict.
 #include <callsavvy/api/catalog.hpp>
 #include <callsavvy/api/endpoints.hpp>
 #include <callsavvy/json/mapping.hpp>
+#include <callsavvy/webhook/events.hpp>
 
 #include <boost/json.hpp>
 
@@ -31,6 +36,7 @@ namespace {
     } while (0)
 
 namespace api = callsavvy::api;
+namespace webhook = callsavvy::webhook;
 namespace json = boost::json;
 using callsavvy::json_mapping::decode_error;
 
@@ -66,6 +72,55 @@ void check_request(const json::object& body) {
     CALLSAVVY_FUZZ_CHECK(!api::check_json_request<E>(callsavvy::to_json(req)), E::resource);
 }
 
+template <class E>
+void check_event(const json::object& body) {
+    E e;
+    decode_error err;
+    const bool ok = webhook::decode(body, e, err);
+    const auto* info = webhook::find_event(E::name);
+    CALLSAVVY_FUZZ_CHECK(info != nullptr && info->number == E::number, E::name);
+    CALLSAVVY_FUZZ_CHECK(info->check(body).has_value() == !ok, E::name);
+    if (!ok) {
+        CALLSAVVY_FUZZ_CHECK(!err.reason.empty() && !err.path.empty(), E::name);
+        return;
+    }
+    CALLSAVVY_FUZZ_CHECK(e.raw == body, E::name);
+    CALLSAVVY_FUZZ_CHECK(!e.extra.contains("event"), E::name);
+    const json::object once = webhook::encode(e);
+    E again;
+    decode_error err2;
+    CALLSAVVY_FUZZ_CHECK(webhook::decode(once, again, err2), E::name);
+    CALLSAVVY_FUZZ_CHECK(webhook::encode(again) == once, E::name);
+}
+
+template <class R>
+void check_reply(const json::object& body, std::string_view event) {
+    R r;
+    decode_error err;
+    if (!webhook::decode_reply(body, r, err)) {
+        CALLSAVVY_FUZZ_CHECK(!err.reason.empty() && !err.path.empty(), event);
+        return;
+    }
+    const json::object once = webhook::encode_reply(r);
+    R again;
+    CALLSAVVY_FUZZ_CHECK(webhook::decode_reply(once, again, err), event);
+    CALLSAVVY_FUZZ_CHECK(webhook::encode_reply(again) == once, event);
+}
+
+void check_events(const json::object& o) {
+    std::size_t n = 0;
+    webhook::for_each_event([&](auto ev) {
+        using E = decltype(ev);
+        ++n;
+        check_event<E>(o);
+        json::object named = o;
+        named["event"] = E::name;
+        check_event<E>(named);
+        if constexpr (webhook::is_lookup_v<E>) check_reply<webhook::reply_t<E>>(o, E::name);
+    });
+    CALLSAVVY_FUZZ_CHECK(webhook::event_catalog().size() == n, "event catalog");
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -90,5 +145,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         CALLSAVVY_FUZZ_CHECK(all[k].decode_response(o, err) == decoded[k], all[k].resource);
         (void)all[k].check_request(o);
     }
+    check_events(o);
     return 0;
 }

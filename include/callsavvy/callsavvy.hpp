@@ -1,7 +1,7 @@
 // callsavvy/callsavvy.hpp — the umbrella header: include this one header (or the generated single header
 // single_include/callsavvy/callsavvy.hpp) to get the whole library: the client, the typed endpoints and their
-// catalog, the rate limiter, and webhook signatures. The test helpers (callsavvy/testing/: the mock server
-// and the webhook sender) are included on their own.
+// catalog, the rate limiter, and the webhook event catalog, request verification and signatures. The test helpers
+// (callsavvy/testing/: the mock server and the webhook sender) are included on their own.
 #pragma once
 
 #include <callsavvy/api/catalog.hpp>
@@ -16,4 +16,7 @@
 #include <callsavvy/net/proxy.hpp>
 #include <callsavvy/net/tls.hpp>
 #include <callsavvy/version.hpp>
+#include <callsavvy/webhook/address.hpp>
+#include <callsavvy/webhook/events.hpp>
 #include <callsavvy/webhook/signature.hpp>
+#include <callsavvy/webhook/verify.hpp>

@@ -6,8 +6,8 @@
 // ---- begin callsavvy/callsavvy.hpp ----
 // callsavvy/callsavvy.hpp — the umbrella header: include this one header (or the generated single header
 // single_include/callsavvy/callsavvy.hpp) to get the whole library: the client, the typed endpoints and their
-// catalog, the rate limiter, and webhook signatures. The test helpers (callsavvy/testing/: the mock server
-// and the webhook sender) are included on their own.
+// catalog, the rate limiter, and the webhook event catalog, request verification and signatures. The test helpers
+// (callsavvy/testing/: the mock server and the webhook sender) are included on their own.
 
 // ---- begin callsavvy/api/catalog.hpp ----
 // callsavvy/api/catalog.hpp — the endpoint catalog at run time: one entry per descriptor of
@@ -6617,6 +6617,692 @@ CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/impl/client.ipp ----
 #endif
 // ---- end callsavvy/client.hpp ----
+// ---- begin callsavvy/webhook/address.hpp ----
+// callsavvy/webhook/address.hpp — IP addresses and CIDR ranges for the webhook source allow-list (spec §6):
+// strict text parsing with errors that quote the offending text, and one 128-bit form in which an IPv4
+// address and its IPv4-mapped IPv6 form (::ffff:a.b.c.d, what a dual-stack socket reports) are equal.
+
+
+#include <array>
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace webhook {
+
+/// An IPv4 or IPv6 address. IPv4 is held as its IPv4-mapped IPv6 form, so `10.1.2.3` and `::ffff:10.1.2.3`
+/// are the same address and match the same ranges.
+class ip_address {
+public:
+    using bytes_type = std::array<std::uint8_t, 16>;
+
+    ip_address() = default;
+    static ip_address from_v6_bytes(const bytes_type& b) noexcept { return ip_address(b); }
+    /// Fits asio::ip::address_v4::to_bytes() and address_v6::to_bytes() (arrays of unsigned char).
+    static ip_address from_v4_bytes(const std::array<std::uint8_t, 4>& b) noexcept {
+        bytes_type m{};
+        m[10] = m[11] = 0xff;
+        for (std::size_t i = 0; i < 4; ++i) m[12 + i] = b[i];
+        return ip_address(m);
+    }
+
+    /// Dotted IPv4 (four decimal parts 0..255, no leading zeros) or IPv6 text (RFC 4291 section 2.2,
+    /// lower or upper case, `::`, a trailing dotted IPv4). No brackets, ports or zone ids: nullopt.
+    static std::optional<ip_address> parse(std::string_view text) {
+        bytes_type b{};
+        if (text.find(':') == std::string_view::npos) {
+            std::array<std::uint8_t, 4> v4{};
+            if (!parse_v4(text, v4)) return std::nullopt;
+            return from_v4_bytes(v4);
+        }
+        if (!parse_v6(text, b)) return std::nullopt;
+        return ip_address(b);
+    }
+
+    const bytes_type& bytes() const noexcept { return bytes_; }
+    /// An IPv4 address (or its IPv4-mapped IPv6 form).
+    bool is_v4() const noexcept {
+        for (std::size_t i = 0; i < 10; ++i)
+            if (bytes_[i] != 0) return false;
+        return bytes_[10] == 0xff && bytes_[11] == 0xff;
+    }
+
+    /// Dotted form for IPv4, RFC 5952 form (lower case, the longest run of zero groups as `::`) otherwise.
+    std::string str() const {
+        if (is_v4()) {
+            std::string s;
+            for (std::size_t i = 12; i < 16; ++i) (s += std::to_string(bytes_[i])) += i < 15 ? "." : "";
+            return s;
+        }
+        std::array<unsigned, 8> g{};
+        for (std::size_t i = 0; i < 8; ++i) g[i] = static_cast<unsigned>(bytes_[2 * i] << 8 | bytes_[2 * i + 1]);
+        std::size_t best = 8, best_len = 1; // only a run of two or more groups is compressed
+        for (std::size_t i = 0; i < 8;) {
+            std::size_t j = i;
+            while (j < 8 && g[j] == 0) ++j;
+            if (j - i > best_len) best = i, best_len = j - i;
+            i = j == i ? i + 1 : j;
+        }
+        static constexpr std::string_view hex = "0123456789abcdef";
+        std::string s;
+        for (std::size_t i = 0; i < 8; ++i) {
+            if (i == best) {
+                s += "::";
+                i += best_len - 1;
+                continue;
+            }
+            if (!s.empty() && s.back() != ':') s += ':';
+            bool lead = true;
+            for (int shift = 12; shift >= 0; shift -= 4) {
+                const auto d = (g[i] >> shift) & 0xf;
+                if (lead && d == 0 && shift > 0) continue;
+                lead = false;
+                s += hex[d];
+            }
+        }
+        return s;
+    }
+
+    friend bool operator==(const ip_address&, const ip_address&) = default;
+
+private:
+    explicit ip_address(const bytes_type& b) noexcept : bytes_(b) {}
+
+    static bool parse_v4(std::string_view s, std::array<std::uint8_t, 4>& out) noexcept {
+        std::size_t part = 0, i = 0;
+        while (part < 4) {
+            const std::size_t start = i;
+            unsigned v = 0;
+            while (i < s.size() && i - start < 4 && s[i] >= '0' && s[i] <= '9') v = v * 10 + unsigned(s[i++] - '0');
+            const std::size_t len = i - start;
+            // A leading zero would be read as octal by inet_aton: refusing it keeps one meaning.
+            if (len == 0 || len > 3 || v > 255 || (len > 1 && s[start] == '0')) return false;
+            out[part++] = static_cast<std::uint8_t>(v);
+            if (part < 4) {
+                if (i >= s.size() || s[i] != '.') return false;
+                ++i;
+            }
+        }
+        return i == s.size();
+    }
+
+    static int hex_digit(char c) noexcept {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    }
+
+    static bool parse_v6(std::string_view s, bytes_type& out) noexcept {
+        std::array<unsigned, 8> g{};
+        std::size_t n = 0; // groups read
+        constexpr std::size_t nowhere = static_cast<std::size_t>(-1);
+        std::size_t gap = nowhere; // the group index where `::` stands
+        std::size_t i = 0;
+        if (s.starts_with("::")) {
+            gap = 0;
+            i = 2;
+        } else if (s.starts_with(":")) {
+            return false;
+        }
+        while (i < s.size()) {
+            if (n == 8) return false;
+            const std::string_view rest = s.substr(i);
+            if (rest.find(':') == std::string_view::npos && rest.find('.') != std::string_view::npos) {
+                std::array<std::uint8_t, 4> v4{};
+                if (n > 6 || !parse_v4(rest, v4)) return false;
+                g[n++] = unsigned(v4[0]) << 8 | v4[1];
+                g[n++] = unsigned(v4[2]) << 8 | v4[3];
+                break;
+            }
+            std::size_t j = i;
+            unsigned v = 0;
+            while (j < s.size() && j - i < 5 && hex_digit(s[j]) >= 0) v = v * 16 + unsigned(hex_digit(s[j++]));
+            if (j == i || j - i > 4) return false;
+            g[n++] = v;
+            if (j == s.size()) break;
+            if (s[j] != ':') return false;
+            if (j + 1 < s.size() && s[j + 1] == ':') {
+                if (gap != nowhere) return false; // a second `::`
+                gap = n;
+                i = j + 2;
+            } else {
+                i = j + 1;
+                if (i == s.size()) return false; // a trailing single colon
+            }
+        }
+        if (gap == nowhere ? n != 8 : n > 7) return false;
+        std::array<unsigned, 8> full{};
+        const std::size_t tail = gap == nowhere ? 0 : n - gap;
+        for (std::size_t k = 0; k < n - tail; ++k) full[k] = g[k];
+        for (std::size_t k = 0; k < tail; ++k) full[8 - tail + k] = g[gap + k];
+        for (std::size_t k = 0; k < 8; ++k) {
+            out[2 * k] = static_cast<std::uint8_t>(full[k] >> 8);
+            out[2 * k + 1] = static_cast<std::uint8_t>(full[k] & 0xff);
+        }
+        return true;
+    }
+
+    bytes_type bytes_{};
+};
+
+/// A CIDR range: `10.0.0.0/8`, `2001:db8::/32`, `::1/128`; a bare address is /32 (IPv4) or /128 (IPv6).
+class address_range {
+public:
+    /// nullopt, with `why` naming the text and the fault, when `text` is not a range. Bits set beyond the
+    /// prefix (`10.1.2.3/8`) are refused rather than masked: in an allow-list they are more likely a typo
+    /// than a wish, and the error says which network was probably meant.
+    static std::optional<address_range> parse(std::string_view text, std::string& why) {
+        const auto quoted = "\"" + std::string(text) + "\": ";
+        const auto slash = text.find('/');
+        const auto addr_text = text.substr(0, slash);
+        const auto addr = ip_address::parse(addr_text);
+        if (!addr) {
+            why = quoted + "not an IPv4 or IPv6 address";
+            return std::nullopt;
+        }
+        // The family as written decides the prefix's scale: an IPv4 /8 is the mapped form's /104.
+        const bool v4 = addr_text.find(':') == std::string_view::npos;
+        const unsigned max = v4 ? 32 : 128;
+        unsigned written = max;
+        if (slash != std::string_view::npos) {
+            const auto p = text.substr(slash + 1);
+            unsigned v = 0;
+            const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+            // Digits only, at most three, no leading zero: "/08" or "/+8" is more likely a slip than an 8.
+            const bool digits =
+                ec == std::errc{} && end == p.data() + p.size() && p.size() <= 3 && (p.size() == 1 || p[0] != '0');
+            if (!digits) {
+                why = quoted + "the prefix length is not a number from 0 to " + std::to_string(max);
+                return std::nullopt;
+            }
+            if (v > max) {
+                why = quoted + "prefix length " + std::to_string(v) + " is above " + std::to_string(max);
+                return std::nullopt;
+            }
+            written = v;
+        }
+        address_range r(*addr, v4 ? written + 96 : written, v4);
+        const auto network = r.masked(*addr);
+        if (network != *addr) {
+            why = quoted + "bits are set beyond the prefix length (the network is " + network.str() + "/" +
+                  std::to_string(written) + ")";
+            return std::nullopt;
+        }
+        return r;
+    }
+
+    bool contains(const ip_address& a) const noexcept { return masked(a) == base_; }
+    const ip_address& network() const noexcept { return base_; }
+    /// The prefix length as written (0..32 for an IPv4 range).
+    unsigned prefix_length() const noexcept { return written_v4_ ? prefix_ - 96 : prefix_; }
+    std::string str() const { return base_.str() + "/" + std::to_string(prefix_length()); }
+
+private:
+    address_range(const ip_address& base, unsigned prefix, bool v4) : base_(base), prefix_(prefix), written_v4_(v4) {}
+
+    ip_address masked(const ip_address& a) const noexcept {
+        auto b = a.bytes();
+        for (std::size_t i = 0; i < 16; ++i) {
+            const unsigned keep = prefix_ >= 8 * (i + 1) ? 8 : prefix_ > 8 * i ? prefix_ - 8 * i : 0;
+            b[i] = static_cast<std::uint8_t>(b[i] & (0xff00u >> keep));
+        }
+        return ip_address::from_v6_bytes(b);
+    }
+
+    ip_address base_{};
+    unsigned prefix_ = 128; ///< on the 128-bit form
+    bool written_v4_ = false;
+};
+
+/// A set of ranges (an allow-list, the trusted proxies). An IPv6 range covering ::ffff:0:0/96 (such as
+/// `::/0`) covers every IPv4 address too, as a dual-stack socket sees them.
+class address_set {
+public:
+    address_set() = default;
+
+    /// nullopt, with `why` quoting the first bad entry, when one is not a range.
+    static std::optional<address_set> parse(std::span<const std::string> texts, std::string& why) {
+        address_set s;
+        s.ranges_.reserve(texts.size());
+        for (const auto& t : texts) {
+            auto r = address_range::parse(t, why);
+            if (!r) return std::nullopt;
+            s.ranges_.push_back(*r);
+        }
+        return s;
+    }
+
+    bool contains(const ip_address& a) const noexcept {
+        for (const auto& r : ranges_)
+            if (r.contains(a)) return true;
+        return false;
+    }
+    bool empty() const noexcept { return ranges_.empty(); }
+    std::span<const address_range> ranges() const noexcept { return ranges_; }
+
+private:
+    std::vector<address_range> ranges_;
+};
+
+} // namespace webhook
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/webhook/address.hpp ----
+// ---- begin callsavvy/webhook/events.hpp ----
+// callsavvy/webhook/events.hpp — the event catalog: the 13 webhook events of spec §5, one type each (its
+// `event` name, lookup or notification, its W-number, its fields and, for a lookup, its reply), listed once
+// in CALLSAVVY_WEBHOOK_EVENTS. Decoding goes through the JSON mapping (numbers as numbers or numeric
+// strings, unknown fields kept in `extra`); the run-time table serves the listener's dispatch by name.
+// Most names are [assumed] in the spec: a correction is a one-line edit here.
+
+
+#include <asio/awaitable.hpp>
+#include <boost/describe/class.hpp>
+#include <boost/json/object.hpp>
+
+#include <array>
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace webhook {
+
+// ---- documented enumerations (open: unknown values are kept) ----
+
+// W1 documents `routing`, W2 `finished`: the same call's state, so one type.
+struct call_status_values {
+    static constexpr std::array<std::string_view, 2> values{"routing", "finished"};
+};
+struct queue_state_values {
+    static constexpr std::array<std::string_view, 4> values{"queued", "running", "paused", "completed"};
+};
+// A new ticket's status as W4 documents it (capitalised, unlike the API's ticket statuses).
+struct ticket_status_values {
+    static constexpr std::array<std::string_view, 1> values{"New"};
+};
+struct reply_status_values {
+    static constexpr std::array<std::string_view, 2> values{"success", "error"};
+};
+
+using call_status = open_enum<call_status_values>;
+using queue_state = open_enum<queue_state_values>;
+using ticket_status = open_enum<ticket_status_values>;
+using reply_status = open_enum<reply_status_values>;
+
+// ---- replies of the lookup events ----
+// Every field the spec lists is a plain member with the spec's default, so an encoded reply always carries
+// it; `extra` members are appended as given (one naming a listed field replaces it).
+
+struct caller_information_reply {
+    reply_status status{"success"};
+    std::string caller_name{};
+    std::string caller_email{};
+    std::string customer_info{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(caller_information_reply, (), (status, caller_name, caller_email, customer_info))
+
+struct chatbot_reply_reply {
+    reply_status status{"success"};
+    std::string reply{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(chatbot_reply_reply, (), (status, reply))
+
+struct ai_content_reply {
+    reply_status status{"success"};
+    std::string content{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(ai_content_reply, (), (status, content))
+
+struct ai_workflow_reply {
+    reply_status status{"success"};
+    std::optional<boost::json::object> output{}; ///< the one optional reply field of spec §5
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(ai_workflow_reply, (), (status, output))
+
+/// W12 and W13 answer alike: `status` is "error" (with `message`) when the check itself could not be made.
+struct validation_reply {
+    reply_status status{"success"};
+    bool valid = false;
+    std::string message{};
+    boost::json::object extra{};
+};
+BOOST_DESCRIBE_STRUCT(validation_reply, (), (status, valid, message))
+
+// ---- events ----
+// The constants every event type has; `Reply` is void for a notification (its handler returns nothing).
+#define CALLSAVVY_WEBHOOK_EVENT_HEAD(Number, Name, Title, Reply)                                                       \
+    static constexpr int number = Number;                                                                              \
+    static constexpr std::string_view name = Name;                                                                     \
+    static constexpr std::string_view title = Title;                                                                   \
+    static constexpr bool lookup = !std::is_void_v<Reply>;                                                             \
+    using reply = Reply
+
+struct caller_information {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(1, "callerInformation", "Caller Information Lookup", caller_information_reply);
+    std::optional<std::string> call_department{};
+    std::optional<std::string> caller_number{};
+    std::optional<webhook::call_status> call_status{};
+    boost::json::object extra{}; ///< fields beyond the catalog's (`event` itself excluded)
+    boost::json::object raw{};   ///< the whole event as received
+};
+BOOST_DESCRIBE_STRUCT(caller_information, (), (call_department, caller_number, call_status))
+
+struct call_summary {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(2, "callSummary", "Call Completion Event", void);
+    std::optional<api::call_direction> call_direction{};
+    std::optional<std::string> call_department{};
+    std::optional<std::string> caller_number{};
+    std::optional<std::string> recording_url{};
+    std::optional<std::int64_t> call_duration{}; ///< seconds
+    std::optional<webhook::call_status> call_status{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(call_summary, (),
+                      (call_direction, call_department, caller_number, recording_url, call_duration, call_status))
+
+struct auto_dialer_queue_state {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(3, "autoDialerQueueState", "Auto Dialer Queue State", void);
+    std::optional<std::string> task_id{};
+    std::optional<webhook::queue_state> queue_state{};
+    std::optional<std::int64_t> total{};
+    std::optional<std::int64_t> completed{};
+    std::optional<std::int64_t> failed{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(auto_dialer_queue_state, (), (task_id, queue_state, total, completed, failed))
+
+struct new_ticket_opened {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(4, "newTicketOpened", "New Ticket Notification", void);
+    std::optional<std::string> ticket_id{};
+    std::optional<std::string> ticket_department{};
+    std::optional<std::string> ticket_subject{};
+    std::optional<std::string> sender_email{};
+    std::optional<webhook::ticket_status> ticket_status{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(new_ticket_opened, (),
+                      (ticket_id, ticket_department, ticket_subject, sender_email, ticket_status))
+
+struct ticket_escalated {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(5, "ticketEscalated", "Ticket Escalation Notification", void);
+    std::optional<std::string> ticket_id{};
+    std::optional<std::string> ticket_department{};
+    std::optional<std::string> last_ticket_update{}; ///< the documented name is cut off after `last_ticket_`
+    std::optional<std::int64_t> escalation_level{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(ticket_escalated, (), (ticket_id, ticket_department, last_ticket_update, escalation_level))
+
+struct new_chat {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(6, "newChat", "New Chat Notification", void);
+    std::optional<std::string> chat_id{};
+    std::optional<std::string> chat_department{};
+    std::optional<std::string> visitor_name{};
+    std::optional<std::string> visitor_email{};
+    std::optional<std::string> message{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(new_chat, (), (chat_id, chat_department, visitor_name, visitor_email, message))
+
+struct new_lead {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(7, "newLead", "New Lead Notification", void);
+    std::optional<std::string> lead_id{};
+    std::optional<std::string> lead_name{};
+    std::optional<std::string> lead_phone{};
+    std::optional<std::string> lead_email{};
+    std::optional<std::string> lead_source{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(new_lead, (), (lead_id, lead_name, lead_phone, lead_email, lead_source))
+
+struct lead_status_changed {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(8, "leadStatusChanged", "Lead Status Changed", void);
+    std::optional<std::string> lead_id{};
+    std::optional<std::string> old_status{};
+    std::optional<std::string> new_status{};
+    std::optional<std::string> changed_by{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(lead_status_changed, (), (lead_id, old_status, new_status, changed_by))
+
+struct chatbot_reply {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(9, "chatbotReply", "Chatbot Reply Lookup", chatbot_reply_reply);
+    std::optional<std::string> chat_id{};
+    std::optional<std::string> visitor_message{};
+    std::optional<std::string> visitor_name{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(chatbot_reply, (), (chat_id, visitor_message, visitor_name))
+
+struct ai_content {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(10, "aiContent", "AI Content Lookup", ai_content_reply);
+    std::optional<std::string> request_id{};
+    std::optional<std::string> prompt{};
+    std::optional<std::string> context{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(ai_content, (), (request_id, prompt, context))
+
+struct ai_workflow {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(11, "aiWorkflow", "AI Workflow Automation Webhook", ai_workflow_reply);
+    std::optional<std::string> workflow_id{};
+    std::optional<std::string> step{};
+    std::optional<boost::json::object> payload{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(ai_workflow, (), (workflow_id, step, payload))
+
+struct calendar_guest_validation {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(12, "calendarGuestValidation", "Calendar Guest Validation", validation_reply);
+    std::optional<std::string> calendar_id{};
+    std::optional<std::string> guest_name{};
+    std::optional<std::string> guest_email{};
+    std::optional<std::string> guest_phone{};
+    std::optional<timestamp> slot_start{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(calendar_guest_validation, (), (calendar_id, guest_name, guest_email, guest_phone, slot_start))
+
+struct form_field_validation {
+    CALLSAVVY_WEBHOOK_EVENT_HEAD(13, "formFieldValidation", "Form Field Validation", validation_reply);
+    std::optional<std::string> form_id{};
+    std::optional<std::string> field_name{};
+    std::optional<std::string> field_value{};
+    boost::json::object extra{};
+    boost::json::object raw{};
+};
+BOOST_DESCRIBE_STRUCT(form_field_validation, (), (form_id, field_name, field_value))
+
+#undef CALLSAVVY_WEBHOOK_EVENT_HEAD
+
+} // namespace webhook
+CALLSAVVY_END_NAMESPACE
+
+/// Every event of the catalog, in the spec's order (W1..W13): X(type) once each. The run-time table, the
+/// fuzzer and the tests expand it.
+#define CALLSAVVY_WEBHOOK_EVENTS(X)                                                                                    \
+    X(caller_information)                                                                                              \
+    X(call_summary)                                                                                                    \
+    X(auto_dialer_queue_state)                                                                                         \
+    X(new_ticket_opened)                                                                                               \
+    X(ticket_escalated)                                                                                                \
+    X(new_chat)                                                                                                        \
+    X(new_lead)                                                                                                        \
+    X(lead_status_changed)                                                                                             \
+    X(chatbot_reply)                                                                                                   \
+    X(ai_content)                                                                                                      \
+    X(ai_workflow)                                                                                                     \
+    X(calendar_guest_validation)                                                                                       \
+    X(form_field_validation)
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace webhook {
+
+template <class E>
+concept event = requires {
+    { E::number } -> std::convertible_to<int>;
+    { E::name } -> std::convertible_to<std::string_view>;
+    { E::lookup } -> std::convertible_to<bool>;
+    typename E::reply;
+}
+&&json_mapping::is_described_v<E>&& json_mapping::has_extra<E>;
+
+/// A lookup event expects a JSON reply; a notification only an acknowledgement.
+template <event E>
+inline constexpr bool is_lookup_v = E::lookup;
+
+/// What a handler of E produces: the reply type of a lookup, void for a notification.
+template <event E>
+using reply_t = typename E::reply;
+
+/// What a handler of E returns: `asio::awaitable<E::reply>` for a lookup, `asio::awaitable<void>` for a
+/// notification.
+template <event E>
+using handler_result_t = asio::awaitable<reply_t<E>>;
+
+/// A handler the listener can register for E: callable with the decoded event (an rvalue, so `E`,
+/// `const E&` and `E&&` parameters all fit), returning handler_result_t<E>.
+template <class H, class E>
+concept handler_for =
+    event<E> && std::invocable<H&, E> && std::same_as<std::invoke_result_t<H&, E>, handler_result_t<E>>;
+
+/// The `event` member of a delivery, or nullopt when it is absent or not a string.
+inline std::optional<std::string_view> event_name(const boost::json::object& body) {
+    const auto* v = body.if_contains("event");
+    if (v == nullptr || !v->is_string()) return std::nullopt;
+    return std::string_view(v->get_string());
+}
+
+/// Decodes a delivery into E: `out` gets the fields, `extra` every other member but `event`, `raw` the whole
+/// object. Fails, naming the field in `err` and leaving `out` untouched, when a present value has the wrong
+/// type (an object where a string belongs, a non-numeric `call_duration`) or when `event` is present and
+/// names another event.
+template <event E>
+bool decode(const boost::json::object& in, E& out, json_mapping::decode_error& err) {
+    if (const auto* name = in.if_contains("event"); name != nullptr && !name->is_null()) {
+        const auto* s = name->if_string();
+        if (s == nullptr || std::string_view(*s) != E::name) {
+            err.path = "event";
+            err.reason = "expected \"" + std::string(E::name) + "\", got " +
+                         (s != nullptr ? "\"" + std::string(*s) + "\"" : std::string(json_mapping::kind_name(*name)));
+            return false;
+        }
+    }
+    E e{};
+    if (!from_json(in, e, err)) return false;
+    e.extra.erase("event");
+    e.raw = in;
+    out = std::move(e);
+    return true;
+}
+
+/// A delivery's JSON: `event` (first, and always E::name), the fields present, then `extra` as given.
+template <event E>
+boost::json::object encode(const E& e) {
+    boost::json::object o;
+    o["event"] = E::name;
+    json_mapping::encode_into(e, o);
+    o["event"] = E::name; // an `extra` member named `event` cannot make the delivery another event
+    return o;
+}
+
+/// A lookup's reply body: every listed field, then `extra`.
+template <class R>
+requires json_mapping::is_described_v<R> boost::json::object encode_reply(const R& r) { return to_json(r); }
+
+/// Reads a reply (the sender's side): missing fields keep their defaults, unknown ones land in `extra`.
+template <class R>
+requires json_mapping::is_described_v<R>
+bool decode_reply(const boost::json::object& in, R& out, json_mapping::decode_error& err) {
+    R r{};
+    if (!from_json(in, r, err)) return false;
+    out = std::move(r);
+    return true;
+}
+
+/// One event, type-erased.
+struct event_info {
+    int number = 0; ///< 1..13 for W1..W13
+    std::string_view name{};
+    std::string_view title{};
+    bool lookup = false;
+    /// Decodes the delivery as this event: nullopt when it would be accepted, else where and why not.
+    std::optional<json_mapping::decode_error> (*check)(const boost::json::object& body) = nullptr;
+};
+
+template <event E>
+constexpr event_info make_event_info() {
+    event_info i;
+    i.number = E::number;
+    i.name = E::name;
+    i.title = E::title;
+    i.lookup = E::lookup;
+    i.check = [](const boost::json::object& body) -> std::optional<json_mapping::decode_error> {
+        E e;
+        json_mapping::decode_error err;
+        if (decode(body, e, err)) return std::nullopt;
+        return err;
+    };
+    return i;
+}
+
+/// Every event, in the spec's order.
+inline std::span<const event_info> event_catalog() {
+#define CALLSAVVY_WEBHOOK_INFO(type) make_event_info<type>(),
+    static constexpr std::array all{CALLSAVVY_WEBHOOK_EVENTS(CALLSAVVY_WEBHOOK_INFO)};
+#undef CALLSAVVY_WEBHOOK_INFO
+    return all;
+}
+
+/// The event with this `event` name (exact, case-sensitive), or nullptr: the listener passes an unknown
+/// name to its fallback handler with the raw JSON, never drops it.
+inline const event_info* find_event(std::string_view name) {
+    for (const auto& e : event_catalog())
+        if (e.name == name) return &e;
+    return nullptr;
+}
+
+/// Calls f(E{}) for every event type E.
+template <class F>
+void for_each_event(F&& f) {
+// NOLINTNEXTLINE(bugprone-macro-parentheses): the argument is a type name; `(type){}` would not compile.
+#define CALLSAVVY_WEBHOOK_VISIT(type) f(type{});
+    CALLSAVVY_WEBHOOK_EVENTS(CALLSAVVY_WEBHOOK_VISIT)
+#undef CALLSAVVY_WEBHOOK_VISIT
+}
+
+} // namespace webhook
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/webhook/events.hpp ----
 // ---- begin callsavvy/webhook/signature.hpp ----
 // callsavvy/webhook/signature.hpp — Standard Webhooks signatures (spec §6): HMAC-SHA256, keyed with the
 // base64-decoded part of a `whsec_…` secret, over `<webhook-id>.<webhook-timestamp>.<raw body>`, sent as
@@ -6642,19 +7328,26 @@ inline std::optional<std::string> secret_key(std::string_view secret) {
     return callsavvy::detail::base64_decode(secret);
 }
 
+/// The `v1,<base64>` signature of one delivery with a decoded key, over the timestamp's text as sent (a
+/// receiver must not re-format it: `0123` and `123` sign differently); "" when HMAC fails.
+inline std::string sign_with_key(std::string_view key, std::string_view id, std::string_view timestamp,
+                                 std::string_view body) {
+    std::string message;
+    message.reserve(id.size() + timestamp.size() + body.size() + 2);
+    message.append(id).append(".").append(timestamp).append(".").append(body);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+             reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len) == nullptr)
+        return {};
+    return "v1," + callsavvy::detail::base64_encode(std::string_view(reinterpret_cast<const char*>(mac), len));
+}
+
 /// The `v1,<base64>` signature of one delivery, or "" when the secret is unusable.
 inline std::string sign(std::string_view secret, std::string_view id, std::int64_t timestamp, std::string_view body) {
     const auto key = secret_key(secret);
     if (!key) return {};
-    std::string message;
-    message.reserve(id.size() + body.size() + 24);
-    message.append(id).append(".").append(std::to_string(timestamp)).append(".").append(body);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (HMAC(EVP_sha256(), key->data(), static_cast<int>(key->size()),
-             reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len) == nullptr)
-        return {};
-    return "v1," + callsavvy::detail::base64_encode(std::string_view(reinterpret_cast<const char*>(mac), len));
+    return sign_with_key(*key, id, std::to_string(timestamp), body);
 }
 
 /// True when one of the space-separated entries of `header` is the expected signature; constant time in
@@ -6675,4 +7368,508 @@ inline bool signature_matches(std::string_view header, std::string_view expected
 } // namespace webhook
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/webhook/signature.hpp ----
+// ---- begin callsavvy/webhook/verify.hpp ----
+// callsavvy/webhook/verify.hpp — protection of the webhook listener (spec §6), sans-io with the time passed
+// in: a secret path, HTTP Basic credentials, a source allow-list (behind trusted proxies too), Standard
+// Webhooks signatures over the raw body with rotation and a tolerance window, each optional and combinable,
+// run in a fixed order by request_verifier::check; and duplicate_filter, de-duplication by webhook-id that
+// stays correct when a handler fails. Nothing here parses JSON, and no secret reaches a reason text.
+
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace webhook {
+
+// ---- the pieces, each usable on its own ----
+
+/// Equal bytes, in time that depends only on the lengths: CRYPTO_memcmp over equal-length buffers. Unequal
+/// lengths return at once, so a secret's length may leak; its content does not.
+inline bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    return a.empty() || CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+/// The path of a request target, without its query: "/a/b?q" → "/a/b". An absolute-form target
+/// ("http://host/a?q", which RFC 9112 section 3.2.2 obliges a server to accept) gives "/a"; without a path "/".
+inline std::string_view target_path(std::string_view target) noexcept {
+    const auto scheme_end = target.find("://");
+    if (scheme_end != std::string_view::npos && target.find('/') > scheme_end) {
+        const auto path = target.find('/', scheme_end + 3);
+        if (path == std::string_view::npos) return "/";
+        target.remove_prefix(path);
+    }
+    return target.substr(0, target.find('?'));
+}
+
+/// The user and password of an `Authorization: Basic <base64>` value (RFC 7617: the scheme in any case,
+/// one or more spaces, the canonical base64 of `user:password`, split at the first colon); nullopt otherwise.
+inline std::optional<http::credentials> parse_basic_authorization(std::string_view value) {
+    value = http::detail::trim_ows(value);
+    const auto space = value.find(' ');
+    if (space == std::string_view::npos || !http::detail::iequals(value.substr(0, space), "Basic")) return std::nullopt;
+    auto token = value.substr(space);
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    const auto decoded = callsavvy::detail::base64_decode(token);
+    if (!decoded) return std::nullopt;
+    const auto colon = decoded->find(':');
+    if (colon == std::string::npos) return std::nullopt;
+    return http::credentials{decoded->substr(0, colon), decoded->substr(colon + 1)};
+}
+
+/// The client's address: the direct peer, unless the peer is a trusted proxy; then the right-most
+/// X-Forwarded-For entry that is not itself a trusted proxy (the left-most when all are, the peer when the
+/// header is absent). Entries left of it were written by whoever the proxy talked to, so they are never
+/// read: an untrusted peer cannot choose its address, and neither can a client behind a trusted proxy.
+/// nullopt, with `why`, when an entry that must be read is not an address (`1.2.3.4`, `1.2.3.4:80`,
+/// `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:80`). Every X-Forwarded-For line counts, in order.
+inline std::optional<ip_address> client_address(const ip_address& peer, const http::fields& headers,
+                                                const address_set& trusted_proxies, std::string& why) {
+    if (trusted_proxies.empty() || !trusted_proxies.contains(peer)) return peer;
+    std::vector<std::string_view> hops;
+    for (const auto& f : headers) {
+        if (!http::detail::iequals(f.name, "X-Forwarded-For")) continue;
+        http::detail::for_each_list_element(f.value, [&](std::string_view e) {
+            hops.push_back(e);
+            return true;
+        });
+    }
+    std::optional<ip_address> client = peer;
+    for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+        std::string_view text = *it;
+        if (text.starts_with('[')) {
+            const auto close = text.find(']');
+            const auto after = close == std::string_view::npos ? std::string_view{} : text.substr(close + 1);
+            text = close == std::string_view::npos || (!after.empty() && !after.starts_with(':'))
+                       ? std::string_view{}
+                       : text.substr(1, close - 1);
+        } else if (const auto colon = text.find(':');
+                   colon != std::string_view::npos && text.find(':', colon + 1) == std::string_view::npos) {
+            text = text.substr(0, colon); // IPv4 with a port
+        }
+        client = ip_address::parse(text);
+        if (!client) {
+            why = "X-Forwarded-For entry \"" + std::string(it->substr(0, 64)) + "\" is not an address";
+            return std::nullopt;
+        }
+        if (!trusted_proxies.contains(*client)) break;
+    }
+    return client;
+}
+
+// ---- configuration ----
+
+struct basic_credentials {
+    std::string user{}; ///< no ':' (RFC 7617)
+    std::string password{};
+    std::string realm = "callsavvy-webhooks"; ///< sent in WWW-Authenticate; no '"' or '\'
+};
+
+struct verify_options {
+    /// The callback URL's path (its query is not compared), byte for byte as the sender writes it: no
+    /// percent-decoding. Starts with '/'. Compared in constant time, but a wrong length fails at once, so
+    /// the secret is its content (say 128 random bits), never its length.
+    std::optional<std::string> secret_path{};
+    std::optional<basic_credentials> basic{};
+    /// CIDR ranges (`10.0.0.0/8`, `2001:db8::/32`, a bare address); empty: any source.
+    std::vector<std::string> allowed_sources{};
+    /// Proxies whose X-Forwarded-For is believed (see client_address); empty: the peer is the client.
+    std::vector<std::string> trusted_proxies{};
+    /// `whsec_…` secrets, all accepted (rotation); empty: no signature is required.
+    std::vector<std::string> signing_secrets{};
+    /// How far webhook-timestamp may be from now, in the past or in the future.
+    std::chrono::seconds tolerance{300};
+};
+
+/// An option that cannot be used: which one and why. A secret's value never appears in it.
+struct config_error {
+    std::string option{};
+    std::string reason{};
+    std::string message() const { return option + ": " + reason; }
+};
+
+// ---- the verdict ----
+
+enum class rejection {
+    none = 0,                   ///< accepted
+    source_not_allowed,         ///< 403: the client address is not in allowed_sources
+    malformed_forwarded_for,    ///< 403: a trusted proxy's X-Forwarded-For holds a non-address
+    wrong_path,                 ///< 404: the target's path is not the secret path
+    missing_credentials,        ///< 401: no Authorization header
+    malformed_credentials,      ///< 401: not one Basic header with base64 `user:password`
+    wrong_credentials,          ///< 401: another user or password
+    missing_signature_header,   ///< 401: webhook-id, webhook-timestamp or webhook-signature absent or empty
+    duplicate_signature_header, ///< 401: one of them sent twice (which one would the sender mean?)
+    malformed_timestamp,        ///< 401: webhook-timestamp is not whole Unix seconds
+    timestamp_too_old,          ///< 401: older than the tolerance (a replay, or a very late retry)
+    timestamp_too_new,          ///< 401: further in the future than the tolerance
+    no_matching_signature,      ///< 401: no `v1,` entry matches any secret
+    method_not_allowed,         ///< 405: not POST
+};
+
+inline constexpr std::string_view rejection_name(rejection r) noexcept {
+    switch (r) {
+    case rejection::none: return "none";
+    case rejection::source_not_allowed: return "source_not_allowed";
+    case rejection::malformed_forwarded_for: return "malformed_forwarded_for";
+    case rejection::wrong_path: return "wrong_path";
+    case rejection::missing_credentials: return "missing_credentials";
+    case rejection::malformed_credentials: return "malformed_credentials";
+    case rejection::wrong_credentials: return "wrong_credentials";
+    case rejection::missing_signature_header: return "missing_signature_header";
+    case rejection::duplicate_signature_header: return "duplicate_signature_header";
+    case rejection::malformed_timestamp: return "malformed_timestamp";
+    case rejection::timestamp_too_old: return "timestamp_too_old";
+    case rejection::timestamp_too_new: return "timestamp_too_new";
+    case rejection::no_matching_signature: return "no_matching_signature";
+    case rejection::method_not_allowed: return "method_not_allowed";
+    }
+    return "unknown";
+}
+
+/// What to do with a request. Rejected: answer `status` with `headers` and an empty body; `reason` and
+/// `detail` are for the observer only (a prober learns nothing from the answer beyond its status).
+struct verdict {
+    bool accepted = true;
+    int status = 0; ///< when rejected: 401, 403, 404 or 405
+    rejection reason = rejection::none;
+    std::string detail{};      ///< when rejected: why, in words; never a secret, never sent
+    http::fields headers{};    ///< when rejected: WWW-Authenticate (Basic) or Allow (405)
+    ip_address client{};       ///< the address the source check judged (after X-Forwarded-For)
+    std::string delivery_id{}; ///< accepted with signatures configured: the authenticated webhook-id
+
+    explicit operator bool() const noexcept { return accepted; }
+};
+
+/// The parts of a request the checks read. `body` is the raw bytes, before any JSON parsing.
+struct request_view {
+    std::string_view method{};
+    std::string_view target{};
+    const http::fields* headers = nullptr;
+    ip_address remote{}; ///< the direct peer (the socket's remote endpoint)
+    std::string_view body{};
+};
+
+// ---- the verifier ----
+
+/// Runs the configured checks in one fixed order, the first failure deciding:
+///  1. source (403) — first, so that a client from elsewhere gets the same answer for every URL and
+///     learns nothing about the path or the credentials;
+///  2. secret path (404) — a wrong path must look like any URL the server does not serve: a 401 or 403
+///     would confirm that a listener is there and only the path is wrong;
+///  3. Basic credentials (401, with a WWW-Authenticate challenge);
+///  4. signature (401) — after the cheap checks, as it hashes the whole body;
+///  5. method (405, with Allow: POST) — last, so that only an authenticated sender learns it.
+/// Immutable after create(): one verifier may serve every connection.
+class request_verifier {
+public:
+    /// nullopt, with `err` naming the option, when an option is unusable (a bad range, a secret that is
+    /// not base64, a path without its '/', ...).
+    static std::optional<request_verifier> create(verify_options o, config_error& err) {
+        request_verifier v;
+        if (o.secret_path && !o.secret_path->starts_with('/')) return fail(err, "secret_path", "must start with '/'");
+        if (o.basic) {
+            if (o.basic->user.find(':') != std::string::npos)
+                return fail(err, "basic.user", "must not contain ':' (RFC 7617)");
+            for (char c : o.basic->realm)
+                if (c == '"' || c == '\\' || !http::detail::is_class(c, http::detail::cc_field_value) || c == '\t')
+                    return fail(err, "basic.realm", "must not contain '\"', '\\' or control characters");
+        }
+        std::string why;
+        auto allowed = address_set::parse(o.allowed_sources, why);
+        if (!allowed) return fail(err, "allowed_sources", why);
+        auto trusted = address_set::parse(o.trusted_proxies, why);
+        if (!trusted) return fail(err, "trusted_proxies", why);
+        v.allowed_ = std::move(*allowed);
+        v.trusted_ = std::move(*trusted);
+        for (std::size_t i = 0; i < o.signing_secrets.size(); ++i) {
+            auto key = secret_key(o.signing_secrets[i]);
+            if (!key || key->empty())
+                return fail(err, "signing_secrets[" + std::to_string(i) + "]",
+                            "not a whsec_ secret (canonical base64 after the prefix)");
+            v.keys_.push_back(std::move(*key));
+        }
+        if (o.tolerance.count() < 0) return fail(err, "tolerance", "must not be negative");
+        if (o.basic) v.challenge_ = "Basic realm=\"" + o.basic->realm + "\", charset=\"UTF-8\"";
+        v.opts_ = std::move(o);
+        return v;
+    }
+
+    verdict check(const request_view& r, std::chrono::system_clock::time_point now) const {
+        static const http::fields no_headers;
+        const http::fields& headers = r.headers != nullptr ? *r.headers : no_headers;
+        verdict v;
+        std::string why;
+        const auto client = client_address(r.remote, headers, trusted_, why);
+        v.client = client.value_or(r.remote);
+        if (!client) return reject(v, 403, rejection::malformed_forwarded_for, std::move(why));
+        if (!allowed_.empty() && !allowed_.contains(*client))
+            return reject(v, 403, rejection::source_not_allowed, "client " + client->str() + " is not allowed");
+
+        if (opts_.secret_path && !constant_time_equal(target_path(r.target), *opts_.secret_path))
+            return reject(v, 404, rejection::wrong_path, "the target's path is not the secret path");
+
+        if (opts_.basic) {
+            if (!check_basic(headers, v)) return v;
+        }
+        if (!keys_.empty()) {
+            if (!check_signature(headers, r.body, now, v)) return v;
+        }
+        if (r.method != "POST") {
+            reject(v, 405, rejection::method_not_allowed,
+                   "method " + std::string(r.method.substr(0, 16)) + " (only POST is accepted)");
+            v.headers.add("Allow", "POST");
+        }
+        return v;
+    }
+
+    /// The same on a parsed request.
+    verdict check(const http::request& req, const ip_address& remote, std::chrono::system_clock::time_point now) const {
+        return check(request_view{req.method, req.target, &req.headers, remote, req.body}, now);
+    }
+
+    const verify_options& options() const noexcept { return opts_; }
+
+private:
+    request_verifier() = default;
+
+    static std::nullopt_t fail(config_error& err, std::string option, std::string reason) {
+        err.option = std::move(option);
+        err.reason = std::move(reason);
+        return std::nullopt;
+    }
+
+    static verdict& reject(verdict& v, int status, rejection r, std::string detail) {
+        v.accepted = false;
+        v.status = status;
+        v.reason = r;
+        v.detail = std::move(detail);
+        return v;
+    }
+
+    bool check_basic(const http::fields& headers, verdict& v) const {
+        const auto n = headers.count("Authorization");
+        if (n == 0) reject(v, 401, rejection::missing_credentials, "no Authorization header");
+        else if (n > 1)
+            reject(v, 401, rejection::malformed_credentials, std::to_string(n) + " Authorization headers");
+        else if (const auto who = parse_basic_authorization(*headers.find("Authorization")); !who)
+            reject(v, 401, rejection::malformed_credentials, "Authorization is not Basic base64(user:password)");
+        else {
+            // Both compared every time: which one was wrong is not for a prober to time.
+            const bool user_ok = constant_time_equal(who->user, opts_.basic->user);
+            const bool password_ok = constant_time_equal(who->password, opts_.basic->password);
+            if (user_ok && password_ok) return true;
+            reject(v, 401, rejection::wrong_credentials, "wrong user or password");
+        }
+        v.headers.add("WWW-Authenticate", challenge_);
+        return false;
+    }
+
+    bool check_signature(const http::fields& headers, std::string_view body, std::chrono::system_clock::time_point now,
+                         verdict& v) const {
+        const auto no = [&v](rejection r, std::string detail) {
+            reject(v, 401, r, std::move(detail));
+            return false;
+        };
+        static constexpr std::array<std::string_view, 3> names{"webhook-id", "webhook-timestamp", "webhook-signature"};
+        std::array<std::string_view, 3> values{};
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            const std::string name(names[i]);
+            if (const auto n = headers.count(name); n > 1)
+                return no(rejection::duplicate_signature_header, std::to_string(n) + " " + name + " headers");
+            values[i] = headers.find(name).value_or(std::string_view{});
+            if (values[i].empty()) return no(rejection::missing_signature_header, "no " + name + " header");
+        }
+        const auto [id, stamp, signatures] = values;
+        std::int64_t ts = 0;
+        const auto [end, ec] = std::from_chars(stamp.data(), stamp.data() + stamp.size(), ts);
+        if (ec != std::errc{} || end != stamp.data() + stamp.size() || stamp.front() < '0' || stamp.front() > '9')
+            return no(rejection::malformed_timestamp, "webhook-timestamp is not whole Unix seconds");
+        const std::int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+        const std::int64_t tol = opts_.tolerance.count();
+        const auto window = " (tolerance " + std::to_string(tol) + " s)";
+        if (now_s - ts > tol)
+            return no(rejection::timestamp_too_old,
+                      "webhook-timestamp is " + std::to_string(now_s - ts) + " s old" + window);
+        if (ts - now_s > tol)
+            return no(rejection::timestamp_too_new,
+                      "webhook-timestamp is " + std::to_string(ts - now_s) + " s ahead" + window);
+        // Every secret is tried, so the time taken does not say which one matched.
+        bool matched = false;
+        for (const auto& key : keys_)
+            matched = signature_matches(signatures, sign_with_key(key, id, stamp, body)) || matched;
+        if (!matched)
+            return no(rejection::no_matching_signature, "no webhook-signature entry matches any of the " +
+                                                            std::to_string(keys_.size()) + " signing secrets");
+        v.delivery_id = std::string(id);
+        return true;
+    }
+
+    verify_options opts_{};
+    address_set allowed_{};
+    address_set trusted_{};
+    std::vector<std::string> keys_{}; ///< decoded HMAC keys, in signing_secrets' order
+    std::string challenge_{};
+};
+
+// ---- de-duplication ----
+
+/// The bounds of a duplicate_filter. Its memory is at most about max_entries × (max_reply_bytes + 100).
+struct duplicate_filter_options {
+    std::size_t max_entries = 10000;         ///< ids remembered, done and in flight (at least 1)
+    std::chrono::seconds max_age{24 * 3600}; ///< how long a done id is remembered
+    std::size_t max_reply_bytes = 4096;      ///< a longer reply is not kept: its id is forgotten instead
+};
+
+/// Remembers webhook-ids (verdict::delivery_id) so that a redelivered event is handled once, bounded in
+/// count and in age. An id counts as done only once its event was handled successfully: a delivery that
+/// failed (the handler threw, or the answer was 5xx) leaves no trace, so the sender's retry is accepted.
+/// Ids are held as their SHA-256, so memory does not grow with the ids' length. Not internally locked: use
+/// it on one strand, like the listener. Answers per admission:
+///  - fresh:     run the handler; then ticket.finish(ok, now, reply) (or let the ticket go: not handled);
+///  - in_flight: the first delivery is still being handled: answer 409 (non-2xx, so the sender retries
+///               later; a 2xx would lose the event if the first delivery then fails), run nothing;
+///  - done:      answer 2xx with `reply` (the stored lookup reply; empty for a notification), run nothing;
+///  - full:      every remembered id is in flight: answer 503, run nothing.
+class duplicate_filter {
+public:
+    using clock = std::chrono::steady_clock;
+
+    using options = duplicate_filter_options;
+
+    enum class state { fresh, in_flight, done, full };
+
+private:
+    struct entry {
+        bool done = false;
+        clock::time_point done_at{};
+        std::string reply{};
+    };
+    using map_type = std::map<std::string, entry, std::less<>>;
+
+public:
+    /// A fresh delivery's claim on its id. finish() settles it; a ticket dropped unsettled (a handler that
+    /// threw, a coroutine destroyed by cancellation) counts as not handled.
+    class ticket {
+    public:
+        ticket() = default;
+        ticket(ticket&& o) noexcept : filter_(std::exchange(o.filter_, nullptr)), it_(o.it_) {}
+        ticket& operator=(ticket&& o) noexcept {
+            if (this != &o) {
+                finish(false, {});
+                filter_ = std::exchange(o.filter_, nullptr);
+                it_ = o.it_;
+            }
+            return *this;
+        }
+        ticket(const ticket&) = delete;
+        ticket& operator=(const ticket&) = delete;
+        ~ticket() { finish(false, {}); }
+
+        /// handled: remembered as done at `now`, with `reply` to answer duplicates; otherwise forgotten.
+        void finish(bool handled, clock::time_point now, std::string_view reply = {}) noexcept {
+            if (filter_ != nullptr) std::exchange(filter_, nullptr)->settle(it_, handled, now, reply);
+        }
+        /// Holds an unsettled claim.
+        explicit operator bool() const noexcept { return filter_ != nullptr; }
+
+    private:
+        friend class duplicate_filter;
+        ticket(duplicate_filter* f, map_type::iterator it) : filter_(f), it_(it) {}
+        duplicate_filter* filter_ = nullptr;
+        map_type::iterator it_{};
+    };
+
+    struct admission {
+        duplicate_filter::state state = duplicate_filter::state::fresh;
+        duplicate_filter::ticket ticket{}; ///< fresh only
+        std::string reply{};               ///< done only
+    };
+
+    explicit duplicate_filter(options o = {}) : opts_(o) {
+        if (opts_.max_entries == 0) opts_.max_entries = 1;
+    }
+    // Tickets point at their filter.
+    duplicate_filter(const duplicate_filter&) = delete;
+    duplicate_filter& operator=(const duplicate_filter&) = delete;
+
+    admission begin(std::string_view id, clock::time_point now) {
+        prune(now);
+        admission a;
+        const std::string key = digest(id);
+        if (const auto it = entries_.find(key); it != entries_.end()) {
+            a.state = it->second.done ? state::done : state::in_flight;
+            if (it->second.done) a.reply = it->second.reply;
+            return a;
+        }
+        if (entries_.size() >= opts_.max_entries) {
+            if (done_order_.empty()) {
+                a.state = state::full;
+                return a;
+            }
+            entries_.erase(done_order_.front()); // the oldest done id makes room
+            done_order_.pop_front();
+        }
+        a.ticket = ticket(this, entries_.emplace(key, entry{}).first);
+        return a;
+    }
+
+    std::size_t size() const noexcept { return entries_.size(); }
+    std::size_t in_flight() const noexcept { return entries_.size() - done_order_.size(); }
+    const options& config() const noexcept { return opts_; }
+
+private:
+    static std::string digest(std::string_view id) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+        if (EVP_Digest(id.data(), id.size(), md, &len, EVP_sha256(), nullptr) != 1)
+            return std::string(id); // not expected; the id itself is still a correct key
+        return std::string(reinterpret_cast<const char*>(md), len);
+    }
+
+    void settle(map_type::iterator it, bool handled, clock::time_point now, std::string_view reply) noexcept {
+        if (!handled || reply.size() > opts_.max_reply_bytes) {
+            entries_.erase(it);
+            return;
+        }
+        try {
+            it->second.reply.assign(reply);
+            done_order_.push_back(it);
+            it->second.done = true;
+            it->second.done_at = now;
+        } catch (...) {
+            entries_.erase(it); // out of memory: forgetting is the safe side (a retry runs again)
+        }
+    }
+
+    void prune(clock::time_point now) {
+        while (!done_order_.empty() && now - done_order_.front()->second.done_at > opts_.max_age) {
+            entries_.erase(done_order_.front());
+            done_order_.pop_front();
+        }
+    }
+
+    options opts_;
+    map_type entries_{};
+    std::deque<map_type::iterator> done_order_{}; ///< done entries, oldest first
+};
+
+} // namespace webhook
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/webhook/verify.hpp ----
 // ---- end callsavvy/callsavvy.hpp ----

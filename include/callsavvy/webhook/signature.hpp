@@ -25,19 +25,26 @@ inline std::optional<std::string> secret_key(std::string_view secret) {
     return callsavvy::detail::base64_decode(secret);
 }
 
+/// The `v1,<base64>` signature of one delivery with a decoded key, over the timestamp's text as sent (a
+/// receiver must not re-format it: `0123` and `123` sign differently); "" when HMAC fails.
+inline std::string sign_with_key(std::string_view key, std::string_view id, std::string_view timestamp,
+                                 std::string_view body) {
+    std::string message;
+    message.reserve(id.size() + timestamp.size() + body.size() + 2);
+    message.append(id).append(".").append(timestamp).append(".").append(body);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+             reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len) == nullptr)
+        return {};
+    return "v1," + callsavvy::detail::base64_encode(std::string_view(reinterpret_cast<const char*>(mac), len));
+}
+
 /// The `v1,<base64>` signature of one delivery, or "" when the secret is unusable.
 inline std::string sign(std::string_view secret, std::string_view id, std::int64_t timestamp, std::string_view body) {
     const auto key = secret_key(secret);
     if (!key) return {};
-    std::string message;
-    message.reserve(id.size() + body.size() + 24);
-    message.append(id).append(".").append(std::to_string(timestamp)).append(".").append(body);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (HMAC(EVP_sha256(), key->data(), static_cast<int>(key->size()),
-             reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len) == nullptr)
-        return {};
-    return "v1," + callsavvy::detail::base64_encode(std::string_view(reinterpret_cast<const char*>(mac), len));
+    return sign_with_key(*key, id, std::to_string(timestamp), body);
 }
 
 /// True when one of the space-separated entries of `header` is the expected signature; constant time in
