@@ -45,9 +45,12 @@
 //   time, and the scheduler itself (detail::limiter_core) is sans-io and takes `now` as an argument.
 #pragma once
 
+#include <callsavvy/bucket_store.hpp>
 #include <callsavvy/config.hpp>
 #include <callsavvy/detail/limiter_core.hpp>
+#include <callsavvy/detail/limiter_registry.hpp>
 #include <callsavvy/error.hpp>
+#include <callsavvy/rate_limit_options.hpp>
 #include <callsavvy/retry.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -62,16 +65,12 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
-#include <openssl/evp.h>
-
 #include <atomic>
 #include <chrono>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -547,43 +546,6 @@ private:
 };
 
 using rate_limiter = basic_rate_limiter<>;
-
-namespace detail {
-
-/// The registry's name for a key: SHA-256 over a domain tag and the key, in hex. The key itself is never
-/// stored, so a heap dump or a debugger shows no credentials; the tag keeps the digest from being the plain
-/// SHA-256 of the key that someone could match elsewhere.
-inline std::string limiter_key_digest(std::string_view api_key) {
-    static constexpr std::string_view tag{"callsavvy rate limiter key\0", 27};
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    const bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
-                    EVP_DigestUpdate(ctx, tag.data(), tag.size()) == 1 &&
-                    EVP_DigestUpdate(ctx, api_key.data(), api_key.size()) == 1 && EVP_DigestFinal_ex(ctx, md, &n) == 1;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) throw std::runtime_error("callsavvy: SHA-256 is unavailable");
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(2 * n);
-    for (unsigned int i = 0; i < n; ++i) {
-        out.push_back(hex[md[i] >> 4]);
-        out.push_back(hex[md[i] & 0xf]);
-    }
-    return out;
-}
-
-struct limiter_registry {
-    std::mutex mu;
-    std::map<std::string, std::weak_ptr<rate_limiter>, std::less<>> by_key;
-
-    static limiter_registry& instance() {
-        static limiter_registry r;
-        return r;
-    }
-};
-
-} // namespace detail
 
 /// The process's limiter for `api_key`: every client using the same key gets the same buckets (the server
 /// counts per key), different keys are independent. The first call for a key creates the limiter with `ex`

@@ -1892,6 +1892,394 @@ void for_each_endpoint(F&& f) {
 } // namespace api
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/api/catalog.hpp ----
+// ---- begin callsavvy/bucket_store.hpp ----
+// callsavvy/bucket_store.hpp — where the rate limiter's buckets live: bucket_store, the seam where a store
+// shared by several processes (Redis, say) can replace the in-process one, and local_bucket_store, the
+// in-process store (a sliding log per bucket).
+
+// ---- begin callsavvy/rate_limit_options.hpp ----
+// callsavvy/rate_limit_options.hpp — what the rate limiter enforces and how it behaves: the per-endpoint and
+// global limits (bucket_limits), the safety margin, the queue bound, the 429 backoff and count_from_send.
+// client_options::rate_limits is one of these; the limiter itself is in <callsavvy/limiter.hpp>.
+
+// ---- begin callsavvy/retry.hpp ----
+// callsavvy/retry.hpp — the pure pieces of the retry policy: full-jitter exponential backoff, a retry budget
+// that stops retry storms during an outage (as the AWS SDKs do), and a breaker that stops calling after
+// repeated 401/403. No I/O, no clock of their own (time is passed in), so each is tested in virtual time.
+//
+// Thread safety: none of these is internally locked; each belongs to one client and is used from its executor.
+
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// Exponential backoff with full jitter (the AWS architecture blog's "Full Jitter"): attempt n waits a
+/// uniformly random time in [0, min(cap, base * 2^(n-1))]. Full jitter spreads a crowd of clients that
+/// failed together, which equal or decorrelated delays do not.
+struct backoff_options {
+    std::chrono::milliseconds base{200};  ///< the ceiling of the first retry's wait
+    std::chrono::milliseconds cap{10000}; ///< no wait is longer than this
+};
+
+/// The largest wait of attempt `attempt` (1 = the first retry): min(cap, base * 2^(attempt-1)).
+inline std::chrono::milliseconds backoff_ceiling(const backoff_options& o, int attempt) noexcept {
+    if (attempt < 1) attempt = 1;
+    const int shift = std::min(attempt - 1, 30); // base * 2^30 already exceeds any sensible cap
+    const std::int64_t base = std::max<std::int64_t>(o.base.count(), 0);
+    const std::int64_t cap = std::max<std::int64_t>(o.cap.count(), 0);
+    if (base != 0 && base > cap >> shift) return std::chrono::milliseconds{cap}; // base << shift would pass cap
+    return std::chrono::milliseconds{std::min(cap, base << shift)};
+}
+
+/// A full-jitter wait for `attempt`, drawn from `rng` (any UniformRandomBitGenerator).
+template <class Rng>
+std::chrono::milliseconds full_jitter_backoff(const backoff_options& o, int attempt, Rng& rng) {
+    const auto ceiling = backoff_ceiling(o, attempt).count();
+    if (ceiling <= 0) return std::chrono::milliseconds{0};
+    std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
+    return std::chrono::milliseconds{dist(rng)};
+}
+
+/// The retry budget's sizes; the defaults are the AWS SDKs' "standard" retry mode.
+struct retry_budget_options {
+    std::size_t capacity = 500;          ///< tokens when full (and at start)
+    std::size_t retry_cost = 5;          ///< taken by each retry
+    std::size_t timeout_retry_cost = 10; ///< taken by a retry after a timeout (timeouts cost the server more)
+    std::size_t success_refund = 1;      ///< given back by a call that succeeded without retrying
+};
+
+/// A token bucket that every retry draws from and every success refills. While the service is healthy the
+/// budget stays full and retries are free; during an outage retries drain it within a few dozen calls,
+/// after which failures are reported at once instead of multiplying the load on a server that is already
+/// down. A call that succeeds after retrying gives back what its retries took, so the budget recovers as
+/// fast as the service does.
+class retry_budget {
+public:
+    explicit retry_budget(retry_budget_options o = {}) : opts_(o), tokens_(o.capacity) {}
+
+    /// Takes the cost of one retry; 0 means the budget is spent and the call must not be retried. The
+    /// returned amount is what on_success() refunds for this call.
+    std::size_t try_spend(bool after_timeout = false) noexcept {
+        const std::size_t cost = after_timeout ? opts_.timeout_retry_cost : opts_.retry_cost;
+        if (cost == 0) return 0; // a zero cost would make "spent" and "denied" indistinguishable: refuse
+        if (tokens_ < cost) return 0;
+        tokens_ -= cost;
+        return cost;
+    }
+
+    /// A call succeeded. `spent`: the sum of what try_spend() returned for this call (0 if it never retried).
+    void on_success(std::size_t spent = 0) noexcept {
+        const std::size_t refund = spent != 0 ? spent : opts_.success_refund;
+        tokens_ = std::min(opts_.capacity, tokens_ + refund);
+    }
+
+    std::size_t available() const noexcept { return tokens_; }
+    const retry_budget_options& options() const noexcept { return opts_; }
+
+private:
+    retry_budget_options opts_{};
+    std::size_t tokens_ = 0;
+};
+
+struct auth_breaker_options {
+    int threshold = 3;                          ///< consecutive 401/403 answers that open the breaker
+    std::chrono::milliseconds cool_down{30000}; ///< how long an open breaker refuses calls
+};
+
+/// Stops calling after repeated 401/403: credentials that were rejected three times in a row will not start
+/// working on the fourth, and hammering the API with them can get a key locked. After the cool-down the
+/// breaker lets calls through again (half-open): one success closes it, one more auth failure opens it again
+/// at once, so a fixed key (rotated secret, re-enabled account) is picked up without a restart.
+class auth_breaker {
+public:
+    using clock = std::chrono::steady_clock;
+    enum class state { closed, open, half_open };
+
+    explicit auth_breaker(auth_breaker_options o = {}) : opts_(o) {}
+
+    /// May a call be sent at `now`? False while open; the client then fails the call with the last auth error.
+    bool allow(clock::time_point now) noexcept {
+        if (state_ == state::open && now >= open_until_) state_ = state::half_open;
+        return state_ != state::open;
+    }
+
+    /// The outcome of a call that got an answer: `auth_failure` for 401 and 403. Answers that say nothing
+    /// about the credentials (a transport failure) should not be reported.
+    void on_answer(bool auth_failure, clock::time_point now) noexcept {
+        if (!auth_failure) {
+            state_ = state::closed;
+            failures_ = 0;
+            return;
+        }
+        ++failures_;
+        if (state_ == state::half_open || failures_ >= std::max(opts_.threshold, 1)) {
+            state_ = state::open;
+            open_until_ = now + opts_.cool_down;
+        }
+    }
+
+    /// The state as of `now` (an open breaker whose cool-down has passed reads half_open).
+    state current(clock::time_point now) const noexcept {
+        return state_ == state::open && now >= open_until_ ? state::half_open : state_;
+    }
+    clock::time_point open_until() const noexcept { return open_until_; }
+    int consecutive_failures() const noexcept { return failures_; }
+
+private:
+    auth_breaker_options opts_{};
+    state state_ = state::closed;
+    int failures_ = 0;
+    clock::time_point open_until_{};
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/retry.hpp ----
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// At most `max_requests` grants in any span of `window`.
+struct bucket_limits {
+    std::size_t max_requests = 50;
+    std::chrono::milliseconds window{60000};
+};
+
+struct rate_limit_options {
+    bool enabled = true; ///< false: every acquire completes at once (a server without limits, a test)
+    bucket_limits per_endpoint{50, std::chrono::seconds(60)}; ///< each resource URI's own bucket
+    bucket_limits global{100, std::chrono::seconds(60)};      ///< every request of the key
+    /// Added to every window: requests leave a little later than the window strictly allows, to absorb the
+    /// latency between our grant and the server's count, and clock skew.
+    std::chrono::milliseconds safety_margin{250};
+    /// Parked waiters beyond which an acquire fails at once with error::queue_full ...
+    std::size_t max_waiters = 1'000'000;
+    /// ... unless this is set: then the bound is advisory (stats().overflow counts acquires beyond it).
+    bool wait_when_full = false;
+    /// The pause after a 429 without Retry-After: full jitter, growing with the attempt.
+    backoff_options backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
+    std::uint64_t jitter_seed = 0; ///< seed of the 429 backoff's jitter; 0 picks a random one
+    /// The server counts a request when it arrives, not when the limiter granted it, and between the two a
+    /// call may wait for a pooled connection or a TLS handshake for longer than the safety margin. With this
+    /// on, a grant holds its place in both buckets as "pending" until the caller says when the request
+    /// actually left (sent()) or that it never did (unused()): the window is then kept over send times, and a
+    /// full window whose oldest grant is still pending admits nobody until that grant is sent. The client
+    /// turns it on for the limiters it uses; a caller who never reports sends leaves it off.
+    bool count_from_send = false;
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/rate_limit_options.hpp ----
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// One bucket as the store sees it.
+struct bucket_usage {
+    std::size_t in_window = 0;                            ///< grants within the window that ends now
+    std::chrono::steady_clock::time_point next_free{};    ///< earliest time (>= now) it admits another grant
+    std::chrono::steady_clock::time_point paused_until{}; ///< no grant before this (a 429 pause)
+};
+
+/// Where the buckets' grant history and pauses live: the seam for fleets. The in-process store below is the
+/// default; a store shared by several processes using one key (Redis, say) implements the same five calls
+/// and the waiting logic stays as it is. Bucket 0 is the global bucket; endpoint buckets get ids >= 1.
+///
+/// The limiter calls a store with its own lock held, one call at a time, and only with non-decreasing `now`.
+/// try_reserve() is the only call that must be atomic across processes: between next_free() and it, another
+/// process may have taken the slot, and then it returns false and the limiter asks again.
+class bucket_store {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+    static constexpr std::size_t global_bucket = 0;
+
+    virtual ~bucket_store() = default;
+    /// The id of `endpoint`'s bucket, made on first use (ids are small and dense: the limiter indexes by them).
+    virtual std::size_t bucket(std::string_view endpoint) = 0;
+    /// The earliest time >= now at which bucket `id` admits one more grant: its window and its pause.
+    virtual time_point next_free(std::size_t id, time_point now) = 0;
+    /// Records one grant at `now` in bucket `id` and in the global bucket, if both admit it at `now`.
+    virtual bool try_reserve(std::size_t id, time_point now) = 0;
+    /// Takes back a grant that try_reserve(id, at) recorded and that was never used (its waiter was
+    /// cancelled at the moment of the grant).
+    virtual void give_back(std::size_t id, time_point at) = 0;
+    /// No grant in bucket `id` before `until`; a shorter pause never shortens a longer one.
+    virtual void pause(std::size_t id, time_point until) = 0;
+    virtual bucket_usage usage(std::size_t id, time_point now) = 0;
+    /// With rate_limit_options::count_from_send: the oldest pending grant of bucket `id` (and of the global
+    /// bucket) left at `at` (>= its grant time), so it now counts from `at`. Grants are anonymous: which of
+    /// the pending grants is moved does not change which windows are full.
+    virtual void sent(std::size_t id, time_point at) = 0;
+    /// With rate_limit_options::count_from_send: the newest pending grant of bucket `id` (and of the global
+    /// bucket) was never sent (its call ended before writing) and is taken back.
+    virtual void unused(std::size_t id) = 0;
+};
+
+/// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
+/// go at t" is one comparison, t >= oldest_of_last_N + window + margin, and the invariant "never more than N
+/// grants in any window" holds by construction, whether the server counts fixed minutes or a sliding 60 s.
+class local_bucket_store final : public bucket_store {
+public:
+    explicit local_bucket_store(const rate_limit_options& o)
+        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send) {
+        buckets_.emplace_back(o.global);
+    }
+
+    std::size_t bucket(std::string_view endpoint) override {
+        const auto it = ids_.find(endpoint);
+        if (it != ids_.end()) return it->second;
+        buckets_.emplace_back(endpoint_limits_);
+        ids_.emplace(std::string(endpoint), buckets_.size() - 1);
+        return buckets_.size() - 1;
+    }
+
+    time_point next_free(std::size_t id, time_point now) override { return buckets_[id].next_free(now, margin_); }
+
+    bool try_reserve(std::size_t id, time_point now) override {
+        auto& g = buckets_[global_bucket];
+        auto& b = buckets_[id];
+        if (b.next_free(now, margin_) > now || g.next_free(now, margin_) > now) return false;
+        b.record(now, pending_);
+        g.record(now, pending_);
+        return true;
+    }
+
+    void sent(std::size_t id, time_point at) override {
+        if (!pending_) return;
+        buckets_[id].mark_sent(at);
+        buckets_[global_bucket].mark_sent(at);
+    }
+
+    void unused(std::size_t id) override {
+        if (!pending_) return;
+        buckets_[id].erase_newest_pending();
+        buckets_[global_bucket].erase_newest_pending();
+    }
+
+    void give_back(std::size_t id, time_point at) override {
+        buckets_[id].erase(at);
+        buckets_[global_bucket].erase(at);
+    }
+
+    void pause(std::size_t id, time_point until) override {
+        auto& p = buckets_[id].paused_until;
+        p = std::max(p, until);
+    }
+
+    bucket_usage usage(std::size_t id, time_point now) override {
+        const auto& b = buckets_[id];
+        return {b.in_window(now), b.next_free(now, margin_), b.paused_until};
+    }
+
+private:
+    struct sliding_log {
+        explicit sliding_log(bucket_limits l)
+            : window(l.window), times(std::max<std::size_t>(l.max_requests, 1)) {} // N = 0 would never grant
+
+        struct entry {
+            time_point at{};
+            bool pending = false; ///< granted, not sent yet (count_from_send): `at` is only a lower bound
+        };
+
+        // Sorted by time: grants are recorded with non-decreasing `now`, erase keeps the order, and mark_sent
+        // moves the entry it changes to its place. A pending entry cannot leave the log (next_free admits
+        // nobody while it is the oldest of a full log), so every entry pushed out counts from its send time.
+        std::chrono::milliseconds window;
+        std::vector<entry> times; // capacity N
+        std::size_t start = 0;    // the oldest
+        std::size_t count = 0;
+        std::size_t pending = 0;
+        time_point paused_until = time_point::min();
+
+        std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
+
+        time_point next_free(time_point now, std::chrono::milliseconds margin) const {
+            time_point t = std::max(now, paused_until);
+            if (count == times.size()) {
+                const entry& oldest = times[start];
+                // Its send time, unknown yet, decides when the window has room: sent() reschedules.
+                if (oldest.pending) return time_point::max();
+                t = std::max(t, oldest.at + window + margin);
+            }
+            return t;
+        }
+        void record(time_point t, bool is_pending) {
+            pending += is_pending ? 1 : 0;
+            if (count < times.size()) {
+                times[at(count)] = {t, is_pending};
+                ++count;
+            } else {
+                times[start] = {t, is_pending}; // the oldest leaves the log: it no longer constrains anything
+                start = at(1);
+            }
+        }
+        void remove_at(std::size_t i) {
+            for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
+            --count;
+        }
+        void erase(time_point t) {
+            // Nearly always the newest entry: search from there. Not found means N later grants pushed it out
+            // of the log, and keeping those is the conservative choice.
+            // With count_from_send the grant taken back is still pending: never remove a sent entry for it.
+            for (std::size_t i = count; i-- > 0;) {
+                if (times[at(i)].at != t || (pending > 0 && !times[at(i)].pending)) continue;
+                pending -= times[at(i)].pending ? 1 : 0;
+                remove_at(i);
+                return;
+            }
+        }
+        void mark_sent(time_point t) {
+            if (pending == 0) return;
+            // The oldest pending entry: pending entries are the recent ones, so walk back from the newest
+            // until all of them were seen (a handful: the requests between grant and write).
+            std::size_t i = count, seen = 0;
+            while (i-- > 0) {
+                if (times[at(i)].pending && ++seen == pending) break;
+            }
+            --pending;
+            entry e{std::max(t, times[at(i)].at), false};
+            for (; i + 1 < count && times[at(i + 1)].at < e.at; ++i) times[at(i)] = times[at(i + 1)];
+            times[at(i)] = e;
+        }
+        void erase_newest_pending() {
+            if (pending == 0) return;
+            for (std::size_t i = count; i-- > 0;) {
+                if (!times[at(i)].pending) continue;
+                --pending;
+                remove_at(i);
+                return;
+            }
+        }
+        std::size_t in_window(time_point now) const {
+            std::size_t n = 0;
+            for (std::size_t i = count; i-- > 0 && times[at(i)].at > now - window;) ++n;
+            return n;
+        }
+    };
+
+    bucket_limits endpoint_limits_{};
+    std::chrono::milliseconds margin_{};
+    bool pending_ = false; ///< rate_limit_options::count_from_send
+    std::vector<sliding_log> buckets_{};
+    std::map<std::string, std::size_t, std::less<>> ids_{};
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/bucket_store.hpp ----
 // ---- begin callsavvy/client.hpp ----
 // callsavvy/client.hpp — the async Callsavvy client: `co_await client.async_call("getSummary", {})` and the
 // same with any Asio completion token. It runs on the application's executor and owns no threads; a call
@@ -3584,380 +3972,23 @@ CALLSAVVY_END_NAMESPACE
 //   time, and the scheduler itself (detail::limiter_core) is sans-io and takes `now` as an argument.
 
 // ---- begin callsavvy/detail/limiter_core.hpp ----
-// callsavvy/detail/limiter_core.hpp — the rate limiter without I/O: the options, the bucket store (the seam
-// where a store shared by several processes can replace the in-process one), and the scheduler that decides,
-// for a given `now`, which parked waiters may go and when to look again. The Asio adapter in
-// <callsavvy/limiter.hpp> only adds a timer, locking and completion handlers; tests drive this in virtual time.
+// callsavvy/detail/limiter_core.hpp — the rate limiter's scheduler without I/O: for a given `now` it decides
+// which parked waiters may go and when to look again, over the buckets of a bucket_store
+// (<callsavvy/bucket_store.hpp>). The Asio adapter in <callsavvy/limiter.hpp> only adds a timer, locking and
+// completion handlers; tests drive this in virtual time.
 
-// ---- begin callsavvy/retry.hpp ----
-// callsavvy/retry.hpp — the pure pieces of the retry policy: full-jitter exponential backoff, a retry budget
-// that stops retry storms during an outage (as the AWS SDKs do), and a breaker that stops calling after
-// repeated 401/403. No I/O, no clock of their own (time is passed in), so each is tested in virtual time.
-//
-// Thread safety: none of these is internally locked; each belongs to one client and is used from its executor.
-
-
-#include <algorithm>
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-#include <random>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-/// Exponential backoff with full jitter (the AWS architecture blog's "Full Jitter"): attempt n waits a
-/// uniformly random time in [0, min(cap, base * 2^(n-1))]. Full jitter spreads a crowd of clients that
-/// failed together, which equal or decorrelated delays do not.
-struct backoff_options {
-    std::chrono::milliseconds base{200};  ///< the ceiling of the first retry's wait
-    std::chrono::milliseconds cap{10000}; ///< no wait is longer than this
-};
-
-/// The largest wait of attempt `attempt` (1 = the first retry): min(cap, base * 2^(attempt-1)).
-inline std::chrono::milliseconds backoff_ceiling(const backoff_options& o, int attempt) noexcept {
-    if (attempt < 1) attempt = 1;
-    const int shift = std::min(attempt - 1, 30); // base * 2^30 already exceeds any sensible cap
-    const std::int64_t base = std::max<std::int64_t>(o.base.count(), 0);
-    const std::int64_t cap = std::max<std::int64_t>(o.cap.count(), 0);
-    if (base != 0 && base > cap >> shift) return std::chrono::milliseconds{cap}; // base << shift would pass cap
-    return std::chrono::milliseconds{std::min(cap, base << shift)};
-}
-
-/// A full-jitter wait for `attempt`, drawn from `rng` (any UniformRandomBitGenerator).
-template <class Rng>
-std::chrono::milliseconds full_jitter_backoff(const backoff_options& o, int attempt, Rng& rng) {
-    const auto ceiling = backoff_ceiling(o, attempt).count();
-    if (ceiling <= 0) return std::chrono::milliseconds{0};
-    std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
-    return std::chrono::milliseconds{dist(rng)};
-}
-
-/// The retry budget's sizes; the defaults are the AWS SDKs' "standard" retry mode.
-struct retry_budget_options {
-    std::size_t capacity = 500;          ///< tokens when full (and at start)
-    std::size_t retry_cost = 5;          ///< taken by each retry
-    std::size_t timeout_retry_cost = 10; ///< taken by a retry after a timeout (timeouts cost the server more)
-    std::size_t success_refund = 1;      ///< given back by a call that succeeded without retrying
-};
-
-/// A token bucket that every retry draws from and every success refills. While the service is healthy the
-/// budget stays full and retries are free; during an outage retries drain it within a few dozen calls,
-/// after which failures are reported at once instead of multiplying the load on a server that is already
-/// down. A call that succeeds after retrying gives back what its retries took, so the budget recovers as
-/// fast as the service does.
-class retry_budget {
-public:
-    explicit retry_budget(retry_budget_options o = {}) : opts_(o), tokens_(o.capacity) {}
-
-    /// Takes the cost of one retry; 0 means the budget is spent and the call must not be retried. The
-    /// returned amount is what on_success() refunds for this call.
-    std::size_t try_spend(bool after_timeout = false) noexcept {
-        const std::size_t cost = after_timeout ? opts_.timeout_retry_cost : opts_.retry_cost;
-        if (cost == 0) return 0; // a zero cost would make "spent" and "denied" indistinguishable: refuse
-        if (tokens_ < cost) return 0;
-        tokens_ -= cost;
-        return cost;
-    }
-
-    /// A call succeeded. `spent`: the sum of what try_spend() returned for this call (0 if it never retried).
-    void on_success(std::size_t spent = 0) noexcept {
-        const std::size_t refund = spent != 0 ? spent : opts_.success_refund;
-        tokens_ = std::min(opts_.capacity, tokens_ + refund);
-    }
-
-    std::size_t available() const noexcept { return tokens_; }
-    const retry_budget_options& options() const noexcept { return opts_; }
-
-private:
-    retry_budget_options opts_{};
-    std::size_t tokens_ = 0;
-};
-
-struct auth_breaker_options {
-    int threshold = 3;                          ///< consecutive 401/403 answers that open the breaker
-    std::chrono::milliseconds cool_down{30000}; ///< how long an open breaker refuses calls
-};
-
-/// Stops calling after repeated 401/403: credentials that were rejected three times in a row will not start
-/// working on the fourth, and hammering the API with them can get a key locked. After the cool-down the
-/// breaker lets calls through again (half-open): one success closes it, one more auth failure opens it again
-/// at once, so a fixed key (rotated secret, re-enabled account) is picked up without a restart.
-class auth_breaker {
-public:
-    using clock = std::chrono::steady_clock;
-    enum class state { closed, open, half_open };
-
-    explicit auth_breaker(auth_breaker_options o = {}) : opts_(o) {}
-
-    /// May a call be sent at `now`? False while open; the client then fails the call with the last auth error.
-    bool allow(clock::time_point now) noexcept {
-        if (state_ == state::open && now >= open_until_) state_ = state::half_open;
-        return state_ != state::open;
-    }
-
-    /// The outcome of a call that got an answer: `auth_failure` for 401 and 403. Answers that say nothing
-    /// about the credentials (a transport failure) should not be reported.
-    void on_answer(bool auth_failure, clock::time_point now) noexcept {
-        if (!auth_failure) {
-            state_ = state::closed;
-            failures_ = 0;
-            return;
-        }
-        ++failures_;
-        if (state_ == state::half_open || failures_ >= std::max(opts_.threshold, 1)) {
-            state_ = state::open;
-            open_until_ = now + opts_.cool_down;
-        }
-    }
-
-    /// The state as of `now` (an open breaker whose cool-down has passed reads half_open).
-    state current(clock::time_point now) const noexcept {
-        return state_ == state::open && now >= open_until_ ? state::half_open : state_;
-    }
-    clock::time_point open_until() const noexcept { return open_until_; }
-    int consecutive_failures() const noexcept { return failures_; }
-
-private:
-    auth_breaker_options opts_{};
-    state state_ = state::closed;
-    int failures_ = 0;
-    clock::time_point open_until_{};
-};
-
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/retry.hpp ----
 
 #include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 CALLSAVVY_BEGIN_NAMESPACE
-
-/// At most `max_requests` grants in any span of `window`.
-struct bucket_limits {
-    std::size_t max_requests = 50;
-    std::chrono::milliseconds window{60000};
-};
-
-struct rate_limit_options {
-    bool enabled = true; ///< false: every acquire completes at once (a server without limits, a test)
-    bucket_limits per_endpoint{50, std::chrono::seconds(60)}; ///< each resource URI's own bucket
-    bucket_limits global{100, std::chrono::seconds(60)};      ///< every request of the key
-    /// Added to every window: requests leave a little later than the window strictly allows, to absorb the
-    /// latency between our grant and the server's count, and clock skew.
-    std::chrono::milliseconds safety_margin{250};
-    /// Parked waiters beyond which an acquire fails at once with error::queue_full ...
-    std::size_t max_waiters = 1'000'000;
-    /// ... unless this is set: then the bound is advisory (stats().overflow counts acquires beyond it).
-    bool wait_when_full = false;
-    /// The pause after a 429 without Retry-After: full jitter, growing with the attempt.
-    backoff_options backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
-    std::uint64_t jitter_seed = 0; ///< seed of the 429 backoff's jitter; 0 picks a random one
-    /// The server counts a request when it arrives, not when the limiter granted it, and between the two a
-    /// call may wait for a pooled connection or a TLS handshake for longer than the safety margin. With this
-    /// on, a grant holds its place in both buckets as "pending" until the caller says when the request
-    /// actually left (sent()) or that it never did (unused()): the window is then kept over send times, and a
-    /// full window whose oldest grant is still pending admits nobody until that grant is sent. The client
-    /// turns it on for the limiters it uses; a caller who never reports sends leaves it off.
-    bool count_from_send = false;
-};
-
-/// One bucket as the store sees it.
-struct bucket_usage {
-    std::size_t in_window = 0;                            ///< grants within the window that ends now
-    std::chrono::steady_clock::time_point next_free{};    ///< earliest time (>= now) it admits another grant
-    std::chrono::steady_clock::time_point paused_until{}; ///< no grant before this (a 429 pause)
-};
-
-/// Where the buckets' grant history and pauses live: the seam for fleets. The in-process store below is the
-/// default; a store shared by several processes using one key (Redis, say) implements the same five calls
-/// and the waiting logic stays as it is. Bucket 0 is the global bucket; endpoint buckets get ids >= 1.
-///
-/// The limiter calls a store with its own lock held, one call at a time, and only with non-decreasing `now`.
-/// try_reserve() is the only call that must be atomic across processes: between next_free() and it, another
-/// process may have taken the slot, and then it returns false and the limiter asks again.
-class bucket_store {
-public:
-    using time_point = std::chrono::steady_clock::time_point;
-    static constexpr std::size_t global_bucket = 0;
-
-    virtual ~bucket_store() = default;
-    /// The id of `endpoint`'s bucket, made on first use (ids are small and dense: the limiter indexes by them).
-    virtual std::size_t bucket(std::string_view endpoint) = 0;
-    /// The earliest time >= now at which bucket `id` admits one more grant: its window and its pause.
-    virtual time_point next_free(std::size_t id, time_point now) = 0;
-    /// Records one grant at `now` in bucket `id` and in the global bucket, if both admit it at `now`.
-    virtual bool try_reserve(std::size_t id, time_point now) = 0;
-    /// Takes back a grant that try_reserve(id, at) recorded and that was never used (its waiter was
-    /// cancelled at the moment of the grant).
-    virtual void give_back(std::size_t id, time_point at) = 0;
-    /// No grant in bucket `id` before `until`; a shorter pause never shortens a longer one.
-    virtual void pause(std::size_t id, time_point until) = 0;
-    virtual bucket_usage usage(std::size_t id, time_point now) = 0;
-    /// With rate_limit_options::count_from_send: the oldest pending grant of bucket `id` (and of the global
-    /// bucket) left at `at` (>= its grant time), so it now counts from `at`. Grants are anonymous: which of
-    /// the pending grants is moved does not change which windows are full.
-    virtual void sent(std::size_t id, time_point at) = 0;
-    /// With rate_limit_options::count_from_send: the newest pending grant of bucket `id` (and of the global
-    /// bucket) was never sent (its call ended before writing) and is taken back.
-    virtual void unused(std::size_t id) = 0;
-};
-
-/// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
-/// go at t" is one comparison, t >= oldest_of_last_N + window + margin, and the invariant "never more than N
-/// grants in any window" holds by construction, whether the server counts fixed minutes or a sliding 60 s.
-class local_bucket_store final : public bucket_store {
-public:
-    explicit local_bucket_store(const rate_limit_options& o)
-        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send) {
-        buckets_.emplace_back(o.global);
-    }
-
-    std::size_t bucket(std::string_view endpoint) override {
-        const auto it = ids_.find(endpoint);
-        if (it != ids_.end()) return it->second;
-        buckets_.emplace_back(endpoint_limits_);
-        ids_.emplace(std::string(endpoint), buckets_.size() - 1);
-        return buckets_.size() - 1;
-    }
-
-    time_point next_free(std::size_t id, time_point now) override { return buckets_[id].next_free(now, margin_); }
-
-    bool try_reserve(std::size_t id, time_point now) override {
-        auto& g = buckets_[global_bucket];
-        auto& b = buckets_[id];
-        if (b.next_free(now, margin_) > now || g.next_free(now, margin_) > now) return false;
-        b.record(now, pending_);
-        g.record(now, pending_);
-        return true;
-    }
-
-    void sent(std::size_t id, time_point at) override {
-        if (!pending_) return;
-        buckets_[id].mark_sent(at);
-        buckets_[global_bucket].mark_sent(at);
-    }
-
-    void unused(std::size_t id) override {
-        if (!pending_) return;
-        buckets_[id].erase_newest_pending();
-        buckets_[global_bucket].erase_newest_pending();
-    }
-
-    void give_back(std::size_t id, time_point at) override {
-        buckets_[id].erase(at);
-        buckets_[global_bucket].erase(at);
-    }
-
-    void pause(std::size_t id, time_point until) override {
-        auto& p = buckets_[id].paused_until;
-        p = std::max(p, until);
-    }
-
-    bucket_usage usage(std::size_t id, time_point now) override {
-        const auto& b = buckets_[id];
-        return {b.in_window(now), b.next_free(now, margin_), b.paused_until};
-    }
-
-private:
-    struct sliding_log {
-        explicit sliding_log(bucket_limits l)
-            : window(l.window), times(std::max<std::size_t>(l.max_requests, 1)) {} // N = 0 would never grant
-
-        struct entry {
-            time_point at{};
-            bool pending = false; ///< granted, not sent yet (count_from_send): `at` is only a lower bound
-        };
-
-        // Sorted by time: grants are recorded with non-decreasing `now`, erase keeps the order, and mark_sent
-        // moves the entry it changes to its place. A pending entry cannot leave the log (next_free admits
-        // nobody while it is the oldest of a full log), so every entry pushed out counts from its send time.
-        std::chrono::milliseconds window;
-        std::vector<entry> times; // capacity N
-        std::size_t start = 0;    // the oldest
-        std::size_t count = 0;
-        std::size_t pending = 0;
-        time_point paused_until = time_point::min();
-
-        std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
-
-        time_point next_free(time_point now, std::chrono::milliseconds margin) const {
-            time_point t = std::max(now, paused_until);
-            if (count == times.size()) {
-                const entry& oldest = times[start];
-                // Its send time, unknown yet, decides when the window has room: sent() reschedules.
-                if (oldest.pending) return time_point::max();
-                t = std::max(t, oldest.at + window + margin);
-            }
-            return t;
-        }
-        void record(time_point t, bool is_pending) {
-            pending += is_pending ? 1 : 0;
-            if (count < times.size()) {
-                times[at(count)] = {t, is_pending};
-                ++count;
-            } else {
-                times[start] = {t, is_pending}; // the oldest leaves the log: it no longer constrains anything
-                start = at(1);
-            }
-        }
-        void remove_at(std::size_t i) {
-            for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
-            --count;
-        }
-        void erase(time_point t) {
-            // Nearly always the newest entry: search from there. Not found means N later grants pushed it out
-            // of the log, and keeping those is the conservative choice.
-            // With count_from_send the grant taken back is still pending: never remove a sent entry for it.
-            for (std::size_t i = count; i-- > 0;) {
-                if (times[at(i)].at != t || (pending > 0 && !times[at(i)].pending)) continue;
-                pending -= times[at(i)].pending ? 1 : 0;
-                remove_at(i);
-                return;
-            }
-        }
-        void mark_sent(time_point t) {
-            if (pending == 0) return;
-            // The oldest pending entry: pending entries are the recent ones, so walk back from the newest
-            // until all of them were seen (a handful: the requests between grant and write).
-            std::size_t i = count, seen = 0;
-            while (i-- > 0) {
-                if (times[at(i)].pending && ++seen == pending) break;
-            }
-            --pending;
-            entry e{std::max(t, times[at(i)].at), false};
-            for (; i + 1 < count && times[at(i + 1)].at < e.at; ++i) times[at(i)] = times[at(i + 1)];
-            times[at(i)] = e;
-        }
-        void erase_newest_pending() {
-            if (pending == 0) return;
-            for (std::size_t i = count; i-- > 0;) {
-                if (!times[at(i)].pending) continue;
-                --pending;
-                remove_at(i);
-                return;
-            }
-        }
-        std::size_t in_window(time_point now) const {
-            std::size_t n = 0;
-            for (std::size_t i = count; i-- > 0 && times[at(i)].at > now - window;) ++n;
-            return n;
-        }
-    };
-
-    bucket_limits endpoint_limits_{};
-    std::chrono::milliseconds margin_{};
-    bool pending_ = false; ///< rate_limit_options::count_from_send
-    std::vector<sliding_log> buckets_{};
-    std::map<std::string, std::size_t, std::less<>> ids_{};
-};
 
 namespace detail {
 
@@ -4158,6 +4189,66 @@ private:
 
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/detail/limiter_core.hpp ----
+// ---- begin callsavvy/detail/limiter_registry.hpp ----
+// callsavvy/detail/limiter_registry.hpp — the process's rate limiters by API key, behind limiter_for_key().
+// Keys are kept as a salted SHA-256 digest, never as themselves.
+
+
+#include <asio/steady_timer.hpp>
+
+#include <openssl/evp.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+template <class Timer>
+class basic_rate_limiter;
+
+namespace detail {
+
+/// The registry's name for a key: SHA-256 over a domain tag and the key, in hex. The key itself is never
+/// stored, so a heap dump or a debugger shows no credentials; the tag keeps the digest from being the plain
+/// SHA-256 of the key that someone could match elsewhere.
+inline std::string limiter_key_digest(std::string_view api_key) {
+    static constexpr std::string_view tag{"callsavvy rate limiter key\0", 27};
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    const bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
+                    EVP_DigestUpdate(ctx, tag.data(), tag.size()) == 1 &&
+                    EVP_DigestUpdate(ctx, api_key.data(), api_key.size()) == 1 && EVP_DigestFinal_ex(ctx, md, &n) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) throw std::runtime_error("callsavvy: SHA-256 is unavailable");
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(2 * n);
+    for (unsigned int i = 0; i < n; ++i) {
+        out.push_back(hex[md[i] >> 4]);
+        out.push_back(hex[md[i] & 0xf]);
+    }
+    return out;
+}
+
+struct limiter_registry {
+    std::mutex mu;
+    std::map<std::string, std::weak_ptr<basic_rate_limiter<asio::steady_timer>>, std::less<>> by_key;
+
+    static limiter_registry& instance() {
+        static limiter_registry r;
+        return r;
+    }
+};
+
+} // namespace detail
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/detail/limiter_registry.hpp ----
 
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_allocator.hpp>
@@ -4171,16 +4262,12 @@ CALLSAVVY_END_NAMESPACE
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
-#include <openssl/evp.h>
-
 #include <atomic>
 #include <chrono>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -4656,43 +4743,6 @@ private:
 };
 
 using rate_limiter = basic_rate_limiter<>;
-
-namespace detail {
-
-/// The registry's name for a key: SHA-256 over a domain tag and the key, in hex. The key itself is never
-/// stored, so a heap dump or a debugger shows no credentials; the tag keeps the digest from being the plain
-/// SHA-256 of the key that someone could match elsewhere.
-inline std::string limiter_key_digest(std::string_view api_key) {
-    static constexpr std::string_view tag{"callsavvy rate limiter key\0", 27};
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    const bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
-                    EVP_DigestUpdate(ctx, tag.data(), tag.size()) == 1 &&
-                    EVP_DigestUpdate(ctx, api_key.data(), api_key.size()) == 1 && EVP_DigestFinal_ex(ctx, md, &n) == 1;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) throw std::runtime_error("callsavvy: SHA-256 is unavailable");
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(2 * n);
-    for (unsigned int i = 0; i < n; ++i) {
-        out.push_back(hex[md[i] >> 4]);
-        out.push_back(hex[md[i] & 0xf]);
-    }
-    return out;
-}
-
-struct limiter_registry {
-    std::mutex mu;
-    std::map<std::string, std::weak_ptr<rate_limiter>, std::less<>> by_key;
-
-    static limiter_registry& instance() {
-        static limiter_registry r;
-        return r;
-    }
-};
-
-} // namespace detail
 
 /// The process's limiter for `api_key`: every client using the same key gets the same buckets (the server
 /// counts per key), different keys are independent. The first call for a key creates the limiter with `ex`

@@ -1,0 +1,209 @@
+// callsavvy/bucket_store.hpp — where the rate limiter's buckets live: bucket_store, the seam where a store
+// shared by several processes (Redis, say) can replace the in-process one, and local_bucket_store, the
+// in-process store (a sliding log per bucket).
+#pragma once
+
+#include <callsavvy/config.hpp>
+#include <callsavvy/rate_limit_options.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// One bucket as the store sees it.
+struct bucket_usage {
+    std::size_t in_window = 0;                            ///< grants within the window that ends now
+    std::chrono::steady_clock::time_point next_free{};    ///< earliest time (>= now) it admits another grant
+    std::chrono::steady_clock::time_point paused_until{}; ///< no grant before this (a 429 pause)
+};
+
+/// Where the buckets' grant history and pauses live: the seam for fleets. The in-process store below is the
+/// default; a store shared by several processes using one key (Redis, say) implements the same five calls
+/// and the waiting logic stays as it is. Bucket 0 is the global bucket; endpoint buckets get ids >= 1.
+///
+/// The limiter calls a store with its own lock held, one call at a time, and only with non-decreasing `now`.
+/// try_reserve() is the only call that must be atomic across processes: between next_free() and it, another
+/// process may have taken the slot, and then it returns false and the limiter asks again.
+class bucket_store {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+    static constexpr std::size_t global_bucket = 0;
+
+    virtual ~bucket_store() = default;
+    /// The id of `endpoint`'s bucket, made on first use (ids are small and dense: the limiter indexes by them).
+    virtual std::size_t bucket(std::string_view endpoint) = 0;
+    /// The earliest time >= now at which bucket `id` admits one more grant: its window and its pause.
+    virtual time_point next_free(std::size_t id, time_point now) = 0;
+    /// Records one grant at `now` in bucket `id` and in the global bucket, if both admit it at `now`.
+    virtual bool try_reserve(std::size_t id, time_point now) = 0;
+    /// Takes back a grant that try_reserve(id, at) recorded and that was never used (its waiter was
+    /// cancelled at the moment of the grant).
+    virtual void give_back(std::size_t id, time_point at) = 0;
+    /// No grant in bucket `id` before `until`; a shorter pause never shortens a longer one.
+    virtual void pause(std::size_t id, time_point until) = 0;
+    virtual bucket_usage usage(std::size_t id, time_point now) = 0;
+    /// With rate_limit_options::count_from_send: the oldest pending grant of bucket `id` (and of the global
+    /// bucket) left at `at` (>= its grant time), so it now counts from `at`. Grants are anonymous: which of
+    /// the pending grants is moved does not change which windows are full.
+    virtual void sent(std::size_t id, time_point at) = 0;
+    /// With rate_limit_options::count_from_send: the newest pending grant of bucket `id` (and of the global
+    /// bucket) was never sent (its call ended before writing) and is taken back.
+    virtual void unused(std::size_t id) = 0;
+};
+
+/// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
+/// go at t" is one comparison, t >= oldest_of_last_N + window + margin, and the invariant "never more than N
+/// grants in any window" holds by construction, whether the server counts fixed minutes or a sliding 60 s.
+class local_bucket_store final : public bucket_store {
+public:
+    explicit local_bucket_store(const rate_limit_options& o)
+        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send) {
+        buckets_.emplace_back(o.global);
+    }
+
+    std::size_t bucket(std::string_view endpoint) override {
+        const auto it = ids_.find(endpoint);
+        if (it != ids_.end()) return it->second;
+        buckets_.emplace_back(endpoint_limits_);
+        ids_.emplace(std::string(endpoint), buckets_.size() - 1);
+        return buckets_.size() - 1;
+    }
+
+    time_point next_free(std::size_t id, time_point now) override { return buckets_[id].next_free(now, margin_); }
+
+    bool try_reserve(std::size_t id, time_point now) override {
+        auto& g = buckets_[global_bucket];
+        auto& b = buckets_[id];
+        if (b.next_free(now, margin_) > now || g.next_free(now, margin_) > now) return false;
+        b.record(now, pending_);
+        g.record(now, pending_);
+        return true;
+    }
+
+    void sent(std::size_t id, time_point at) override {
+        if (!pending_) return;
+        buckets_[id].mark_sent(at);
+        buckets_[global_bucket].mark_sent(at);
+    }
+
+    void unused(std::size_t id) override {
+        if (!pending_) return;
+        buckets_[id].erase_newest_pending();
+        buckets_[global_bucket].erase_newest_pending();
+    }
+
+    void give_back(std::size_t id, time_point at) override {
+        buckets_[id].erase(at);
+        buckets_[global_bucket].erase(at);
+    }
+
+    void pause(std::size_t id, time_point until) override {
+        auto& p = buckets_[id].paused_until;
+        p = std::max(p, until);
+    }
+
+    bucket_usage usage(std::size_t id, time_point now) override {
+        const auto& b = buckets_[id];
+        return {b.in_window(now), b.next_free(now, margin_), b.paused_until};
+    }
+
+private:
+    struct sliding_log {
+        explicit sliding_log(bucket_limits l)
+            : window(l.window), times(std::max<std::size_t>(l.max_requests, 1)) {} // N = 0 would never grant
+
+        struct entry {
+            time_point at{};
+            bool pending = false; ///< granted, not sent yet (count_from_send): `at` is only a lower bound
+        };
+
+        // Sorted by time: grants are recorded with non-decreasing `now`, erase keeps the order, and mark_sent
+        // moves the entry it changes to its place. A pending entry cannot leave the log (next_free admits
+        // nobody while it is the oldest of a full log), so every entry pushed out counts from its send time.
+        std::chrono::milliseconds window;
+        std::vector<entry> times; // capacity N
+        std::size_t start = 0;    // the oldest
+        std::size_t count = 0;
+        std::size_t pending = 0;
+        time_point paused_until = time_point::min();
+
+        std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
+
+        time_point next_free(time_point now, std::chrono::milliseconds margin) const {
+            time_point t = std::max(now, paused_until);
+            if (count == times.size()) {
+                const entry& oldest = times[start];
+                // Its send time, unknown yet, decides when the window has room: sent() reschedules.
+                if (oldest.pending) return time_point::max();
+                t = std::max(t, oldest.at + window + margin);
+            }
+            return t;
+        }
+        void record(time_point t, bool is_pending) {
+            pending += is_pending ? 1 : 0;
+            if (count < times.size()) {
+                times[at(count)] = {t, is_pending};
+                ++count;
+            } else {
+                times[start] = {t, is_pending}; // the oldest leaves the log: it no longer constrains anything
+                start = at(1);
+            }
+        }
+        void remove_at(std::size_t i) {
+            for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
+            --count;
+        }
+        void erase(time_point t) {
+            // Nearly always the newest entry: search from there. Not found means N later grants pushed it out
+            // of the log, and keeping those is the conservative choice.
+            // With count_from_send the grant taken back is still pending: never remove a sent entry for it.
+            for (std::size_t i = count; i-- > 0;) {
+                if (times[at(i)].at != t || (pending > 0 && !times[at(i)].pending)) continue;
+                pending -= times[at(i)].pending ? 1 : 0;
+                remove_at(i);
+                return;
+            }
+        }
+        void mark_sent(time_point t) {
+            if (pending == 0) return;
+            // The oldest pending entry: pending entries are the recent ones, so walk back from the newest
+            // until all of them were seen (a handful: the requests between grant and write).
+            std::size_t i = count, seen = 0;
+            while (i-- > 0) {
+                if (times[at(i)].pending && ++seen == pending) break;
+            }
+            --pending;
+            entry e{std::max(t, times[at(i)].at), false};
+            for (; i + 1 < count && times[at(i + 1)].at < e.at; ++i) times[at(i)] = times[at(i + 1)];
+            times[at(i)] = e;
+        }
+        void erase_newest_pending() {
+            if (pending == 0) return;
+            for (std::size_t i = count; i-- > 0;) {
+                if (!times[at(i)].pending) continue;
+                --pending;
+                remove_at(i);
+                return;
+            }
+        }
+        std::size_t in_window(time_point now) const {
+            std::size_t n = 0;
+            for (std::size_t i = count; i-- > 0 && times[at(i)].at > now - window;) ++n;
+            return n;
+        }
+    };
+
+    bucket_limits endpoint_limits_{};
+    std::chrono::milliseconds margin_{};
+    bool pending_ = false; ///< rate_limit_options::count_from_send
+    std::vector<sliding_log> buckets_{};
+    std::map<std::string, std::size_t, std::less<>> ids_{};
+};
+
+CALLSAVVY_END_NAMESPACE
