@@ -1,6 +1,6 @@
 // callsavvy/bucket_store.hpp — where the rate limiter's buckets live: bucket_store, the seam where a store
 // shared by several processes (Redis, say) can replace the in-process one, and local_bucket_store, the
-// in-process store (a sliding log per bucket).
+// in-process store (a sliding log per bucket, thread-safe).
 #pragma once
 
 #include <callsavvy/config.hpp>
@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstddef>
 #include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,30 +24,36 @@ struct bucket_usage {
     std::chrono::steady_clock::time_point paused_until{}; ///< no grant before this (a 429 pause)
 };
 
-/// Where the buckets' grant history and pauses live: the seam for fleets. The in-process store below is the
-/// default; a store shared by several processes using one key (Redis, say) implements the same five calls
-/// and the waiting logic stays as it is. Bucket 0 is the global bucket; endpoint buckets get ids >= 1.
+/// The buckets' grant history and pauses: the seam for fleets. Bucket 0 is the global bucket; endpoint
+/// buckets get ids >= 1.
 ///
-/// The limiter calls a store with its own lock held, one call at a time, and only with non-decreasing `now`.
-/// try_reserve() is the only call that must be atomic across processes: between next_free() and it, another
-/// process may have taken the slot, and then it returns false and the limiter asks again.
+/// Several limiters (one per executor, see limiter_for_key) share one store and call it from their own
+/// threads, each with its own lock held: every call must be atomic on its own. Each caller passes a `now` that
+/// never decreases, but two callers' clocks are read on different threads, so calls may come slightly out of
+/// time order. try_reserve() must also be atomic across processes for a store shared by several: between
+/// next_free() and it, another limiter may have taken the slot, and then it returns false and the caller asks
+/// again.
 class bucket_store {
 public:
     using time_point = std::chrono::steady_clock::time_point;
     static constexpr std::size_t global_bucket = 0;
 
     virtual ~bucket_store() = default;
-    /// The id of `endpoint`'s bucket, made on first use (ids are small and dense: the limiter indexes by them).
+    /// The id of `endpoint`'s bucket, made on first use (ids are small and dense: limiters index by them).
     virtual std::size_t bucket(std::string_view endpoint) = 0;
     /// The earliest time >= now at which bucket `id` admits one more grant: its window and its pause.
     virtual time_point next_free(std::size_t id, time_point now) = 0;
     /// Records one grant at `now` in bucket `id` and in the global bucket, if both admit it at `now`.
     virtual bool try_reserve(std::size_t id, time_point now) = 0;
     /// Takes back a grant that try_reserve(id, at) recorded and that was never used (its waiter was
-    /// cancelled at the moment of the grant).
+    /// cancelled at the moment of the grant, or its completion could not be delivered).
     virtual void give_back(std::size_t id, time_point at) = 0;
     /// No grant in bucket `id` before `until`; a shorter pause never shortens a longer one.
     virtual void pause(std::size_t id, time_point until) = 0;
+    /// Records that a request to endpoint bucket `id` was answered 429 at `now`, and returns the latest 429
+    /// recorded before on any other endpoint bucket (time_point::min() when none): the limiter's rule for
+    /// pausing the global bucket too.
+    virtual time_point record_429(std::size_t id, time_point now) = 0;
     virtual bucket_usage usage(std::size_t id, time_point now) = 0;
     /// With rate_limit_options::count_from_send: the oldest pending grant of bucket `id` (and of the global
     /// bucket) left at `at` (>= its grant time), so it now counts from `at`. Grants are anonymous: which of
@@ -68,6 +75,7 @@ public:
     }
 
     std::size_t bucket(std::string_view endpoint) override {
+        const std::lock_guard<std::mutex> l(mu_);
         const auto it = ids_.find(endpoint);
         if (it != ids_.end()) return it->second;
         buckets_.emplace_back(endpoint_limits_);
@@ -75,9 +83,13 @@ public:
         return buckets_.size() - 1;
     }
 
-    time_point next_free(std::size_t id, time_point now) override { return buckets_[id].next_free(now, margin_); }
+    time_point next_free(std::size_t id, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        return buckets_[id].next_free(now, margin_);
+    }
 
     bool try_reserve(std::size_t id, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
         auto& g = buckets_[global_bucket];
         auto& b = buckets_[id];
         if (b.next_free(now, margin_) > now || g.next_free(now, margin_) > now) return false;
@@ -88,27 +100,41 @@ public:
 
     void sent(std::size_t id, time_point at) override {
         if (!pending_) return;
+        const std::lock_guard<std::mutex> l(mu_);
         buckets_[id].mark_sent(at);
         buckets_[global_bucket].mark_sent(at);
     }
 
     void unused(std::size_t id) override {
         if (!pending_) return;
+        const std::lock_guard<std::mutex> l(mu_);
         buckets_[id].erase_newest_pending();
         buckets_[global_bucket].erase_newest_pending();
     }
 
     void give_back(std::size_t id, time_point at) override {
+        const std::lock_guard<std::mutex> l(mu_);
         buckets_[id].erase(at);
         buckets_[global_bucket].erase(at);
     }
 
     void pause(std::size_t id, time_point until) override {
+        const std::lock_guard<std::mutex> l(mu_);
         auto& p = buckets_[id].paused_until;
         p = std::max(p, until);
     }
 
+    time_point record_429(std::size_t id, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        time_point latest = time_point::min();
+        for (std::size_t i = 1; i < buckets_.size(); ++i)
+            if (i != id) latest = std::max(latest, buckets_[i].last_429);
+        buckets_[id].last_429 = std::max(buckets_[id].last_429, now);
+        return latest;
+    }
+
     bucket_usage usage(std::size_t id, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
         const auto& b = buckets_[id];
         return {b.in_window(now), b.next_free(now, margin_), b.paused_until};
     }
@@ -123,15 +149,18 @@ private:
             bool pending = false; ///< granted, not sent yet (count_from_send): `at` is only a lower bound
         };
 
-        // Sorted by time: grants are recorded with non-decreasing `now`, erase keeps the order, and mark_sent
-        // moves the entry it changes to its place. A pending entry cannot leave the log (next_free admits
-        // nobody while it is the oldest of a full log), so every entry pushed out counts from its send time.
+        // Sorted by time: record() inserts in order (callers on several threads may come a little out of
+        // order), erase keeps the order, and mark_sent moves the entry it changes to its place. A full log
+        // never takes a grant older than its oldest + window (next_free forbids it), so dropping the oldest
+        // drops nothing that still constrains. A pending entry cannot leave the log (next_free admits nobody
+        // while it is the oldest of a full log), so every entry pushed out counts from its send time.
         std::chrono::milliseconds window;
         std::vector<entry> times; // capacity N
         std::size_t start = 0;    // the oldest
         std::size_t count = 0;
         std::size_t pending = 0;
         time_point paused_until = time_point::min();
+        time_point last_429 = time_point::min();
 
         std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
 
@@ -148,12 +177,13 @@ private:
         void record(time_point t, bool is_pending) {
             pending += is_pending ? 1 : 0;
             if (count < times.size()) {
-                times[at(count)] = {t, is_pending};
                 ++count;
             } else {
-                times[start] = {t, is_pending}; // the oldest leaves the log: it no longer constrains anything
-                start = at(1);
+                start = at(1); // the oldest leaves the log: it no longer constrains anything
             }
+            std::size_t i = count - 1;
+            for (; i > 0 && times[at(i - 1)].at > t; --i) times[at(i)] = times[at(i - 1)];
+            times[at(i)] = {t, is_pending};
         }
         void remove_at(std::size_t i) {
             for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
@@ -202,6 +232,7 @@ private:
     bucket_limits endpoint_limits_{};
     std::chrono::milliseconds margin_{};
     bool pending_ = false; ///< rate_limit_options::count_from_send
+    std::mutex mu_;
     std::vector<sliding_log> buckets_{};
     std::map<std::string, std::size_t, std::less<>> ids_{};
 };

@@ -25,7 +25,7 @@ struct rate_limit_options {
     /// Added to every window: requests leave a little later than the window strictly allows, to absorb the
     /// latency between our grant and the server's count, and clock skew.
     std::chrono::milliseconds safety_margin{250};
-    /// Parked waiters beyond which an acquire fails at once with error::queue_full ...
+    /// Parked waiters (in one limiter) beyond which an acquire fails at once with error::queue_full ...
     std::size_t max_waiters = 1'000'000;
     /// ... unless this is set: then the bound is advisory (stats().overflow counts acquires beyond it).
     bool wait_when_full = false;
@@ -35,9 +35,10 @@ struct rate_limit_options {
     /// The server counts a request when it arrives, not when the limiter granted it, and between the two a
     /// call may wait for a pooled connection or a TLS handshake for longer than the safety margin. With this
     /// on, a grant holds its place in both buckets as "pending" until the caller says when the request
-    /// actually left (sent()) or that it never did (unused()): the window is then kept over send times, and a
-    /// full window whose oldest grant is still pending admits nobody until that grant is sent. The client
-    /// turns it on for the limiters it uses; a caller who never reports sends leaves it off.
+    /// actually left (rate_grant::sent()) or the grant is destroyed unsent (its slot is given back): the window
+    /// is then kept over send times, and a full window whose oldest grant is still pending admits nobody until
+    /// that grant is sent. The client turns it on for the limiters it uses; a caller who never reports sends
+    /// leaves it off (then a grant counts from the moment it was made, and dropping it gives nothing back).
     bool count_from_send = false;
 };
 

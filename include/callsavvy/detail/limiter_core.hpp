@@ -14,7 +14,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <string_view>
 #include <vector>
 
@@ -39,7 +38,7 @@ struct limiter_waiter {
 
 /// The scheduler: per endpoint a FIFO of waiters; at each `now` it grants, in arrival order, every waiter whose
 /// endpoint bucket and the global bucket both admit it, and says when to look again. Not locked: the adapter
-/// holds its mutex around every call.
+/// holds its mutex around every call. The store locks itself: the limiters of one key share it.
 class limiter_core {
 public:
     using time_point = std::chrono::steady_clock::time_point;
@@ -56,7 +55,6 @@ public:
     std::uint32_t bucket(std::string_view endpoint) {
         const auto id = static_cast<std::uint32_t>(store_->bucket(endpoint));
         if (id >= queues_.size()) queues_.resize(id + 1);
-        if (queues_[id].name.empty()) queues_[id].name = std::string(endpoint);
         return id;
     }
 
@@ -153,11 +151,10 @@ public:
     /// Returns true when the global bucket was paused as well.
     bool pause_after_429(std::uint32_t b, time_point now, duration d) {
         store_->pause(b, now + d);
-        bool global = store_->usage(bucket_store::global_bucket, now).in_window >= opts_.global.max_requests;
-        for (std::uint32_t i = 1; i < queues_.size() && !global; ++i) {
-            global = i != b && queues_[i].last_429 > now - opts_.global.window;
-        }
-        queues_[b].last_429 = now;
+        // The 429s are remembered by the store, so limiters sharing it (one per executor) see each other's.
+        const bool other_endpoint = store_->record_429(b, now) > now - opts_.global.window;
+        const bool global =
+            other_endpoint || store_->usage(bucket_store::global_bucket, now).in_window >= opts_.global.max_requests;
         if (global) store_->pause(bucket_store::global_bucket, now + d);
         return global;
     }
@@ -180,7 +177,6 @@ public:
     std::size_t parked() const noexcept { return parked_; }
     std::size_t parked(std::uint32_t b) const noexcept { return b < queues_.size() ? queues_[b].size : 0; }
     std::size_t overflow() const noexcept { return overflow_; }
-    bool has_bucket(std::uint32_t b) const noexcept { return b < queues_.size() && !queues_[b].name.empty(); }
 
 private:
     struct endpoint_queue {
@@ -188,8 +184,6 @@ private:
         limiter_waiter* tail = nullptr;
         std::size_t size = 0;
         std::size_t active_index = 0; ///< position in active_ while non-empty
-        time_point last_429 = time_point::min();
-        std::string name{};
     };
 
     void activate(std::uint32_t b) {
