@@ -180,7 +180,7 @@ void core_only() {
     callsavvy::detail::limiter_core core(o, nullptr);
     std::vector<callsavvy::detail::limiter_waiter> ws(waiters);
     std::vector<std::uint32_t> ids;
-    for (const auto& n : endpoint_names()) ids.push_back(core.bucket(n));
+    for (const auto& n : endpoint_names()) ids.push_back(core.acquire(n, std::chrono::steady_clock::time_point{}));
     for (int i = 0; i < waiters; ++i)
         core.park(ws[static_cast<std::size_t>(i)], ids[static_cast<std::size_t>(i % endpoints)], false);
     std::size_t grants = 0;

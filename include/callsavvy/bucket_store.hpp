@@ -1,6 +1,6 @@
 // callsavvy/bucket_store.hpp — where the rate limiter's buckets live: bucket_store, the seam where a store
 // shared by several processes (Redis, say) can replace the in-process one, and local_bucket_store, the
-// in-process store (a sliding log per bucket, thread-safe).
+// in-process store (a sliding log per bucket, thread-safe, with idle buckets reclaimed).
 #pragma once
 
 #include <callsavvy/config.hpp>
@@ -39,8 +39,13 @@ public:
     static constexpr std::size_t global_bucket = 0;
 
     virtual ~bucket_store() = default;
-    /// The id of `endpoint`'s bucket, made on first use (ids are small and dense: limiters index by them).
-    virtual std::size_t bucket(std::string_view endpoint) = 0;
+    /// The id of `endpoint`'s bucket, made on first use, with one reference: the id keeps meaning this endpoint
+    /// until every reference is released. Ids are small and dense (limiters index by them); a bucket without
+    /// references that no longer constrains anything may be forgotten and its id given to another endpoint.
+    virtual std::size_t acquire(std::string_view endpoint, time_point now) = 0;
+    /// One more reference to bucket `id` (which the caller already holds one to).
+    virtual void retain(std::size_t id) = 0;
+    virtual void release(std::size_t id) = 0;
     /// The earliest time >= now at which bucket `id` admits one more grant: its window and its pause.
     virtual time_point next_free(std::size_t id, time_point now) = 0;
     /// Records one grant at `now` in bucket `id` and in the global bucket, if both admit it at `now`.
@@ -67,20 +72,52 @@ public:
 /// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
 /// go at t" is one comparison, t >= oldest_of_last_N + window + margin, and the invariant "never more than N
 /// grants in any window" holds by construction, whether the server counts fixed minutes or a sliding 60 s.
+///
+/// A raw call may name any resource, so buckets cannot live forever: beyond `keep` endpoint buckets, the ones
+/// that are idle (no reference, no pending grant, no grant within the window, no pause or 429 that still
+/// matters) are forgotten and their ids reused. Buckets in use are never touched, so the count exceeds `keep`
+/// only while more than `keep` endpoints are busy at once.
 class local_bucket_store final : public bucket_store {
 public:
-    explicit local_bucket_store(const rate_limit_options& o)
-        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send) {
+    static constexpr std::size_t default_keep = 256;
+
+    explicit local_bucket_store(const rate_limit_options& o, std::size_t keep = default_keep)
+        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send),
+          keep_(std::max<std::size_t>(keep, 1)), scan_at_(keep_) {
         buckets_.emplace_back(o.global);
     }
 
-    std::size_t bucket(std::string_view endpoint) override {
+    std::size_t acquire(std::string_view endpoint, time_point now) override {
         const std::lock_guard<std::mutex> l(mu_);
-        const auto it = ids_.find(endpoint);
-        if (it != ids_.end()) return it->second;
-        buckets_.emplace_back(endpoint_limits_);
-        ids_.emplace(std::string(endpoint), buckets_.size() - 1);
-        return buckets_.size() - 1;
+        if (const auto it = ids_.find(endpoint); it != ids_.end()) {
+            ++buckets_[it->second].refs;
+            return it->second;
+        }
+        if (free_.empty() && live() >= scan_at_) reclaim(now);
+        std::size_t id = 0;
+        if (free_.empty()) {
+            buckets_.emplace_back(endpoint_limits_);
+            id = buckets_.size() - 1;
+        } else {
+            id = free_.back();
+            free_.pop_back();
+            buckets_[id].clear();
+        }
+        auto& b = buckets_[id];
+        b.name = ids_.emplace(std::string(endpoint), id).first;
+        b.in_use = true;
+        b.refs = 1;
+        return id;
+    }
+
+    void retain(std::size_t id) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        if (id != global_bucket) ++buckets_[id].refs;
+    }
+
+    void release(std::size_t id) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        if (id != global_bucket) --buckets_[id].refs;
     }
 
     time_point next_free(std::size_t id, time_point now) override {
@@ -128,7 +165,7 @@ public:
         const std::lock_guard<std::mutex> l(mu_);
         time_point latest = time_point::min();
         for (std::size_t i = 1; i < buckets_.size(); ++i)
-            if (i != id) latest = std::max(latest, buckets_[i].last_429);
+            if (i != id && buckets_[i].in_use) latest = std::max(latest, buckets_[i].last_429);
         buckets_[id].last_429 = std::max(buckets_[id].last_429, now);
         return latest;
     }
@@ -139,7 +176,15 @@ public:
         return {b.in_window(now), b.next_free(now, margin_), b.paused_until};
     }
 
+    /// The endpoint buckets held now (reclaimed ones not counted).
+    std::size_t buckets() const {
+        const std::lock_guard<std::mutex> l(mu_);
+        return live();
+    }
+
 private:
+    using name_map = std::map<std::string, std::size_t, std::less<>>;
+
     struct sliding_log {
         explicit sliding_log(bucket_limits l)
             : window(l.window), times(std::max<std::size_t>(l.max_requests, 1)) {} // N = 0 would never grant
@@ -161,9 +206,16 @@ private:
         std::size_t pending = 0;
         time_point paused_until = time_point::min();
         time_point last_429 = time_point::min();
+        std::size_t refs = 0;      ///< acquires in flight, parked waiters, pending grants
+        bool in_use = false;       ///< false: reclaimed, its id is on the free list
+        name_map::iterator name{}; ///< its entry in ids_, while in use
 
         std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
 
+        void clear() {
+            start = count = pending = 0;
+            paused_until = last_429 = time_point::min();
+        }
         time_point next_free(time_point now, std::chrono::milliseconds margin) const {
             time_point t = std::max(now, paused_until);
             if (count == times.size()) {
@@ -227,14 +279,37 @@ private:
             for (std::size_t i = count; i-- > 0 && times[at(i)].at > now - window;) ++n;
             return n;
         }
+        /// Nothing refers to it and it constrains nothing from `now` on, for either bucket's rules.
+        bool idle(time_point now, std::chrono::milliseconds margin, std::chrono::milliseconds global_window) const {
+            return refs == 0 && pending == 0 && paused_until <= now && last_429 <= now - global_window &&
+                   (count == 0 || times[at(count - 1)].at + window + margin <= now);
+        }
     };
+
+    std::size_t live() const { return buckets_.size() - 1 - free_.size(); }
+
+    void reclaim(time_point now) {
+        for (std::size_t id = 1; id < buckets_.size(); ++id) {
+            auto& b = buckets_[id];
+            if (!b.in_use || !b.idle(now, margin_, buckets_[global_bucket].window)) continue;
+            ids_.erase(b.name);
+            b.in_use = false;
+            free_.push_back(id);
+        }
+        // A scan that frees little is not repeated at once: with many endpoints busy together, the next one
+        // waits until half as many again exist, so a scan costs O(1) per bucket made.
+        scan_at_ = std::max(keep_, live() + live() / 2);
+    }
 
     bucket_limits endpoint_limits_{};
     std::chrono::milliseconds margin_{};
     bool pending_ = false; ///< rate_limit_options::count_from_send
-    std::mutex mu_;
+    std::size_t keep_;
+    std::size_t scan_at_; ///< live buckets at which the next new one first reclaims idle ones
+    mutable std::mutex mu_;
     std::vector<sliding_log> buckets_{};
-    std::map<std::string, std::size_t, std::less<>> ids_{};
+    std::vector<std::size_t> free_{}; ///< ids of reclaimed buckets
+    name_map ids_{};
 };
 
 CALLSAVVY_END_NAMESPACE

@@ -24,6 +24,8 @@
 //   429 within the last global window, or (b) the global bucket held its maximum when the 429 came.
 // - Bounded: beyond options.max_waiters parked waiters (per limiter) an acquire fails at once with
 //   error::queue_full (condition::rate_limited), unless options.wait_when_full makes the bound advisory.
+//   The buckets are bounded too: beyond 256 endpoint buckets the idle ones are forgotten (local_bucket_store),
+//   so a raw call naming ever new resources does not grow memory without end.
 // - Grants: an acquire completes with (error_code, rate_grant). The grant is move-only. With
 //   options.count_from_send (the client sets it) it holds its slot as pending until grant.sent() says the
 //   request's first byte leaves now, or until it is destroyed unsent, which gives the slot back: a wait for a
@@ -144,7 +146,8 @@ public:
         if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
     }
 
-    /// A grant of bucket `b` (count_from_send) was sent now / was dropped unsent.
+    /// A grant of bucket `b` (count_from_send) was sent now / was dropped unsent; the grant's bucket
+    /// reference ends here.
     virtual void grant_sent(std::uint32_t b) = 0;
     virtual void grant_unused(std::uint32_t b) = 0;
     /// Another limiter of the store changed it so that a waiter here may go earlier: look again, from a
@@ -245,7 +248,8 @@ private:
 
 namespace detail {
 
-/// The part of a pending acquire that the limiter knows without knowing the handler's type.
+/// The part of a pending acquire that the limiter knows without knowing the handler's type. It holds one
+/// reference to its bucket (limiter_waiter::bucket) until it completes, or hands it to the grant.
 template <class Timer>
 struct limiter_op : limiter_waiter {
     enum class action { post, finish, destroy };
@@ -281,6 +285,31 @@ public:
 
 private:
     limiter_op<Timer>* w_;
+};
+
+/// One reference to an endpoint's bucket, from async_acquire until the operation starts (a deferred token may
+/// start it late, or never): meanwhile the id cannot be reclaimed and given to another endpoint.
+template <class Timer>
+class bucket_hold {
+public:
+    bucket_hold(limiter_ref<limiter_impl<Timer>> l, std::uint32_t id) noexcept : limiter_(std::move(l)), id_(id) {}
+    bucket_hold(const bucket_hold& o) : limiter_(o.limiter_), id_(o.id_) {
+        if (limiter_) limiter_->retain_bucket(id_);
+    }
+    bucket_hold(bucket_hold&& o) noexcept = default;
+    bucket_hold& operator=(const bucket_hold&) = delete;
+    ~bucket_hold() {
+        if (limiter_) in_destructor([this] { limiter_->release_bucket(id_); });
+    }
+    /// The reference passes to the caller.
+    std::uint32_t take() noexcept {
+        limiter_ = {};
+        return id_;
+    }
+
+private:
+    limiter_ref<limiter_impl<Timer>> limiter_;
+    std::uint32_t id_;
 };
 
 template <class Timer, class Handler, class WorkExecutor>
@@ -350,25 +379,31 @@ public:
     const rate_limit_options& options() const noexcept { return core_.options(); }
     const std::shared_ptr<limiter_group>& group() const noexcept { return group_; }
 
-    std::uint32_t bucket(std::string_view endpoint) {
+    /// `endpoint`'s bucket, resolved now (so the string need not outlive a deferred initiation) and held.
+    bucket_hold<Timer> hold(std::string_view endpoint) {
         const std::lock_guard<std::mutex> l(mu_);
-        return core_.bucket(endpoint);
+        const std::uint32_t b = core_.acquire(endpoint, now_locked());
+        add_ref();
+        return bucket_hold<Timer>(limiter_ref<limiter_impl>(this), b);
     }
+    // The store locks itself and the core's store pointer never changes: no limiter lock needed.
+    void retain_bucket(std::uint32_t b) { core_.retain(b); }
+    void release_bucket(std::uint32_t b) { core_.release(b); }
 
     template <class Handler>
-    void start(Handler&& handler, std::uint32_t b, bool front) {
+    void start(Handler&& handler, bucket_hold<Timer>&& hold, bool front) {
         using handler_type = std::decay_t<Handler>;
         auto hex = asio::get_associated_executor(handler, ex_);
         using work_type = decltype(asio::prefer(hex, asio::execution::outstanding_work.tracked));
         if constexpr (std::is_same_v<decltype(hex), asio::any_io_executor>) {
             if (hex == ex_) {
                 start_op<limiter_handler_op<Timer, handler_type, void>>(std::forward<Handler>(handler),
-                                                                        limiter_work<void>{}, b, front);
+                                                                        limiter_work<void>{}, hold, front);
                 return;
             }
         }
         limiter_work<work_type> w{asio::prefer(hex, asio::execution::outstanding_work.tracked)};
-        start_op<limiter_handler_op<Timer, handler_type, work_type>>(std::forward<Handler>(handler), std::move(w), b,
+        start_op<limiter_handler_op<Timer, handler_type, work_type>>(std::forward<Handler>(handler), std::move(w), hold,
                                                                      front);
     }
 
@@ -387,12 +422,13 @@ public:
                     gave_back = give_back_locked(*w);
                 } else if (w->reserved && core_.options().count_from_send) {
                     add_ref();
-                    grant = rate_grant(limiter_ref<limiter_base>(this), w->bucket);
+                    grant = rate_grant(limiter_ref<limiter_base>(this), w->bucket); // with the bucket reference
                 }
                 break;
             case limiter_waiter::state::rejected: ec = make_error_code(error::queue_full); break;
             default: ec = asio::error::operation_aborted; break; // cancelled while parked, or closed
             }
+            if (!grant.pending()) core_.release(w->bucket);
             w->st = limiter_waiter::state::fresh;
         }
         if (gave_back) group_->wake_others(this);
@@ -405,7 +441,10 @@ public:
     /// state no longer changes, and the limiters (this one too) look again from a posted wake-up.
     void abandon(op* w) noexcept {
         const bool gave_back = w->st == limiter_waiter::state::granted && w->reserved;
-        if (gave_back) in_destructor([w, this] { core_.give_back(*w); });
+        in_destructor([&] {
+            if (gave_back) core_.give_back(*w);
+            core_.release(w->bucket);
+        });
         if (gave_back) in_destructor([this] { group_->wake_others(nullptr); });
         w->fn(w, op::action::destroy, {}, rate_grant{});
         release();
@@ -446,6 +485,7 @@ public:
         {
             const std::lock_guard<std::mutex> l(mu_);
             core_.sent(b, now_locked());
+            core_.release(b);
             schedule_locked(); // a full window whose oldest grant was pending has a time now
         }
         group_->wake_others(this);
@@ -455,6 +495,7 @@ public:
         {
             const std::lock_guard<std::mutex> l(mu_);
             core_.unused(b);
+            core_.release(b);
             schedule_locked(); // the slot is free again
         }
         group_->wake_others(this);
@@ -527,7 +568,7 @@ private:
     };
 
     template <class Op, class Handler, class Work>
-    void start_op(Handler&& handler, Work&& work, std::uint32_t b, bool front) {
+    void start_op(Handler&& handler, Work&& work, bucket_hold<Timer>& hold, bool front) {
         typename Op::alloc_type alloc(asio::get_associated_allocator(handler));
         Op* p = std::allocator_traits<typename Op::alloc_type>::allocate(alloc, 1);
         try {
@@ -538,8 +579,8 @@ private:
             throw;
         }
         p->owner = this;
-        p->bucket = b;
-        add_ref(); // released by deliver() or abandon()
+        p->bucket = hold.take(); // released by deliver() or abandon(), or handed to the grant
+        add_ref();               // released by deliver() or abandon()
         auto slot = asio::get_associated_cancellation_slot(p->handler);
         const std::lock_guard<std::mutex> l(mu_);
         if (closed_) {
@@ -564,12 +605,17 @@ private:
         }
     };
 
-    /// Runs f(bucket, now) with the limiter locked.
+    /// Runs f(bucket, now) with the limiter locked and `endpoint`'s bucket held.
     template <class F>
     auto with_bucket(std::string_view endpoint, F&& f) {
         const std::lock_guard<std::mutex> l(mu_);
         const auto now = now_locked();
-        return f(core_.bucket(endpoint), now);
+        struct held {
+            limiter_core& core;
+            std::uint32_t b;
+            ~held() { core.release(b); }
+        } h{core_, core_.acquire(endpoint, now)};
+        return f(h.b, now);
     }
 
     /// Takes back the slot of a grant that was cancelled before it was received; true when there was one.
@@ -694,9 +740,7 @@ public:
 
     template <class CompletionToken = default_token>
     auto async_acquire(std::string_view endpoint, acquire_position position, CompletionToken&& token = {}) {
-        // The endpoint is resolved to its bucket now, so the string need not outlive a deferred initiation.
-        const std::uint32_t b = impl_->bucket(endpoint);
-        return asio::async_initiate<CompletionToken, signature>(initiation{impl_}, token, b,
+        return asio::async_initiate<CompletionToken, signature>(initiation{impl_}, token, impl_->hold(endpoint),
                                                                 position == acquire_position::front);
     }
 
@@ -729,8 +773,8 @@ private:
         executor_type get_executor() const noexcept { return impl->executor(); }
 
         template <class Handler>
-        void operator()(Handler&& handler, std::uint32_t bucket, bool front) const {
-            impl->start(std::forward<Handler>(handler), bucket, front);
+        void operator()(Handler&& handler, detail::bucket_hold<Timer> hold, bool front) const {
+            impl->start(std::forward<Handler>(handler), std::move(hold), front);
         }
     };
 

@@ -1895,7 +1895,7 @@ CALLSAVVY_END_NAMESPACE
 // ---- begin callsavvy/bucket_store.hpp ----
 // callsavvy/bucket_store.hpp — where the rate limiter's buckets live: bucket_store, the seam where a store
 // shared by several processes (Redis, say) can replace the in-process one, and local_bucket_store, the
-// in-process store (a sliding log per bucket, thread-safe).
+// in-process store (a sliding log per bucket, thread-safe, with idle buckets reclaimed).
 
 // ---- begin callsavvy/rate_limit_options.hpp ----
 // callsavvy/rate_limit_options.hpp — what the rate limiter enforces and how it behaves: the per-endpoint and
@@ -2112,8 +2112,13 @@ public:
     static constexpr std::size_t global_bucket = 0;
 
     virtual ~bucket_store() = default;
-    /// The id of `endpoint`'s bucket, made on first use (ids are small and dense: limiters index by them).
-    virtual std::size_t bucket(std::string_view endpoint) = 0;
+    /// The id of `endpoint`'s bucket, made on first use, with one reference: the id keeps meaning this endpoint
+    /// until every reference is released. Ids are small and dense (limiters index by them); a bucket without
+    /// references that no longer constrains anything may be forgotten and its id given to another endpoint.
+    virtual std::size_t acquire(std::string_view endpoint, time_point now) = 0;
+    /// One more reference to bucket `id` (which the caller already holds one to).
+    virtual void retain(std::size_t id) = 0;
+    virtual void release(std::size_t id) = 0;
     /// The earliest time >= now at which bucket `id` admits one more grant: its window and its pause.
     virtual time_point next_free(std::size_t id, time_point now) = 0;
     /// Records one grant at `now` in bucket `id` and in the global bucket, if both admit it at `now`.
@@ -2140,20 +2145,52 @@ public:
 /// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
 /// go at t" is one comparison, t >= oldest_of_last_N + window + margin, and the invariant "never more than N
 /// grants in any window" holds by construction, whether the server counts fixed minutes or a sliding 60 s.
+///
+/// A raw call may name any resource, so buckets cannot live forever: beyond `keep` endpoint buckets, the ones
+/// that are idle (no reference, no pending grant, no grant within the window, no pause or 429 that still
+/// matters) are forgotten and their ids reused. Buckets in use are never touched, so the count exceeds `keep`
+/// only while more than `keep` endpoints are busy at once.
 class local_bucket_store final : public bucket_store {
 public:
-    explicit local_bucket_store(const rate_limit_options& o)
-        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send) {
+    static constexpr std::size_t default_keep = 256;
+
+    explicit local_bucket_store(const rate_limit_options& o, std::size_t keep = default_keep)
+        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send),
+          keep_(std::max<std::size_t>(keep, 1)), scan_at_(keep_) {
         buckets_.emplace_back(o.global);
     }
 
-    std::size_t bucket(std::string_view endpoint) override {
+    std::size_t acquire(std::string_view endpoint, time_point now) override {
         const std::lock_guard<std::mutex> l(mu_);
-        const auto it = ids_.find(endpoint);
-        if (it != ids_.end()) return it->second;
-        buckets_.emplace_back(endpoint_limits_);
-        ids_.emplace(std::string(endpoint), buckets_.size() - 1);
-        return buckets_.size() - 1;
+        if (const auto it = ids_.find(endpoint); it != ids_.end()) {
+            ++buckets_[it->second].refs;
+            return it->second;
+        }
+        if (free_.empty() && live() >= scan_at_) reclaim(now);
+        std::size_t id = 0;
+        if (free_.empty()) {
+            buckets_.emplace_back(endpoint_limits_);
+            id = buckets_.size() - 1;
+        } else {
+            id = free_.back();
+            free_.pop_back();
+            buckets_[id].clear();
+        }
+        auto& b = buckets_[id];
+        b.name = ids_.emplace(std::string(endpoint), id).first;
+        b.in_use = true;
+        b.refs = 1;
+        return id;
+    }
+
+    void retain(std::size_t id) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        if (id != global_bucket) ++buckets_[id].refs;
+    }
+
+    void release(std::size_t id) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        if (id != global_bucket) --buckets_[id].refs;
     }
 
     time_point next_free(std::size_t id, time_point now) override {
@@ -2201,7 +2238,7 @@ public:
         const std::lock_guard<std::mutex> l(mu_);
         time_point latest = time_point::min();
         for (std::size_t i = 1; i < buckets_.size(); ++i)
-            if (i != id) latest = std::max(latest, buckets_[i].last_429);
+            if (i != id && buckets_[i].in_use) latest = std::max(latest, buckets_[i].last_429);
         buckets_[id].last_429 = std::max(buckets_[id].last_429, now);
         return latest;
     }
@@ -2212,7 +2249,15 @@ public:
         return {b.in_window(now), b.next_free(now, margin_), b.paused_until};
     }
 
+    /// The endpoint buckets held now (reclaimed ones not counted).
+    std::size_t buckets() const {
+        const std::lock_guard<std::mutex> l(mu_);
+        return live();
+    }
+
 private:
+    using name_map = std::map<std::string, std::size_t, std::less<>>;
+
     struct sliding_log {
         explicit sliding_log(bucket_limits l)
             : window(l.window), times(std::max<std::size_t>(l.max_requests, 1)) {} // N = 0 would never grant
@@ -2234,9 +2279,16 @@ private:
         std::size_t pending = 0;
         time_point paused_until = time_point::min();
         time_point last_429 = time_point::min();
+        std::size_t refs = 0;      ///< acquires in flight, parked waiters, pending grants
+        bool in_use = false;       ///< false: reclaimed, its id is on the free list
+        name_map::iterator name{}; ///< its entry in ids_, while in use
 
         std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
 
+        void clear() {
+            start = count = pending = 0;
+            paused_until = last_429 = time_point::min();
+        }
         time_point next_free(time_point now, std::chrono::milliseconds margin) const {
             time_point t = std::max(now, paused_until);
             if (count == times.size()) {
@@ -2300,14 +2352,37 @@ private:
             for (std::size_t i = count; i-- > 0 && times[at(i)].at > now - window;) ++n;
             return n;
         }
+        /// Nothing refers to it and it constrains nothing from `now` on, for either bucket's rules.
+        bool idle(time_point now, std::chrono::milliseconds margin, std::chrono::milliseconds global_window) const {
+            return refs == 0 && pending == 0 && paused_until <= now && last_429 <= now - global_window &&
+                   (count == 0 || times[at(count - 1)].at + window + margin <= now);
+        }
     };
+
+    std::size_t live() const { return buckets_.size() - 1 - free_.size(); }
+
+    void reclaim(time_point now) {
+        for (std::size_t id = 1; id < buckets_.size(); ++id) {
+            auto& b = buckets_[id];
+            if (!b.in_use || !b.idle(now, margin_, buckets_[global_bucket].window)) continue;
+            ids_.erase(b.name);
+            b.in_use = false;
+            free_.push_back(id);
+        }
+        // A scan that frees little is not repeated at once: with many endpoints busy together, the next one
+        // waits until half as many again exist, so a scan costs O(1) per bucket made.
+        scan_at_ = std::max(keep_, live() + live() / 2);
+    }
 
     bucket_limits endpoint_limits_{};
     std::chrono::milliseconds margin_{};
     bool pending_ = false; ///< rate_limit_options::count_from_send
-    std::mutex mu_;
+    std::size_t keep_;
+    std::size_t scan_at_; ///< live buckets at which the next new one first reclaims idle ones
+    mutable std::mutex mu_;
     std::vector<sliding_log> buckets_{};
-    std::map<std::string, std::size_t, std::less<>> ids_{};
+    std::vector<std::size_t> free_{}; ///< ids of reclaimed buckets
+    name_map ids_{};
 };
 
 CALLSAVVY_END_NAMESPACE
@@ -3983,6 +4058,8 @@ CALLSAVVY_END_NAMESPACE
 //   429 within the last global window, or (b) the global bucket held its maximum when the 429 came.
 // - Bounded: beyond options.max_waiters parked waiters (per limiter) an acquire fails at once with
 //   error::queue_full (condition::rate_limited), unless options.wait_when_full makes the bound advisory.
+//   The buckets are bounded too: beyond 256 endpoint buckets the idle ones are forgotten (local_bucket_store),
+//   so a raw call naming ever new resources does not grow memory without end.
 // - Grants: an acquire completes with (error_code, rate_grant). The grant is move-only. With
 //   options.count_from_send (the client sets it) it holds its slot as pending until grant.sent() says the
 //   request's first byte leaves now, or until it is destroyed unsent, which gives the slot back: a wait for a
@@ -4060,12 +4137,15 @@ public:
     const rate_limit_options& options() const noexcept { return opts_; }
     bucket_store& store() noexcept { return *store_; }
 
-    /// The bucket id of `endpoint` (>= 1), made on first use.
-    std::uint32_t bucket(std::string_view endpoint) {
-        const auto id = static_cast<std::uint32_t>(store_->bucket(endpoint));
+    /// The bucket id of `endpoint` (>= 1), made on first use, with a reference held until release(id): while
+    /// an acquire, a parked waiter or a pending grant holds one, the id keeps meaning this endpoint.
+    std::uint32_t acquire(std::string_view endpoint, time_point now) {
+        const auto id = static_cast<std::uint32_t>(store_->acquire(endpoint, now));
         if (id >= queues_.size()) queues_.resize(id + 1);
         return id;
     }
+    void retain(std::uint32_t b) { store_->retain(b); }
+    void release(std::uint32_t b) { store_->release(b); }
 
     /// Parks `w` at the back (or, to retry after a 429, the front) of its endpoint's queue. False when the
     /// queue bound is reached and the options say to fail fast. A retry at the front is never refused: it
@@ -4418,7 +4498,8 @@ public:
         if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
     }
 
-    /// A grant of bucket `b` (count_from_send) was sent now / was dropped unsent.
+    /// A grant of bucket `b` (count_from_send) was sent now / was dropped unsent; the grant's bucket
+    /// reference ends here.
     virtual void grant_sent(std::uint32_t b) = 0;
     virtual void grant_unused(std::uint32_t b) = 0;
     /// Another limiter of the store changed it so that a waiter here may go earlier: look again, from a
@@ -4519,7 +4600,8 @@ private:
 
 namespace detail {
 
-/// The part of a pending acquire that the limiter knows without knowing the handler's type.
+/// The part of a pending acquire that the limiter knows without knowing the handler's type. It holds one
+/// reference to its bucket (limiter_waiter::bucket) until it completes, or hands it to the grant.
 template <class Timer>
 struct limiter_op : limiter_waiter {
     enum class action { post, finish, destroy };
@@ -4555,6 +4637,31 @@ public:
 
 private:
     limiter_op<Timer>* w_;
+};
+
+/// One reference to an endpoint's bucket, from async_acquire until the operation starts (a deferred token may
+/// start it late, or never): meanwhile the id cannot be reclaimed and given to another endpoint.
+template <class Timer>
+class bucket_hold {
+public:
+    bucket_hold(limiter_ref<limiter_impl<Timer>> l, std::uint32_t id) noexcept : limiter_(std::move(l)), id_(id) {}
+    bucket_hold(const bucket_hold& o) : limiter_(o.limiter_), id_(o.id_) {
+        if (limiter_) limiter_->retain_bucket(id_);
+    }
+    bucket_hold(bucket_hold&& o) noexcept = default;
+    bucket_hold& operator=(const bucket_hold&) = delete;
+    ~bucket_hold() {
+        if (limiter_) in_destructor([this] { limiter_->release_bucket(id_); });
+    }
+    /// The reference passes to the caller.
+    std::uint32_t take() noexcept {
+        limiter_ = {};
+        return id_;
+    }
+
+private:
+    limiter_ref<limiter_impl<Timer>> limiter_;
+    std::uint32_t id_;
 };
 
 template <class Timer, class Handler, class WorkExecutor>
@@ -4624,25 +4731,31 @@ public:
     const rate_limit_options& options() const noexcept { return core_.options(); }
     const std::shared_ptr<limiter_group>& group() const noexcept { return group_; }
 
-    std::uint32_t bucket(std::string_view endpoint) {
+    /// `endpoint`'s bucket, resolved now (so the string need not outlive a deferred initiation) and held.
+    bucket_hold<Timer> hold(std::string_view endpoint) {
         const std::lock_guard<std::mutex> l(mu_);
-        return core_.bucket(endpoint);
+        const std::uint32_t b = core_.acquire(endpoint, now_locked());
+        add_ref();
+        return bucket_hold<Timer>(limiter_ref<limiter_impl>(this), b);
     }
+    // The store locks itself and the core's store pointer never changes: no limiter lock needed.
+    void retain_bucket(std::uint32_t b) { core_.retain(b); }
+    void release_bucket(std::uint32_t b) { core_.release(b); }
 
     template <class Handler>
-    void start(Handler&& handler, std::uint32_t b, bool front) {
+    void start(Handler&& handler, bucket_hold<Timer>&& hold, bool front) {
         using handler_type = std::decay_t<Handler>;
         auto hex = asio::get_associated_executor(handler, ex_);
         using work_type = decltype(asio::prefer(hex, asio::execution::outstanding_work.tracked));
         if constexpr (std::is_same_v<decltype(hex), asio::any_io_executor>) {
             if (hex == ex_) {
                 start_op<limiter_handler_op<Timer, handler_type, void>>(std::forward<Handler>(handler),
-                                                                        limiter_work<void>{}, b, front);
+                                                                        limiter_work<void>{}, hold, front);
                 return;
             }
         }
         limiter_work<work_type> w{asio::prefer(hex, asio::execution::outstanding_work.tracked)};
-        start_op<limiter_handler_op<Timer, handler_type, work_type>>(std::forward<Handler>(handler), std::move(w), b,
+        start_op<limiter_handler_op<Timer, handler_type, work_type>>(std::forward<Handler>(handler), std::move(w), hold,
                                                                      front);
     }
 
@@ -4661,12 +4774,13 @@ public:
                     gave_back = give_back_locked(*w);
                 } else if (w->reserved && core_.options().count_from_send) {
                     add_ref();
-                    grant = rate_grant(limiter_ref<limiter_base>(this), w->bucket);
+                    grant = rate_grant(limiter_ref<limiter_base>(this), w->bucket); // with the bucket reference
                 }
                 break;
             case limiter_waiter::state::rejected: ec = make_error_code(error::queue_full); break;
             default: ec = asio::error::operation_aborted; break; // cancelled while parked, or closed
             }
+            if (!grant.pending()) core_.release(w->bucket);
             w->st = limiter_waiter::state::fresh;
         }
         if (gave_back) group_->wake_others(this);
@@ -4679,7 +4793,10 @@ public:
     /// state no longer changes, and the limiters (this one too) look again from a posted wake-up.
     void abandon(op* w) noexcept {
         const bool gave_back = w->st == limiter_waiter::state::granted && w->reserved;
-        if (gave_back) in_destructor([w, this] { core_.give_back(*w); });
+        in_destructor([&] {
+            if (gave_back) core_.give_back(*w);
+            core_.release(w->bucket);
+        });
         if (gave_back) in_destructor([this] { group_->wake_others(nullptr); });
         w->fn(w, op::action::destroy, {}, rate_grant{});
         release();
@@ -4720,6 +4837,7 @@ public:
         {
             const std::lock_guard<std::mutex> l(mu_);
             core_.sent(b, now_locked());
+            core_.release(b);
             schedule_locked(); // a full window whose oldest grant was pending has a time now
         }
         group_->wake_others(this);
@@ -4729,6 +4847,7 @@ public:
         {
             const std::lock_guard<std::mutex> l(mu_);
             core_.unused(b);
+            core_.release(b);
             schedule_locked(); // the slot is free again
         }
         group_->wake_others(this);
@@ -4801,7 +4920,7 @@ private:
     };
 
     template <class Op, class Handler, class Work>
-    void start_op(Handler&& handler, Work&& work, std::uint32_t b, bool front) {
+    void start_op(Handler&& handler, Work&& work, bucket_hold<Timer>& hold, bool front) {
         typename Op::alloc_type alloc(asio::get_associated_allocator(handler));
         Op* p = std::allocator_traits<typename Op::alloc_type>::allocate(alloc, 1);
         try {
@@ -4812,8 +4931,8 @@ private:
             throw;
         }
         p->owner = this;
-        p->bucket = b;
-        add_ref(); // released by deliver() or abandon()
+        p->bucket = hold.take(); // released by deliver() or abandon(), or handed to the grant
+        add_ref();               // released by deliver() or abandon()
         auto slot = asio::get_associated_cancellation_slot(p->handler);
         const std::lock_guard<std::mutex> l(mu_);
         if (closed_) {
@@ -4838,12 +4957,17 @@ private:
         }
     };
 
-    /// Runs f(bucket, now) with the limiter locked.
+    /// Runs f(bucket, now) with the limiter locked and `endpoint`'s bucket held.
     template <class F>
     auto with_bucket(std::string_view endpoint, F&& f) {
         const std::lock_guard<std::mutex> l(mu_);
         const auto now = now_locked();
-        return f(core_.bucket(endpoint), now);
+        struct held {
+            limiter_core& core;
+            std::uint32_t b;
+            ~held() { core.release(b); }
+        } h{core_, core_.acquire(endpoint, now)};
+        return f(h.b, now);
     }
 
     /// Takes back the slot of a grant that was cancelled before it was received; true when there was one.
@@ -4968,9 +5092,7 @@ public:
 
     template <class CompletionToken = default_token>
     auto async_acquire(std::string_view endpoint, acquire_position position, CompletionToken&& token = {}) {
-        // The endpoint is resolved to its bucket now, so the string need not outlive a deferred initiation.
-        const std::uint32_t b = impl_->bucket(endpoint);
-        return asio::async_initiate<CompletionToken, signature>(initiation{impl_}, token, b,
+        return asio::async_initiate<CompletionToken, signature>(initiation{impl_}, token, impl_->hold(endpoint),
                                                                 position == acquire_position::front);
     }
 
@@ -5003,8 +5125,8 @@ private:
         executor_type get_executor() const noexcept { return impl->executor(); }
 
         template <class Handler>
-        void operator()(Handler&& handler, std::uint32_t bucket, bool front) const {
-            impl->start(std::forward<Handler>(handler), bucket, front);
+        void operator()(Handler&& handler, detail::bucket_hold<Timer> hold, bool front) const {
+            impl->start(std::forward<Handler>(handler), std::move(hold), front);
         }
     };
 

@@ -256,7 +256,9 @@ class recording_store final : public callsavvy::bucket_store {
 public:
     explicit recording_store(const callsavvy::rate_limit_options& o) : inner_(o) {}
 
-    std::size_t bucket(std::string_view endpoint) override { return inner_.bucket(endpoint); }
+    std::size_t acquire(std::string_view endpoint, time_point now) override { return inner_.acquire(endpoint, now); }
+    void retain(std::size_t id) override { inner_.retain(id); }
+    void release(std::size_t id) override { inner_.release(id); }
     time_point next_free(std::size_t id, time_point now) override { return inner_.next_free(id, now); }
     bool try_reserve(std::size_t id, time_point now) override {
         if (!inner_.try_reserve(id, now)) return false;

@@ -10,6 +10,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
 #include <asio/strand.hpp>
 
@@ -116,7 +117,7 @@ void simulate(scheduler_run& run, std::mt19937_64& rng, double cancel_p, double 
     auto& ws = run.waiters;
     std::stable_sort(ws.begin(), ws.end(), [](const auto& a, const auto& b) { return a->arrival < b->arrival; });
     std::map<std::string, std::uint32_t> ids;
-    for (auto& w : ws) ids[w->endpoint] = core.bucket(w->endpoint);
+    for (auto& w : ws) ids[w->endpoint] = core.acquire(w->endpoint, time_point{});
     std::bernoulli_distribution cancel(cancel_p), race(race_p);
     const auto span = run.o.per_endpoint.window + run.o.safety_margin;
     const auto gspan = run.o.global.window + run.o.safety_margin;
@@ -230,8 +231,8 @@ TEST_CASE("scheduler: no window of W ever holds more than N grants, in either bu
 TEST_CASE("scheduler: a backlog on an exhausted endpoint does not hold up the others", "[limiter]") {
     auto o = limits({5, 1000ms}, {20, 1000ms}, 0ms);
     limiter_core core(o, nullptr);
-    const auto a = core.bucket("listTickets");
-    const auto b = core.bucket("getSummary");
+    const auto a = core.acquire("listTickets", at(0ms));
+    const auto b = core.acquire("getSummary", at(0ms));
     std::vector<limiter_waiter> backlog(50), other(3);
     for (auto& w : backlog) REQUIRE(core.park(w, a, false));
     std::vector<limiter_waiter*> granted;
@@ -251,7 +252,7 @@ TEST_CASE("scheduler: grants go out exactly when the window allows, margin inclu
     auto o = limits({50, 60s}, {100, 60s}, 250ms);
     limiter_core core(o, nullptr);
     std::vector<limiter_waiter> ws(300);
-    const std::uint32_t ids[] = {core.bucket("a"), core.bucket("b"), core.bucket("c")};
+    const std::uint32_t ids[] = {core.acquire("a", at(0ms)), core.acquire("b", at(0ms)), core.acquire("c", at(0ms))};
     for (std::size_t i = 0; i < ws.size(); ++i) REQUIRE(core.park(ws[i], ids[i % 3], false));
     std::vector<time_point> grants;
     time_point now{};
@@ -283,7 +284,7 @@ TEST_CASE("scheduler with count_from_send: no window of W holds more than N send
         constexpr int endpoints = 3;
         std::map<std::string, std::uint32_t> ids;
         for (std::size_t e = 0; e < static_cast<std::size_t>(endpoints); ++e)
-            ids[numbered("endpoint", e)] = core.bucket(numbered("endpoint", e));
+            ids[numbered("endpoint", e)] = core.acquire(numbered("endpoint", e), at(0ms));
 
         std::vector<std::unique_ptr<sim_waiter>> ws;
         std::uniform_int_distribution<int> when(0, 3000), which(0, endpoints - 1);
@@ -1071,4 +1072,96 @@ TEST_CASE("limiters sharing a store: a send or a give-back in one wakes the othe
     run_virtual({&io1, &io2}, at(10s));
     REQUIRE(by2.ec.has_value());
     CHECK(by2.when == at(10s));
+}
+
+TEST_CASE("buckets for ever new resource names are reclaimed once idle; limits still hold for names used again",
+          "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = limits({2, 1000ms}, {50, 1000ms}, 10ms);
+    auto store = std::make_shared<callsavvy::local_bucket_store>(o);
+    vlimiter lim(io.get_executor(), o, store);
+    recorder rec;
+
+    // 10,000 names one after another (a raw call may name anything), with a hot name every tenth call.
+    std::vector<time_point> hot;
+    std::size_t most_buckets = 0;
+    for (std::size_t i = 0; i < 10'000; ++i) {
+        outcome x;
+        const bool is_hot = i % 10 == 0;
+        lim.async_acquire(is_hot ? std::string("hot") : numbered("resource-", i), rec.handler(x));
+        run_virtual(io, manual_clock::now());
+        while (!x.ec) {
+            const auto next = manual_timer::next_expiry();
+            REQUIRE(next.has_value());
+            run_virtual(io, *next);
+        }
+        REQUIRE(*x.ec == std::error_code{});
+        if (is_hot) hot.push_back(x.when);
+        most_buckets = std::max(most_buckets, store->buckets());
+    }
+    INFO("most endpoint buckets held at once: " << most_buckets);
+    CHECK(most_buckets <= callsavvy::local_bucket_store::default_keep);
+    CHECK(most_in_window(hot, 1010ms) == 2); // the hot name kept its bucket, and its limit, throughout
+    // A reclaimed name used again gets a bucket of its own, with its limit.
+    std::vector<outcome> again(3);
+    for (auto& x : again) lim.async_acquire("resource-1", rec.handler(x));
+    const auto now = manual_clock::now();
+    run_virtual(io, now + 5s);
+    CHECK(again[1].when == now);
+    CHECK(again[2].when == now + 1010ms);
+}
+
+TEST_CASE("bucket reclaiming never takes a bucket that is in use", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = limits({1, 1000ms}, {100, 1000ms}, 10ms);
+    o.count_from_send = true;
+    auto store = std::make_shared<callsavvy::local_bucket_store>(o, 8);
+    vlimiter lim(io.get_executor(), o, store);
+    recorder rec;
+    auto flood = [&] { // many names that are idle as soon as looked at
+        for (std::size_t i = 0; i < 100; ++i) (void)lim.stats(numbered("flood-", i));
+    };
+
+    outcome windowed, pending, parked, paused;
+    lim.async_acquire("windowed", rec.handler(windowed)); // a grant within the window
+    lim.async_acquire("pending", rec.handler(pending));   // a grant not sent yet
+    run_virtual(io, at(0ms));
+    windowed.grant.sent();
+    REQUIRE(pending.grant.pending());
+    lim.pause("paused", 30s);
+    lim.async_acquire("paused", rec.handler(paused)); // parked behind the pause
+    // An acquire resolved to its bucket but not started yet (a deferred token starts it later).
+    auto deferred = lim.async_acquire("deferred", asio::experimental::deferred);
+    flood();
+    CHECK(store->buckets() <= 8);
+
+    // Each bucket kept its state: a reclaimed one would admit at once.
+    outcome w2, p2, d;
+    lim.async_acquire("windowed", rec.handler(w2));
+    lim.async_acquire("pending", rec.handler(p2));
+    std::move(deferred)(rec.handler(d));
+    run_virtual(io, at(500ms));
+    REQUIRE(d.ec.has_value());
+    CHECK(d.when == at(0ms));
+    CHECK(lim.stats("deferred").in_window == 1); // its bucket is still the one named "deferred"
+    CHECK_FALSE(w2.ec.has_value());
+    CHECK_FALSE(p2.ec.has_value());
+    CHECK(lim.stats("paused").queued == 1);
+    CHECK(lim.stats("paused").paused_until > at(29s));
+    flood();
+    run_virtual(io, at(1010ms));
+    REQUIRE(w2.ec.has_value());
+    CHECK(w2.when == at(1010ms));
+    CHECK_FALSE(p2.ec.has_value()); // `pending`'s window waits for its send
+    pending.grant.sent();
+    run_virtual(io, at(3000ms));
+    REQUIRE(p2.ec.has_value());
+    CHECK(p2.when == at(2020ms));
+    flood();
+    CHECK(store->buckets() <= 8);
+    lim.close();
+    run_virtual(io, at(3000ms));
+    CHECK(paused.ec == asio::error::operation_aborted);
 }

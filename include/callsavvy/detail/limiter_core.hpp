@@ -51,12 +51,15 @@ public:
     const rate_limit_options& options() const noexcept { return opts_; }
     bucket_store& store() noexcept { return *store_; }
 
-    /// The bucket id of `endpoint` (>= 1), made on first use.
-    std::uint32_t bucket(std::string_view endpoint) {
-        const auto id = static_cast<std::uint32_t>(store_->bucket(endpoint));
+    /// The bucket id of `endpoint` (>= 1), made on first use, with a reference held until release(id): while
+    /// an acquire, a parked waiter or a pending grant holds one, the id keeps meaning this endpoint.
+    std::uint32_t acquire(std::string_view endpoint, time_point now) {
+        const auto id = static_cast<std::uint32_t>(store_->acquire(endpoint, now));
         if (id >= queues_.size()) queues_.resize(id + 1);
         return id;
     }
+    void retain(std::uint32_t b) { store_->retain(b); }
+    void release(std::uint32_t b) { store_->release(b); }
 
     /// Parks `w` at the back (or, to retry after a 429, the front) of its endpoint's queue. False when the
     /// queue bound is reached and the options say to fail fast. A retry at the front is never refused: it
