@@ -118,7 +118,7 @@ void own_memory() {
     for (int i = 0; i < waiters; ++i)
         lim.async_acquire(names[static_cast<std::size_t>(i % endpoints)],
                           asio::bind_cancellation_slot(signals[static_cast<std::size_t>(i)].slot(),
-                                                       [&done](std::error_code) { ++done; }));
+                                                       [&done](std::error_code, callsavvy::rate_grant) { ++done; }));
     const snapshot after;
     std::printf("1. the limiter's own memory, %d parked callback acquires (each with its own cancellation slot)\n",
                 waiters);
@@ -180,7 +180,7 @@ void core_only() {
     callsavvy::detail::limiter_core core(o, nullptr);
     std::vector<callsavvy::detail::limiter_waiter> ws(waiters);
     std::vector<std::uint32_t> ids;
-    for (const auto& n : endpoint_names()) ids.push_back(core.bucket(n));
+    for (const auto& n : endpoint_names()) ids.push_back(core.acquire(n, std::chrono::steady_clock::time_point{}));
     for (int i = 0; i < waiters; ++i)
         core.park(ws[static_cast<std::size_t>(i)], ids[static_cast<std::size_t>(i % endpoints)], false);
     std::size_t grants = 0;
@@ -192,17 +192,17 @@ void core_only() {
                 endpoints, (c1 - c0) * 1e6 / static_cast<double>(grants));
 }
 
+using awaitable_handler =
+    asio::detail::awaitable_handler<asio::any_io_executor, std::error_code, callsavvy::rate_grant>;
+
 } // namespace
 
 int main() {
     std::printf("limiter_bench: %d waiters over %d endpoints, virtual time\n", waiters, endpoints);
     std::printf("   sizeof(operation) for a use_awaitable acquire: %zu bytes (same executor as the limiter), %zu bytes"
                 " (another executor: + outstanding-work executor)\n",
-                sizeof(callsavvy::detail::limiter_handler_op<
-                       manual_timer, asio::detail::awaitable_handler<asio::any_io_executor, std::error_code>, void>),
-                sizeof(callsavvy::detail::limiter_handler_op<
-                       manual_timer, asio::detail::awaitable_handler<asio::any_io_executor, std::error_code>,
-                       asio::any_io_executor>));
+                sizeof(callsavvy::detail::limiter_handler_op<manual_timer, awaitable_handler, void>),
+                sizeof(callsavvy::detail::limiter_handler_op<manual_timer, awaitable_handler, asio::any_io_executor>));
     // Coroutines first: VmRSS growth is only meaningful before freed memory is there to be reused.
     callsavvy::rate_limit_options defaults;
     coroutines(defaults, "2a. parked coroutines, default limits (50/60 s per endpoint, 100/60 s global)", true);

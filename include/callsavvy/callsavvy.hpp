@@ -5,6 +5,7 @@
 #pragma once
 
 #include <callsavvy/api/catalog.hpp>
+#include <callsavvy/bucket_store.hpp>
 #include <callsavvy/client.hpp>
 #include <callsavvy/config.hpp>
 #include <callsavvy/envelope.hpp>
@@ -13,8 +14,10 @@
 #include <callsavvy/http/parser.hpp>
 #include <callsavvy/http/serializer.hpp>
 #include <callsavvy/http/url.hpp>
+#include <callsavvy/limiter.hpp>
 #include <callsavvy/net/proxy.hpp>
 #include <callsavvy/net/tls.hpp>
+#include <callsavvy/rate_limit_options.hpp>
 #include <callsavvy/version.hpp>
 #include <callsavvy/webhook/address.hpp>
 #include <callsavvy/webhook/events.hpp>

@@ -1,14 +1,14 @@
-// callsavvy/limiter.hpp — the rate limiter: `co_await limiter.async_acquire("listTickets")` suspends the
-// calling coroutine until one more request to that endpoint fits both the endpoint's bucket and the key's
-// global bucket, so the server never has a reason to answer 429 while the whole allowance is used.
+// callsavvy/limiter.hpp — the rate limiter: `auto grant = co_await limiter.async_acquire("listTickets")`
+// suspends the calling coroutine until one more request to that endpoint fits both the endpoint's bucket and
+// the key's global bucket, so the server never has a reason to answer 429 while the whole allowance is used.
 //
 // Choices, and why:
 // - Exact windows: each bucket keeps a sliding log of its last N grant times (local_bucket_store); the next
 //   grant may go at oldest_of_last_N + window + safety_margin. No span of `window` ever holds more than N
 //   grants, so it is safe whether the server counts fixed minutes or a sliding 60 s.
 // - Waiting: waiters sit in an intrusive FIFO per endpoint (no allocation beyond the operation itself); ONE
-//   timer for the whole limiter — fewer than one per bucket — is armed for the next instant at which any
-//   waiter can go (a grant needs the endpoint's and the global bucket together, so one scheduler decides for
+//   timer per limiter — fewer than one per bucket — is armed for the next instant at which any of its
+//   waiters can go (a grant needs the endpoint's and the global bucket together, so one scheduler decides for
 //   all buckets at once). No thread sleeps, nothing polls, and a waiter is woken exactly once: with its grant
 //   or with its failure. Per grant: a look at the global bucket and at each endpoint that has waiters.
 // - Fairness: FIFO within an endpoint; the global slot goes to the earliest waiter whose endpoint bucket has
@@ -17,37 +17,49 @@
 // - Cancellation, any type, through the handler's cancellation slot: a waiter cancelled while parked leaves
 //   its queue and costs no slot. A waiter cancelled after its grant was decided but before the grant was
 //   delivered gives the slot back and the next waiter gets it at once (no lost wake-up as in boostorg/mysql
-//   #509). The caller's deadline covers the wait: cancel the acquire when it passes.
+//   #509); so does a grant whose completion is destroyed undelivered (its io_context went away). The caller's
+//   deadline covers the wait: cancel the acquire when it passes.
 // - 429s: pause() / on_rate_limited() pause the endpoint's bucket (Retry-After, else full-jitter backoff).
 //   A 429 does not say which limit was hit, so the global bucket pauses too when (a) another endpoint got a
 //   429 within the last global window, or (b) the global bucket held its maximum when the 429 came.
-// - Bounded: beyond options.max_waiters parked waiters an acquire fails at once with error::queue_full
-//   (condition::rate_limited), unless options.wait_when_full makes the bound advisory.
-// - Send times: the server counts a request when it arrives. With options.count_from_send (the client sets
-//   it) a grant stays pending until sent() says when the request left, or unused() that it never did, so
-//   a wait for a pooled connection or a slow TLS handshake between grant and write cannot push N+1 requests
-//   into one server window.
-// - Fleets: the buckets' state sits behind bucket_store (next_free / try_reserve / give_back / pause /
-//   usage / sent / unused); a store shared by several processes replaces local_bucket_store without touching the
-//   waiting.
-// - One budget per key: limiter_for_key() returns the process's limiter for an API key (kept by a SHA-256
-//   digest of the key, never the key itself), so every client using that key shares the same buckets.
-// - Thread safety: unlike the client, a limiter IS internally synchronized (one mutex; it is shared by
-//   clients that may live on different threads and io_contexts). async_acquire, pause, stats and close may be
-//   called from any thread. The timer runs on the limiter's executor, which some thread must run; each
-//   acquire completes on its handler's associated executor (default: the limiter's), never inline. Outstanding
-//   work is tracked on the handler's executor while the acquire is pending. As Asio requires of any
-//   operation, emit an acquire's cancellation from its handler's executor (a strand in a threaded context).
-// - Lifetimes: the limiter's executor must keep running while anyone waits (a limiter shared through
-//   limiter_for_key() runs on the executor of whoever created it first), and the io_contexts that waiters
-//   complete on must outlive their waits. Destroying or closing the limiter ends every wait at once.
+// - Bounded: beyond options.max_waiters parked waiters (per limiter) an acquire fails at once with
+//   error::queue_full (condition::rate_limited), unless options.wait_when_full makes the bound advisory.
+//   The buckets are bounded too: beyond 256 endpoint buckets the idle ones are forgotten (local_bucket_store),
+//   so a raw call naming ever new resources does not grow memory without end.
+// - Grants: an acquire completes with (error_code, rate_grant). The grant is move-only. With
+//   options.count_from_send (the client sets it) it holds its slot as pending until grant.sent() says the
+//   request's first byte leaves now, or until it is destroyed unsent, which gives the slot back: a wait for a
+//   pooled connection or a slow TLS handshake between grant and write cannot push N+1 requests into one
+//   server window. Without count_from_send the grant counts from the moment it was made and is empty.
+// - One budget per key, one limiter per executor: limiter_for_key(ex, key) returns the process's limiter for
+//   (key, executor). The limiters of one key share ONE bucket store (kept by a SHA-256 digest of the key, never
+//   the key itself), so together they never exceed the limits, and each runs its timer on its own executor:
+//   stopping or destroying one io_context (with its limiter) leaves the others' waiters going. The key's
+//   options are the first limiter's for as long as any limiter of the key (or a grant of one) lives.
+// - Sharing: a change in the shared store that can let another limiter's waiter go earlier (a send, a slot
+//   given back) wakes the other limiters by a handler posted to each one's own executor, never inline: no
+//   thread ever holds two limiters' locks, or calls into another limiter with its own lock held.
+// - Fleets: the buckets' state sits behind bucket_store (<callsavvy/bucket_store.hpp>); a store shared by
+//   several processes replaces local_bucket_store without touching the waiting.
+// - Thread safety: unlike the client, a limiter IS internally synchronized (one mutex per limiter; the store
+//   has its own). async_acquire, pause, stats, close and a grant's sent() may be called from any thread. The
+//   timer runs on the limiter's executor, which some thread must run; each acquire completes on its handler's
+//   associated executor (default: the limiter's), never inline. Outstanding work is tracked on the handler's
+//   executor while the acquire is pending. As Asio requires of any operation, emit an acquire's cancellation
+//   from its handler's executor (a strand in a threaded context).
+// - Lifetimes: like any Asio I/O object, a limiter is destroyed before its io_context; the io_contexts that
+//   waiters complete on must outlive their waits. Destroying or closing the limiter ends every wait at once;
+//   its grants stay valid (they keep what they need alive) and may outlive it.
 // - Time: the clock comes from the timer type; basic_rate_limiter<detail::manual_timer> runs in virtual
 //   time, and the scheduler itself (detail::limiter_core) is sans-io and takes `now` as an argument.
 #pragma once
 
+#include <callsavvy/bucket_store.hpp>
 #include <callsavvy/config.hpp>
 #include <callsavvy/detail/limiter_core.hpp>
+#include <callsavvy/detail/limiter_registry.hpp>
 #include <callsavvy/error.hpp>
+#include <callsavvy/rate_limit_options.hpp>
 #include <callsavvy/retry.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -62,20 +74,17 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
-#include <openssl/evp.h>
-
+#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
-#include <stdexcept>
-#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 CALLSAVVY_BEGIN_NAMESPACE
 
@@ -85,8 +94,8 @@ enum class acquire_position { back, front };
 
 /// What the limiter reports about one bucket.
 struct bucket_stats {
-    std::size_t queued = 0;    ///< parked waiters (for the global bucket: all of them)
-    std::size_t in_window = 0; ///< grants within the window that ends now
+    std::size_t queued = 0;    ///< this limiter's parked waiters (for the global bucket: all of them)
+    std::size_t in_window = 0; ///< grants within the window that ends now (every limiter of the store)
     /// Earliest time the next grant could go (for an endpoint: its bucket and the global one both).
     std::chrono::steady_clock::time_point next_grant{};
     std::chrono::steady_clock::time_point paused_until{}; ///< a 429 pause, if later than now
@@ -100,14 +109,13 @@ struct rate_limit_pause {
 
 namespace detail {
 
-template <class Timer>
-class limiter_impl;
-
-/// An owning reference to a limiter_impl (intrusive: pending operations hold one too, 8 bytes each).
-template <class Timer>
+/// An owning reference to a reference-counted limiter part (intrusive: pending operations, timer handlers and
+/// grants hold one, 8 bytes each). Constructed from a pointer, it adopts a reference already counted.
+template <class T>
 class limiter_ref {
 public:
-    explicit limiter_ref(limiter_impl<Timer>* p) noexcept : p_(p) {}
+    limiter_ref() noexcept = default;
+    explicit limiter_ref(T* p) noexcept : p_(p) {}
     limiter_ref(const limiter_ref& o) noexcept : p_(o.p_) {
         if (p_) p_->add_ref();
     }
@@ -119,19 +127,135 @@ public:
     ~limiter_ref() {
         if (p_) p_->release();
     }
-    limiter_impl<Timer>* operator->() const noexcept { return p_; }
-    limiter_impl<Timer>* get() const noexcept { return p_; }
+    T* operator->() const noexcept { return p_; }
+    T* get() const noexcept { return p_; }
+    explicit operator bool() const noexcept { return p_ != nullptr; }
 
 private:
-    limiter_impl<Timer>* p_;
+    T* p_ = nullptr;
 };
 
-/// The part of a pending acquire that the limiter knows without knowing the handler's type.
+/// What a grant and the other limiters sharing a store see of a limiter, whatever its timer type.
+class limiter_base {
+public:
+    limiter_base(const limiter_base&) = delete;
+    limiter_base& operator=(const limiter_base&) = delete;
+
+    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    void release() noexcept {
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    }
+
+    /// A grant of bucket `b` (count_from_send) was sent now / was dropped unsent; the grant's bucket
+    /// reference ends here.
+    virtual void grant_sent(std::uint32_t b) = 0;
+    virtual void grant_unused(std::uint32_t b) = 0;
+    /// Another limiter of the store changed it so that a waiter here may go earlier: look again, from a
+    /// handler posted to this limiter's executor. Called with the group's lock held, so the limiter cannot
+    /// close (and its io_context cannot go) meanwhile; takes no limiter lock.
+    virtual void post_wake() noexcept = 0;
+
+protected:
+    limiter_base() = default;
+    virtual ~limiter_base() = default;
+
+private:
+    std::atomic<std::size_t> refs_{1};
+};
+
+/// The limiters (one per executor) that share one bucket store, and the options they all use: the first
+/// limiter's. A limiter joins when it is made and leaves when it closes (before its io_context can go).
+class limiter_group {
+public:
+    limiter_group(const rate_limit_options& o, std::shared_ptr<bucket_store> store)
+        : options_(o), store_(store ? std::move(store) : std::make_shared<local_bucket_store>(o)) {}
+
+    const rate_limit_options& options() const noexcept { return options_; }
+    const std::shared_ptr<bucket_store>& store() const noexcept { return store_; }
+
+    void join(limiter_base* l) {
+        const std::lock_guard<std::mutex> g(mu_);
+        members_.push_back(l);
+    }
+    void leave(limiter_base* l) {
+        const std::lock_guard<std::mutex> g(mu_);
+        std::erase(members_, l);
+    }
+    /// Wakes every member but `from` (null: every member), each on its own executor. Called with no limiter
+    /// lock held.
+    void wake_others(const limiter_base* from) {
+        const std::lock_guard<std::mutex> g(mu_); // `from` may have left already: look, never guess
+        for (limiter_base* m : members_)
+            if (m != from) m->post_wake();
+    }
+
+private:
+    rate_limit_options options_;
+    std::shared_ptr<bucket_store> store_;
+    std::mutex mu_;
+    std::vector<limiter_base*> members_{};
+};
+
+template <class Timer>
+class limiter_impl;
+
+} // namespace detail
+
+/// The right to send one request, from a successful async_acquire. Move-only. With
+/// rate_limit_options::count_from_send it holds the request's slot as pending: call sent() when the request's
+/// first byte leaves, so the slot counts from then; destroyed unsent (the call failed before writing), it gives
+/// the slot back. Without count_from_send, or default-constructed, or moved from, it is empty and does nothing:
+/// the slot counted from the grant. It keeps its limiter's state alive, so it may outlive the limiter.
+class rate_grant {
+public:
+    rate_grant() noexcept = default;
+    rate_grant(rate_grant&&) noexcept = default;
+    rate_grant& operator=(rate_grant&& o) noexcept {
+        if (this != &o) {
+            give_back();
+            owner_ = std::move(o.owner_);
+            bucket_ = o.bucket_;
+        }
+        return *this;
+    }
+    ~rate_grant() { give_back(); }
+
+    /// The request's first byte leaves now. Empties the grant.
+    void sent() {
+        if (!owner_) return;
+        const auto owner = std::move(owner_);
+        owner->grant_sent(bucket_);
+    }
+
+    /// Holds a slot that sent() or the destructor will report.
+    bool pending() const noexcept { return static_cast<bool>(owner_); }
+
+private:
+    template <class>
+    friend class detail::limiter_impl;
+    rate_grant(detail::limiter_ref<detail::limiter_base> owner, std::uint32_t bucket) noexcept
+        : owner_(std::move(owner)), bucket_(bucket) {}
+
+    void give_back() noexcept {
+        if (!owner_) return;
+        const auto owner = std::move(owner_);
+        detail::in_destructor([&] { owner->grant_unused(bucket_); });
+    }
+
+    detail::limiter_ref<detail::limiter_base> owner_{};
+    std::uint32_t bucket_ = 0;
+};
+
+namespace detail {
+
+/// The part of a pending acquire that the limiter knows without knowing the handler's type. It holds one
+/// reference to its bucket (limiter_waiter::bucket) until it completes, or hands it to the grant.
 template <class Timer>
 struct limiter_op : limiter_waiter {
     enum class action { post, finish, destroy };
     limiter_impl<Timer>* owner = nullptr;
-    void (*fn)(limiter_op*, action, error_code) = nullptr; // type-erased: post the delivery, or complete
+    // type-erased: post the delivery, complete with (ec, grant), or free unrun
+    void (*fn)(limiter_op*, action, error_code, rate_grant&&) = nullptr;
 };
 
 /// Keeps outstanding work on the handler's executor while the acquire is pending, unless that executor is the
@@ -144,7 +268,7 @@ template <>
 struct limiter_work<void> {};
 
 /// The function object that completes an acquire on its handler's executor. It owns the operation: destroyed
-/// without having run (its io_context went away first), it frees the operation and the limiter's reference.
+/// without having run (its io_context went away first), it gives a grant's slot back and frees the operation.
 template <class Timer>
 class limiter_delivery {
 public:
@@ -152,10 +276,7 @@ public:
     limiter_delivery(limiter_delivery&& o) noexcept : w_(std::exchange(o.w_, nullptr)) {}
     limiter_delivery& operator=(limiter_delivery&&) = delete;
     ~limiter_delivery() {
-        if (w_ == nullptr) return;
-        limiter_impl<Timer>* owner = w_->owner;
-        w_->fn(w_, limiter_op<Timer>::action::destroy, {});
-        owner->release();
+        if (w_ != nullptr) w_->owner->abandon(w_);
     }
     void operator()() {
         limiter_op<Timer>* w = std::exchange(w_, nullptr);
@@ -164,6 +285,31 @@ public:
 
 private:
     limiter_op<Timer>* w_;
+};
+
+/// One reference to an endpoint's bucket, from async_acquire until the operation starts (a deferred token may
+/// start it late, or never): meanwhile the id cannot be reclaimed and given to another endpoint.
+template <class Timer>
+class bucket_hold {
+public:
+    bucket_hold(limiter_ref<limiter_impl<Timer>> l, std::uint32_t id) noexcept : limiter_(std::move(l)), id_(id) {}
+    bucket_hold(const bucket_hold& o) : limiter_(o.limiter_), id_(o.id_) {
+        if (limiter_) limiter_->retain_bucket(id_);
+    }
+    bucket_hold(bucket_hold&& o) noexcept = default;
+    bucket_hold& operator=(const bucket_hold&) = delete;
+    ~bucket_hold() {
+        if (limiter_) in_destructor([this] { limiter_->release_bucket(id_); });
+    }
+    /// The reference passes to the caller.
+    std::uint32_t take() noexcept {
+        limiter_ = {};
+        return id_;
+    }
+
+private:
+    limiter_ref<limiter_impl<Timer>> limiter_;
+    std::uint32_t id_;
 };
 
 template <class Timer, class Handler, class WorkExecutor>
@@ -176,7 +322,7 @@ struct limiter_handler_op final : limiter_op<Timer> {
         this->fn = &do_fn;
     }
 
-    static void do_fn(base* b, typename base::action a, error_code ec) {
+    static void do_fn(base* b, typename base::action a, error_code ec, rate_grant&& grant) {
         auto* self = static_cast<limiter_handler_op*>(b);
         if (a == base::action::post) {
             asio::post(self->executor(), limiter_delivery<Timer>(b));
@@ -196,7 +342,7 @@ struct limiter_handler_op final : limiter_op<Timer> {
         alloc_type alloc(asio::get_associated_allocator(h));
         std::allocator_traits<alloc_type>::destroy(alloc, self);
         std::allocator_traits<alloc_type>::deallocate(alloc, self, 1);
-        std::move(h)(ec);
+        std::move(h)(ec, std::move(grant));
     }
 
     auto executor() const {
@@ -210,79 +356,106 @@ struct limiter_handler_op final : limiter_op<Timer> {
     [[no_unique_address]] limiter_work<WorkExecutor> work;
 };
 
+/// Constructs a limiter in a group that already exists (limiter_for_key's).
+struct join_group_t {};
+inline constexpr join_group_t join_group{};
+
 template <class Timer>
-class limiter_impl {
+class limiter_impl final : public limiter_base {
 public:
     using time_point = std::chrono::steady_clock::time_point;
     using op = limiter_op<Timer>;
     static_assert(std::is_same_v<typename Timer::clock_type::time_point, time_point>,
                   "the limiter's timer must count steady_clock time points");
 
-    limiter_impl(asio::any_io_executor ex, const rate_limit_options& o, std::shared_ptr<bucket_store> store)
-        : ex_(std::move(ex)), core_(o, std::move(store)), timer_(ex_),
-          rng_(o.jitter_seed != 0 ? o.jitter_seed : std::random_device{}()) {}
-
-    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-    void release() noexcept {
-        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    limiter_impl(asio::any_io_executor ex, std::shared_ptr<limiter_group> group)
+        : ex_(std::move(ex)), group_(std::move(group)), core_(group_->options(), group_->store()),
+          rng_(core_.options().jitter_seed != 0 ? core_.options().jitter_seed : std::random_device{}()) {
+        timer_.emplace(ex_);
+        group_->join(this);
     }
 
     const asio::any_io_executor& executor() const noexcept { return ex_; }
     const rate_limit_options& options() const noexcept { return core_.options(); }
+    const std::shared_ptr<limiter_group>& group() const noexcept { return group_; }
 
-    std::uint32_t bucket(std::string_view endpoint) {
-        std::lock_guard<std::mutex> l(mu_);
-        return core_.bucket(endpoint);
+    /// `endpoint`'s bucket, resolved now (so the string need not outlive a deferred initiation) and held.
+    bucket_hold<Timer> hold(std::string_view endpoint) {
+        const std::lock_guard<std::mutex> l(mu_);
+        const std::uint32_t b = core_.acquire(endpoint, now_locked());
+        add_ref();
+        return bucket_hold<Timer>(limiter_ref<limiter_impl>(this), b);
     }
+    // The store locks itself and the core's store pointer never changes: no limiter lock needed.
+    void retain_bucket(std::uint32_t b) { core_.retain(b); }
+    void release_bucket(std::uint32_t b) { core_.release(b); }
 
     template <class Handler>
-    void start(Handler&& handler, std::uint32_t b, bool front) {
+    void start(Handler&& handler, bucket_hold<Timer>&& hold, bool front) {
         using handler_type = std::decay_t<Handler>;
         auto hex = asio::get_associated_executor(handler, ex_);
         using work_type = decltype(asio::prefer(hex, asio::execution::outstanding_work.tracked));
         if constexpr (std::is_same_v<decltype(hex), asio::any_io_executor>) {
             if (hex == ex_) {
                 start_op<limiter_handler_op<Timer, handler_type, void>>(std::forward<Handler>(handler),
-                                                                        limiter_work<void>{}, b, front);
+                                                                        limiter_work<void>{}, hold, front);
                 return;
             }
         }
         limiter_work<work_type> w{asio::prefer(hex, asio::execution::outstanding_work.tracked)};
-        start_op<limiter_handler_op<Timer, handler_type, work_type>>(std::forward<Handler>(handler), std::move(w), b,
+        start_op<limiter_handler_op<Timer, handler_type, work_type>>(std::forward<Handler>(handler), std::move(w), hold,
                                                                      front);
     }
 
     /// Runs on the handler's executor: the one place an acquire completes.
     void deliver(op* w) {
         error_code ec{};
+        rate_grant grant;
+        bool gave_back = false;
         {
-            std::lock_guard<std::mutex> l(mu_);
+            const std::lock_guard<std::mutex> l(mu_);
             switch (w->st) {
             case limiter_waiter::state::granted:
                 if (w->cancel_requested) {
                     // Cancelled at the moment of its grant: the slot goes to the next waiter, not to waste.
                     ec = asio::error::operation_aborted;
-                    if (w->reserved) {
-                        core_.give_back(*w);
-                        if (!closed_) schedule_locked();
-                    }
+                    gave_back = give_back_locked(*w);
+                } else if (w->reserved && core_.options().count_from_send) {
+                    add_ref();
+                    grant = rate_grant(limiter_ref<limiter_base>(this), w->bucket); // with the bucket reference
                 }
                 break;
             case limiter_waiter::state::rejected: ec = make_error_code(error::queue_full); break;
             default: ec = asio::error::operation_aborted; break; // cancelled while parked, or closed
             }
+            if (!grant.pending()) core_.release(w->bucket);
             w->st = limiter_waiter::state::fresh;
         }
-        w->fn(w, op::action::finish, ec);
+        if (gave_back) group_->wake_others(this);
+        w->fn(w, op::action::finish, ec, std::move(grant));
         release(); // the operation's reference
     }
 
+    /// The delivery was destroyed unrun: a grant nobody received is given back. Takes no limiter lock, for a
+    /// post that failed destroys the delivery inside a locked section: the store locks itself, the operation's
+    /// state no longer changes, and the limiters (this one too) look again from a posted wake-up.
+    void abandon(op* w) noexcept {
+        const bool gave_back = w->st == limiter_waiter::state::granted && w->reserved;
+        in_destructor([&] {
+            if (gave_back) core_.give_back(*w);
+            core_.release(w->bucket);
+        });
+        if (gave_back) in_destructor([this] { group_->wake_others(nullptr); });
+        w->fn(w, op::action::destroy, {}, rate_grant{});
+        release();
+    }
+
     void cancel(op* w) {
-        std::lock_guard<std::mutex> l(mu_);
+        const std::lock_guard<std::mutex> l(mu_);
         if (w->st == limiter_waiter::state::parked) {
             core_.unpark(*w);
             w->st = limiter_waiter::state::cancelled;
-            w->fn(w, op::action::post, {});
+            w->fn(w, op::action::post, {}, rate_grant{});
             if (core_.parked() == 0) disarm_locked(); // an idle limiter must not hold its io_context running
         } else if (w->st == limiter_waiter::state::granted) {
             w->cancel_requested = true; // deliver() gives the slot back
@@ -290,80 +463,112 @@ public:
     }
 
     bool pause(std::string_view endpoint, std::chrono::steady_clock::duration d) {
-        std::lock_guard<std::mutex> l(mu_);
-        const bool global = core_.pause_after_429(core_.bucket(endpoint), now_locked(), d);
-        schedule_locked(); // the armed timer may be too early now; let it move
-        return global;
+        return with_bucket(endpoint, [&](std::uint32_t b, time_point now) {
+            const bool global = core_.pause_after_429(b, now, d);
+            schedule_locked(); // the armed timer may be too early now; let it move
+            return global;
+        });
     }
 
     rate_limit_pause on_rate_limited(std::string_view endpoint, std::optional<std::chrono::milliseconds> retry_after,
                                      int attempt) {
-        std::lock_guard<std::mutex> l(mu_);
-        rate_limit_pause p;
-        p.duration = retry_after ? *retry_after : full_jitter_backoff(core_.options().backoff, attempt, rng_);
-        p.global = core_.pause_after_429(core_.bucket(endpoint), now_locked(), p.duration);
-        schedule_locked();
-        return p;
+        return with_bucket(endpoint, [&](std::uint32_t b, time_point now) {
+            rate_limit_pause p;
+            p.duration = retry_after ? *retry_after : full_jitter_backoff(core_.options().backoff, attempt, rng_);
+            p.global = core_.pause_after_429(b, now, p.duration);
+            schedule_locked();
+            return p;
+        });
     }
 
-    void sent(std::string_view endpoint) {
-        if (!core_.options().count_from_send) return;
-        std::lock_guard<std::mutex> l(mu_);
-        core_.sent(core_.bucket(endpoint), now_locked());
-        if (!closed_) schedule_locked(); // a full window whose oldest grant was pending has a time now
+    void grant_sent(std::uint32_t b) override {
+        {
+            const std::lock_guard<std::mutex> l(mu_);
+            core_.sent(b, now_locked());
+            core_.release(b);
+            schedule_locked(); // a full window whose oldest grant was pending has a time now
+        }
+        group_->wake_others(this);
     }
 
-    void unused(std::string_view endpoint) {
-        if (!core_.options().count_from_send) return;
-        std::lock_guard<std::mutex> l(mu_);
-        core_.unused(core_.bucket(endpoint));
-        if (!closed_) schedule_locked(); // the slot is free again
+    void grant_unused(std::uint32_t b) override {
+        {
+            const std::lock_guard<std::mutex> l(mu_);
+            core_.unused(b);
+            core_.release(b);
+            schedule_locked(); // the slot is free again
+        }
+        group_->wake_others(this);
+    }
+
+    void post_wake() noexcept override {
+        if (wake_posted_.exchange(true, std::memory_order_acq_rel)) return; // one wake-up covers many changes
+        add_ref();
+        try {
+            asio::post(ex_, waker{limiter_ref<limiter_impl>(this)});
+        } catch (...) {
+            wake_posted_.store(false, std::memory_order_release); // the waker and its reference are gone
+        }
     }
 
     void pause_global(std::chrono::steady_clock::duration d) {
-        std::lock_guard<std::mutex> l(mu_);
+        const std::lock_guard<std::mutex> l(mu_);
         core_.pause_global(now_locked() + d);
         schedule_locked();
     }
 
     bucket_stats stats(std::string_view endpoint) {
-        std::lock_guard<std::mutex> l(mu_);
-        const auto now = now_locked();
-        const auto b = core_.bucket(endpoint);
-        const auto u = core_.store().usage(b, now);
-        const auto g = core_.store().usage(bucket_store::global_bucket, now);
-        return {core_.parked(b), u.in_window, std::max(u.next_free, g.next_free), u.paused_until};
+        return with_bucket(endpoint, [&](std::uint32_t b, time_point now) {
+            const auto u = core_.store().usage(b, now);
+            const auto g = core_.store().usage(bucket_store::global_bucket, now);
+            return bucket_stats{core_.parked(b), u.in_window, std::max(u.next_free, g.next_free), u.paused_until};
+        });
     }
 
     bucket_stats global_stats() {
-        std::lock_guard<std::mutex> l(mu_);
+        const std::lock_guard<std::mutex> l(mu_);
         const auto now = now_locked();
         const auto g = core_.store().usage(bucket_store::global_bucket, now);
         return {core_.parked(), g.in_window, g.next_free, g.paused_until};
     }
 
     std::size_t overflow() {
-        std::lock_guard<std::mutex> l(mu_);
+        const std::lock_guard<std::mutex> l(mu_);
         return core_.overflow();
     }
 
     void close() {
-        std::lock_guard<std::mutex> l(mu_);
-        if (closed_) return;
-        closed_ = true;
-        core_.drain([](limiter_waiter& n) {
-            auto* w = static_cast<op*>(&n);
-            w->st = limiter_waiter::state::closed;
-            w->fn(w, op::action::post, {});
-        });
-        disarm_locked();
+        {
+            const std::lock_guard<std::mutex> l(mu_);
+            if (closed_) return;
+            closed_ = true;
+            core_.drain([](limiter_waiter& n) {
+                auto* w = static_cast<op*>(&n);
+                w->st = limiter_waiter::state::closed;
+                w->fn(w, op::action::post, {}, rate_grant{});
+            });
+            disarm_locked();
+            timer_.reset(); // the last use of the executor's io_context: grants may outlive it
+        }
+        group_->leave(this);
     }
 
 private:
-    ~limiter_impl() = default; // only release() deletes
+    ~limiter_impl() override { // only release() deletes, and the limiter closed before that
+        if (timer_) in_destructor([this] { group_->leave(this); });
+    }
+
+    struct waker {
+        limiter_ref<limiter_impl> self;
+        void operator()() const {
+            self->wake_posted_.store(false, std::memory_order_release);
+            const std::lock_guard<std::mutex> l(self->mu_);
+            self->schedule_locked();
+        }
+    };
 
     template <class Op, class Handler, class Work>
-    void start_op(Handler&& handler, Work&& work, std::uint32_t b, bool front) {
+    void start_op(Handler&& handler, Work&& work, bucket_hold<Timer>& hold, bool front) {
         typename Op::alloc_type alloc(asio::get_associated_allocator(handler));
         Op* p = std::allocator_traits<typename Op::alloc_type>::allocate(alloc, 1);
         try {
@@ -374,21 +579,22 @@ private:
             throw;
         }
         p->owner = this;
-        add_ref(); // released by deliver()
+        p->bucket = hold.take(); // released by deliver() or abandon(), or handed to the grant
+        add_ref();               // released by deliver() or abandon()
         auto slot = asio::get_associated_cancellation_slot(p->handler);
-        std::lock_guard<std::mutex> l(mu_);
+        const std::lock_guard<std::mutex> l(mu_);
         if (closed_) {
             p->st = limiter_waiter::state::closed;
         } else if (!core_.options().enabled) {
             p->st = limiter_waiter::state::granted; // nothing reserved: nothing to give back
-        } else if (!core_.park(*p, b, front)) {
+        } else if (!core_.park(*p, p->bucket, front)) {
             p->st = limiter_waiter::state::rejected;
         } else {
             if (slot.is_connected()) slot.template emplace<cancel_handler>(p);
             schedule_locked(); // may grant p at once: completions are posted, never run inline
             return;
         }
-        p->fn(p, op::action::post, {});
+        p->fn(p, op::action::post, {}, rate_grant{});
     }
 
     struct cancel_handler {
@@ -399,6 +605,27 @@ private:
         }
     };
 
+    /// Runs f(bucket, now) with the limiter locked and `endpoint`'s bucket held.
+    template <class F>
+    auto with_bucket(std::string_view endpoint, F&& f) {
+        const std::lock_guard<std::mutex> l(mu_);
+        const auto now = now_locked();
+        struct held {
+            limiter_core& core;
+            std::uint32_t b;
+            ~held() { core.release(b); }
+        } h{core_, core_.acquire(endpoint, now)};
+        return f(h.b, now);
+    }
+
+    /// Takes back the slot of a grant that was cancelled before it was received; true when there was one.
+    bool give_back_locked(limiter_waiter& w) {
+        if (!w.reserved) return false;
+        core_.give_back(w);
+        schedule_locked();
+        return true;
+    }
+
     time_point now_locked() {
         // Grants are recorded in time order even when threads read the clock in another order.
         last_now_ = std::max(last_now_, Timer::clock_type::now());
@@ -406,9 +633,10 @@ private:
     }
 
     void schedule_locked() {
+        if (closed_) return;
         const time_point next = core_.grant_ready(now_locked(), [](limiter_waiter& n) {
             auto* w = static_cast<op*>(&n);
-            w->fn(w, op::action::post, {});
+            w->fn(w, op::action::post, {}, rate_grant{});
         });
         if (next == limiter_core::never) disarm_locked();
         else
@@ -422,36 +650,37 @@ private:
         armed_ = true;
         armed_at_ = at;
         const std::uint64_t gen = ++timer_gen_;
-        timer_.expires_at(at); // a wait still pending completes with operation_aborted and a stale generation
+        timer_->expires_at(at); // a wait still pending completes with operation_aborted and a stale generation
         add_ref();
         // The handler owns a reference, released even if it is destroyed unrun (io_context destroyed).
-        timer_.async_wait([self = limiter_ref<Timer>(this), gen](const error_code&) { self->on_timer(gen); });
+        timer_->async_wait([self = limiter_ref<limiter_impl>(this), gen](const error_code&) { self->on_timer(gen); });
     }
 
     void disarm_locked() {
         if (!armed_) return;
         armed_ = false;
         ++timer_gen_;
-        timer_.cancel();
+        timer_->cancel();
     }
 
     void on_timer(std::uint64_t gen) {
-        std::lock_guard<std::mutex> l(mu_);
+        const std::lock_guard<std::mutex> l(mu_);
         if (gen != timer_gen_ || closed_) return; // superseded by a later arm, or cancelled
         armed_ = false;
         schedule_locked();
     }
 
-    std::atomic<std::size_t> refs_{1};
     std::mutex mu_;
     asio::any_io_executor ex_;
+    std::shared_ptr<limiter_group> group_;
     limiter_core core_;
-    Timer timer_;
+    std::optional<Timer> timer_{}; ///< until close()
     bool armed_ = false;
     time_point armed_at_{};
     std::uint64_t timer_gen_ = 0;
     time_point last_now_ = time_point::min();
     bool closed_ = false;
+    std::atomic<bool> wake_posted_{false};
     std::minstd_rand rng_;
 
     template <class, class, class>
@@ -469,13 +698,26 @@ public:
     using clock_type = typename Timer::clock_type;
     using time_point = std::chrono::steady_clock::time_point;
     using default_token = asio::use_awaitable_t<>;
+    /// What an acquire completes with.
+    using signature = void(error_code, rate_grant);
 
     /// `ex` runs the limiter's timer. `store`: where the buckets live (null: in this process).
     explicit basic_rate_limiter(executor_type ex, rate_limit_options options = {},
                                 std::shared_ptr<bucket_store> store = nullptr)
-        : impl_(new detail::limiter_impl<Timer>(std::move(ex), options, std::move(store))) {}
+        : basic_rate_limiter(detail::join_group, std::move(ex),
+                             std::make_shared<detail::limiter_group>(options, std::move(store))) {}
 
-    /// Ends every parked acquire with operation_aborted.
+    /// A limiter on `ex` that shares `share_with`'s buckets and options: together they never exceed the
+    /// limits, each runs its own timer on its own executor, and either may be destroyed (before its own
+    /// io_context) while the other keeps working.
+    basic_rate_limiter(executor_type ex, const basic_rate_limiter& share_with)
+        : basic_rate_limiter(detail::join_group, std::move(ex), share_with.impl_->group()) {}
+
+    /// limiter_for_key's: a limiter on `ex` in a group of limiters sharing one store.
+    basic_rate_limiter(detail::join_group_t, executor_type ex, std::shared_ptr<detail::limiter_group> group)
+        : impl_(new detail::limiter_impl<Timer>(std::move(ex), std::move(group))) {}
+
+    /// Ends every parked acquire with operation_aborted. Grants it gave stay valid.
     ~basic_rate_limiter() {
         detail::in_destructor([this] { impl_->close(); });
     }
@@ -485,10 +727,11 @@ public:
     executor_type get_executor() const noexcept { return impl_->executor(); }
     const rate_limit_options& options() const noexcept { return impl_->options(); }
 
-    /// Waits for a slot in `endpoint`'s bucket and the global bucket; completes with (error_code): success
-    /// once the request may be sent, error::queue_full when the queue bound is reached (at once), or
-    /// operation_aborted when cancelled (any cancellation type; a grant that raced the cancellation goes to
-    /// the next waiter) or when the limiter closes. The slot is consumed by the success: send the request.
+    /// Waits for a slot in `endpoint`'s bucket and the global bucket; completes with (error_code, rate_grant):
+    /// success and the grant once the request may be sent, error::queue_full when the queue bound is reached
+    /// (at once), or operation_aborted when cancelled (any cancellation type; a grant that raced the
+    /// cancellation goes to the next waiter) or when the limiter closes; the grant is empty on failure. With
+    /// use_awaitable (the default) `co_await` returns the grant and throws on failure.
     template <class CompletionToken = default_token>
     requires(!std::is_same_v<std::decay_t<CompletionToken>, acquire_position>) auto async_acquire(
         std::string_view endpoint, CompletionToken&& token = {}) {
@@ -497,10 +740,8 @@ public:
 
     template <class CompletionToken = default_token>
     auto async_acquire(std::string_view endpoint, acquire_position position, CompletionToken&& token = {}) {
-        // The endpoint is resolved to its bucket now, so the string need not outlive a deferred initiation.
-        const std::uint32_t b = impl_->bucket(endpoint);
-        return asio::async_initiate<CompletionToken, void(error_code)>(initiation{detail::limiter_ref<Timer>(impl_)},
-                                                                       token, b, position == acquire_position::front);
+        return asio::async_initiate<CompletionToken, signature>(initiation{impl_}, token, impl_->hold(endpoint),
+                                                                position == acquire_position::front);
     }
 
     /// Pauses `endpoint`'s bucket for `d` after a 429, and the global bucket too by the rule in this header's
@@ -517,12 +758,6 @@ public:
     /// Pauses every endpoint for `d`.
     void pause_global(std::chrono::steady_clock::duration d) { impl_->pause_global(d); }
 
-    /// With options().count_from_send (otherwise no-ops): after each successful acquire for `endpoint`, call
-    /// exactly one of these. sent(): the request's first byte is leaving now, so the grant counts from now.
-    /// unused(): the request was never written (its connection failed, it was cancelled), so the slot is free.
-    void sent(std::string_view endpoint) { impl_->sent(endpoint); }
-    void unused(std::string_view endpoint) { impl_->unused(endpoint); }
-
     bucket_stats stats(std::string_view endpoint) const { return impl_->stats(endpoint); }
     bucket_stats global_stats() const { return impl_->global_stats(); }
     /// Acquires parked beyond options().max_waiters (only with wait_when_full).
@@ -533,74 +768,33 @@ public:
 
 private:
     struct initiation {
-        detail::limiter_ref<Timer> impl;
+        detail::limiter_ref<detail::limiter_impl<Timer>> impl;
         using executor_type = asio::any_io_executor;
         executor_type get_executor() const noexcept { return impl->executor(); }
 
         template <class Handler>
-        void operator()(Handler&& handler, std::uint32_t bucket, bool front) const {
-            impl->start(std::forward<Handler>(handler), bucket, front);
+        void operator()(Handler&& handler, detail::bucket_hold<Timer> hold, bool front) const {
+            impl->start(std::forward<Handler>(handler), std::move(hold), front);
         }
     };
 
-    detail::limiter_ref<Timer> impl_;
+    detail::limiter_ref<detail::limiter_impl<Timer>> impl_;
 };
 
 using rate_limiter = basic_rate_limiter<>;
 
-namespace detail {
-
-/// The registry's name for a key: SHA-256 over a domain tag and the key, in hex. The key itself is never
-/// stored, so a heap dump or a debugger shows no credentials; the tag keeps the digest from being the plain
-/// SHA-256 of the key that someone could match elsewhere.
-inline std::string limiter_key_digest(std::string_view api_key) {
-    static constexpr std::string_view tag{"callsavvy rate limiter key\0", 27};
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    const bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
-                    EVP_DigestUpdate(ctx, tag.data(), tag.size()) == 1 &&
-                    EVP_DigestUpdate(ctx, api_key.data(), api_key.size()) == 1 && EVP_DigestFinal_ex(ctx, md, &n) == 1;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) throw std::runtime_error("callsavvy: SHA-256 is unavailable");
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(2 * n);
-    for (unsigned int i = 0; i < n; ++i) {
-        out.push_back(hex[md[i] >> 4]);
-        out.push_back(hex[md[i] & 0xf]);
-    }
-    return out;
-}
-
-struct limiter_registry {
-    std::mutex mu;
-    std::map<std::string, std::weak_ptr<rate_limiter>, std::less<>> by_key;
-
-    static limiter_registry& instance() {
-        static limiter_registry r;
-        return r;
-    }
-};
-
-} // namespace detail
-
-/// The process's limiter for `api_key`: every client using the same key gets the same buckets (the server
-/// counts per key), different keys are independent. The first call for a key creates the limiter with `ex`
-/// and `options`; later calls get that limiter as it is (their ex and options are not used) for as long as
-/// someone holds it. Thread-safe.
+/// The process's limiter for `api_key` on `ex`: every client using the same key shares the same buckets (the
+/// server counts per key), different keys are independent. There is one limiter per (key, executor): the
+/// limiters of one key on different executors are different objects over ONE bucket store, each with its timer
+/// on its own executor. The first call for a key sets its `options` (later calls' are not used) for as long as
+/// any limiter of the key, or a grant of one, lives. Thread-safe.
 inline std::shared_ptr<rate_limiter> limiter_for_key(const asio::any_io_executor& ex, std::string_view api_key,
                                                      const rate_limit_options& options = {}) {
-    const std::string id = detail::limiter_key_digest(api_key);
-    auto& r = detail::limiter_registry::instance();
-    std::lock_guard<std::mutex> l(r.mu);
-    for (auto it = r.by_key.begin(); it != r.by_key.end();) // forget limiters nobody holds any more
-        it = it->second.expired() ? r.by_key.erase(it) : std::next(it);
-    auto& slot = r.by_key[id];
-    if (auto existing = slot.lock()) return existing;
-    auto made = std::make_shared<rate_limiter>(ex, options);
-    slot = made;
-    return made;
+    return detail::limiter_registry<rate_limiter, detail::limiter_group>::instance().get(
+        api_key, ex, [&] { return std::make_shared<detail::limiter_group>(options, nullptr); },
+        [](const asio::any_io_executor& e, std::shared_ptr<detail::limiter_group> g) {
+            return std::make_shared<rate_limiter>(detail::join_group, e, std::move(g));
+        });
 }
 
 CALLSAVVY_END_NAMESPACE

@@ -1892,6 +1892,501 @@ void for_each_endpoint(F&& f) {
 } // namespace api
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/api/catalog.hpp ----
+// ---- begin callsavvy/bucket_store.hpp ----
+// callsavvy/bucket_store.hpp — where the rate limiter's buckets live: bucket_store, the seam where a store
+// shared by several processes (Redis, say) can replace the in-process one, and local_bucket_store, the
+// in-process store (a sliding log per bucket, thread-safe, with idle buckets reclaimed).
+
+// ---- begin callsavvy/rate_limit_options.hpp ----
+// callsavvy/rate_limit_options.hpp — what the rate limiter enforces and how it behaves: the per-endpoint and
+// global limits (bucket_limits), the safety margin, the queue bound, the 429 backoff and count_from_send.
+// client_options::rate_limits is one of these; the limiter itself is in <callsavvy/limiter.hpp>.
+
+// ---- begin callsavvy/retry.hpp ----
+// callsavvy/retry.hpp — the pure pieces of the retry policy: full-jitter exponential backoff, a retry budget
+// that stops retry storms during an outage (as the AWS SDKs do), and a breaker that stops calling after
+// repeated 401/403. No I/O, no clock of their own (time is passed in), so each is tested in virtual time.
+//
+// Thread safety: none of these is internally locked; each belongs to one client and is used from its executor.
+
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// Exponential backoff with full jitter (the AWS architecture blog's "Full Jitter"): attempt n waits a
+/// uniformly random time in [0, min(cap, base * 2^(n-1))]. Full jitter spreads a crowd of clients that
+/// failed together, which equal or decorrelated delays do not.
+struct backoff_options {
+    std::chrono::milliseconds base{200};  ///< the ceiling of the first retry's wait
+    std::chrono::milliseconds cap{10000}; ///< no wait is longer than this
+};
+
+/// The largest wait of attempt `attempt` (1 = the first retry): min(cap, base * 2^(attempt-1)).
+inline std::chrono::milliseconds backoff_ceiling(const backoff_options& o, int attempt) noexcept {
+    if (attempt < 1) attempt = 1;
+    const int shift = std::min(attempt - 1, 30); // base * 2^30 already exceeds any sensible cap
+    const std::int64_t base = std::max<std::int64_t>(o.base.count(), 0);
+    const std::int64_t cap = std::max<std::int64_t>(o.cap.count(), 0);
+    if (base != 0 && base > cap >> shift) return std::chrono::milliseconds{cap}; // base << shift would pass cap
+    return std::chrono::milliseconds{std::min(cap, base << shift)};
+}
+
+/// A full-jitter wait for `attempt`, drawn from `rng` (any UniformRandomBitGenerator).
+template <class Rng>
+std::chrono::milliseconds full_jitter_backoff(const backoff_options& o, int attempt, Rng& rng) {
+    const auto ceiling = backoff_ceiling(o, attempt).count();
+    if (ceiling <= 0) return std::chrono::milliseconds{0};
+    std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
+    return std::chrono::milliseconds{dist(rng)};
+}
+
+/// The retry budget's sizes; the defaults are the AWS SDKs' "standard" retry mode.
+struct retry_budget_options {
+    std::size_t capacity = 500;          ///< tokens when full (and at start)
+    std::size_t retry_cost = 5;          ///< taken by each retry
+    std::size_t timeout_retry_cost = 10; ///< taken by a retry after a timeout (timeouts cost the server more)
+    std::size_t success_refund = 1;      ///< given back by a call that succeeded without retrying
+};
+
+/// A token bucket that every retry draws from and every success refills. While the service is healthy the
+/// budget stays full and retries are free; during an outage retries drain it within a few dozen calls,
+/// after which failures are reported at once instead of multiplying the load on a server that is already
+/// down. A call that succeeds after retrying gives back what its retries took, so the budget recovers as
+/// fast as the service does.
+class retry_budget {
+public:
+    explicit retry_budget(retry_budget_options o = {}) : opts_(o), tokens_(o.capacity) {}
+
+    /// Takes the cost of one retry; 0 means the budget is spent and the call must not be retried. The
+    /// returned amount is what on_success() refunds for this call.
+    std::size_t try_spend(bool after_timeout = false) noexcept {
+        const std::size_t cost = after_timeout ? opts_.timeout_retry_cost : opts_.retry_cost;
+        if (cost == 0) return 0; // a zero cost would make "spent" and "denied" indistinguishable: refuse
+        if (tokens_ < cost) return 0;
+        tokens_ -= cost;
+        return cost;
+    }
+
+    /// A call succeeded. `spent`: the sum of what try_spend() returned for this call (0 if it never retried).
+    void on_success(std::size_t spent = 0) noexcept {
+        const std::size_t refund = spent != 0 ? spent : opts_.success_refund;
+        tokens_ = std::min(opts_.capacity, tokens_ + refund);
+    }
+
+    std::size_t available() const noexcept { return tokens_; }
+    const retry_budget_options& options() const noexcept { return opts_; }
+
+private:
+    retry_budget_options opts_{};
+    std::size_t tokens_ = 0;
+};
+
+struct auth_breaker_options {
+    int threshold = 3;                          ///< consecutive 401/403 answers that open the breaker
+    std::chrono::milliseconds cool_down{30000}; ///< how long an open breaker refuses calls
+};
+
+/// Stops calling after repeated 401/403: credentials that were rejected three times in a row will not start
+/// working on the fourth, and hammering the API with them can get a key locked. After the cool-down the
+/// breaker lets calls through again (half-open): one success closes it, one more auth failure opens it again
+/// at once, so a fixed key (rotated secret, re-enabled account) is picked up without a restart.
+class auth_breaker {
+public:
+    using clock = std::chrono::steady_clock;
+    enum class state { closed, open, half_open };
+
+    explicit auth_breaker(auth_breaker_options o = {}) : opts_(o) {}
+
+    /// May a call be sent at `now`? False while open; the client then fails the call with the last auth error.
+    bool allow(clock::time_point now) noexcept {
+        if (state_ == state::open && now >= open_until_) state_ = state::half_open;
+        return state_ != state::open;
+    }
+
+    /// The outcome of a call that got an answer: `auth_failure` for 401 and 403. Answers that say nothing
+    /// about the credentials (a transport failure) should not be reported.
+    void on_answer(bool auth_failure, clock::time_point now) noexcept {
+        if (!auth_failure) {
+            state_ = state::closed;
+            failures_ = 0;
+            return;
+        }
+        ++failures_;
+        if (state_ == state::half_open || failures_ >= std::max(opts_.threshold, 1)) {
+            state_ = state::open;
+            open_until_ = now + opts_.cool_down;
+        }
+    }
+
+    /// The state as of `now` (an open breaker whose cool-down has passed reads half_open).
+    state current(clock::time_point now) const noexcept {
+        return state_ == state::open && now >= open_until_ ? state::half_open : state_;
+    }
+    clock::time_point open_until() const noexcept { return open_until_; }
+    int consecutive_failures() const noexcept { return failures_; }
+
+private:
+    auth_breaker_options opts_{};
+    state state_ = state::closed;
+    int failures_ = 0;
+    clock::time_point open_until_{};
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/retry.hpp ----
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// At most `max_requests` grants in any span of `window`.
+struct bucket_limits {
+    std::size_t max_requests = 50;
+    std::chrono::milliseconds window{60000};
+};
+
+struct rate_limit_options {
+    bool enabled = true; ///< false: every acquire completes at once (a server without limits, a test)
+    bucket_limits per_endpoint{50, std::chrono::seconds(60)}; ///< each resource URI's own bucket
+    bucket_limits global{100, std::chrono::seconds(60)};      ///< every request of the key
+    /// Added to every window: requests leave a little later than the window strictly allows, to absorb the
+    /// latency between our grant and the server's count, and clock skew.
+    std::chrono::milliseconds safety_margin{250};
+    /// Parked waiters (in one limiter) beyond which an acquire fails at once with error::queue_full ...
+    std::size_t max_waiters = 1'000'000;
+    /// ... unless this is set: then the bound is advisory (stats().overflow counts acquires beyond it).
+    bool wait_when_full = false;
+    /// The pause after a 429 without Retry-After: full jitter, growing with the attempt.
+    backoff_options backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
+    std::uint64_t jitter_seed = 0; ///< seed of the 429 backoff's jitter; 0 picks a random one
+    /// The server counts a request when it arrives, not when the limiter granted it, and between the two a
+    /// call may wait for a pooled connection or a TLS handshake for longer than the safety margin. With this
+    /// on, a grant holds its place in both buckets as "pending" until the caller says when the request
+    /// actually left (rate_grant::sent()) or the grant is destroyed unsent (its slot is given back): the window
+    /// is then kept over send times, and a full window whose oldest grant is still pending admits nobody until
+    /// that grant is sent. The client turns it on for the limiters it uses; a caller who never reports sends
+    /// leaves it off (then a grant counts from the moment it was made, and dropping it gives nothing back).
+    bool count_from_send = false;
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/rate_limit_options.hpp ----
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// One bucket as the store sees it.
+struct bucket_usage {
+    std::size_t in_window = 0;                            ///< grants within the window that ends now
+    std::chrono::steady_clock::time_point next_free{};    ///< earliest time (>= now) it admits another grant
+    std::chrono::steady_clock::time_point paused_until{}; ///< no grant before this (a 429 pause)
+};
+
+/// The buckets' grant history and pauses: the seam for fleets. Bucket 0 is the global bucket; endpoint
+/// buckets get ids >= 1.
+///
+/// Several limiters (one per executor, see limiter_for_key) share one store and call it from their own
+/// threads, each with its own lock held: every call must be atomic on its own. Each caller passes a `now` that
+/// never decreases, but two callers' clocks are read on different threads, so calls may come slightly out of
+/// time order. try_reserve() must also be atomic across processes for a store shared by several: between
+/// next_free() and it, another limiter may have taken the slot, and then it returns false and the caller asks
+/// again.
+class bucket_store {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+    static constexpr std::size_t global_bucket = 0;
+
+    virtual ~bucket_store() = default;
+    /// The id of `endpoint`'s bucket, made on first use, with one reference: the id keeps meaning this endpoint
+    /// until every reference is released. Ids are small and dense (limiters index by them); a bucket without
+    /// references that no longer constrains anything may be forgotten and its id given to another endpoint.
+    virtual std::size_t acquire(std::string_view endpoint, time_point now) = 0;
+    /// One more reference to bucket `id` (which the caller already holds one to).
+    virtual void retain(std::size_t id) = 0;
+    virtual void release(std::size_t id) = 0;
+    /// The earliest time >= now at which bucket `id` admits one more grant: its window and its pause.
+    virtual time_point next_free(std::size_t id, time_point now) = 0;
+    /// Records one grant at `now` in bucket `id` and in the global bucket, if both admit it at `now`.
+    virtual bool try_reserve(std::size_t id, time_point now) = 0;
+    /// Takes back a grant that try_reserve(id, at) recorded and that was never used (its waiter was
+    /// cancelled at the moment of the grant, or its completion could not be delivered).
+    virtual void give_back(std::size_t id, time_point at) = 0;
+    /// No grant in bucket `id` before `until`; a shorter pause never shortens a longer one.
+    virtual void pause(std::size_t id, time_point until) = 0;
+    /// Records that a request to endpoint bucket `id` was answered 429 at `now`, and returns the latest 429
+    /// recorded before on any other endpoint bucket (time_point::min() when none): the limiter's rule for
+    /// pausing the global bucket too.
+    virtual time_point record_429(std::size_t id, time_point now) = 0;
+    virtual bucket_usage usage(std::size_t id, time_point now) = 0;
+    /// With rate_limit_options::count_from_send: the oldest pending grant of bucket `id` (and of the global
+    /// bucket) left at `at` (>= its grant time), so it now counts from `at`. Grants are anonymous: which of
+    /// the pending grants is moved does not change which windows are full.
+    virtual void sent(std::size_t id, time_point at) = 0;
+    /// With rate_limit_options::count_from_send: the newest pending grant of bucket `id` (and of the global
+    /// bucket) was never sent (its call ended before writing) and is taken back.
+    virtual void unused(std::size_t id) = 0;
+};
+
+/// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
+/// go at t" is one comparison, t >= oldest_of_last_N + window + margin, and the invariant "never more than N
+/// grants in any window" holds by construction, whether the server counts fixed minutes or a sliding 60 s.
+///
+/// A raw call may name any resource, so buckets cannot live forever: beyond `keep` endpoint buckets, the ones
+/// that are idle (no reference, no pending grant, no grant within the window, no pause or 429 that still
+/// matters) are forgotten and their ids reused. Buckets in use are never touched, so the count exceeds `keep`
+/// only while more than `keep` endpoints are busy at once.
+class local_bucket_store final : public bucket_store {
+public:
+    static constexpr std::size_t default_keep = 256;
+
+    explicit local_bucket_store(const rate_limit_options& o, std::size_t keep = default_keep)
+        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send),
+          keep_(std::max<std::size_t>(keep, 1)), scan_at_(keep_) {
+        buckets_.emplace_back(o.global);
+    }
+
+    std::size_t acquire(std::string_view endpoint, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        if (const auto it = ids_.find(endpoint); it != ids_.end()) {
+            ++buckets_[it->second].refs;
+            return it->second;
+        }
+        if (free_.empty() && live() >= scan_at_) reclaim(now);
+        std::size_t id = 0;
+        if (free_.empty()) {
+            buckets_.emplace_back(endpoint_limits_);
+            id = buckets_.size() - 1;
+        } else {
+            id = free_.back();
+            free_.pop_back();
+            buckets_[id].clear();
+        }
+        auto& b = buckets_[id];
+        b.name = ids_.emplace(std::string(endpoint), id).first;
+        b.in_use = true;
+        b.refs = 1;
+        return id;
+    }
+
+    void retain(std::size_t id) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        if (id != global_bucket) ++buckets_[id].refs;
+    }
+
+    void release(std::size_t id) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        if (id != global_bucket) --buckets_[id].refs;
+    }
+
+    time_point next_free(std::size_t id, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        return buckets_[id].next_free(now, margin_);
+    }
+
+    bool try_reserve(std::size_t id, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        auto& g = buckets_[global_bucket];
+        auto& b = buckets_[id];
+        if (b.next_free(now, margin_) > now || g.next_free(now, margin_) > now) return false;
+        b.record(now, pending_);
+        g.record(now, pending_);
+        return true;
+    }
+
+    void sent(std::size_t id, time_point at) override {
+        if (!pending_) return;
+        const std::lock_guard<std::mutex> l(mu_);
+        buckets_[id].mark_sent(at);
+        buckets_[global_bucket].mark_sent(at);
+    }
+
+    void unused(std::size_t id) override {
+        if (!pending_) return;
+        const std::lock_guard<std::mutex> l(mu_);
+        buckets_[id].erase_newest_pending();
+        buckets_[global_bucket].erase_newest_pending();
+    }
+
+    void give_back(std::size_t id, time_point at) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        buckets_[id].erase(at);
+        buckets_[global_bucket].erase(at);
+    }
+
+    void pause(std::size_t id, time_point until) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        auto& p = buckets_[id].paused_until;
+        p = std::max(p, until);
+    }
+
+    time_point record_429(std::size_t id, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        time_point latest = time_point::min();
+        for (std::size_t i = 1; i < buckets_.size(); ++i)
+            if (i != id && buckets_[i].in_use) latest = std::max(latest, buckets_[i].last_429);
+        buckets_[id].last_429 = std::max(buckets_[id].last_429, now);
+        return latest;
+    }
+
+    bucket_usage usage(std::size_t id, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        const auto& b = buckets_[id];
+        return {b.in_window(now), b.next_free(now, margin_), b.paused_until};
+    }
+
+    /// The endpoint buckets held now (reclaimed ones not counted).
+    std::size_t buckets() const {
+        const std::lock_guard<std::mutex> l(mu_);
+        return live();
+    }
+
+private:
+    using name_map = std::map<std::string, std::size_t, std::less<>>;
+
+    struct sliding_log {
+        explicit sliding_log(bucket_limits l)
+            : window(l.window), times(std::max<std::size_t>(l.max_requests, 1)) {} // N = 0 would never grant
+
+        struct entry {
+            time_point at{};
+            bool pending = false; ///< granted, not sent yet (count_from_send): `at` is only a lower bound
+        };
+
+        // Sorted by time: record() inserts in order (callers on several threads may come a little out of
+        // order), erase keeps the order, and mark_sent moves the entry it changes to its place. A full log
+        // never takes a grant older than its oldest + window (next_free forbids it), so dropping the oldest
+        // drops nothing that still constrains. A pending entry cannot leave the log (next_free admits nobody
+        // while it is the oldest of a full log), so every entry pushed out counts from its send time.
+        std::chrono::milliseconds window;
+        std::vector<entry> times; // capacity N
+        std::size_t start = 0;    // the oldest
+        std::size_t count = 0;
+        std::size_t pending = 0;
+        time_point paused_until = time_point::min();
+        time_point last_429 = time_point::min();
+        std::size_t refs = 0;      ///< acquires in flight, parked waiters, pending grants
+        bool in_use = false;       ///< false: reclaimed, its id is on the free list
+        name_map::iterator name{}; ///< its entry in ids_, while in use
+
+        std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
+
+        void clear() {
+            start = count = pending = 0;
+            paused_until = last_429 = time_point::min();
+        }
+        time_point next_free(time_point now, std::chrono::milliseconds margin) const {
+            time_point t = std::max(now, paused_until);
+            if (count == times.size()) {
+                const entry& oldest = times[start];
+                // Its send time, unknown yet, decides when the window has room: sent() reschedules.
+                if (oldest.pending) return time_point::max();
+                t = std::max(t, oldest.at + window + margin);
+            }
+            return t;
+        }
+        void record(time_point t, bool is_pending) {
+            pending += is_pending ? 1 : 0;
+            if (count < times.size()) {
+                ++count;
+            } else {
+                start = at(1); // the oldest leaves the log: it no longer constrains anything
+            }
+            std::size_t i = count - 1;
+            for (; i > 0 && times[at(i - 1)].at > t; --i) times[at(i)] = times[at(i - 1)];
+            times[at(i)] = {t, is_pending};
+        }
+        void remove_at(std::size_t i) {
+            for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
+            --count;
+        }
+        void erase(time_point t) {
+            // Nearly always the newest entry: search from there. Not found means N later grants pushed it out
+            // of the log, and keeping those is the conservative choice.
+            // With count_from_send the grant taken back is still pending: never remove a sent entry for it.
+            for (std::size_t i = count; i-- > 0;) {
+                if (times[at(i)].at != t || (pending > 0 && !times[at(i)].pending)) continue;
+                pending -= times[at(i)].pending ? 1 : 0;
+                remove_at(i);
+                return;
+            }
+        }
+        void mark_sent(time_point t) {
+            if (pending == 0) return;
+            // The oldest pending entry: pending entries are the recent ones, so walk back from the newest
+            // until all of them were seen (a handful: the requests between grant and write).
+            std::size_t i = count, seen = 0;
+            while (i-- > 0) {
+                if (times[at(i)].pending && ++seen == pending) break;
+            }
+            --pending;
+            entry e{std::max(t, times[at(i)].at), false};
+            for (; i + 1 < count && times[at(i + 1)].at < e.at; ++i) times[at(i)] = times[at(i + 1)];
+            times[at(i)] = e;
+        }
+        void erase_newest_pending() {
+            if (pending == 0) return;
+            for (std::size_t i = count; i-- > 0;) {
+                if (!times[at(i)].pending) continue;
+                --pending;
+                remove_at(i);
+                return;
+            }
+        }
+        std::size_t in_window(time_point now) const {
+            std::size_t n = 0;
+            for (std::size_t i = count; i-- > 0 && times[at(i)].at > now - window;) ++n;
+            return n;
+        }
+        /// Nothing refers to it and it constrains nothing from `now` on, for either bucket's rules.
+        bool idle(time_point now, std::chrono::milliseconds margin, std::chrono::milliseconds global_window) const {
+            return refs == 0 && pending == 0 && paused_until <= now && last_429 <= now - global_window &&
+                   (count == 0 || times[at(count - 1)].at + window + margin <= now);
+        }
+    };
+
+    std::size_t live() const { return buckets_.size() - 1 - free_.size(); }
+
+    void reclaim(time_point now) {
+        for (std::size_t id = 1; id < buckets_.size(); ++id) {
+            auto& b = buckets_[id];
+            if (!b.in_use || !b.idle(now, margin_, buckets_[global_bucket].window)) continue;
+            ids_.erase(b.name);
+            b.in_use = false;
+            free_.push_back(id);
+        }
+        // A scan that frees little is not repeated at once: with many endpoints busy together, the next one
+        // waits until half as many again exist, so a scan costs O(1) per bucket made.
+        scan_at_ = std::max(keep_, live() + live() / 2);
+    }
+
+    bucket_limits endpoint_limits_{};
+    std::chrono::milliseconds margin_{};
+    bool pending_ = false; ///< rate_limit_options::count_from_send
+    std::size_t keep_;
+    std::size_t scan_at_; ///< live buckets at which the next new one first reclaims idle ones
+    mutable std::mutex mu_;
+    std::vector<sliding_log> buckets_{};
+    std::vector<std::size_t> free_{}; ///< ids of reclaimed buckets
+    name_map ids_{};
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/bucket_store.hpp ----
 // ---- begin callsavvy/client.hpp ----
 // callsavvy/client.hpp — the async Callsavvy client: `co_await client.async_call("getSummary", {})` and the
 // same with any Asio completion token. It runs on the application's executor and owns no threads; a call
@@ -3550,17 +4045,17 @@ inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/http/url.hpp ----
 // ---- begin callsavvy/limiter.hpp ----
-// callsavvy/limiter.hpp — the rate limiter: `co_await limiter.async_acquire("listTickets")` suspends the
-// calling coroutine until one more request to that endpoint fits both the endpoint's bucket and the key's
-// global bucket, so the server never has a reason to answer 429 while the whole allowance is used.
+// callsavvy/limiter.hpp — the rate limiter: `auto grant = co_await limiter.async_acquire("listTickets")`
+// suspends the calling coroutine until one more request to that endpoint fits both the endpoint's bucket and
+// the key's global bucket, so the server never has a reason to answer 429 while the whole allowance is used.
 //
 // Choices, and why:
 // - Exact windows: each bucket keeps a sliding log of its last N grant times (local_bucket_store); the next
 //   grant may go at oldest_of_last_N + window + safety_margin. No span of `window` ever holds more than N
 //   grants, so it is safe whether the server counts fixed minutes or a sliding 60 s.
 // - Waiting: waiters sit in an intrusive FIFO per endpoint (no allocation beyond the operation itself); ONE
-//   timer for the whole limiter — fewer than one per bucket — is armed for the next instant at which any
-//   waiter can go (a grant needs the endpoint's and the global bucket together, so one scheduler decides for
+//   timer per limiter — fewer than one per bucket — is armed for the next instant at which any of its
+//   waiters can go (a grant needs the endpoint's and the global bucket together, so one scheduler decides for
 //   all buckets at once). No thread sleeps, nothing polls, and a waiter is woken exactly once: with its grant
 //   or with its failure. Per grant: a look at the global bucket and at each endpoint that has waiters.
 // - Fairness: FIFO within an endpoint; the global slot goes to the earliest waiter whose endpoint bucket has
@@ -3569,408 +4064,59 @@ CALLSAVVY_END_NAMESPACE
 // - Cancellation, any type, through the handler's cancellation slot: a waiter cancelled while parked leaves
 //   its queue and costs no slot. A waiter cancelled after its grant was decided but before the grant was
 //   delivered gives the slot back and the next waiter gets it at once (no lost wake-up as in boostorg/mysql
-//   #509). The caller's deadline covers the wait: cancel the acquire when it passes.
+//   #509); so does a grant whose completion is destroyed undelivered (its io_context went away). The caller's
+//   deadline covers the wait: cancel the acquire when it passes.
 // - 429s: pause() / on_rate_limited() pause the endpoint's bucket (Retry-After, else full-jitter backoff).
 //   A 429 does not say which limit was hit, so the global bucket pauses too when (a) another endpoint got a
 //   429 within the last global window, or (b) the global bucket held its maximum when the 429 came.
-// - Bounded: beyond options.max_waiters parked waiters an acquire fails at once with error::queue_full
-//   (condition::rate_limited), unless options.wait_when_full makes the bound advisory.
-// - Send times: the server counts a request when it arrives. With options.count_from_send (the client sets
-//   it) a grant stays pending until sent() says when the request left, or unused() that it never did, so
-//   a wait for a pooled connection or a slow TLS handshake between grant and write cannot push N+1 requests
-//   into one server window.
-// - Fleets: the buckets' state sits behind bucket_store (next_free / try_reserve / give_back / pause /
-//   usage / sent / unused); a store shared by several processes replaces local_bucket_store without touching the
-//   waiting.
-// - One budget per key: limiter_for_key() returns the process's limiter for an API key (kept by a SHA-256
-//   digest of the key, never the key itself), so every client using that key shares the same buckets.
-// - Thread safety: unlike the client, a limiter IS internally synchronized (one mutex; it is shared by
-//   clients that may live on different threads and io_contexts). async_acquire, pause, stats and close may be
-//   called from any thread. The timer runs on the limiter's executor, which some thread must run; each
-//   acquire completes on its handler's associated executor (default: the limiter's), never inline. Outstanding
-//   work is tracked on the handler's executor while the acquire is pending. As Asio requires of any
-//   operation, emit an acquire's cancellation from its handler's executor (a strand in a threaded context).
-// - Lifetimes: the limiter's executor must keep running while anyone waits (a limiter shared through
-//   limiter_for_key() runs on the executor of whoever created it first), and the io_contexts that waiters
-//   complete on must outlive their waits. Destroying or closing the limiter ends every wait at once.
+// - Bounded: beyond options.max_waiters parked waiters (per limiter) an acquire fails at once with
+//   error::queue_full (condition::rate_limited), unless options.wait_when_full makes the bound advisory.
+//   The buckets are bounded too: beyond 256 endpoint buckets the idle ones are forgotten (local_bucket_store),
+//   so a raw call naming ever new resources does not grow memory without end.
+// - Grants: an acquire completes with (error_code, rate_grant). The grant is move-only. With
+//   options.count_from_send (the client sets it) it holds its slot as pending until grant.sent() says the
+//   request's first byte leaves now, or until it is destroyed unsent, which gives the slot back: a wait for a
+//   pooled connection or a slow TLS handshake between grant and write cannot push N+1 requests into one
+//   server window. Without count_from_send the grant counts from the moment it was made and is empty.
+// - One budget per key, one limiter per executor: limiter_for_key(ex, key) returns the process's limiter for
+//   (key, executor). The limiters of one key share ONE bucket store (kept by a SHA-256 digest of the key, never
+//   the key itself), so together they never exceed the limits, and each runs its timer on its own executor:
+//   stopping or destroying one io_context (with its limiter) leaves the others' waiters going. The key's
+//   options are the first limiter's for as long as any limiter of the key (or a grant of one) lives.
+// - Sharing: a change in the shared store that can let another limiter's waiter go earlier (a send, a slot
+//   given back) wakes the other limiters by a handler posted to each one's own executor, never inline: no
+//   thread ever holds two limiters' locks, or calls into another limiter with its own lock held.
+// - Fleets: the buckets' state sits behind bucket_store (<callsavvy/bucket_store.hpp>); a store shared by
+//   several processes replaces local_bucket_store without touching the waiting.
+// - Thread safety: unlike the client, a limiter IS internally synchronized (one mutex per limiter; the store
+//   has its own). async_acquire, pause, stats, close and a grant's sent() may be called from any thread. The
+//   timer runs on the limiter's executor, which some thread must run; each acquire completes on its handler's
+//   associated executor (default: the limiter's), never inline. Outstanding work is tracked on the handler's
+//   executor while the acquire is pending. As Asio requires of any operation, emit an acquire's cancellation
+//   from its handler's executor (a strand in a threaded context).
+// - Lifetimes: like any Asio I/O object, a limiter is destroyed before its io_context; the io_contexts that
+//   waiters complete on must outlive their waits. Destroying or closing the limiter ends every wait at once;
+//   its grants stay valid (they keep what they need alive) and may outlive it.
 // - Time: the clock comes from the timer type; basic_rate_limiter<detail::manual_timer> runs in virtual
 //   time, and the scheduler itself (detail::limiter_core) is sans-io and takes `now` as an argument.
 
 // ---- begin callsavvy/detail/limiter_core.hpp ----
-// callsavvy/detail/limiter_core.hpp — the rate limiter without I/O: the options, the bucket store (the seam
-// where a store shared by several processes can replace the in-process one), and the scheduler that decides,
-// for a given `now`, which parked waiters may go and when to look again. The Asio adapter in
-// <callsavvy/limiter.hpp> only adds a timer, locking and completion handlers; tests drive this in virtual time.
+// callsavvy/detail/limiter_core.hpp — the rate limiter's scheduler without I/O: for a given `now` it decides
+// which parked waiters may go and when to look again, over the buckets of a bucket_store
+// (<callsavvy/bucket_store.hpp>). The Asio adapter in <callsavvy/limiter.hpp> only adds a timer, locking and
+// completion handlers; tests drive this in virtual time.
 
-// ---- begin callsavvy/retry.hpp ----
-// callsavvy/retry.hpp — the pure pieces of the retry policy: full-jitter exponential backoff, a retry budget
-// that stops retry storms during an outage (as the AWS SDKs do), and a breaker that stops calling after
-// repeated 401/403. No I/O, no clock of their own (time is passed in), so each is tested in virtual time.
-//
-// Thread safety: none of these is internally locked; each belongs to one client and is used from its executor.
-
-
-#include <algorithm>
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-#include <random>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-/// Exponential backoff with full jitter (the AWS architecture blog's "Full Jitter"): attempt n waits a
-/// uniformly random time in [0, min(cap, base * 2^(n-1))]. Full jitter spreads a crowd of clients that
-/// failed together, which equal or decorrelated delays do not.
-struct backoff_options {
-    std::chrono::milliseconds base{200};  ///< the ceiling of the first retry's wait
-    std::chrono::milliseconds cap{10000}; ///< no wait is longer than this
-};
-
-/// The largest wait of attempt `attempt` (1 = the first retry): min(cap, base * 2^(attempt-1)).
-inline std::chrono::milliseconds backoff_ceiling(const backoff_options& o, int attempt) noexcept {
-    if (attempt < 1) attempt = 1;
-    const int shift = std::min(attempt - 1, 30); // base * 2^30 already exceeds any sensible cap
-    const std::int64_t base = std::max<std::int64_t>(o.base.count(), 0);
-    const std::int64_t cap = std::max<std::int64_t>(o.cap.count(), 0);
-    if (base != 0 && base > cap >> shift) return std::chrono::milliseconds{cap}; // base << shift would pass cap
-    return std::chrono::milliseconds{std::min(cap, base << shift)};
-}
-
-/// A full-jitter wait for `attempt`, drawn from `rng` (any UniformRandomBitGenerator).
-template <class Rng>
-std::chrono::milliseconds full_jitter_backoff(const backoff_options& o, int attempt, Rng& rng) {
-    const auto ceiling = backoff_ceiling(o, attempt).count();
-    if (ceiling <= 0) return std::chrono::milliseconds{0};
-    std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
-    return std::chrono::milliseconds{dist(rng)};
-}
-
-/// The retry budget's sizes; the defaults are the AWS SDKs' "standard" retry mode.
-struct retry_budget_options {
-    std::size_t capacity = 500;          ///< tokens when full (and at start)
-    std::size_t retry_cost = 5;          ///< taken by each retry
-    std::size_t timeout_retry_cost = 10; ///< taken by a retry after a timeout (timeouts cost the server more)
-    std::size_t success_refund = 1;      ///< given back by a call that succeeded without retrying
-};
-
-/// A token bucket that every retry draws from and every success refills. While the service is healthy the
-/// budget stays full and retries are free; during an outage retries drain it within a few dozen calls,
-/// after which failures are reported at once instead of multiplying the load on a server that is already
-/// down. A call that succeeds after retrying gives back what its retries took, so the budget recovers as
-/// fast as the service does.
-class retry_budget {
-public:
-    explicit retry_budget(retry_budget_options o = {}) : opts_(o), tokens_(o.capacity) {}
-
-    /// Takes the cost of one retry; 0 means the budget is spent and the call must not be retried. The
-    /// returned amount is what on_success() refunds for this call.
-    std::size_t try_spend(bool after_timeout = false) noexcept {
-        const std::size_t cost = after_timeout ? opts_.timeout_retry_cost : opts_.retry_cost;
-        if (cost == 0) return 0; // a zero cost would make "spent" and "denied" indistinguishable: refuse
-        if (tokens_ < cost) return 0;
-        tokens_ -= cost;
-        return cost;
-    }
-
-    /// A call succeeded. `spent`: the sum of what try_spend() returned for this call (0 if it never retried).
-    void on_success(std::size_t spent = 0) noexcept {
-        const std::size_t refund = spent != 0 ? spent : opts_.success_refund;
-        tokens_ = std::min(opts_.capacity, tokens_ + refund);
-    }
-
-    std::size_t available() const noexcept { return tokens_; }
-    const retry_budget_options& options() const noexcept { return opts_; }
-
-private:
-    retry_budget_options opts_{};
-    std::size_t tokens_ = 0;
-};
-
-struct auth_breaker_options {
-    int threshold = 3;                          ///< consecutive 401/403 answers that open the breaker
-    std::chrono::milliseconds cool_down{30000}; ///< how long an open breaker refuses calls
-};
-
-/// Stops calling after repeated 401/403: credentials that were rejected three times in a row will not start
-/// working on the fourth, and hammering the API with them can get a key locked. After the cool-down the
-/// breaker lets calls through again (half-open): one success closes it, one more auth failure opens it again
-/// at once, so a fixed key (rotated secret, re-enabled account) is picked up without a restart.
-class auth_breaker {
-public:
-    using clock = std::chrono::steady_clock;
-    enum class state { closed, open, half_open };
-
-    explicit auth_breaker(auth_breaker_options o = {}) : opts_(o) {}
-
-    /// May a call be sent at `now`? False while open; the client then fails the call with the last auth error.
-    bool allow(clock::time_point now) noexcept {
-        if (state_ == state::open && now >= open_until_) state_ = state::half_open;
-        return state_ != state::open;
-    }
-
-    /// The outcome of a call that got an answer: `auth_failure` for 401 and 403. Answers that say nothing
-    /// about the credentials (a transport failure) should not be reported.
-    void on_answer(bool auth_failure, clock::time_point now) noexcept {
-        if (!auth_failure) {
-            state_ = state::closed;
-            failures_ = 0;
-            return;
-        }
-        ++failures_;
-        if (state_ == state::half_open || failures_ >= std::max(opts_.threshold, 1)) {
-            state_ = state::open;
-            open_until_ = now + opts_.cool_down;
-        }
-    }
-
-    /// The state as of `now` (an open breaker whose cool-down has passed reads half_open).
-    state current(clock::time_point now) const noexcept {
-        return state_ == state::open && now >= open_until_ ? state::half_open : state_;
-    }
-    clock::time_point open_until() const noexcept { return open_until_; }
-    int consecutive_failures() const noexcept { return failures_; }
-
-private:
-    auth_breaker_options opts_{};
-    state state_ = state::closed;
-    int failures_ = 0;
-    clock::time_point open_until_{};
-};
-
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/retry.hpp ----
 
 #include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <string>
 #include <string_view>
 #include <vector>
 
 CALLSAVVY_BEGIN_NAMESPACE
-
-/// At most `max_requests` grants in any span of `window`.
-struct bucket_limits {
-    std::size_t max_requests = 50;
-    std::chrono::milliseconds window{60000};
-};
-
-struct rate_limit_options {
-    bool enabled = true; ///< false: every acquire completes at once (a server without limits, a test)
-    bucket_limits per_endpoint{50, std::chrono::seconds(60)}; ///< each resource URI's own bucket
-    bucket_limits global{100, std::chrono::seconds(60)};      ///< every request of the key
-    /// Added to every window: requests leave a little later than the window strictly allows, to absorb the
-    /// latency between our grant and the server's count, and clock skew.
-    std::chrono::milliseconds safety_margin{250};
-    /// Parked waiters beyond which an acquire fails at once with error::queue_full ...
-    std::size_t max_waiters = 1'000'000;
-    /// ... unless this is set: then the bound is advisory (stats().overflow counts acquires beyond it).
-    bool wait_when_full = false;
-    /// The pause after a 429 without Retry-After: full jitter, growing with the attempt.
-    backoff_options backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
-    std::uint64_t jitter_seed = 0; ///< seed of the 429 backoff's jitter; 0 picks a random one
-    /// The server counts a request when it arrives, not when the limiter granted it, and between the two a
-    /// call may wait for a pooled connection or a TLS handshake for longer than the safety margin. With this
-    /// on, a grant holds its place in both buckets as "pending" until the caller says when the request
-    /// actually left (sent()) or that it never did (unused()): the window is then kept over send times, and a
-    /// full window whose oldest grant is still pending admits nobody until that grant is sent. The client
-    /// turns it on for the limiters it uses; a caller who never reports sends leaves it off.
-    bool count_from_send = false;
-};
-
-/// One bucket as the store sees it.
-struct bucket_usage {
-    std::size_t in_window = 0;                            ///< grants within the window that ends now
-    std::chrono::steady_clock::time_point next_free{};    ///< earliest time (>= now) it admits another grant
-    std::chrono::steady_clock::time_point paused_until{}; ///< no grant before this (a 429 pause)
-};
-
-/// Where the buckets' grant history and pauses live: the seam for fleets. The in-process store below is the
-/// default; a store shared by several processes using one key (Redis, say) implements the same five calls
-/// and the waiting logic stays as it is. Bucket 0 is the global bucket; endpoint buckets get ids >= 1.
-///
-/// The limiter calls a store with its own lock held, one call at a time, and only with non-decreasing `now`.
-/// try_reserve() is the only call that must be atomic across processes: between next_free() and it, another
-/// process may have taken the slot, and then it returns false and the limiter asks again.
-class bucket_store {
-public:
-    using time_point = std::chrono::steady_clock::time_point;
-    static constexpr std::size_t global_bucket = 0;
-
-    virtual ~bucket_store() = default;
-    /// The id of `endpoint`'s bucket, made on first use (ids are small and dense: the limiter indexes by them).
-    virtual std::size_t bucket(std::string_view endpoint) = 0;
-    /// The earliest time >= now at which bucket `id` admits one more grant: its window and its pause.
-    virtual time_point next_free(std::size_t id, time_point now) = 0;
-    /// Records one grant at `now` in bucket `id` and in the global bucket, if both admit it at `now`.
-    virtual bool try_reserve(std::size_t id, time_point now) = 0;
-    /// Takes back a grant that try_reserve(id, at) recorded and that was never used (its waiter was
-    /// cancelled at the moment of the grant).
-    virtual void give_back(std::size_t id, time_point at) = 0;
-    /// No grant in bucket `id` before `until`; a shorter pause never shortens a longer one.
-    virtual void pause(std::size_t id, time_point until) = 0;
-    virtual bucket_usage usage(std::size_t id, time_point now) = 0;
-    /// With rate_limit_options::count_from_send: the oldest pending grant of bucket `id` (and of the global
-    /// bucket) left at `at` (>= its grant time), so it now counts from `at`. Grants are anonymous: which of
-    /// the pending grants is moved does not change which windows are full.
-    virtual void sent(std::size_t id, time_point at) = 0;
-    /// With rate_limit_options::count_from_send: the newest pending grant of bucket `id` (and of the global
-    /// bucket) was never sent (its call ended before writing) and is taken back.
-    virtual void unused(std::size_t id) = 0;
-};
-
-/// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
-/// go at t" is one comparison, t >= oldest_of_last_N + window + margin, and the invariant "never more than N
-/// grants in any window" holds by construction, whether the server counts fixed minutes or a sliding 60 s.
-class local_bucket_store final : public bucket_store {
-public:
-    explicit local_bucket_store(const rate_limit_options& o)
-        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send) {
-        buckets_.emplace_back(o.global);
-    }
-
-    std::size_t bucket(std::string_view endpoint) override {
-        const auto it = ids_.find(endpoint);
-        if (it != ids_.end()) return it->second;
-        buckets_.emplace_back(endpoint_limits_);
-        ids_.emplace(std::string(endpoint), buckets_.size() - 1);
-        return buckets_.size() - 1;
-    }
-
-    time_point next_free(std::size_t id, time_point now) override { return buckets_[id].next_free(now, margin_); }
-
-    bool try_reserve(std::size_t id, time_point now) override {
-        auto& g = buckets_[global_bucket];
-        auto& b = buckets_[id];
-        if (b.next_free(now, margin_) > now || g.next_free(now, margin_) > now) return false;
-        b.record(now, pending_);
-        g.record(now, pending_);
-        return true;
-    }
-
-    void sent(std::size_t id, time_point at) override {
-        if (!pending_) return;
-        buckets_[id].mark_sent(at);
-        buckets_[global_bucket].mark_sent(at);
-    }
-
-    void unused(std::size_t id) override {
-        if (!pending_) return;
-        buckets_[id].erase_newest_pending();
-        buckets_[global_bucket].erase_newest_pending();
-    }
-
-    void give_back(std::size_t id, time_point at) override {
-        buckets_[id].erase(at);
-        buckets_[global_bucket].erase(at);
-    }
-
-    void pause(std::size_t id, time_point until) override {
-        auto& p = buckets_[id].paused_until;
-        p = std::max(p, until);
-    }
-
-    bucket_usage usage(std::size_t id, time_point now) override {
-        const auto& b = buckets_[id];
-        return {b.in_window(now), b.next_free(now, margin_), b.paused_until};
-    }
-
-private:
-    struct sliding_log {
-        explicit sliding_log(bucket_limits l)
-            : window(l.window), times(std::max<std::size_t>(l.max_requests, 1)) {} // N = 0 would never grant
-
-        struct entry {
-            time_point at{};
-            bool pending = false; ///< granted, not sent yet (count_from_send): `at` is only a lower bound
-        };
-
-        // Sorted by time: grants are recorded with non-decreasing `now`, erase keeps the order, and mark_sent
-        // moves the entry it changes to its place. A pending entry cannot leave the log (next_free admits
-        // nobody while it is the oldest of a full log), so every entry pushed out counts from its send time.
-        std::chrono::milliseconds window;
-        std::vector<entry> times; // capacity N
-        std::size_t start = 0;    // the oldest
-        std::size_t count = 0;
-        std::size_t pending = 0;
-        time_point paused_until = time_point::min();
-
-        std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
-
-        time_point next_free(time_point now, std::chrono::milliseconds margin) const {
-            time_point t = std::max(now, paused_until);
-            if (count == times.size()) {
-                const entry& oldest = times[start];
-                // Its send time, unknown yet, decides when the window has room: sent() reschedules.
-                if (oldest.pending) return time_point::max();
-                t = std::max(t, oldest.at + window + margin);
-            }
-            return t;
-        }
-        void record(time_point t, bool is_pending) {
-            pending += is_pending ? 1 : 0;
-            if (count < times.size()) {
-                times[at(count)] = {t, is_pending};
-                ++count;
-            } else {
-                times[start] = {t, is_pending}; // the oldest leaves the log: it no longer constrains anything
-                start = at(1);
-            }
-        }
-        void remove_at(std::size_t i) {
-            for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
-            --count;
-        }
-        void erase(time_point t) {
-            // Nearly always the newest entry: search from there. Not found means N later grants pushed it out
-            // of the log, and keeping those is the conservative choice.
-            // With count_from_send the grant taken back is still pending: never remove a sent entry for it.
-            for (std::size_t i = count; i-- > 0;) {
-                if (times[at(i)].at != t || (pending > 0 && !times[at(i)].pending)) continue;
-                pending -= times[at(i)].pending ? 1 : 0;
-                remove_at(i);
-                return;
-            }
-        }
-        void mark_sent(time_point t) {
-            if (pending == 0) return;
-            // The oldest pending entry: pending entries are the recent ones, so walk back from the newest
-            // until all of them were seen (a handful: the requests between grant and write).
-            std::size_t i = count, seen = 0;
-            while (i-- > 0) {
-                if (times[at(i)].pending && ++seen == pending) break;
-            }
-            --pending;
-            entry e{std::max(t, times[at(i)].at), false};
-            for (; i + 1 < count && times[at(i + 1)].at < e.at; ++i) times[at(i)] = times[at(i + 1)];
-            times[at(i)] = e;
-        }
-        void erase_newest_pending() {
-            if (pending == 0) return;
-            for (std::size_t i = count; i-- > 0;) {
-                if (!times[at(i)].pending) continue;
-                --pending;
-                remove_at(i);
-                return;
-            }
-        }
-        std::size_t in_window(time_point now) const {
-            std::size_t n = 0;
-            for (std::size_t i = count; i-- > 0 && times[at(i)].at > now - window;) ++n;
-            return n;
-        }
-    };
-
-    bucket_limits endpoint_limits_{};
-    std::chrono::milliseconds margin_{};
-    bool pending_ = false; ///< rate_limit_options::count_from_send
-    std::vector<sliding_log> buckets_{};
-    std::map<std::string, std::size_t, std::less<>> ids_{};
-};
 
 namespace detail {
 
@@ -3991,7 +4137,7 @@ struct limiter_waiter {
 
 /// The scheduler: per endpoint a FIFO of waiters; at each `now` it grants, in arrival order, every waiter whose
 /// endpoint bucket and the global bucket both admit it, and says when to look again. Not locked: the adapter
-/// holds its mutex around every call.
+/// holds its mutex around every call. The store locks itself: the limiters of one key share it.
 class limiter_core {
 public:
     using time_point = std::chrono::steady_clock::time_point;
@@ -4004,13 +4150,15 @@ public:
     const rate_limit_options& options() const noexcept { return opts_; }
     bucket_store& store() noexcept { return *store_; }
 
-    /// The bucket id of `endpoint` (>= 1), made on first use.
-    std::uint32_t bucket(std::string_view endpoint) {
-        const auto id = static_cast<std::uint32_t>(store_->bucket(endpoint));
+    /// The bucket id of `endpoint` (>= 1), made on first use, with a reference held until release(id): while
+    /// an acquire, a parked waiter or a pending grant holds one, the id keeps meaning this endpoint.
+    std::uint32_t acquire(std::string_view endpoint, time_point now) {
+        const auto id = static_cast<std::uint32_t>(store_->acquire(endpoint, now));
         if (id >= queues_.size()) queues_.resize(id + 1);
-        if (queues_[id].name.empty()) queues_[id].name = std::string(endpoint);
         return id;
     }
+    void retain(std::uint32_t b) { store_->retain(b); }
+    void release(std::uint32_t b) { store_->release(b); }
 
     /// Parks `w` at the back (or, to retry after a 429, the front) of its endpoint's queue. False when the
     /// queue bound is reached and the options say to fail fast. A retry at the front is never refused: it
@@ -4105,11 +4253,10 @@ public:
     /// Returns true when the global bucket was paused as well.
     bool pause_after_429(std::uint32_t b, time_point now, duration d) {
         store_->pause(b, now + d);
-        bool global = store_->usage(bucket_store::global_bucket, now).in_window >= opts_.global.max_requests;
-        for (std::uint32_t i = 1; i < queues_.size() && !global; ++i) {
-            global = i != b && queues_[i].last_429 > now - opts_.global.window;
-        }
-        queues_[b].last_429 = now;
+        // The 429s are remembered by the store, so limiters sharing it (one per executor) see each other's.
+        const bool other_endpoint = store_->record_429(b, now) > now - opts_.global.window;
+        const bool global =
+            other_endpoint || store_->usage(bucket_store::global_bucket, now).in_window >= opts_.global.max_requests;
         if (global) store_->pause(bucket_store::global_bucket, now + d);
         return global;
     }
@@ -4132,7 +4279,6 @@ public:
     std::size_t parked() const noexcept { return parked_; }
     std::size_t parked(std::uint32_t b) const noexcept { return b < queues_.size() ? queues_[b].size : 0; }
     std::size_t overflow() const noexcept { return overflow_; }
-    bool has_bucket(std::uint32_t b) const noexcept { return b < queues_.size() && !queues_[b].name.empty(); }
 
 private:
     struct endpoint_queue {
@@ -4140,8 +4286,6 @@ private:
         limiter_waiter* tail = nullptr;
         std::size_t size = 0;
         std::size_t active_index = 0; ///< position in active_ while non-empty
-        time_point last_429 = time_point::min();
-        std::string name{};
     };
 
     void activate(std::uint32_t b) {
@@ -4171,505 +4315,26 @@ private:
 
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/detail/limiter_core.hpp ----
+// ---- begin callsavvy/detail/limiter_registry.hpp ----
+// callsavvy/detail/limiter_registry.hpp — the process's rate limiters by API key and executor, behind
+// limiter_for_key(): one bucket store per key (the server counts per key), one limiter per executor on it.
+// Keys are kept as a salted SHA-256 digest, never as themselves.
+
 
 #include <asio/any_io_executor.hpp>
-#include <asio/associated_allocator.hpp>
-#include <asio/associated_cancellation_slot.hpp>
-#include <asio/associated_executor.hpp>
-#include <asio/async_result.hpp>
-#include <asio/cancellation_type.hpp>
-#include <asio/execution/outstanding_work.hpp>
-#include <asio/post.hpp>
-#include <asio/prefer.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
 
 #include <openssl/evp.h>
 
-#include <atomic>
-#include <chrono>
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <type_traits>
-#include <utility>
+#include <vector>
 
 CALLSAVVY_BEGIN_NAMESPACE
-
-/// Where an acquire joins its endpoint's queue: at the back (a new request), or at the front (a request
-/// that got a 429 and must not lose its place to the ones that arrived after it).
-enum class acquire_position { back, front };
-
-/// What the limiter reports about one bucket.
-struct bucket_stats {
-    std::size_t queued = 0;    ///< parked waiters (for the global bucket: all of them)
-    std::size_t in_window = 0; ///< grants within the window that ends now
-    /// Earliest time the next grant could go (for an endpoint: its bucket and the global one both).
-    std::chrono::steady_clock::time_point next_grant{};
-    std::chrono::steady_clock::time_point paused_until{}; ///< a 429 pause, if later than now
-};
-
-/// How on_rate_limited() paused.
-struct rate_limit_pause {
-    std::chrono::milliseconds duration{}; ///< Retry-After, or the backoff drawn for the attempt
-    bool global = false;                  ///< the global bucket paused too
-};
-
-namespace detail {
-
-template <class Timer>
-class limiter_impl;
-
-/// An owning reference to a limiter_impl (intrusive: pending operations hold one too, 8 bytes each).
-template <class Timer>
-class limiter_ref {
-public:
-    explicit limiter_ref(limiter_impl<Timer>* p) noexcept : p_(p) {}
-    limiter_ref(const limiter_ref& o) noexcept : p_(o.p_) {
-        if (p_) p_->add_ref();
-    }
-    limiter_ref(limiter_ref&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
-    limiter_ref& operator=(limiter_ref o) noexcept {
-        std::swap(p_, o.p_);
-        return *this;
-    }
-    ~limiter_ref() {
-        if (p_) p_->release();
-    }
-    limiter_impl<Timer>* operator->() const noexcept { return p_; }
-    limiter_impl<Timer>* get() const noexcept { return p_; }
-
-private:
-    limiter_impl<Timer>* p_;
-};
-
-/// The part of a pending acquire that the limiter knows without knowing the handler's type.
-template <class Timer>
-struct limiter_op : limiter_waiter {
-    enum class action { post, finish, destroy };
-    limiter_impl<Timer>* owner = nullptr;
-    void (*fn)(limiter_op*, action, error_code) = nullptr; // type-erased: post the delivery, or complete
-};
-
-/// Keeps outstanding work on the handler's executor while the acquire is pending, unless that executor is the
-/// limiter's own (then the limiter's armed timer already keeps it running, and 56 bytes per waiter are saved).
-template <class WorkExecutor>
-struct limiter_work {
-    WorkExecutor ex;
-};
-template <>
-struct limiter_work<void> {};
-
-/// The function object that completes an acquire on its handler's executor. It owns the operation: destroyed
-/// without having run (its io_context went away first), it frees the operation and the limiter's reference.
-template <class Timer>
-class limiter_delivery {
-public:
-    explicit limiter_delivery(limiter_op<Timer>* w) noexcept : w_(w) {}
-    limiter_delivery(limiter_delivery&& o) noexcept : w_(std::exchange(o.w_, nullptr)) {}
-    limiter_delivery& operator=(limiter_delivery&&) = delete;
-    ~limiter_delivery() {
-        if (w_ == nullptr) return;
-        limiter_impl<Timer>* owner = w_->owner;
-        w_->fn(w_, limiter_op<Timer>::action::destroy, {});
-        owner->release();
-    }
-    void operator()() {
-        limiter_op<Timer>* w = std::exchange(w_, nullptr);
-        w->owner->deliver(w);
-    }
-
-private:
-    limiter_op<Timer>* w_;
-};
-
-template <class Timer, class Handler, class WorkExecutor>
-struct limiter_handler_op final : limiter_op<Timer> {
-    using base = limiter_op<Timer>;
-    using alloc_type = typename std::allocator_traits<asio::associated_allocator_t<Handler>>::template rebind_alloc<
-        limiter_handler_op>;
-
-    limiter_handler_op(Handler&& h, limiter_work<WorkExecutor> w) : handler(std::move(h)), work(std::move(w)) {
-        this->fn = &do_fn;
-    }
-
-    static void do_fn(base* b, typename base::action a, error_code ec) {
-        auto* self = static_cast<limiter_handler_op*>(b);
-        if (a == base::action::post) {
-            asio::post(self->executor(), limiter_delivery<Timer>(b));
-            return;
-        }
-        if (a == base::action::destroy) {
-            // The delivery was destroyed unrun (its io_context was destroyed): free everything, call nothing.
-            alloc_type alloc(asio::get_associated_allocator(self->handler));
-            std::allocator_traits<alloc_type>::destroy(alloc, self);
-            std::allocator_traits<alloc_type>::deallocate(alloc, self, 1);
-            return;
-        }
-        // Asio's rules: the slot is cleared and the operation's memory freed before the handler runs.
-        asio::get_associated_cancellation_slot(self->handler).clear();
-        Handler h(std::move(self->handler));
-        [[maybe_unused]] limiter_work<WorkExecutor> keep(std::move(self->work)); // released after the handler ran
-        alloc_type alloc(asio::get_associated_allocator(h));
-        std::allocator_traits<alloc_type>::destroy(alloc, self);
-        std::allocator_traits<alloc_type>::deallocate(alloc, self, 1);
-        std::move(h)(ec);
-    }
-
-    auto executor() const {
-        if constexpr (std::is_void_v<WorkExecutor>)
-            return asio::get_associated_executor(handler, this->owner->executor());
-        else
-            return work.ex;
-    }
-
-    Handler handler;
-    [[no_unique_address]] limiter_work<WorkExecutor> work;
-};
-
-template <class Timer>
-class limiter_impl {
-public:
-    using time_point = std::chrono::steady_clock::time_point;
-    using op = limiter_op<Timer>;
-    static_assert(std::is_same_v<typename Timer::clock_type::time_point, time_point>,
-                  "the limiter's timer must count steady_clock time points");
-
-    limiter_impl(asio::any_io_executor ex, const rate_limit_options& o, std::shared_ptr<bucket_store> store)
-        : ex_(std::move(ex)), core_(o, std::move(store)), timer_(ex_),
-          rng_(o.jitter_seed != 0 ? o.jitter_seed : std::random_device{}()) {}
-
-    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-    void release() noexcept {
-        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
-    }
-
-    const asio::any_io_executor& executor() const noexcept { return ex_; }
-    const rate_limit_options& options() const noexcept { return core_.options(); }
-
-    std::uint32_t bucket(std::string_view endpoint) {
-        std::lock_guard<std::mutex> l(mu_);
-        return core_.bucket(endpoint);
-    }
-
-    template <class Handler>
-    void start(Handler&& handler, std::uint32_t b, bool front) {
-        using handler_type = std::decay_t<Handler>;
-        auto hex = asio::get_associated_executor(handler, ex_);
-        using work_type = decltype(asio::prefer(hex, asio::execution::outstanding_work.tracked));
-        if constexpr (std::is_same_v<decltype(hex), asio::any_io_executor>) {
-            if (hex == ex_) {
-                start_op<limiter_handler_op<Timer, handler_type, void>>(std::forward<Handler>(handler),
-                                                                        limiter_work<void>{}, b, front);
-                return;
-            }
-        }
-        limiter_work<work_type> w{asio::prefer(hex, asio::execution::outstanding_work.tracked)};
-        start_op<limiter_handler_op<Timer, handler_type, work_type>>(std::forward<Handler>(handler), std::move(w), b,
-                                                                     front);
-    }
-
-    /// Runs on the handler's executor: the one place an acquire completes.
-    void deliver(op* w) {
-        error_code ec{};
-        {
-            std::lock_guard<std::mutex> l(mu_);
-            switch (w->st) {
-            case limiter_waiter::state::granted:
-                if (w->cancel_requested) {
-                    // Cancelled at the moment of its grant: the slot goes to the next waiter, not to waste.
-                    ec = asio::error::operation_aborted;
-                    if (w->reserved) {
-                        core_.give_back(*w);
-                        if (!closed_) schedule_locked();
-                    }
-                }
-                break;
-            case limiter_waiter::state::rejected: ec = make_error_code(error::queue_full); break;
-            default: ec = asio::error::operation_aborted; break; // cancelled while parked, or closed
-            }
-            w->st = limiter_waiter::state::fresh;
-        }
-        w->fn(w, op::action::finish, ec);
-        release(); // the operation's reference
-    }
-
-    void cancel(op* w) {
-        std::lock_guard<std::mutex> l(mu_);
-        if (w->st == limiter_waiter::state::parked) {
-            core_.unpark(*w);
-            w->st = limiter_waiter::state::cancelled;
-            w->fn(w, op::action::post, {});
-            if (core_.parked() == 0) disarm_locked(); // an idle limiter must not hold its io_context running
-        } else if (w->st == limiter_waiter::state::granted) {
-            w->cancel_requested = true; // deliver() gives the slot back
-        }
-    }
-
-    bool pause(std::string_view endpoint, std::chrono::steady_clock::duration d) {
-        std::lock_guard<std::mutex> l(mu_);
-        const bool global = core_.pause_after_429(core_.bucket(endpoint), now_locked(), d);
-        schedule_locked(); // the armed timer may be too early now; let it move
-        return global;
-    }
-
-    rate_limit_pause on_rate_limited(std::string_view endpoint, std::optional<std::chrono::milliseconds> retry_after,
-                                     int attempt) {
-        std::lock_guard<std::mutex> l(mu_);
-        rate_limit_pause p;
-        p.duration = retry_after ? *retry_after : full_jitter_backoff(core_.options().backoff, attempt, rng_);
-        p.global = core_.pause_after_429(core_.bucket(endpoint), now_locked(), p.duration);
-        schedule_locked();
-        return p;
-    }
-
-    void sent(std::string_view endpoint) {
-        if (!core_.options().count_from_send) return;
-        std::lock_guard<std::mutex> l(mu_);
-        core_.sent(core_.bucket(endpoint), now_locked());
-        if (!closed_) schedule_locked(); // a full window whose oldest grant was pending has a time now
-    }
-
-    void unused(std::string_view endpoint) {
-        if (!core_.options().count_from_send) return;
-        std::lock_guard<std::mutex> l(mu_);
-        core_.unused(core_.bucket(endpoint));
-        if (!closed_) schedule_locked(); // the slot is free again
-    }
-
-    void pause_global(std::chrono::steady_clock::duration d) {
-        std::lock_guard<std::mutex> l(mu_);
-        core_.pause_global(now_locked() + d);
-        schedule_locked();
-    }
-
-    bucket_stats stats(std::string_view endpoint) {
-        std::lock_guard<std::mutex> l(mu_);
-        const auto now = now_locked();
-        const auto b = core_.bucket(endpoint);
-        const auto u = core_.store().usage(b, now);
-        const auto g = core_.store().usage(bucket_store::global_bucket, now);
-        return {core_.parked(b), u.in_window, std::max(u.next_free, g.next_free), u.paused_until};
-    }
-
-    bucket_stats global_stats() {
-        std::lock_guard<std::mutex> l(mu_);
-        const auto now = now_locked();
-        const auto g = core_.store().usage(bucket_store::global_bucket, now);
-        return {core_.parked(), g.in_window, g.next_free, g.paused_until};
-    }
-
-    std::size_t overflow() {
-        std::lock_guard<std::mutex> l(mu_);
-        return core_.overflow();
-    }
-
-    void close() {
-        std::lock_guard<std::mutex> l(mu_);
-        if (closed_) return;
-        closed_ = true;
-        core_.drain([](limiter_waiter& n) {
-            auto* w = static_cast<op*>(&n);
-            w->st = limiter_waiter::state::closed;
-            w->fn(w, op::action::post, {});
-        });
-        disarm_locked();
-    }
-
-private:
-    ~limiter_impl() = default; // only release() deletes
-
-    template <class Op, class Handler, class Work>
-    void start_op(Handler&& handler, Work&& work, std::uint32_t b, bool front) {
-        typename Op::alloc_type alloc(asio::get_associated_allocator(handler));
-        Op* p = std::allocator_traits<typename Op::alloc_type>::allocate(alloc, 1);
-        try {
-            std::allocator_traits<typename Op::alloc_type>::construct(alloc, p, std::forward<Handler>(handler),
-                                                                      std::forward<Work>(work));
-        } catch (...) {
-            std::allocator_traits<typename Op::alloc_type>::deallocate(alloc, p, 1);
-            throw;
-        }
-        p->owner = this;
-        add_ref(); // released by deliver()
-        auto slot = asio::get_associated_cancellation_slot(p->handler);
-        std::lock_guard<std::mutex> l(mu_);
-        if (closed_) {
-            p->st = limiter_waiter::state::closed;
-        } else if (!core_.options().enabled) {
-            p->st = limiter_waiter::state::granted; // nothing reserved: nothing to give back
-        } else if (!core_.park(*p, b, front)) {
-            p->st = limiter_waiter::state::rejected;
-        } else {
-            if (slot.is_connected()) slot.template emplace<cancel_handler>(p);
-            schedule_locked(); // may grant p at once: completions are posted, never run inline
-            return;
-        }
-        p->fn(p, op::action::post, {});
-    }
-
-    struct cancel_handler {
-        explicit cancel_handler(op* p) noexcept : w(p) {}
-        op* w;
-        void operator()(asio::cancellation_type t) const {
-            if (t != asio::cancellation_type::none) w->owner->cancel(w);
-        }
-    };
-
-    time_point now_locked() {
-        // Grants are recorded in time order even when threads read the clock in another order.
-        last_now_ = std::max(last_now_, Timer::clock_type::now());
-        return last_now_;
-    }
-
-    void schedule_locked() {
-        const time_point next = core_.grant_ready(now_locked(), [](limiter_waiter& n) {
-            auto* w = static_cast<op*>(&n);
-            w->fn(w, op::action::post, {});
-        });
-        if (next == limiter_core::never) disarm_locked();
-        else
-            arm_locked(next);
-    }
-
-    void arm_locked(time_point at) {
-        // An earlier armed time stays: the timer fires, finds nothing to grant yet and re-arms; moving it on
-        // every acquire would cost a cancel and a new wait each time.
-        if (armed_ && armed_at_ <= at) return;
-        armed_ = true;
-        armed_at_ = at;
-        const std::uint64_t gen = ++timer_gen_;
-        timer_.expires_at(at); // a wait still pending completes with operation_aborted and a stale generation
-        add_ref();
-        // The handler owns a reference, released even if it is destroyed unrun (io_context destroyed).
-        timer_.async_wait([self = limiter_ref<Timer>(this), gen](const error_code&) { self->on_timer(gen); });
-    }
-
-    void disarm_locked() {
-        if (!armed_) return;
-        armed_ = false;
-        ++timer_gen_;
-        timer_.cancel();
-    }
-
-    void on_timer(std::uint64_t gen) {
-        std::lock_guard<std::mutex> l(mu_);
-        if (gen != timer_gen_ || closed_) return; // superseded by a later arm, or cancelled
-        armed_ = false;
-        schedule_locked();
-    }
-
-    std::atomic<std::size_t> refs_{1};
-    std::mutex mu_;
-    asio::any_io_executor ex_;
-    limiter_core core_;
-    Timer timer_;
-    bool armed_ = false;
-    time_point armed_at_{};
-    std::uint64_t timer_gen_ = 0;
-    time_point last_now_ = time_point::min();
-    bool closed_ = false;
-    std::minstd_rand rng_;
-
-    template <class, class, class>
-    friend struct limiter_handler_op;
-};
-
-} // namespace detail
-
-/// The rate limiter on a given timer type; use `rate_limiter` (asio::steady_timer). See the opening comment
-/// of this header for the semantics.
-template <class Timer = asio::steady_timer>
-class basic_rate_limiter {
-public:
-    using executor_type = asio::any_io_executor;
-    using clock_type = typename Timer::clock_type;
-    using time_point = std::chrono::steady_clock::time_point;
-    using default_token = asio::use_awaitable_t<>;
-
-    /// `ex` runs the limiter's timer. `store`: where the buckets live (null: in this process).
-    explicit basic_rate_limiter(executor_type ex, rate_limit_options options = {},
-                                std::shared_ptr<bucket_store> store = nullptr)
-        : impl_(new detail::limiter_impl<Timer>(std::move(ex), options, std::move(store))) {}
-
-    /// Ends every parked acquire with operation_aborted.
-    ~basic_rate_limiter() {
-        detail::in_destructor([this] { impl_->close(); });
-    }
-    basic_rate_limiter(const basic_rate_limiter&) = delete;
-    basic_rate_limiter& operator=(const basic_rate_limiter&) = delete;
-
-    executor_type get_executor() const noexcept { return impl_->executor(); }
-    const rate_limit_options& options() const noexcept { return impl_->options(); }
-
-    /// Waits for a slot in `endpoint`'s bucket and the global bucket; completes with (error_code): success
-    /// once the request may be sent, error::queue_full when the queue bound is reached (at once), or
-    /// operation_aborted when cancelled (any cancellation type; a grant that raced the cancellation goes to
-    /// the next waiter) or when the limiter closes. The slot is consumed by the success: send the request.
-    template <class CompletionToken = default_token>
-    requires(!std::is_same_v<std::decay_t<CompletionToken>, acquire_position>) auto async_acquire(
-        std::string_view endpoint, CompletionToken&& token = {}) {
-        return async_acquire(endpoint, acquire_position::back, std::forward<CompletionToken>(token));
-    }
-
-    template <class CompletionToken = default_token>
-    auto async_acquire(std::string_view endpoint, acquire_position position, CompletionToken&& token = {}) {
-        // The endpoint is resolved to its bucket now, so the string need not outlive a deferred initiation.
-        const std::uint32_t b = impl_->bucket(endpoint);
-        return asio::async_initiate<CompletionToken, void(error_code)>(initiation{detail::limiter_ref<Timer>(impl_)},
-                                                                       token, b, position == acquire_position::front);
-    }
-
-    /// Pauses `endpoint`'s bucket for `d` after a 429, and the global bucket too by the rule in this header's
-    /// opening comment. Returns whether the global bucket paused.
-    bool pause(std::string_view endpoint, std::chrono::steady_clock::duration d) { return impl_->pause(endpoint, d); }
-
-    /// The 429 entry point: pauses for Retry-After when the answer had one, otherwise for a full-jitter
-    /// backoff of `attempt` (1 = the first 429 of this request) within options().backoff.
-    rate_limit_pause on_rate_limited(std::string_view endpoint, std::optional<std::chrono::milliseconds> retry_after,
-                                     int attempt) {
-        return impl_->on_rate_limited(endpoint, retry_after, attempt);
-    }
-
-    /// Pauses every endpoint for `d`.
-    void pause_global(std::chrono::steady_clock::duration d) { impl_->pause_global(d); }
-
-    /// With options().count_from_send (otherwise no-ops): after each successful acquire for `endpoint`, call
-    /// exactly one of these. sent(): the request's first byte is leaving now, so the grant counts from now.
-    /// unused(): the request was never written (its connection failed, it was cancelled), so the slot is free.
-    void sent(std::string_view endpoint) { impl_->sent(endpoint); }
-    void unused(std::string_view endpoint) { impl_->unused(endpoint); }
-
-    bucket_stats stats(std::string_view endpoint) const { return impl_->stats(endpoint); }
-    bucket_stats global_stats() const { return impl_->global_stats(); }
-    /// Acquires parked beyond options().max_waiters (only with wait_when_full).
-    std::size_t overflow() const { return impl_->overflow(); }
-
-    /// Ends every parked acquire with operation_aborted and refuses new ones the same way. Idempotent.
-    void close() { impl_->close(); }
-
-private:
-    struct initiation {
-        detail::limiter_ref<Timer> impl;
-        using executor_type = asio::any_io_executor;
-        executor_type get_executor() const noexcept { return impl->executor(); }
-
-        template <class Handler>
-        void operator()(Handler&& handler, std::uint32_t bucket, bool front) const {
-            impl->start(std::forward<Handler>(handler), bucket, front);
-        }
-    };
-
-    detail::limiter_ref<Timer> impl_;
-};
-
-using rate_limiter = basic_rate_limiter<>;
-
 namespace detail {
 
 /// The registry's name for a key: SHA-256 over a domain tag and the key, in hex. The key itself is never
@@ -4695,34 +4360,806 @@ inline std::string limiter_key_digest(std::string_view api_key) {
     return out;
 }
 
-struct limiter_registry {
-    std::mutex mu;
-    std::map<std::string, std::weak_ptr<rate_limiter>, std::less<>> by_key;
-
+/// Per key digest: the state its limiters share (`Shared`: the bucket store and the options), and per
+/// executor one `Limiter` on it. Holds neither: a key's entry lives as long as someone holds one of its
+/// limiters or the shared state (a grant does), so the first limiter's options stay the key's until then.
+template <class Limiter, class Shared>
+class limiter_registry {
+public:
     static limiter_registry& instance() {
         static limiter_registry r;
         return r;
     }
+
+    /// The limiter of `api_key` on `ex`: the live one, or make_limiter(ex, shared) over the key's live shared
+    /// state, or over make_shared() when the key has none. Thread-safe.
+    template <class MakeShared, class MakeLimiter>
+    std::shared_ptr<Limiter> get(std::string_view api_key, const asio::any_io_executor& ex, MakeShared&& make_shared,
+                                 MakeLimiter&& make_limiter) {
+        const std::string digest = limiter_key_digest(api_key);
+        const std::lock_guard<std::mutex> l(mu_);
+        prune();
+        per_key& k = by_key_[digest];
+        for (const auto& e : k.limiters)
+            if (e.ex == ex)
+                if (auto existing = e.limiter.lock()) return existing;
+        std::shared_ptr<Shared> shared = k.shared.lock();
+        if (!shared) {
+            shared = make_shared();
+            k.shared = shared;
+        }
+        std::shared_ptr<Limiter> made = make_limiter(ex, std::move(shared));
+        k.limiters.push_back({ex, made});
+        return made;
+    }
+
+    /// The names under which keys are kept (digests).
+    std::vector<std::string> names() {
+        const std::lock_guard<std::mutex> l(mu_);
+        std::vector<std::string> out;
+        for (const auto& [name, k] : by_key_) out.push_back(name);
+        return out;
+    }
+
+private:
+    struct per_executor {
+        asio::any_io_executor ex;
+        std::weak_ptr<Limiter> limiter;
+    };
+    struct per_key {
+        std::weak_ptr<Shared> shared;
+        std::vector<per_executor> limiters;
+    };
+
+    // Forgets the limiters nobody holds any more, and the keys left with neither limiters nor shared state.
+    void prune() {
+        for (auto it = by_key_.begin(); it != by_key_.end();) {
+            std::erase_if(it->second.limiters, [](const per_executor& e) { return e.limiter.expired(); });
+            it = it->second.limiters.empty() && it->second.shared.expired() ? by_key_.erase(it) : std::next(it);
+        }
+    }
+
+    std::mutex mu_;
+    std::map<std::string, per_key, std::less<>> by_key_;
+};
+
+} // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/detail/limiter_registry.hpp ----
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_allocator.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// Where an acquire joins its endpoint's queue: at the back (a new request), or at the front (a request
+/// that got a 429 and must not lose its place to the ones that arrived after it).
+enum class acquire_position { back, front };
+
+/// What the limiter reports about one bucket.
+struct bucket_stats {
+    std::size_t queued = 0;    ///< this limiter's parked waiters (for the global bucket: all of them)
+    std::size_t in_window = 0; ///< grants within the window that ends now (every limiter of the store)
+    /// Earliest time the next grant could go (for an endpoint: its bucket and the global one both).
+    std::chrono::steady_clock::time_point next_grant{};
+    std::chrono::steady_clock::time_point paused_until{}; ///< a 429 pause, if later than now
+};
+
+/// How on_rate_limited() paused.
+struct rate_limit_pause {
+    std::chrono::milliseconds duration{}; ///< Retry-After, or the backoff drawn for the attempt
+    bool global = false;                  ///< the global bucket paused too
+};
+
+namespace detail {
+
+/// An owning reference to a reference-counted limiter part (intrusive: pending operations, timer handlers and
+/// grants hold one, 8 bytes each). Constructed from a pointer, it adopts a reference already counted.
+template <class T>
+class limiter_ref {
+public:
+    limiter_ref() noexcept = default;
+    explicit limiter_ref(T* p) noexcept : p_(p) {}
+    limiter_ref(const limiter_ref& o) noexcept : p_(o.p_) {
+        if (p_) p_->add_ref();
+    }
+    limiter_ref(limiter_ref&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    limiter_ref& operator=(limiter_ref o) noexcept {
+        std::swap(p_, o.p_);
+        return *this;
+    }
+    ~limiter_ref() {
+        if (p_) p_->release();
+    }
+    T* operator->() const noexcept { return p_; }
+    T* get() const noexcept { return p_; }
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+
+private:
+    T* p_ = nullptr;
+};
+
+/// What a grant and the other limiters sharing a store see of a limiter, whatever its timer type.
+class limiter_base {
+public:
+    limiter_base(const limiter_base&) = delete;
+    limiter_base& operator=(const limiter_base&) = delete;
+
+    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    void release() noexcept {
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    }
+
+    /// A grant of bucket `b` (count_from_send) was sent now / was dropped unsent; the grant's bucket
+    /// reference ends here.
+    virtual void grant_sent(std::uint32_t b) = 0;
+    virtual void grant_unused(std::uint32_t b) = 0;
+    /// Another limiter of the store changed it so that a waiter here may go earlier: look again, from a
+    /// handler posted to this limiter's executor. Called with the group's lock held, so the limiter cannot
+    /// close (and its io_context cannot go) meanwhile; takes no limiter lock.
+    virtual void post_wake() noexcept = 0;
+
+protected:
+    limiter_base() = default;
+    virtual ~limiter_base() = default;
+
+private:
+    std::atomic<std::size_t> refs_{1};
+};
+
+/// The limiters (one per executor) that share one bucket store, and the options they all use: the first
+/// limiter's. A limiter joins when it is made and leaves when it closes (before its io_context can go).
+class limiter_group {
+public:
+    limiter_group(const rate_limit_options& o, std::shared_ptr<bucket_store> store)
+        : options_(o), store_(store ? std::move(store) : std::make_shared<local_bucket_store>(o)) {}
+
+    const rate_limit_options& options() const noexcept { return options_; }
+    const std::shared_ptr<bucket_store>& store() const noexcept { return store_; }
+
+    void join(limiter_base* l) {
+        const std::lock_guard<std::mutex> g(mu_);
+        members_.push_back(l);
+    }
+    void leave(limiter_base* l) {
+        const std::lock_guard<std::mutex> g(mu_);
+        std::erase(members_, l);
+    }
+    /// Wakes every member but `from` (null: every member), each on its own executor. Called with no limiter
+    /// lock held.
+    void wake_others(const limiter_base* from) {
+        const std::lock_guard<std::mutex> g(mu_); // `from` may have left already: look, never guess
+        for (limiter_base* m : members_)
+            if (m != from) m->post_wake();
+    }
+
+private:
+    rate_limit_options options_;
+    std::shared_ptr<bucket_store> store_;
+    std::mutex mu_;
+    std::vector<limiter_base*> members_{};
+};
+
+template <class Timer>
+class limiter_impl;
+
+} // namespace detail
+
+/// The right to send one request, from a successful async_acquire. Move-only. With
+/// rate_limit_options::count_from_send it holds the request's slot as pending: call sent() when the request's
+/// first byte leaves, so the slot counts from then; destroyed unsent (the call failed before writing), it gives
+/// the slot back. Without count_from_send, or default-constructed, or moved from, it is empty and does nothing:
+/// the slot counted from the grant. It keeps its limiter's state alive, so it may outlive the limiter.
+class rate_grant {
+public:
+    rate_grant() noexcept = default;
+    rate_grant(rate_grant&&) noexcept = default;
+    rate_grant& operator=(rate_grant&& o) noexcept {
+        if (this != &o) {
+            give_back();
+            owner_ = std::move(o.owner_);
+            bucket_ = o.bucket_;
+        }
+        return *this;
+    }
+    ~rate_grant() { give_back(); }
+
+    /// The request's first byte leaves now. Empties the grant.
+    void sent() {
+        if (!owner_) return;
+        const auto owner = std::move(owner_);
+        owner->grant_sent(bucket_);
+    }
+
+    /// Holds a slot that sent() or the destructor will report.
+    bool pending() const noexcept { return static_cast<bool>(owner_); }
+
+private:
+    template <class>
+    friend class detail::limiter_impl;
+    rate_grant(detail::limiter_ref<detail::limiter_base> owner, std::uint32_t bucket) noexcept
+        : owner_(std::move(owner)), bucket_(bucket) {}
+
+    void give_back() noexcept {
+        if (!owner_) return;
+        const auto owner = std::move(owner_);
+        detail::in_destructor([&] { owner->grant_unused(bucket_); });
+    }
+
+    detail::limiter_ref<detail::limiter_base> owner_{};
+    std::uint32_t bucket_ = 0;
+};
+
+namespace detail {
+
+/// The part of a pending acquire that the limiter knows without knowing the handler's type. It holds one
+/// reference to its bucket (limiter_waiter::bucket) until it completes, or hands it to the grant.
+template <class Timer>
+struct limiter_op : limiter_waiter {
+    enum class action { post, finish, destroy };
+    limiter_impl<Timer>* owner = nullptr;
+    // type-erased: post the delivery, complete with (ec, grant), or free unrun
+    void (*fn)(limiter_op*, action, error_code, rate_grant&&) = nullptr;
+};
+
+/// Keeps outstanding work on the handler's executor while the acquire is pending, unless that executor is the
+/// limiter's own (then the limiter's armed timer already keeps it running, and 56 bytes per waiter are saved).
+template <class WorkExecutor>
+struct limiter_work {
+    WorkExecutor ex;
+};
+template <>
+struct limiter_work<void> {};
+
+/// The function object that completes an acquire on its handler's executor. It owns the operation: destroyed
+/// without having run (its io_context went away first), it gives a grant's slot back and frees the operation.
+template <class Timer>
+class limiter_delivery {
+public:
+    explicit limiter_delivery(limiter_op<Timer>* w) noexcept : w_(w) {}
+    limiter_delivery(limiter_delivery&& o) noexcept : w_(std::exchange(o.w_, nullptr)) {}
+    limiter_delivery& operator=(limiter_delivery&&) = delete;
+    ~limiter_delivery() {
+        if (w_ != nullptr) w_->owner->abandon(w_);
+    }
+    void operator()() {
+        limiter_op<Timer>* w = std::exchange(w_, nullptr);
+        w->owner->deliver(w);
+    }
+
+private:
+    limiter_op<Timer>* w_;
+};
+
+/// One reference to an endpoint's bucket, from async_acquire until the operation starts (a deferred token may
+/// start it late, or never): meanwhile the id cannot be reclaimed and given to another endpoint.
+template <class Timer>
+class bucket_hold {
+public:
+    bucket_hold(limiter_ref<limiter_impl<Timer>> l, std::uint32_t id) noexcept : limiter_(std::move(l)), id_(id) {}
+    bucket_hold(const bucket_hold& o) : limiter_(o.limiter_), id_(o.id_) {
+        if (limiter_) limiter_->retain_bucket(id_);
+    }
+    bucket_hold(bucket_hold&& o) noexcept = default;
+    bucket_hold& operator=(const bucket_hold&) = delete;
+    ~bucket_hold() {
+        if (limiter_) in_destructor([this] { limiter_->release_bucket(id_); });
+    }
+    /// The reference passes to the caller.
+    std::uint32_t take() noexcept {
+        limiter_ = {};
+        return id_;
+    }
+
+private:
+    limiter_ref<limiter_impl<Timer>> limiter_;
+    std::uint32_t id_;
+};
+
+template <class Timer, class Handler, class WorkExecutor>
+struct limiter_handler_op final : limiter_op<Timer> {
+    using base = limiter_op<Timer>;
+    using alloc_type = typename std::allocator_traits<asio::associated_allocator_t<Handler>>::template rebind_alloc<
+        limiter_handler_op>;
+
+    limiter_handler_op(Handler&& h, limiter_work<WorkExecutor> w) : handler(std::move(h)), work(std::move(w)) {
+        this->fn = &do_fn;
+    }
+
+    static void do_fn(base* b, typename base::action a, error_code ec, rate_grant&& grant) {
+        auto* self = static_cast<limiter_handler_op*>(b);
+        if (a == base::action::post) {
+            asio::post(self->executor(), limiter_delivery<Timer>(b));
+            return;
+        }
+        if (a == base::action::destroy) {
+            // The delivery was destroyed unrun (its io_context was destroyed): free everything, call nothing.
+            alloc_type alloc(asio::get_associated_allocator(self->handler));
+            std::allocator_traits<alloc_type>::destroy(alloc, self);
+            std::allocator_traits<alloc_type>::deallocate(alloc, self, 1);
+            return;
+        }
+        // Asio's rules: the slot is cleared and the operation's memory freed before the handler runs.
+        asio::get_associated_cancellation_slot(self->handler).clear();
+        Handler h(std::move(self->handler));
+        [[maybe_unused]] limiter_work<WorkExecutor> keep(std::move(self->work)); // released after the handler ran
+        alloc_type alloc(asio::get_associated_allocator(h));
+        std::allocator_traits<alloc_type>::destroy(alloc, self);
+        std::allocator_traits<alloc_type>::deallocate(alloc, self, 1);
+        std::move(h)(ec, std::move(grant));
+    }
+
+    auto executor() const {
+        if constexpr (std::is_void_v<WorkExecutor>)
+            return asio::get_associated_executor(handler, this->owner->executor());
+        else
+            return work.ex;
+    }
+
+    Handler handler;
+    [[no_unique_address]] limiter_work<WorkExecutor> work;
+};
+
+/// Constructs a limiter in a group that already exists (limiter_for_key's).
+struct join_group_t {};
+inline constexpr join_group_t join_group{};
+
+template <class Timer>
+class limiter_impl final : public limiter_base {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+    using op = limiter_op<Timer>;
+    static_assert(std::is_same_v<typename Timer::clock_type::time_point, time_point>,
+                  "the limiter's timer must count steady_clock time points");
+
+    limiter_impl(asio::any_io_executor ex, std::shared_ptr<limiter_group> group)
+        : ex_(std::move(ex)), group_(std::move(group)), core_(group_->options(), group_->store()),
+          rng_(core_.options().jitter_seed != 0 ? core_.options().jitter_seed : std::random_device{}()) {
+        timer_.emplace(ex_);
+        group_->join(this);
+    }
+
+    const asio::any_io_executor& executor() const noexcept { return ex_; }
+    const rate_limit_options& options() const noexcept { return core_.options(); }
+    const std::shared_ptr<limiter_group>& group() const noexcept { return group_; }
+
+    /// `endpoint`'s bucket, resolved now (so the string need not outlive a deferred initiation) and held.
+    bucket_hold<Timer> hold(std::string_view endpoint) {
+        const std::lock_guard<std::mutex> l(mu_);
+        const std::uint32_t b = core_.acquire(endpoint, now_locked());
+        add_ref();
+        return bucket_hold<Timer>(limiter_ref<limiter_impl>(this), b);
+    }
+    // The store locks itself and the core's store pointer never changes: no limiter lock needed.
+    void retain_bucket(std::uint32_t b) { core_.retain(b); }
+    void release_bucket(std::uint32_t b) { core_.release(b); }
+
+    template <class Handler>
+    void start(Handler&& handler, bucket_hold<Timer>&& hold, bool front) {
+        using handler_type = std::decay_t<Handler>;
+        auto hex = asio::get_associated_executor(handler, ex_);
+        using work_type = decltype(asio::prefer(hex, asio::execution::outstanding_work.tracked));
+        if constexpr (std::is_same_v<decltype(hex), asio::any_io_executor>) {
+            if (hex == ex_) {
+                start_op<limiter_handler_op<Timer, handler_type, void>>(std::forward<Handler>(handler),
+                                                                        limiter_work<void>{}, hold, front);
+                return;
+            }
+        }
+        limiter_work<work_type> w{asio::prefer(hex, asio::execution::outstanding_work.tracked)};
+        start_op<limiter_handler_op<Timer, handler_type, work_type>>(std::forward<Handler>(handler), std::move(w), hold,
+                                                                     front);
+    }
+
+    /// Runs on the handler's executor: the one place an acquire completes.
+    void deliver(op* w) {
+        error_code ec{};
+        rate_grant grant;
+        bool gave_back = false;
+        {
+            const std::lock_guard<std::mutex> l(mu_);
+            switch (w->st) {
+            case limiter_waiter::state::granted:
+                if (w->cancel_requested) {
+                    // Cancelled at the moment of its grant: the slot goes to the next waiter, not to waste.
+                    ec = asio::error::operation_aborted;
+                    gave_back = give_back_locked(*w);
+                } else if (w->reserved && core_.options().count_from_send) {
+                    add_ref();
+                    grant = rate_grant(limiter_ref<limiter_base>(this), w->bucket); // with the bucket reference
+                }
+                break;
+            case limiter_waiter::state::rejected: ec = make_error_code(error::queue_full); break;
+            default: ec = asio::error::operation_aborted; break; // cancelled while parked, or closed
+            }
+            if (!grant.pending()) core_.release(w->bucket);
+            w->st = limiter_waiter::state::fresh;
+        }
+        if (gave_back) group_->wake_others(this);
+        w->fn(w, op::action::finish, ec, std::move(grant));
+        release(); // the operation's reference
+    }
+
+    /// The delivery was destroyed unrun: a grant nobody received is given back. Takes no limiter lock, for a
+    /// post that failed destroys the delivery inside a locked section: the store locks itself, the operation's
+    /// state no longer changes, and the limiters (this one too) look again from a posted wake-up.
+    void abandon(op* w) noexcept {
+        const bool gave_back = w->st == limiter_waiter::state::granted && w->reserved;
+        in_destructor([&] {
+            if (gave_back) core_.give_back(*w);
+            core_.release(w->bucket);
+        });
+        if (gave_back) in_destructor([this] { group_->wake_others(nullptr); });
+        w->fn(w, op::action::destroy, {}, rate_grant{});
+        release();
+    }
+
+    void cancel(op* w) {
+        const std::lock_guard<std::mutex> l(mu_);
+        if (w->st == limiter_waiter::state::parked) {
+            core_.unpark(*w);
+            w->st = limiter_waiter::state::cancelled;
+            w->fn(w, op::action::post, {}, rate_grant{});
+            if (core_.parked() == 0) disarm_locked(); // an idle limiter must not hold its io_context running
+        } else if (w->st == limiter_waiter::state::granted) {
+            w->cancel_requested = true; // deliver() gives the slot back
+        }
+    }
+
+    bool pause(std::string_view endpoint, std::chrono::steady_clock::duration d) {
+        return with_bucket(endpoint, [&](std::uint32_t b, time_point now) {
+            const bool global = core_.pause_after_429(b, now, d);
+            schedule_locked(); // the armed timer may be too early now; let it move
+            return global;
+        });
+    }
+
+    rate_limit_pause on_rate_limited(std::string_view endpoint, std::optional<std::chrono::milliseconds> retry_after,
+                                     int attempt) {
+        return with_bucket(endpoint, [&](std::uint32_t b, time_point now) {
+            rate_limit_pause p;
+            p.duration = retry_after ? *retry_after : full_jitter_backoff(core_.options().backoff, attempt, rng_);
+            p.global = core_.pause_after_429(b, now, p.duration);
+            schedule_locked();
+            return p;
+        });
+    }
+
+    void grant_sent(std::uint32_t b) override {
+        {
+            const std::lock_guard<std::mutex> l(mu_);
+            core_.sent(b, now_locked());
+            core_.release(b);
+            schedule_locked(); // a full window whose oldest grant was pending has a time now
+        }
+        group_->wake_others(this);
+    }
+
+    void grant_unused(std::uint32_t b) override {
+        {
+            const std::lock_guard<std::mutex> l(mu_);
+            core_.unused(b);
+            core_.release(b);
+            schedule_locked(); // the slot is free again
+        }
+        group_->wake_others(this);
+    }
+
+    void post_wake() noexcept override {
+        if (wake_posted_.exchange(true, std::memory_order_acq_rel)) return; // one wake-up covers many changes
+        add_ref();
+        try {
+            asio::post(ex_, waker{limiter_ref<limiter_impl>(this)});
+        } catch (...) {
+            wake_posted_.store(false, std::memory_order_release); // the waker and its reference are gone
+        }
+    }
+
+    void pause_global(std::chrono::steady_clock::duration d) {
+        const std::lock_guard<std::mutex> l(mu_);
+        core_.pause_global(now_locked() + d);
+        schedule_locked();
+    }
+
+    bucket_stats stats(std::string_view endpoint) {
+        return with_bucket(endpoint, [&](std::uint32_t b, time_point now) {
+            const auto u = core_.store().usage(b, now);
+            const auto g = core_.store().usage(bucket_store::global_bucket, now);
+            return bucket_stats{core_.parked(b), u.in_window, std::max(u.next_free, g.next_free), u.paused_until};
+        });
+    }
+
+    bucket_stats global_stats() {
+        const std::lock_guard<std::mutex> l(mu_);
+        const auto now = now_locked();
+        const auto g = core_.store().usage(bucket_store::global_bucket, now);
+        return {core_.parked(), g.in_window, g.next_free, g.paused_until};
+    }
+
+    std::size_t overflow() {
+        const std::lock_guard<std::mutex> l(mu_);
+        return core_.overflow();
+    }
+
+    void close() {
+        {
+            const std::lock_guard<std::mutex> l(mu_);
+            if (closed_) return;
+            closed_ = true;
+            core_.drain([](limiter_waiter& n) {
+                auto* w = static_cast<op*>(&n);
+                w->st = limiter_waiter::state::closed;
+                w->fn(w, op::action::post, {}, rate_grant{});
+            });
+            disarm_locked();
+            timer_.reset(); // the last use of the executor's io_context: grants may outlive it
+        }
+        group_->leave(this);
+    }
+
+private:
+    ~limiter_impl() override { // only release() deletes, and the limiter closed before that
+        if (timer_) in_destructor([this] { group_->leave(this); });
+    }
+
+    struct waker {
+        limiter_ref<limiter_impl> self;
+        void operator()() const {
+            self->wake_posted_.store(false, std::memory_order_release);
+            const std::lock_guard<std::mutex> l(self->mu_);
+            self->schedule_locked();
+        }
+    };
+
+    template <class Op, class Handler, class Work>
+    void start_op(Handler&& handler, Work&& work, bucket_hold<Timer>& hold, bool front) {
+        typename Op::alloc_type alloc(asio::get_associated_allocator(handler));
+        Op* p = std::allocator_traits<typename Op::alloc_type>::allocate(alloc, 1);
+        try {
+            std::allocator_traits<typename Op::alloc_type>::construct(alloc, p, std::forward<Handler>(handler),
+                                                                      std::forward<Work>(work));
+        } catch (...) {
+            std::allocator_traits<typename Op::alloc_type>::deallocate(alloc, p, 1);
+            throw;
+        }
+        p->owner = this;
+        p->bucket = hold.take(); // released by deliver() or abandon(), or handed to the grant
+        add_ref();               // released by deliver() or abandon()
+        auto slot = asio::get_associated_cancellation_slot(p->handler);
+        const std::lock_guard<std::mutex> l(mu_);
+        if (closed_) {
+            p->st = limiter_waiter::state::closed;
+        } else if (!core_.options().enabled) {
+            p->st = limiter_waiter::state::granted; // nothing reserved: nothing to give back
+        } else if (!core_.park(*p, p->bucket, front)) {
+            p->st = limiter_waiter::state::rejected;
+        } else {
+            if (slot.is_connected()) slot.template emplace<cancel_handler>(p);
+            schedule_locked(); // may grant p at once: completions are posted, never run inline
+            return;
+        }
+        p->fn(p, op::action::post, {}, rate_grant{});
+    }
+
+    struct cancel_handler {
+        explicit cancel_handler(op* p) noexcept : w(p) {}
+        op* w;
+        void operator()(asio::cancellation_type t) const {
+            if (t != asio::cancellation_type::none) w->owner->cancel(w);
+        }
+    };
+
+    /// Runs f(bucket, now) with the limiter locked and `endpoint`'s bucket held.
+    template <class F>
+    auto with_bucket(std::string_view endpoint, F&& f) {
+        const std::lock_guard<std::mutex> l(mu_);
+        const auto now = now_locked();
+        struct held {
+            limiter_core& core;
+            std::uint32_t b;
+            ~held() { core.release(b); }
+        } h{core_, core_.acquire(endpoint, now)};
+        return f(h.b, now);
+    }
+
+    /// Takes back the slot of a grant that was cancelled before it was received; true when there was one.
+    bool give_back_locked(limiter_waiter& w) {
+        if (!w.reserved) return false;
+        core_.give_back(w);
+        schedule_locked();
+        return true;
+    }
+
+    time_point now_locked() {
+        // Grants are recorded in time order even when threads read the clock in another order.
+        last_now_ = std::max(last_now_, Timer::clock_type::now());
+        return last_now_;
+    }
+
+    void schedule_locked() {
+        if (closed_) return;
+        const time_point next = core_.grant_ready(now_locked(), [](limiter_waiter& n) {
+            auto* w = static_cast<op*>(&n);
+            w->fn(w, op::action::post, {}, rate_grant{});
+        });
+        if (next == limiter_core::never) disarm_locked();
+        else
+            arm_locked(next);
+    }
+
+    void arm_locked(time_point at) {
+        // An earlier armed time stays: the timer fires, finds nothing to grant yet and re-arms; moving it on
+        // every acquire would cost a cancel and a new wait each time.
+        if (armed_ && armed_at_ <= at) return;
+        armed_ = true;
+        armed_at_ = at;
+        const std::uint64_t gen = ++timer_gen_;
+        timer_->expires_at(at); // a wait still pending completes with operation_aborted and a stale generation
+        add_ref();
+        // The handler owns a reference, released even if it is destroyed unrun (io_context destroyed).
+        timer_->async_wait([self = limiter_ref<limiter_impl>(this), gen](const error_code&) { self->on_timer(gen); });
+    }
+
+    void disarm_locked() {
+        if (!armed_) return;
+        armed_ = false;
+        ++timer_gen_;
+        timer_->cancel();
+    }
+
+    void on_timer(std::uint64_t gen) {
+        const std::lock_guard<std::mutex> l(mu_);
+        if (gen != timer_gen_ || closed_) return; // superseded by a later arm, or cancelled
+        armed_ = false;
+        schedule_locked();
+    }
+
+    std::mutex mu_;
+    asio::any_io_executor ex_;
+    std::shared_ptr<limiter_group> group_;
+    limiter_core core_;
+    std::optional<Timer> timer_{}; ///< until close()
+    bool armed_ = false;
+    time_point armed_at_{};
+    std::uint64_t timer_gen_ = 0;
+    time_point last_now_ = time_point::min();
+    bool closed_ = false;
+    std::atomic<bool> wake_posted_{false};
+    std::minstd_rand rng_;
+
+    template <class, class, class>
+    friend struct limiter_handler_op;
 };
 
 } // namespace detail
 
-/// The process's limiter for `api_key`: every client using the same key gets the same buckets (the server
-/// counts per key), different keys are independent. The first call for a key creates the limiter with `ex`
-/// and `options`; later calls get that limiter as it is (their ex and options are not used) for as long as
-/// someone holds it. Thread-safe.
+/// The rate limiter on a given timer type; use `rate_limiter` (asio::steady_timer). See the opening comment
+/// of this header for the semantics.
+template <class Timer = asio::steady_timer>
+class basic_rate_limiter {
+public:
+    using executor_type = asio::any_io_executor;
+    using clock_type = typename Timer::clock_type;
+    using time_point = std::chrono::steady_clock::time_point;
+    using default_token = asio::use_awaitable_t<>;
+    /// What an acquire completes with.
+    using signature = void(error_code, rate_grant);
+
+    /// `ex` runs the limiter's timer. `store`: where the buckets live (null: in this process).
+    explicit basic_rate_limiter(executor_type ex, rate_limit_options options = {},
+                                std::shared_ptr<bucket_store> store = nullptr)
+        : basic_rate_limiter(detail::join_group, std::move(ex),
+                             std::make_shared<detail::limiter_group>(options, std::move(store))) {}
+
+    /// A limiter on `ex` that shares `share_with`'s buckets and options: together they never exceed the
+    /// limits, each runs its own timer on its own executor, and either may be destroyed (before its own
+    /// io_context) while the other keeps working.
+    basic_rate_limiter(executor_type ex, const basic_rate_limiter& share_with)
+        : basic_rate_limiter(detail::join_group, std::move(ex), share_with.impl_->group()) {}
+
+    /// limiter_for_key's: a limiter on `ex` in a group of limiters sharing one store.
+    basic_rate_limiter(detail::join_group_t, executor_type ex, std::shared_ptr<detail::limiter_group> group)
+        : impl_(new detail::limiter_impl<Timer>(std::move(ex), std::move(group))) {}
+
+    /// Ends every parked acquire with operation_aborted. Grants it gave stay valid.
+    ~basic_rate_limiter() {
+        detail::in_destructor([this] { impl_->close(); });
+    }
+    basic_rate_limiter(const basic_rate_limiter&) = delete;
+    basic_rate_limiter& operator=(const basic_rate_limiter&) = delete;
+
+    executor_type get_executor() const noexcept { return impl_->executor(); }
+    const rate_limit_options& options() const noexcept { return impl_->options(); }
+
+    /// Waits for a slot in `endpoint`'s bucket and the global bucket; completes with (error_code, rate_grant):
+    /// success and the grant once the request may be sent, error::queue_full when the queue bound is reached
+    /// (at once), or operation_aborted when cancelled (any cancellation type; a grant that raced the
+    /// cancellation goes to the next waiter) or when the limiter closes; the grant is empty on failure. With
+    /// use_awaitable (the default) `co_await` returns the grant and throws on failure.
+    template <class CompletionToken = default_token>
+    requires(!std::is_same_v<std::decay_t<CompletionToken>, acquire_position>) auto async_acquire(
+        std::string_view endpoint, CompletionToken&& token = {}) {
+        return async_acquire(endpoint, acquire_position::back, std::forward<CompletionToken>(token));
+    }
+
+    template <class CompletionToken = default_token>
+    auto async_acquire(std::string_view endpoint, acquire_position position, CompletionToken&& token = {}) {
+        return asio::async_initiate<CompletionToken, signature>(initiation{impl_}, token, impl_->hold(endpoint),
+                                                                position == acquire_position::front);
+    }
+
+    /// Pauses `endpoint`'s bucket for `d` after a 429, and the global bucket too by the rule in this header's
+    /// opening comment. Returns whether the global bucket paused.
+    bool pause(std::string_view endpoint, std::chrono::steady_clock::duration d) { return impl_->pause(endpoint, d); }
+
+    /// The 429 entry point: pauses for Retry-After when the answer had one, otherwise for a full-jitter
+    /// backoff of `attempt` (1 = the first 429 of this request) within options().backoff.
+    rate_limit_pause on_rate_limited(std::string_view endpoint, std::optional<std::chrono::milliseconds> retry_after,
+                                     int attempt) {
+        return impl_->on_rate_limited(endpoint, retry_after, attempt);
+    }
+
+    /// Pauses every endpoint for `d`.
+    void pause_global(std::chrono::steady_clock::duration d) { impl_->pause_global(d); }
+
+    bucket_stats stats(std::string_view endpoint) const { return impl_->stats(endpoint); }
+    bucket_stats global_stats() const { return impl_->global_stats(); }
+    /// Acquires parked beyond options().max_waiters (only with wait_when_full).
+    std::size_t overflow() const { return impl_->overflow(); }
+
+    /// Ends every parked acquire with operation_aborted and refuses new ones the same way. Idempotent.
+    void close() { impl_->close(); }
+
+private:
+    struct initiation {
+        detail::limiter_ref<detail::limiter_impl<Timer>> impl;
+        using executor_type = asio::any_io_executor;
+        executor_type get_executor() const noexcept { return impl->executor(); }
+
+        template <class Handler>
+        void operator()(Handler&& handler, detail::bucket_hold<Timer> hold, bool front) const {
+            impl->start(std::forward<Handler>(handler), std::move(hold), front);
+        }
+    };
+
+    detail::limiter_ref<detail::limiter_impl<Timer>> impl_;
+};
+
+using rate_limiter = basic_rate_limiter<>;
+
+/// The process's limiter for `api_key` on `ex`: every client using the same key shares the same buckets (the
+/// server counts per key), different keys are independent. There is one limiter per (key, executor): the
+/// limiters of one key on different executors are different objects over ONE bucket store, each with its timer
+/// on its own executor. The first call for a key sets its `options` (later calls' are not used) for as long as
+/// any limiter of the key, or a grant of one, lives. Thread-safe.
 inline std::shared_ptr<rate_limiter> limiter_for_key(const asio::any_io_executor& ex, std::string_view api_key,
                                                      const rate_limit_options& options = {}) {
-    const std::string id = detail::limiter_key_digest(api_key);
-    auto& r = detail::limiter_registry::instance();
-    std::lock_guard<std::mutex> l(r.mu);
-    for (auto it = r.by_key.begin(); it != r.by_key.end();) // forget limiters nobody holds any more
-        it = it->second.expired() ? r.by_key.erase(it) : std::next(it);
-    auto& slot = r.by_key[id];
-    if (auto existing = slot.lock()) return existing;
-    auto made = std::make_shared<rate_limiter>(ex, options);
-    slot = made;
-    return made;
+    return detail::limiter_registry<rate_limiter, detail::limiter_group>::instance().get(
+        api_key, ex, [&] { return std::make_shared<detail::limiter_group>(options, nullptr); },
+        [](const asio::any_io_executor& e, std::shared_ptr<detail::limiter_group> g) {
+            return std::make_shared<rate_limiter>(detail::join_group, e, std::move(g));
+        });
 }
 
 CALLSAVVY_END_NAMESPACE
@@ -6047,20 +6484,8 @@ struct call_state {
     call_state(client_impl& c, std::string res, std::string b, bool ro, diagnostics& diag)
         : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag), deadline_timer(c.executor()),
           attempt_timer(c.executor()) {}
-    ~call_state() {
-        in_destructor([this] { slot_unused(); });
-    }
     call_state(const call_state&) = delete;
     call_state& operator=(const call_state&) = delete;
-
-    /// The limiter's grant of the current attempt counts from the moment its first byte leaves...
-    void slot_sent() {
-        if (slot != nullptr) std::exchange(slot, nullptr)->sent(resource);
-    }
-    /// ... or, if the attempt ended before writing, is given back.
-    void slot_unused() {
-        if (slot != nullptr) std::exchange(slot, nullptr)->unused(resource);
-    }
 
     /// Ends whatever the call is waiting on; the waiting coroutine then reads `attempt_stop`/`call_stop`.
     void interrupt() {
@@ -6080,7 +6505,9 @@ struct call_state {
     connection* active = nullptr;                        ///< the connection of the attempt in progress
     asio::steady_timer* waiting = nullptr;               ///< the timer a pool wait or a backoff parks on
     asio::cancellation_signal* waiting_signal = nullptr; ///< ends a wait in the rate limiter
-    rate_limiter* slot = nullptr; ///< holds a grant of the rate limiter not yet sent or given back
+    /// The limiter's grant of the current attempt: sent() when its first byte leaves, else let go (reset or
+    /// destroyed), which gives the slot back.
+    rate_grant grant{};
     unsigned attempt_id = 0;
     stop attempt_stop = stop::none; ///< why the current attempt was interrupted
     stop call_stop = stop::none;    ///< why the whole call was interrupted
@@ -6347,7 +6774,7 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::attempt(std::shared_ptr
     // The body is not copied into req: the head carries its length and the body is written beside it.
     req.headers.set("Content-Length", std::to_string(cs->body.size()));
     const std::string head = http::serialize_head(req);
-    cs->slot_sent();
+    cs->grant.sent();
     cs->written = true;
     http::response_parser p(opts_.response_limits);
     const auto x = co_await conn->async_exchange(head, cs->body, p);
@@ -6377,8 +6804,8 @@ CALLSAVVY_DECL asio::awaitable<error_code> client_impl::wait_for_rate_limit(call
     error_code ec;
     {
         const published<asio::cancellation_signal> guard(cs.waiting_signal, signal);
-        std::tie(ec) = co_await limiter_->async_acquire(cs.resource, position,
-                                                        asio::bind_cancellation_slot(signal.slot(), use_nothrow));
+        std::tie(ec, cs.grant) = co_await limiter_->async_acquire(
+            cs.resource, position, asio::bind_cancellation_slot(signal.slot(), use_nothrow));
     }
     if (slot.is_connected()) slot.clear();
     co_return ec;
@@ -6407,11 +6834,10 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::call_body(std::shared_p
                 last.ec = ec;
                 co_return last;
             }
-            cs->slot = limiter_.get();
             // The breaker may have opened while this call was parked (a batch parks all at once): look again
             // before anything is sent with credentials the server just refused.
             if (!breaker_.allow(clock::now())) {
-                cs->slot_unused();
+                cs->grant = {};
                 last.ec = make_error_code(error::unauthorized);
                 d.detail = "not sent: the last " + std::to_string(breaker_.consecutive_failures()) +
                            " answers were 401/403; calls resume after the cool-down";
@@ -6422,7 +6848,7 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::call_body(std::shared_p
         std::unique_ptr<connection> conn;
         bool reused = false;
         if (auto ec = co_await acquire(*cs, conn, reused, std::exchange(fresh_next, false))) {
-            cs->slot_unused();
+            cs->grant = {};
             last.ec = ec;
             co_return last;
         }
@@ -6447,7 +6873,7 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::call_body(std::shared_p
             });
             last = co_await attempt(cs, conn.get());
             cs->attempt_timer.cancel();
-            cs->slot_unused(); // the attempt ended before its write: the grant was not used
+            cs->grant = {}; // the attempt ended before its write: the grant was not used
         }
         redact(d);
         // The observer sees every attempt, the one a deadline or close() ended included. (Filled here and sent

@@ -10,6 +10,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
 #include <asio/strand.hpp>
 
@@ -21,6 +22,8 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 // A failing check on an instant prints it in milliseconds of virtual time.
@@ -46,6 +49,23 @@ using time_point = std::chrono::steady_clock::time_point;
 using vlimiter = callsavvy::basic_rate_limiter<manual_timer>;
 
 time_point at(std::chrono::steady_clock::duration d) { return time_point{} + d; }
+
+rate_limit_options limits(bucket_limits per_endpoint, bucket_limits global, std::chrono::milliseconds margin) {
+    rate_limit_options o;
+    o.per_endpoint = per_endpoint;
+    o.global = global;
+    o.safety_margin = margin;
+    return o;
+}
+
+// `prefix` followed by `i`. Not `"e" + std::to_string(i)`: g++ 12 at -O3 reports that operator+(const char*,
+// std::string&&) (an insert at 0) may memcpy 2^63 bytes, on the branch of basic_string::_M_replace for a
+// source inside the string's own buffer, which a literal never is: a false positive (-Wstringop-overflow).
+std::string numbered(std::string_view prefix, std::size_t i) {
+    std::string s(prefix);
+    s += std::to_string(i);
+    return s;
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // The scheduler, event by event.
@@ -97,7 +117,7 @@ void simulate(scheduler_run& run, std::mt19937_64& rng, double cancel_p, double 
     auto& ws = run.waiters;
     std::stable_sort(ws.begin(), ws.end(), [](const auto& a, const auto& b) { return a->arrival < b->arrival; });
     std::map<std::string, std::uint32_t> ids;
-    for (auto& w : ws) ids[w->endpoint] = core.bucket(w->endpoint);
+    for (auto& w : ws) ids[w->endpoint] = core.acquire(w->endpoint, time_point{});
     std::bernoulli_distribution cancel(cancel_p), race(race_p);
     const auto span = run.o.per_endpoint.window + run.o.safety_margin;
     const auto gspan = run.o.global.window + run.o.safety_margin;
@@ -178,7 +198,7 @@ TEST_CASE("scheduler: no window of W ever holds more than N grants, in either bu
         for (int i = 0; i < 400; ++i) {
             auto w = std::make_unique<sim_waiter>();
             w->id = i;
-            w->endpoint = "endpoint" + std::to_string(which(rng));
+            w->endpoint = numbered("endpoint", static_cast<std::size_t>(which(rng)));
             w->arrival = burst(rng) ? last : at(std::chrono::milliseconds(when(rng)));
             last = w->arrival;
             run.waiters.push_back(std::move(w));
@@ -209,13 +229,10 @@ TEST_CASE("scheduler: no window of W ever holds more than N grants, in either bu
 }
 
 TEST_CASE("scheduler: a backlog on an exhausted endpoint does not hold up the others", "[limiter]") {
-    rate_limit_options o;
-    o.per_endpoint = {5, 1000ms};
-    o.global = {20, 1000ms};
-    o.safety_margin = 0ms;
+    auto o = limits({5, 1000ms}, {20, 1000ms}, 0ms);
     limiter_core core(o, nullptr);
-    const auto a = core.bucket("listTickets");
-    const auto b = core.bucket("getSummary");
+    const auto a = core.acquire("listTickets", at(0ms));
+    const auto b = core.acquire("getSummary", at(0ms));
     std::vector<limiter_waiter> backlog(50), other(3);
     for (auto& w : backlog) REQUIRE(core.park(w, a, false));
     std::vector<limiter_waiter*> granted;
@@ -232,13 +249,10 @@ TEST_CASE("scheduler: a backlog on an exhausted endpoint does not hold up the ot
 }
 
 TEST_CASE("scheduler: grants go out exactly when the window allows, margin included", "[limiter]") {
-    rate_limit_options o;
-    o.per_endpoint = {50, 60s};
-    o.global = {100, 60s};
-    o.safety_margin = 250ms;
+    auto o = limits({50, 60s}, {100, 60s}, 250ms);
     limiter_core core(o, nullptr);
     std::vector<limiter_waiter> ws(300);
-    const std::uint32_t ids[] = {core.bucket("a"), core.bucket("b"), core.bucket("c")};
+    const std::uint32_t ids[] = {core.acquire("a", at(0ms)), core.acquire("b", at(0ms)), core.acquire("c", at(0ms))};
     for (std::size_t i = 0; i < ws.size(); ++i) REQUIRE(core.park(ws[i], ids[i % 3], false));
     std::vector<time_point> grants;
     time_point now{};
@@ -267,16 +281,17 @@ TEST_CASE("scheduler with count_from_send: no window of W holds more than N send
         o.global = {std::uniform_int_distribution<std::size_t>(2, 10)(rng), 300ms};
         o.safety_margin = seed % 2 == 0 ? 0ms : 5ms;
         limiter_core core(o, nullptr);
-        const int endpoints = 3;
-        std::vector<std::uint32_t> ids;
-        for (int e = 0; e < endpoints; ++e) ids.push_back(core.bucket("endpoint" + std::to_string(e)));
+        constexpr int endpoints = 3;
+        std::map<std::string, std::uint32_t> ids;
+        for (std::size_t e = 0; e < static_cast<std::size_t>(endpoints); ++e)
+            ids[numbered("endpoint", e)] = core.acquire(numbered("endpoint", e), at(0ms));
 
         std::vector<std::unique_ptr<sim_waiter>> ws;
         std::uniform_int_distribution<int> when(0, 3000), which(0, endpoints - 1);
         for (int i = 0; i < 300; ++i) {
             auto w = std::make_unique<sim_waiter>();
             w->id = i;
-            w->endpoint = "endpoint" + std::to_string(which(rng));
+            w->endpoint = numbered("endpoint", static_cast<std::size_t>(which(rng)));
             w->arrival = at(std::chrono::milliseconds(when(rng)));
             ws.push_back(std::move(w));
         }
@@ -314,7 +329,7 @@ TEST_CASE("scheduler with count_from_send: no window of W holds more than N send
             }
             while (next_arrival < ws.size() && ws[next_arrival]->arrival == now) {
                 auto& w = *ws[next_arrival++];
-                REQUIRE(core.park(w, core.bucket(w.endpoint), false));
+                REQUIRE(core.park(w, ids[w.endpoint], false));
             }
             next_wake = core.grant_ready(now, [&](limiter_waiter& n) {
                 auto& w = static_cast<sim_waiter&>(n);
@@ -360,15 +375,17 @@ struct outcome {
     std::optional<std::error_code> ec{};
     time_point when{};
     int order = 0;
+    callsavvy::rate_grant grant{}; ///< kept: with count_from_send, dropping it gives the slot back
 };
 
 struct recorder {
     int completed = 0;
     auto handler(outcome& o) {
-        return [this, &o](std::error_code ec) {
+        return [this, &o](std::error_code ec, callsavvy::rate_grant g) {
             o.ec = ec;
             o.when = manual_clock::now();
             o.order = ++completed;
+            o.grant = std::move(g);
         };
     }
 };
@@ -378,13 +395,7 @@ struct virtual_time {
     ~virtual_time() { manual_timer::reset(); }
 };
 
-rate_limit_options small_limits() {
-    rate_limit_options o;
-    o.per_endpoint = {2, 1000ms};
-    o.global = {3, 1000ms};
-    o.safety_margin = 10ms;
-    return o;
-}
+rate_limit_options small_limits() { return limits({2, 1000ms}, {3, 1000ms}, 10ms); }
 
 } // namespace
 
@@ -417,7 +428,9 @@ TEST_CASE("limiter: coroutines co_await the acquire with the default token", "[l
     std::vector<time_point> grants;
     auto worker = [&]() -> asio::awaitable<void> {
         for (int i = 0; i < 3; ++i) {
-            co_await lim.async_acquire("getSummary");
+            auto grant = co_await lim.async_acquire("getSummary");
+            static_assert(std::is_same_v<decltype(grant), callsavvy::rate_grant>);
+            CHECK_FALSE(grant.pending()); // without count_from_send the grant counted when it was made
             grants.push_back(manual_clock::now());
         }
     };
@@ -502,7 +515,8 @@ TEST_CASE("limiter: the race through a coroutine's cancellation slot, partial ca
     std::optional<std::error_code> raced, next;
     auto waiter = [&](std::optional<std::error_code>& out) -> asio::awaitable<void> {
         co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
-        auto [ec] = co_await lim.async_acquire("createTicket", asio::experimental::as_tuple(asio::use_awaitable));
+        auto [ec, grant] =
+            co_await lim.async_acquire("createTicket", asio::experimental::as_tuple(asio::use_awaitable));
         out = ec;
     };
     asio::cancellation_signal sig;
@@ -541,10 +555,7 @@ TEST_CASE("limiter: front of the queue for a retry after a 429", "[limiter]") {
 TEST_CASE("limiter: a 429 pauses its endpoint; the global bucket pauses only by the documented rule", "[limiter]") {
     virtual_time vt;
     asio::io_context io;
-    rate_limit_options o;
-    o.per_endpoint = {10, 1000ms};
-    o.global = {20, 1000ms};
-    o.safety_margin = 0ms;
+    auto o = limits({10, 1000ms}, {20, 1000ms}, 0ms);
     vlimiter lim(io.get_executor(), o);
     recorder rec;
 
@@ -574,8 +585,7 @@ TEST_CASE("limiter: a 429 pauses its endpoint; the global bucket pauses only by 
     }
     SECTION("a 429 while the global bucket is full: the global bucket waits too") {
         std::vector<outcome> fill(20);
-        for (std::size_t i = 0; i < fill.size(); ++i)
-            lim.async_acquire("e" + std::to_string(i % 4), rec.handler(fill[i]));
+        for (std::size_t i = 0; i < fill.size(); ++i) lim.async_acquire(numbered("e", i % 4), rec.handler(fill[i]));
         run_virtual(io, at(100ms));
         CHECK(lim.global_stats().in_window == 20);
         CHECK(lim.pause("e0", 4s));
@@ -602,7 +612,8 @@ TEST_CASE("limiter: 429 backoff is Retry-After when given, full-jitter exponenti
     std::map<int, std::vector<std::int64_t>> drawn;
     for (int attempt = 1; attempt <= 5; ++attempt) {
         for (int i = 0; i < 200; ++i) {
-            const std::string endpoint = "e" + std::to_string(attempt) + "_" + std::to_string(i);
+            const std::string endpoint =
+                numbered(numbered("e", static_cast<std::size_t>(attempt)) + "_", static_cast<std::size_t>(i));
             const auto q = lim.on_rate_limited(endpoint, std::nullopt, attempt);
             CHECK(lim.stats(endpoint).paused_until == manual_clock::now() + q.duration);
             drawn[attempt].push_back(q.duration.count());
@@ -749,8 +760,8 @@ TEST_CASE("limiter: completions run on the handler's executor, which is kept bus
     auto strand = asio::make_strand(other);
     bool on_strand = false;
     int done = 0;
-    lim.async_acquire("x", [&](std::error_code) { ++done; });
-    lim.async_acquire("x", asio::bind_executor(strand, [&](std::error_code) {
+    lim.async_acquire("x", [&](std::error_code, callsavvy::rate_grant) { ++done; });
+    lim.async_acquire("x", asio::bind_executor(strand, [&](std::error_code, callsavvy::rate_grant) {
                           on_strand = strand.running_in_this_thread();
                           ++done;
                       }));
@@ -783,32 +794,51 @@ TEST_CASE("limiter: an idle limiter holds no timer, so io_context::run returns",
     CHECK(manual_timer::next_expiry() == std::nullopt);
 }
 
-TEST_CASE("limiter: one limiter per API key, kept by digest, released with its last user", "[limiter]") {
-    asio::io_context io;
-    const rate_limit_options o;
+TEST_CASE("limiter: one limiter per API key and executor, kept by digest, released with its last user", "[limiter]") {
+    asio::io_context io, io2;
+    rate_limit_options o;
+    o.per_endpoint = {7, 60s};
     auto a1 = callsavvy::limiter_for_key(io.get_executor(), "pk_live_alpha", o);
     auto a2 = callsavvy::limiter_for_key(io.get_executor(), "pk_live_alpha", o);
     auto b = callsavvy::limiter_for_key(io.get_executor(), "pk_live_beta", o);
     CHECK(a1 == a2);
     CHECK(a1 != b);
+    // Another executor: another limiter, with its timer there, over the same buckets and the first's options.
+    rate_limit_options other = o;
+    other.per_endpoint = {1, 1s};
+    auto elsewhere = callsavvy::limiter_for_key(io2.get_executor(), "pk_live_alpha", other);
+    REQUIRE(elsewhere != a1);
+    CHECK(elsewhere->get_executor() == io2.get_executor());
+    CHECK(elsewhere->options().per_endpoint.max_requests == 7);
+    CHECK(callsavvy::limiter_for_key(io2.get_executor(), "pk_live_alpha", o) == elsewhere);
+    int granted = 0;
+    a1->async_acquire("listCalls", [&](std::error_code ec, callsavvy::rate_grant) { granted += ec ? 0 : 1; });
+    io.poll();
+    REQUIRE(granted == 1);
+    CHECK(elsewhere->stats("listCalls").in_window == 1);
+    CHECK(b->stats("listCalls").in_window == 0);
+
     const std::string digest = callsavvy::detail::limiter_key_digest("pk_live_alpha");
     CHECK(digest.size() == 64);
     CHECK(digest.find("alpha") == std::string::npos);
     CHECK(digest != callsavvy::detail::limiter_key_digest("pk_live_beta"));
-    {
-        auto& r = callsavvy::detail::limiter_registry::instance();
-        std::lock_guard<std::mutex> l(r.mu);
-        for (const auto& [key, weak] : r.by_key) CHECK(key.find("pk_live") == std::string::npos);
-    }
+    const auto names =
+        callsavvy::detail::limiter_registry<callsavvy::rate_limiter, callsavvy::detail::limiter_group>::instance()
+            .names();
+    CHECK(std::find(names.begin(), names.end(), digest) != names.end());
+    for (const auto& name : names) CHECK(name.find("pk_live") == std::string::npos);
     a1.reset();
     a2.reset();
-    auto a3 = callsavvy::limiter_for_key(io.get_executor(), "pk_live_alpha", o);
-    CHECK(a3 != nullptr);
+    CHECK(elsewhere->stats("listCalls").in_window == 1); // the key's buckets live on with its other limiter
+    elsewhere.reset();
+    auto a3 = callsavvy::limiter_for_key(io.get_executor(), "pk_live_alpha", other);
+    REQUIRE(a3 != nullptr);
     CHECK(a3->global_stats().in_window == 0); // a fresh limiter, not a dangling one
+    CHECK(a3->options().per_endpoint.max_requests == 1);
 }
 
-TEST_CASE("limiter with count_from_send: a full window waits for its oldest grant's send, and unused() frees "
-          "the slot",
+TEST_CASE("limiter with count_from_send: a full window waits for its oldest grant's send, and a grant dropped "
+          "unsent frees the slot",
           "[limiter]") {
     virtual_time vt;
     asio::io_context io;
@@ -820,20 +850,22 @@ TEST_CASE("limiter with count_from_send: a full window waits for its oldest gran
     for (auto& x : out) lim.async_acquire("listTickets", rec.handler(x));
     run_virtual(io, at(0ms));
     REQUIRE(rec.completed == 2);
-    lim.sent("listTickets"); // the first request leaves at once...
+    CHECK(out[0].grant.pending());
+    out[0].grant.sent(); // the first request leaves at once...
+    CHECK_FALSE(out[0].grant.pending());
     run_virtual(io, at(500ms));
-    lim.sent("listTickets"); // ... the second only at 500 ms (say, after a slow handshake)
+    out[1].grant.sent(); // ... the second only at 500 ms (say, after a slow handshake)
     run_virtual(io, at(1009ms));
     CHECK(rec.completed == 2);
     run_virtual(io, at(1010ms));
     REQUIRE(rec.completed == 3); // 1000 ms + margin after the first send
     CHECK(out[2].when == at(1010ms));
-    lim.unused("listTickets"); // out[2]'s connection failed before writing: its slot is free again
+    out[2].grant = {}; // out[2]'s connection failed before writing: its slot is free again
     run_virtual(io, at(1010ms));
     REQUIRE(rec.completed == 4);
     CHECK(out[3].when == at(1010ms)); // the window (510 ms, 1510 ms] holds only the send at 500 ms
 
-    // out[3] and the next grant (at 1510 ms) never report their sends: a full window whose oldest grant is
+    // out[3] and the next grant (at 1510 ms) do not report their sends: a full window whose oldest grant is
     // still pending admits nobody, however long it waits.
     outcome next, last;
     lim.async_acquire("listTickets", rec.handler(next));
@@ -843,10 +875,293 @@ TEST_CASE("limiter with count_from_send: a full window waits for its oldest gran
     CHECK(next.when == at(1510ms));
     CHECK_FALSE(last.ec.has_value());
     CHECK(lim.stats("listTickets").queued == 1);
-    lim.sent("listTickets");
-    lim.sent("listTickets"); // both leave at 10 s
+    out[3].grant.sent();
+    next.grant.sent(); // both leave at 10 s
     run_virtual(io, at(12s));
     REQUIRE(last.ec.has_value());
     CHECK(*last.ec == std::error_code{});
     CHECK(last.when == at(11010ms)); // 1000 ms + margin after those sends
+}
+
+TEST_CASE("rate_grant: move-only; moved-from, default and count_from_send-less grants are empty; a grant may "
+          "outlive its limiter",
+          "[limiter]") {
+    static_assert(!std::is_copy_constructible_v<callsavvy::rate_grant>);
+    static_assert(std::is_nothrow_move_constructible_v<callsavvy::rate_grant>);
+    virtual_time vt;
+    asio::io_context io;
+    auto o = small_limits();
+    o.per_endpoint = {1, 1000ms};
+    recorder rec;
+
+    SECTION("default-constructed") {
+        callsavvy::rate_grant g;
+        CHECK_FALSE(g.pending());
+        g.sent(); // nothing to report
+        CHECK_FALSE(g.pending());
+    }
+    SECTION("without count_from_send the slot is spent at the grant: dropping the grant gives nothing back") {
+        vlimiter lim(io.get_executor(), o);
+        outcome a, b;
+        lim.async_acquire("x", rec.handler(a));
+        lim.async_acquire("x", rec.handler(b));
+        run_virtual(io, at(0ms));
+        REQUIRE(a.ec == std::error_code{});
+        CHECK_FALSE(a.grant.pending());
+        a.grant = {};
+        run_virtual(io, at(5s));
+        CHECK(b.when == at(1010ms));
+    }
+    SECTION("with count_from_send: moving carries the slot, assigning over a grant gives that one back") {
+        o.count_from_send = true;
+        vlimiter lim(io.get_executor(), o);
+        outcome a, b, c;
+        lim.async_acquire("x", rec.handler(a));
+        lim.async_acquire("y", rec.handler(b));
+        lim.async_acquire("x", rec.handler(c));
+        run_virtual(io, at(100ms));
+        REQUIRE(rec.completed == 2);
+        callsavvy::rate_grant moved(std::move(a.grant));
+        CHECK_FALSE(a.grant.pending()); // NOLINT(bugprone-use-after-move): moved-from is specified as empty
+        CHECK(moved.pending());
+        a.grant = {}; // an empty grant gives nothing back
+        run_virtual(io, at(200ms));
+        CHECK(rec.completed == 2);
+        moved = std::move(b.grant); // x's unsent grant is given back: c gets its slot at once
+        run_virtual(io, at(200ms));
+        REQUIRE(rec.completed == 3);
+        CHECK(c.when == at(200ms));
+        CHECK(lim.stats("y").in_window == 1); // y's slot now travels with `moved`
+        moved.sent();
+        CHECK_FALSE(moved.pending());
+        moved.sent(); // once only
+        CHECK(lim.stats("y").in_window == 1);
+    }
+    SECTION("a grant outlives its limiter: sent() and the destructor still reach the buckets' owner safely") {
+        o.count_from_send = true;
+        outcome a, b;
+        {
+            vlimiter lim(io.get_executor(), o);
+            lim.async_acquire("x", rec.handler(a));
+            lim.async_acquire("x", rec.handler(b));
+            run_virtual(io, at(0ms));
+        }
+        run_virtual(io, at(0ms));
+        REQUIRE(a.grant.pending());
+        CHECK(b.ec == asio::error::operation_aborted); // the limiter's destruction ended the wait
+        a.grant.sent();
+        CHECK(manual_timer::next_expiry() == std::nullopt);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Limiters on several executors over one store, in virtual time.
+
+namespace {
+
+void run_virtual(std::initializer_list<asio::io_context*> ios, time_point until) {
+    auto poll_all = [&] {
+        std::size_t n = 0;
+        for (auto* io : ios) {
+            io->restart();
+            n += io->poll();
+        }
+        return n;
+    };
+    for (;;) {
+        while (poll_all() > 0) {} // a wake-up posted to one may make work for another
+        const auto next = manual_timer::next_expiry();
+        if (!next || *next > until) break;
+        manual_timer::advance_to(*next);
+    }
+    manual_timer::advance_to(until);
+    while (poll_all() > 0) {}
+}
+
+// The most grants of `times` (sorted) within any span of `w` (each span starting at a grant).
+std::size_t most_in_window(std::vector<time_point> times, std::chrono::milliseconds w) {
+    std::sort(times.begin(), times.end());
+    std::size_t best = 0;
+    for (std::size_t i = 0; i < times.size(); ++i) {
+        std::size_t n = 0;
+        for (std::size_t j = i; j < times.size() && times[j] < times[i] + w; ++j) ++n;
+        best = std::max(best, n);
+    }
+    return best;
+}
+
+} // namespace
+
+TEST_CASE("limiters sharing a store: together within the limits, each on its own executor", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io1, io2;
+    auto o = small_limits(); // 2 per endpoint, 3 global per 1000 ms, margin 10 ms
+    vlimiter a(io1.get_executor(), o);
+    vlimiter b(io2.get_executor(), a);
+    CHECK(b.options().per_endpoint.max_requests == 2);
+    recorder rec;
+    std::vector<outcome> from_a(9), from_b(9);
+    for (std::size_t i = 0; i < from_a.size(); ++i) {
+        a.async_acquire(numbered("e", i % 2), rec.handler(from_a[i]));
+        b.async_acquire(numbered("e", i % 2), rec.handler(from_b[i]));
+    }
+    run_virtual({&io1, &io2}, at(60s));
+    REQUIRE(rec.completed == 18);
+    std::vector<time_point> all, e0;
+    for (const auto* side : {&from_a, &from_b}) {
+        for (std::size_t i = 0; i < side->size(); ++i) {
+            CHECK((*side)[i].ec == std::error_code{});
+            all.push_back((*side)[i].when);
+            if (i % 2 == 0) e0.push_back((*side)[i].when);
+        }
+    }
+    CHECK(most_in_window(all, 1010ms) == 3); // the global limit, reached and never exceeded
+    CHECK(most_in_window(e0, 1010ms) <= 2);
+    std::sort(all.begin(), all.end());
+    CHECK(all.back() == at(5050ms)); // 18 grants, 3 per 1010 ms: no slot idled
+}
+
+TEST_CASE("limiters sharing a store: a send or a give-back in one wakes the other's waiters", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io1, io2;
+    auto o = limits({2, 1000ms}, {10, 1000ms}, 10ms);
+    o.count_from_send = true;
+    auto a = std::make_unique<vlimiter>(io1.get_executor(), o);
+    vlimiter b(io2.get_executor(), *a);
+    recorder rec;
+    outcome ax1, ax2, ay1, ay2, bx, by, bx2;
+    a->async_acquire("x", rec.handler(ax1));
+    a->async_acquire("x", rec.handler(ax2));
+    a->async_acquire("y", rec.handler(ay1));
+    a->async_acquire("y", rec.handler(ay2));
+    run_virtual({&io1, &io2}, at(0ms));
+    REQUIRE(rec.completed == 4);
+    b.async_acquire("x", rec.handler(bx));
+    b.async_acquire("y", rec.handler(by));
+    run_virtual({&io1, &io2}, at(5s));
+    // Both windows are full of a's pending grants: b has no time to wait for, and holds no timer.
+    CHECK(rec.completed == 4);
+    CHECK(manual_timer::next_expiry() == std::nullopt);
+
+    ax1.grant.sent(); // x's oldest is still pending ...
+    run_virtual({&io1, &io2}, at(6s));
+    CHECK_FALSE(bx.ec.has_value());
+    ax2.grant.sent(); // ... until now: sent at 5 s and 6 s, the window has room at 5 s + 1010 ms
+    run_virtual({&io1, &io2}, at(7s));
+    REQUIRE(bx.ec.has_value());
+    CHECK(*bx.ec == std::error_code{});
+    CHECK(bx.when == at(6010ms));
+
+    CHECK_FALSE(by.ec.has_value());
+    ay2.grant = {}; // never sent, given back on a's side: b's waiter goes at once
+    run_virtual({&io1, &io2}, at(7s));
+    REQUIRE(by.ec.has_value());
+    CHECK(by.when == at(7s));
+
+    // Destroying a leaves b as it was; a's grant still pending outlives a and holds its slot.
+    a.reset();
+    b.async_acquire("x", rec.handler(bx2));
+    run_virtual({&io1, &io2}, at(10s));
+    REQUIRE(bx2.ec.has_value());
+    CHECK(bx2.when == at(7010ms)); // x: sent at 6 s, bx pending since 6010 ms
+    outcome by2;
+    b.async_acquire("y", rec.handler(by2));
+    run_virtual({&io1, &io2}, at(10s));
+    CHECK_FALSE(by2.ec.has_value()); // y holds ay1 and by, both pending
+    ay1.grant = {};                  // the grant outlived a: its slot still goes back, and b hears of it
+    run_virtual({&io1, &io2}, at(10s));
+    REQUIRE(by2.ec.has_value());
+    CHECK(by2.when == at(10s));
+}
+
+TEST_CASE("buckets for ever new resource names are reclaimed once idle; limits still hold for names used again",
+          "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = limits({2, 1000ms}, {50, 1000ms}, 10ms);
+    auto store = std::make_shared<callsavvy::local_bucket_store>(o);
+    vlimiter lim(io.get_executor(), o, store);
+    recorder rec;
+
+    // 10,000 names one after another (a raw call may name anything), with a hot name every tenth call.
+    std::vector<time_point> hot;
+    std::size_t most_buckets = 0;
+    for (std::size_t i = 0; i < 10'000; ++i) {
+        outcome x;
+        const bool is_hot = i % 10 == 0;
+        lim.async_acquire(is_hot ? std::string("hot") : numbered("resource-", i), rec.handler(x));
+        run_virtual(io, manual_clock::now());
+        while (!x.ec) {
+            const auto next = manual_timer::next_expiry();
+            REQUIRE(next.has_value());
+            run_virtual(io, *next);
+        }
+        REQUIRE(*x.ec == std::error_code{});
+        if (is_hot) hot.push_back(x.when);
+        most_buckets = std::max(most_buckets, store->buckets());
+    }
+    INFO("most endpoint buckets held at once: " << most_buckets);
+    CHECK(most_buckets <= callsavvy::local_bucket_store::default_keep);
+    CHECK(most_in_window(hot, 1010ms) == 2); // the hot name kept its bucket, and its limit, throughout
+    // A reclaimed name used again gets a bucket of its own, with its limit.
+    std::vector<outcome> again(3);
+    for (auto& x : again) lim.async_acquire("resource-1", rec.handler(x));
+    const auto now = manual_clock::now();
+    run_virtual(io, now + 5s);
+    CHECK(again[1].when == now);
+    CHECK(again[2].when == now + 1010ms);
+}
+
+TEST_CASE("bucket reclaiming never takes a bucket that is in use", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = limits({1, 1000ms}, {100, 1000ms}, 10ms);
+    o.count_from_send = true;
+    auto store = std::make_shared<callsavvy::local_bucket_store>(o, 8);
+    vlimiter lim(io.get_executor(), o, store);
+    recorder rec;
+    auto flood = [&] { // many names that are idle as soon as looked at
+        for (std::size_t i = 0; i < 100; ++i) (void)lim.stats(numbered("flood-", i));
+    };
+
+    outcome windowed, pending, parked, paused;
+    lim.async_acquire("windowed", rec.handler(windowed)); // a grant within the window
+    lim.async_acquire("pending", rec.handler(pending));   // a grant not sent yet
+    run_virtual(io, at(0ms));
+    windowed.grant.sent();
+    REQUIRE(pending.grant.pending());
+    lim.pause("paused", 30s);
+    lim.async_acquire("paused", rec.handler(paused)); // parked behind the pause
+    // An acquire resolved to its bucket but not started yet (a deferred token starts it later).
+    auto deferred = lim.async_acquire("deferred", asio::experimental::deferred);
+    flood();
+    CHECK(store->buckets() <= 8);
+
+    // Each bucket kept its state: a reclaimed one would admit at once.
+    outcome w2, p2, d;
+    lim.async_acquire("windowed", rec.handler(w2));
+    lim.async_acquire("pending", rec.handler(p2));
+    std::move(deferred)(rec.handler(d));
+    run_virtual(io, at(500ms));
+    REQUIRE(d.ec.has_value());
+    CHECK(d.when == at(0ms));
+    CHECK(lim.stats("deferred").in_window == 1); // its bucket is still the one named "deferred"
+    CHECK_FALSE(w2.ec.has_value());
+    CHECK_FALSE(p2.ec.has_value());
+    CHECK(lim.stats("paused").queued == 1);
+    CHECK(lim.stats("paused").paused_until > at(29s));
+    flood();
+    run_virtual(io, at(1010ms));
+    REQUIRE(w2.ec.has_value());
+    CHECK(w2.when == at(1010ms));
+    CHECK_FALSE(p2.ec.has_value()); // `pending`'s window waits for its send
+    pending.grant.sent();
+    run_virtual(io, at(3000ms));
+    REQUIRE(p2.ec.has_value());
+    CHECK(p2.when == at(2020ms));
+    flood();
+    CHECK(store->buckets() <= 8);
+    lim.close();
+    run_virtual(io, at(3000ms));
+    CHECK(paused.ec == asio::error::operation_aborted);
 }

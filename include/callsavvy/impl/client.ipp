@@ -21,20 +21,8 @@ struct call_state {
     call_state(client_impl& c, std::string res, std::string b, bool ro, diagnostics& diag)
         : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag), deadline_timer(c.executor()),
           attempt_timer(c.executor()) {}
-    ~call_state() {
-        in_destructor([this] { slot_unused(); });
-    }
     call_state(const call_state&) = delete;
     call_state& operator=(const call_state&) = delete;
-
-    /// The limiter's grant of the current attempt counts from the moment its first byte leaves...
-    void slot_sent() {
-        if (slot != nullptr) std::exchange(slot, nullptr)->sent(resource);
-    }
-    /// ... or, if the attempt ended before writing, is given back.
-    void slot_unused() {
-        if (slot != nullptr) std::exchange(slot, nullptr)->unused(resource);
-    }
 
     /// Ends whatever the call is waiting on; the waiting coroutine then reads `attempt_stop`/`call_stop`.
     void interrupt() {
@@ -54,7 +42,9 @@ struct call_state {
     connection* active = nullptr;                        ///< the connection of the attempt in progress
     asio::steady_timer* waiting = nullptr;               ///< the timer a pool wait or a backoff parks on
     asio::cancellation_signal* waiting_signal = nullptr; ///< ends a wait in the rate limiter
-    rate_limiter* slot = nullptr; ///< holds a grant of the rate limiter not yet sent or given back
+    /// The limiter's grant of the current attempt: sent() when its first byte leaves, else let go (reset or
+    /// destroyed), which gives the slot back.
+    rate_grant grant{};
     unsigned attempt_id = 0;
     stop attempt_stop = stop::none; ///< why the current attempt was interrupted
     stop call_stop = stop::none;    ///< why the whole call was interrupted
@@ -321,7 +311,7 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::attempt(std::shared_ptr
     // The body is not copied into req: the head carries its length and the body is written beside it.
     req.headers.set("Content-Length", std::to_string(cs->body.size()));
     const std::string head = http::serialize_head(req);
-    cs->slot_sent();
+    cs->grant.sent();
     cs->written = true;
     http::response_parser p(opts_.response_limits);
     const auto x = co_await conn->async_exchange(head, cs->body, p);
@@ -351,8 +341,8 @@ CALLSAVVY_DECL asio::awaitable<error_code> client_impl::wait_for_rate_limit(call
     error_code ec;
     {
         const published<asio::cancellation_signal> guard(cs.waiting_signal, signal);
-        std::tie(ec) = co_await limiter_->async_acquire(cs.resource, position,
-                                                        asio::bind_cancellation_slot(signal.slot(), use_nothrow));
+        std::tie(ec, cs.grant) = co_await limiter_->async_acquire(
+            cs.resource, position, asio::bind_cancellation_slot(signal.slot(), use_nothrow));
     }
     if (slot.is_connected()) slot.clear();
     co_return ec;
@@ -381,11 +371,10 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::call_body(std::shared_p
                 last.ec = ec;
                 co_return last;
             }
-            cs->slot = limiter_.get();
             // The breaker may have opened while this call was parked (a batch parks all at once): look again
             // before anything is sent with credentials the server just refused.
             if (!breaker_.allow(clock::now())) {
-                cs->slot_unused();
+                cs->grant = {};
                 last.ec = make_error_code(error::unauthorized);
                 d.detail = "not sent: the last " + std::to_string(breaker_.consecutive_failures()) +
                            " answers were 401/403; calls resume after the cool-down";
@@ -396,7 +385,7 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::call_body(std::shared_p
         std::unique_ptr<connection> conn;
         bool reused = false;
         if (auto ec = co_await acquire(*cs, conn, reused, std::exchange(fresh_next, false))) {
-            cs->slot_unused();
+            cs->grant = {};
             last.ec = ec;
             co_return last;
         }
@@ -421,7 +410,7 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::call_body(std::shared_p
             });
             last = co_await attempt(cs, conn.get());
             cs->attempt_timer.cancel();
-            cs->slot_unused(); // the attempt ended before its write: the grant was not used
+            cs->grant = {}; // the attempt ended before its write: the grant was not used
         }
         redact(d);
         // The observer sees every attempt, the one a deadline or close() ended included. (Filled here and sent
