@@ -10,7 +10,10 @@
 #pragma once
 
 #include <callsavvy/api/endpoints.hpp>
+#include <callsavvy/client_options.hpp>
 #include <callsavvy/config.hpp>
+#include <callsavvy/detail/call_fsm.hpp>
+#include <callsavvy/detail/connection_pool.hpp>
 #include <callsavvy/envelope.hpp>
 #include <callsavvy/error.hpp>
 #include <callsavvy/http/parser.hpp>
@@ -24,13 +27,16 @@
 #include <callsavvy/retry.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/bind_cancellation_slot.hpp>
-#include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -41,7 +47,6 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <list>
 #include <memory>
 #include <random>
@@ -49,138 +54,10 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 CALLSAVVY_BEGIN_NAMESPACE
 
-/// The account's API key pair, sent as the Public-Key and Private-Key headers. Never logged or reported.
-struct credentials {
-    std::string public_key{};
-    std::string private_key{};
-};
-
-/// How failed attempts are retried (which failures qualify is fixed by the retry-safety rules, not here).
-struct retry_options {
-    int max_attempts = 3; ///< attempts per call, the first included; 429s not counted
-    /// 429s are always retried (they prove the request was not processed), at most this many times per call
-    /// and within its deadline; then the call fails with error::rate_limited.
-    int max_rate_limited_retries = 50;
-    std::chrono::milliseconds backoff_base{200};  ///< exponential backoff with full jitter: base * 2^(n-1) ...
-    std::chrono::milliseconds backoff_cap{10000}; ///< ... capped here
-};
-
-/// What the observer hook sees after every attempt: for logging and metrics. Holds no credentials.
-struct call_event {
-    std::string resource{};
-    int attempt = 0;                               ///< 1 for the first attempt
-    int http_status = 0;                           ///< 0 when no response arrived
-    error_code ec{};                               ///< the attempt's outcome
-    std::chrono::steady_clock::duration latency{}; ///< of this attempt
-    std::uint64_t bytes_sent = 0;
-    std::uint64_t bytes_received = 0;
-    bool reused_connection = false;
-    bool will_retry = false;
-    std::chrono::steady_clock::duration limiter_wait{}; ///< time parked in the rate limiter before this attempt
-};
-
-struct client_options {
-    credentials keys{};
-    /// scheme://host[:port]/prefix/ — https by default; http only when given explicitly (tests, a local mock).
-    std::string base_url = "https://api.callsavvy.com/v1/";
-    /// One attempt: connect (resolve, TCP, proxy, TLS) + write + read.
-    std::chrono::milliseconds attempt_timeout{30000};
-    /// The whole call: waits for a connection, every attempt and every backoff. Zero: no deadline.
-    std::chrono::milliseconds call_deadline{120000};
-    std::size_t max_connections = 8;               ///< pooled keep-alive connections to the host
-    std::chrono::milliseconds idle_timeout{30000}; ///< idle pooled connections older than this are closed
-    http::limits response_limits{};                ///< bounds on each response's head and body
-    tls_options tls{};
-    proxy_options proxy{};
-    retry_options retry{};
-    std::string user_agent = "callsavvy-cpp/" CALLSAVVY_VERSION_STRING;
-    std::function<void(const call_event&)> observer{};
-    std::uint64_t jitter_seed = 0; ///< seed of the backoff jitter; 0 picks a random one
-    /// Callsavvy's rate limits (spec §1), applied before each request so the server never has a reason to
-    /// answer 429. Shared by every client in the process that uses the same public key: the first client
-    /// created for a key sets the limits while any client of that key lives.
-    rate_limit_options rate_limits{};
-    /// Retries (other than after 429) draw from this budget; when it is spent, failures are reported at once.
-    retry_budget_options retry_budget{};
-    /// After this many 401/403 answers in a row, calls fail at once until the cool-down passes.
-    auth_breaker_options auth_breaker{};
-    /// Check typed requests against the catalog's rules before sending. The real server may be more
-    /// permissive than the spec says; switch this off to let it decide.
-    bool validate_requests = true;
-};
-
 namespace detail {
-
-/// What the retry rules decide after a failed attempt.
-enum class retry_decision { fail, retry, retry_now, outcome_unknown };
-
-/// The retry-safety rules (spec §2): only what the server provably did not process, or what is read-only,
-/// is sent again. `written`: the request's bytes may have reached the server.
-inline retry_decision decide_retry(const error_code& ec, int http_status, bool written, bool read_only, bool reused,
-                                   bool fresh_retry_used, int attempt, int max_attempts) {
-    if (ec == asio::error::operation_aborted) return retry_decision::fail;
-    const bool attempts_left = attempt < max_attempts;
-    if (http_status != 0) {
-        // An answer arrived. 429 proves the request was not processed (the caller bounds those retries
-        // separately); a 5xx does not say whether the work was done, so a call that changes state reports
-        // an unknown outcome and is never re-sent.
-        if (http_status == 429) return retry_decision::retry;
-        if (http_status >= 500) {
-            if (!read_only) return retry_decision::outcome_unknown;
-            return attempts_left ? retry_decision::retry : retry_decision::fail;
-        }
-        return retry_decision::fail;
-    }
-    if (ec.category() == callsavvy::error_category()) {
-        switch (static_cast<error>(ec.value())) {
-        case error::tls_certificate_untrusted:
-        case error::tls_hostname_mismatch:
-        case error::tls_certificate_invalid:
-        case error::invalid_url:
-        case error::client_closed:
-        case error::validation_failed: return retry_decision::fail; // the same again would fail the same way
-        default: break;
-        }
-    }
-    if (ec.category() == http::error_category()) {
-        // A broken answer is not a lost one: never re-sent. The request did arrive, so for a call that
-        // changes state whether it was done is unknown.
-        return written && !read_only ? retry_decision::outcome_unknown : retry_decision::fail;
-    }
-    if (!written) {
-        // Connect failures, or a reused connection that failed on write: nothing reached the server whole.
-        if (reused && !fresh_retry_used) return retry_decision::retry_now;
-        return attempts_left ? retry_decision::retry : retry_decision::fail;
-    }
-    if (read_only) return attempts_left ? retry_decision::retry : retry_decision::fail;
-    return retry_decision::outcome_unknown;
-}
-
-/// Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^(attempt-1))].
-template <class Rng>
-std::chrono::milliseconds backoff_delay(const retry_options& o, int attempt, Rng& rng) {
-    const int shift = attempt - 1 < 20 ? attempt - 1 : 20;
-    const auto ceiling =
-        std::min<std::int64_t>(o.backoff_cap.count(), o.backoff_base.count() * (std::int64_t{1} << shift));
-    if (ceiling <= 0) return std::chrono::milliseconds{0};
-    std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
-    return std::chrono::milliseconds{dist(rng)};
-}
-
-/// Retry-After in whole seconds (spec §1); HTTP dates are not used by Callsavvy.
-inline std::optional<std::chrono::seconds> parse_retry_after(std::optional<std::string_view> v) {
-    if (!v || v->empty() || v->size() > 9) return std::nullopt;
-    std::int64_t s = 0;
-    for (char c : *v) {
-        if (c < '0' || c > '9') return std::nullopt;
-        s = s * 10 + (c - '0');
-    }
-    return std::chrono::seconds{s};
-}
 
 inline bool valid_resource(std::string_view r) {
     if (r.empty() || r.find("..") != std::string_view::npos) return false;
@@ -199,6 +76,27 @@ struct call_result {
 
 struct call_state;
 
+/// Shared by one call and its caller's cancellation slot. The slot's handler runs wherever the caller emits
+/// the cancellation; it only posts it to the client's executor, where the call's state lives, so a caller
+/// on another thread never touches a running call (co_spawn would forward the cancellation synchronously,
+/// racing the client's strand).
+struct call_control {
+    explicit call_control(asio::any_io_executor e) : ex(std::move(e)) {}
+    asio::any_io_executor ex;
+    call_state* running = nullptr;                                 ///< while the call runs
+    asio::cancellation_type early = asio::cancellation_type::none; ///< came before the call started
+    /// On the client's executor: stops the running call (or the one about to start).
+    void cancel(asio::cancellation_type t);
+};
+
+/// The handler installed in the caller's cancellation slot.
+struct cancel_forwarder {
+    std::shared_ptr<call_control> ctl;
+    void operator()(asio::cancellation_type t) const {
+        asio::post(ctl->ex, [c = ctl, t] { c->cancel(t); });
+    }
+};
+
 class client_impl : public std::enable_shared_from_this<client_impl> {
 public:
     using clock = std::chrono::steady_clock;
@@ -209,49 +107,38 @@ public:
     client_impl& operator=(const client_impl&) = delete;
 
     const std::shared_ptr<rate_limiter>& limiter() const noexcept { return limiter_; }
-
     const asio::any_io_executor& executor() const noexcept { return ex_; }
     const client_options& options() const noexcept { return opts_; }
+    /// Why the options cannot be used (every call then fails at once with it), or success.
+    const error_code& configuration_error() const noexcept { return config_ec_; }
+    const std::string& configuration_detail() const noexcept { return config_detail_; }
 
     /// Whatever the server sent back may echo the request's headers: the keys never leave in diagnostics.
     void redact(diagnostics& d) const {
-        for (std::string* text : {&d.server_message, &d.body, &d.detail}) {
-            detail::redact(*text, opts_.keys.public_key);
-            detail::redact(*text, opts_.keys.private_key);
-        }
+        for (std::string* text : {&d.server_message, &d.body, &d.detail})
+            detail::redact_all(*text, {opts_.keys.public_key, opts_.keys.private_key});
     }
 
-    asio::awaitable<call_result> call(std::string resource, std::string body, bool read_only, diagnostics& d);
+    /// The one type-erased entry point of every call: the resource, its serialized JSON body, and whether it
+    /// is read-only (spec §2 "Retry safety"). Runs on the client's executor.
+    asio::awaitable<call_result> call(std::string resource, std::string body, bool read_only, diagnostics& d,
+                                      std::shared_ptr<call_control> ctl);
     void close();
     bool closed() const noexcept { return closed_; }
 
-    std::size_t open_connections() const noexcept { return open_; }
-    std::size_t idle_connections() const noexcept { return idle_.size(); }
+    std::size_t open_connections() const noexcept { return pool_->open_count(); }
+    std::size_t idle_connections() const noexcept { return pool_->idle_count(); }
 
 private:
-    struct pool_waiter {
-        explicit pool_waiter(const asio::any_io_executor& ex) : timer(ex, clock::time_point::max()) {}
-        asio::steady_timer timer;
-        std::unique_ptr<connection> conn; ///< handed over by release()
-        bool slot = false;                ///< or: room to open a new connection
-    };
-
     void configure();
-    void observe(call_event& ev, const error_code& ec, bool will_retry) const;
-    /// A connection for the next attempt: an idle one, a new one, or one handed over by a finishing call.
-    /// `fresh`: never a reused one (the retry after a reused socket failed before the write).
-    asio::awaitable<error_code> acquire(call_state& cs, std::unique_ptr<connection>& out, bool& reused, bool fresh);
-    asio::awaitable<error_code> acquire_any(call_state& cs, std::unique_ptr<connection>& out, bool& reused, bool fresh);
-    void release(std::unique_ptr<connection> c);
-    void discard(std::unique_ptr<connection> c);
-    void hand_slot_to_waiter();
-    void arm_sweep();
-    void sweep();
-    void close_gracefully(std::unique_ptr<connection> c);
-
-    asio::awaitable<call_result> call_body(std::shared_ptr<call_state> cs);
-    asio::awaitable<call_result> attempt(std::shared_ptr<call_state> cs, connection* conn);
-    asio::awaitable<error_code> wait_for_rate_limit(call_state& cs, acquire_position position);
+    call_rules rules_for(bool read_only) const;
+    asio::awaitable<call_action> step(call_state& cs, call_action a);
+    asio::awaitable<call_action> wait_for_grant(call_state& cs, call_action a);
+    asio::awaitable<call_action> get_connection(call_state& cs, bool fresh);
+    asio::awaitable<call_action> attempt(call_state& cs);
+    asio::awaitable<void> exchange(call_state& cs, connection& conn, attempt_report& rep);
+    asio::awaitable<call_action> back_off(call_state& cs, std::chrono::milliseconds delay);
+    void observe(const call_event& ev) const noexcept;
 
     asio::any_io_executor ex_{};
     client_options opts_;
@@ -260,14 +147,9 @@ private:
     std::shared_ptr<asio::ssl::context> tls_ctx_{};
     error_code config_ec_{};
     std::string config_detail_{};
-    http::request template_;
-
-    std::vector<std::unique_ptr<connection>> idle_{}; // most recently used last
-    std::size_t open_ = 0;                            // connections opened and not yet discarded, idle or busy
-    std::list<pool_waiter*> waiters_;
+    std::optional<http::request_head> head_{};
+    std::shared_ptr<connection_pool> pool_;
     std::list<call_state*> calls_;
-    asio::steady_timer sweep_timer_;
-    bool sweep_armed_ = false;
     bool closed_ = false;
     std::minstd_rand rng_{};
     std::shared_ptr<rate_limiter> limiter_{}; ///< null when rate limiting is off
@@ -282,7 +164,8 @@ struct is_use_awaitable : std::false_type {};
 template <class Executor>
 struct is_use_awaitable<asio::use_awaitable_t<Executor>> : std::true_type {};
 
-/// Turns an exception escaping a call coroutine (only allocation failures can) into an error code.
+/// Turns an exception escaping a call coroutine into an error code. Only allocation failures are expected;
+/// anything else is a library defect, reported rather than thrown into the caller's io_context::run().
 inline error_code error_from_exception(const std::exception_ptr& ep) {
     try {
         std::rethrow_exception(ep);
@@ -290,6 +173,8 @@ inline error_code error_from_exception(const std::exception_ptr& ep) {
         return e.code();
     } catch (const std::bad_alloc&) {
         return std::make_error_code(std::errc::not_enough_memory);
+    } catch (...) {
+        return std::make_error_code(std::errc::state_not_recoverable);
     }
 }
 
@@ -319,8 +204,11 @@ public:
     /// server's details. Other tokens complete with (error_code, boost::json::object); the overload with a
     /// diagnostics object gives the same details without exceptions. The resource's retry safety comes from
     /// the catalog; a resource the catalog does not know is treated as state-changing.
-    /// Cancellation: any type until the request's first byte is written; only terminal afterwards (the
-    /// connection is then closed and the call completes with operation_aborted).
+    /// Cancellation (through the completion handler's slot; it may be emitted on the caller's executor, the
+    /// call sees it on the client's): any type while the call waits in the limiter or the pool, connects or
+    /// backs off; once the request's first byte is written only terminal, which closes the connection and
+    /// completes with operation_aborted, or error::outcome_unknown when the whole state-changing request had
+    /// left. A weaker cancellation that came meanwhile is kept: the call is not sent again.
     template <class CompletionToken = default_token>
     auto async_call(std::string resource, boost::json::object params, CompletionToken&& token = {}) {
         // read_only() first: the braced list below moves `resource` before a later element could read it.
@@ -375,9 +263,15 @@ public:
     CALLSAVVY_API_ENDPOINTS(CALLSAVVY_NAMED_CALL)
 #undef CALLSAVVY_NAMED_CALL
 
-    /// Ends every call in flight with operation_aborted, closes idle connections (TLS: close_notify) and
-    /// refuses new calls with error::client_closed. Idempotent; the destructor calls it.
+    /// Ends every call in flight (operation_aborted; error::outcome_unknown for a state-changing request that
+    /// was already written), closes idle connections (TLS: close_notify) and refuses new calls with
+    /// error::client_closed. Idempotent; the destructor calls it. Call it on the client's executor.
     void close() { impl_->close(); }
+
+    /// Why the options cannot be used (a bad base URL, a key or user agent that cannot be sent, a TLS
+    /// setting): every call then completes at once with this error, diagnostics::detail naming the field.
+    /// Success when the client is usable.
+    error_code configuration_error() const noexcept { return impl_->configuration_error(); }
 
     std::size_t open_connections() const noexcept { return impl_->open_connections(); }
     std::size_t idle_connections() const noexcept { return impl_->idle_connections(); }
@@ -401,8 +295,8 @@ private:
         std::string body;
         bool read_only = false;
 
-        asio::awaitable<outcome<result_type>> run(diagnostics& d) {
-            auto r = co_await impl->call(std::move(resource), std::move(body), read_only, d);
+        asio::awaitable<outcome<result_type>> run(diagnostics& d, std::shared_ptr<detail::call_control> ctl) {
+            auto r = co_await impl->call(std::move(resource), std::move(body), read_only, d, std::move(ctl));
             co_return outcome<result_type>{r.ec, std::move(r.data)};
         }
     };
@@ -413,7 +307,7 @@ private:
         std::shared_ptr<detail::client_impl> impl;
         typename E::request request;
 
-        asio::awaitable<outcome<result_type>> run(diagnostics& d) {
+        asio::awaitable<outcome<result_type>> run(diagnostics& d, std::shared_ptr<detail::call_control> ctl) {
             outcome<result_type> out;
             if (impl->options().validate_requests) {
                 if (auto v = api::check_all<typename E::rules>(request)) {
@@ -425,7 +319,7 @@ private:
                 }
             }
             auto r = co_await impl->call(std::string(E::resource), boost::json::serialize(to_json(request)),
-                                         E::read_only, d);
+                                         E::read_only, d, std::move(ctl));
             if (r.ec) {
                 out.ec = r.ec;
                 co_return out;
@@ -445,42 +339,66 @@ private:
     };
 
     template <class Op>
+    static asio::awaitable<outcome<typename Op::result_type>> run_nothrow(Op op, diagnostics* user_diag,
+                                                                          std::shared_ptr<detail::call_control> ctl) {
+        diagnostics local;
+        co_return co_await op.run(user_diag != nullptr ? *user_diag : local, std::move(ctl));
+    }
+
+    /// Completes an operation on its handler's executor, with outstanding work kept there meanwhile (the
+    /// caller's io_context must not run out of work while its call runs on the client's).
+    template <class Handler, class T, class Work>
+    struct completion {
+        Handler handler;
+        Work work;
+        void operator()(std::exception_ptr ep, outcome<T> r) {
+            if (ep) r.ec = detail::error_from_exception(ep);
+            asio::dispatch(work, [h = std::move(handler), r = std::move(r)]() mutable {
+                // Asio's rule: the slot is cleared before the handler runs (it runs where cancellations come from).
+                asio::get_associated_cancellation_slot(h).clear();
+                std::move(h)(r.ec, std::move(r.value));
+            });
+        }
+    };
+
+    struct initiate_call {
+        template <class Handler, class Op>
+        void operator()(Handler&& handler, Op op, diagnostics* diag) const {
+            using T = typename Op::result_type;
+            using handler_type = std::decay_t<Handler>;
+            auto ex = op.impl->executor();
+            auto ctl = std::make_shared<detail::call_control>(ex);
+            auto slot = asio::get_associated_cancellation_slot(handler);
+            if (slot.is_connected()) slot.template emplace<detail::cancel_forwarder>(ctl);
+            auto work =
+                asio::prefer(asio::get_associated_executor(handler, ex), asio::execution::outstanding_work.tracked);
+            asio::co_spawn(
+                ex, run_nothrow(std::move(op), diag, std::move(ctl)),
+                completion<handler_type, T, decltype(work)>{std::forward<Handler>(handler), std::move(work)});
+        }
+    };
+
+    /// The default token: a coroutine of the caller's that throws api_error (with the server's details) on
+    /// failure. The call itself runs on the client's executor whatever executor the caller's coroutine has.
+    template <class Op>
     static asio::awaitable<typename Op::result_type> run_throwing(Op op, diagnostics* user_diag) {
         diagnostics local;
         diagnostics& d = user_diag != nullptr ? *user_diag : local;
-        auto r = co_await op.run(d);
-        if (r.ec) throw api_error(r.ec, d);
-        co_return std::move(r.value);
-    }
-
-    template <class Op>
-    static asio::awaitable<outcome<typename Op::result_type>> run_nothrow(Op op, diagnostics* user_diag) {
-        diagnostics local;
-        co_return co_await op.run(user_diag != nullptr ? *user_diag : local);
+        auto [ec, value] =
+            co_await asio::async_initiate<decltype(detail::use_nothrow), void(error_code, typename Op::result_type)>(
+                initiate_call{}, detail::use_nothrow, std::move(op), &d);
+        if (ec) throw api_error(ec, d);
+        co_return std::move(value);
     }
 
     template <class Op, class CompletionToken>
     auto launch(Op op, diagnostics* diag, CompletionToken&& token) {
         using T = typename Op::result_type;
         if constexpr (detail::is_use_awaitable<std::decay_t<CompletionToken>>::value) {
-            // Runs on the client's executor whatever executor the awaiting coroutine has.
-            return asio::co_spawn(impl_->executor(), run_throwing(std::move(op), diag),
-                                  std::forward<CompletionToken>(token));
+            return run_throwing(std::move(op), diag);
         } else {
-            return asio::async_initiate<CompletionToken, void(error_code, T)>(
-                [](auto handler, Op op, diagnostics* diag) {
-                    auto slot = asio::get_associated_cancellation_slot(handler);
-                    auto ex = op.impl->executor();
-                    auto hex = asio::get_associated_executor(handler, ex);
-                    asio::co_spawn(ex, run_nothrow(std::move(op), diag),
-                                   asio::bind_cancellation_slot(
-                                       slot, asio::bind_executor(hex, [h = std::move(handler)](std::exception_ptr ep,
-                                                                                               outcome<T> r) mutable {
-                                           if (ep) r.ec = detail::error_from_exception(ep);
-                                           std::move(h)(r.ec, std::move(r.value));
-                                       })));
-                },
-                token, std::move(op), diag);
+            return asio::async_initiate<CompletionToken, void(error_code, T)>(initiate_call{}, token, std::move(op),
+                                                                              diag);
         }
     }
 

@@ -9,10 +9,12 @@
 #include <asio/error.hpp>
 #include <asio/ssl/error.hpp>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 CALLSAVVY_BEGIN_NAMESPACE
 
@@ -50,6 +52,7 @@ enum class error {
     validation_failed, ///< the request broke a rule of the endpoint catalog; nothing was sent
     outcome_unknown,   ///< a state-changing request was written and then its answer lost, broken or 5xx; never re-sent
     invalid_url,       ///< the base URL or proxy URL could not be used
+    invalid_options,   ///< client options that cannot be used (diagnostics::detail names the field); nothing was sent
     client_closed,     ///< the client was closed
     queue_full,        ///< the rate limiter's queue of waiters is at its configured maximum
 };
@@ -101,6 +104,7 @@ inline const char* error_message(error e) noexcept {
     case error::outcome_unknown:
         return "outcome unknown: the request was sent, and whether it was processed is unknown";
     case error::invalid_url: return "invalid URL";
+    case error::invalid_options: return "invalid client options";
     case error::client_closed: return "client closed";
     case error::queue_full: return "rate limiter queue is full";
     }
@@ -197,6 +201,7 @@ inline condition condition_of(error e) noexcept {
     case error::resource_mismatch:
     case error::decode_failed: return condition::envelope;
     case error::bad_request:
+    case error::invalid_options:
     case error::validation_failed: return condition::validation;
     case error::unauthorized: return condition::auth;
     case error::forbidden: return condition::forbidden;
@@ -259,6 +264,14 @@ inline void redact(std::string& text, std::string_view secret) {
     constexpr std::string_view mark = "[redacted]";
     for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + mark.size()))
         text.replace(pos, secret.size(), mark);
+}
+
+/// Redacts every secret of a set, the longest first: when one key is a prefix of another (a public key that
+/// begins the private one), redacting the shorter first would leave the longer one's tail in the text.
+inline void redact_all(std::string& text, std::vector<std::string_view> secrets) {
+    std::sort(secrets.begin(), secrets.end(),
+              [](std::string_view a, std::string_view b) { return a.size() > b.size(); });
+    for (const auto secret : secrets) redact(text, secret);
 }
 
 /// Runs a destructor's clean-up (cancelling timers, closing sockets, giving a slot back). Those throw only when

@@ -1,17 +1,21 @@
-// callsavvy/retry.hpp — the pure pieces of the retry policy: full-jitter exponential backoff, a retry budget
-// that stops retry storms during an outage (as the AWS SDKs do), and a breaker that stops calling after
-// repeated 401/403. No I/O, no clock of their own (time is passed in), so each is tested in virtual time.
+// callsavvy/retry.hpp — the retry policy's pure pieces: which failures may be sent again (the retry-safety
+// rules of spec §2), full-jitter exponential backoff, Retry-After, a retry budget that stops retry storms
+// during an outage (as the AWS SDKs do), and a breaker that stops calling after repeated 401/403. No I/O, no
+// clock of their own (time is passed in), so each is tested in virtual time; detail/call_fsm.hpp applies them.
 //
 // Thread safety: none of these is internally locked; each belongs to one client and is used from its executor.
 #pragma once
 
 #include <callsavvy/config.hpp>
+#include <callsavvy/error.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <random>
+#include <string_view>
 
 CALLSAVVY_BEGIN_NAMESPACE
 
@@ -40,6 +44,85 @@ std::chrono::milliseconds full_jitter_backoff(const backoff_options& o, int atte
     if (ceiling <= 0) return std::chrono::milliseconds{0};
     std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
     return std::chrono::milliseconds{dist(rng)};
+}
+
+/// How failed attempts are retried (which failures qualify is fixed by the retry-safety rules below, not here).
+struct retry_options {
+    int max_attempts = 3; ///< attempts per call, the first included; 429s not counted
+    /// 429s are always retried (they prove the request was not processed), at most this many times per call
+    /// and within its deadline; then the call fails with error::too_many_requests.
+    int max_rate_limited_retries = 50;
+    std::chrono::milliseconds backoff_base{200};  ///< exponential backoff with full jitter: base * 2^(n-1) ...
+    std::chrono::milliseconds backoff_cap{10000}; ///< ... capped here
+    /// A Retry-After longer than this is taken as this: one answer saying `Retry-After: 999999999` must not
+    /// pause an endpoint (and perhaps the key) for years. Callsavvy's windows are 60 s.
+    std::chrono::seconds max_retry_after{60};
+
+    backoff_options backoff() const noexcept { return {backoff_base, backoff_cap}; }
+};
+
+/// Retry-After in whole seconds (spec §1; Callsavvy sends no HTTP dates), or nullopt when absent or not a
+/// number. Values beyond 10^9 s are treated as absent (they are no plausible pause).
+inline std::optional<std::chrono::seconds> parse_retry_after(std::optional<std::string_view> v) {
+    if (!v || v->empty() || v->size() > 9) return std::nullopt;
+    std::int64_t s = 0;
+    for (char c : *v) {
+        if (c < '0' || c > '9') return std::nullopt;
+        s = s * 10 + (c - '0');
+    }
+    return std::chrono::seconds{s};
+}
+
+/// What the retry-safety rules decide after a failed attempt.
+enum class retry_decision {
+    fail,            ///< report the failure
+    retry,           ///< send again after a backoff (or, after a 429, a pause of the endpoint)
+    retry_now,       ///< send again at once on a fresh connection: a pooled one failed before any byte left
+    outcome_unknown, ///< the request may have been processed and its answer is lost: never sent again
+};
+
+/// The retry-safety rules (spec §2): only what the server provably did not process, or what is read-only,
+/// is sent again. `written`: the whole request was written, so the server may have processed it. `reused`:
+/// on a pooled connection; `fresh_retry_used`: the one immediate retry on a fresh connection was taken.
+inline retry_decision decide_retry(const error_code& ec, int http_status, bool written, bool read_only, bool reused,
+                                   bool fresh_retry_used, int attempt, int max_attempts) {
+    if (ec == asio::error::operation_aborted) return retry_decision::fail;
+    const bool attempts_left = attempt < max_attempts;
+    if (http_status != 0) {
+        // An answer arrived. 429 proves the request was not processed (the caller bounds those retries
+        // separately); a 5xx does not say whether the work was done, so a call that changes state reports
+        // an unknown outcome and is never re-sent.
+        if (http_status == 429) return retry_decision::retry;
+        if (http_status >= 500) {
+            if (!read_only) return retry_decision::outcome_unknown;
+            return attempts_left ? retry_decision::retry : retry_decision::fail;
+        }
+        return retry_decision::fail;
+    }
+    if (ec.category() == callsavvy::error_category()) {
+        switch (static_cast<error>(ec.value())) {
+        case error::tls_certificate_untrusted:
+        case error::tls_hostname_mismatch:
+        case error::tls_certificate_invalid:
+        case error::invalid_url:
+        case error::invalid_options:
+        case error::client_closed:
+        case error::validation_failed: return retry_decision::fail; // the same again would fail the same way
+        default: break;
+        }
+    }
+    if (ec.category() == http::error_category()) {
+        // A broken answer is not a lost one: never re-sent. The request did arrive, so for a call that
+        // changes state whether it was done is unknown.
+        return written && !read_only ? retry_decision::outcome_unknown : retry_decision::fail;
+    }
+    if (!written) {
+        // Connect failures, or a reused connection that failed on write: nothing reached the server whole.
+        if (reused && !fresh_retry_used) return retry_decision::retry_now;
+        return attempts_left ? retry_decision::retry : retry_decision::fail;
+    }
+    if (read_only) return attempts_left ? retry_decision::retry : retry_decision::fail;
+    return retry_decision::outcome_unknown;
 }
 
 /// The retry budget's sizes; the defaults are the AWS SDKs' "standard" retry mode.

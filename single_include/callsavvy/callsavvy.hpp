@@ -1903,18 +1903,437 @@ CALLSAVVY_END_NAMESPACE
 // client_options::rate_limits is one of these; the limiter itself is in <callsavvy/limiter.hpp>.
 
 // ---- begin callsavvy/retry.hpp ----
-// callsavvy/retry.hpp — the pure pieces of the retry policy: full-jitter exponential backoff, a retry budget
-// that stops retry storms during an outage (as the AWS SDKs do), and a breaker that stops calling after
-// repeated 401/403. No I/O, no clock of their own (time is passed in), so each is tested in virtual time.
+// callsavvy/retry.hpp — the retry policy's pure pieces: which failures may be sent again (the retry-safety
+// rules of spec §2), full-jitter exponential backoff, Retry-After, a retry budget that stops retry storms
+// during an outage (as the AWS SDKs do), and a breaker that stops calling after repeated 401/403. No I/O, no
+// clock of their own (time is passed in), so each is tested in virtual time; detail/call_fsm.hpp applies them.
 //
 // Thread safety: none of these is internally locked; each belongs to one client and is used from its executor.
 
+// ---- begin callsavvy/error.hpp ----
+// callsavvy/error.hpp — the one error model of every call: specific std::error_codes (callsavvy::error),
+// the conditions users compare them with (callsavvy::condition), the details a failed call leaves behind
+// (callsavvy::diagnostics), and the exception the default completion token throws (callsavvy::api_error).
+
+// ---- begin callsavvy/http/error.hpp ----
+// callsavvy/http/error.hpp — why the HTTP/1.1 codec rejected a message. Every code maps to
+// callsavvy::condition::protocol.
+
+
+#include <string>
+#include <system_error>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace http {
+
+enum class error {
+    start_line_too_long = 1,       ///< request or status line longer than limits::max_start_line
+    too_many_headers,              ///< more header fields than limits::max_header_count
+    headers_too_large,             ///< header section longer than limits::max_header_bytes
+    body_too_large,                ///< body longer than limits::max_body_bytes
+    bad_request_line,              ///< a request line that is not "method SP target SP version"
+    bad_status_line,               ///< a status line that is not "version SP status [SP reason]"
+    bad_version,                   ///< a version other than HTTP/1.0 and HTTP/1.1
+    bad_header,                    ///< a header line without a colon
+    obs_fold,                      ///< a header line starting with SP or HTAB (obsolete line folding)
+    bare_cr,                       ///< a CR not followed by LF in the head or the chunk framing
+    bad_content_length,            ///< Content-Length is not a list of decimal numbers
+    conflicting_content_length,    ///< Content-Length values that differ
+    content_length_with_chunked,   ///< Content-Length together with Transfer-Encoding
+    unsupported_transfer_encoding, ///< a Transfer-Encoding other than exactly "chunked", or one in HTTP/1.0
+    bad_chunk_size,                ///< a chunk size that is empty, not hex, too large, or followed by junk
+    bad_chunk,                     ///< chunk data not followed by CRLF
+    partial_message,               ///< the stream ended inside a message
+    bare_lf,                    ///< a line of the head or the chunk framing ended in LF without CR (CRLF is required)
+    bad_method,                 ///< the request method is empty or not a token
+    bad_target,                 ///< the request target is empty or holds a space, a control or a non-ASCII byte
+    bad_status_code,            ///< a three-digit status code outside 100..599 (other shapes: bad_status_line)
+    bad_field_name,             ///< a field name is empty or holds a character that is not a token character
+    bad_field_value,            ///< a field value (or reason phrase) holds a control character
+    space_before_colon,         ///< whitespace between a field name and its colon (RFC 9112 section 5.1)
+    missing_host,               ///< an HTTP/1.1 request without exactly one Host field (RFC 9112 section 3.2)
+    chunk_line_too_long,        ///< a chunk-size line (extensions included) longer than limits::max_chunk_line
+    bad_url,                    ///< http::parse_url: not an http(s) URL this library can use
+    too_many_interim_responses, ///< more 1xx interim responses before the final one than limits::max_interim_responses
+};
+
+namespace detail {
+class error_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "callsavvy.http"; }
+    std::string message(int ev) const override {
+        switch (static_cast<error>(ev)) {
+        case error::start_line_too_long: return "HTTP start line too long";
+        case error::too_many_headers: return "too many HTTP header fields";
+        case error::headers_too_large: return "HTTP header section too large";
+        case error::body_too_large: return "HTTP body too large";
+        case error::bad_request_line: return "malformed HTTP request line";
+        case error::bad_status_line: return "malformed HTTP status line";
+        case error::bad_version: return "unsupported HTTP version";
+        case error::bad_header: return "malformed HTTP header field";
+        case error::obs_fold: return "obsolete line folding in HTTP header";
+        case error::bare_cr: return "bare CR in HTTP message";
+        case error::bad_content_length: return "invalid Content-Length";
+        case error::conflicting_content_length: return "conflicting Content-Length values";
+        case error::content_length_with_chunked: return "Content-Length together with Transfer-Encoding";
+        case error::unsupported_transfer_encoding: return "unsupported Transfer-Encoding";
+        case error::bad_chunk_size: return "invalid chunk size";
+        case error::bad_chunk: return "malformed chunk";
+        case error::partial_message: return "connection ended inside an HTTP message";
+        case error::bare_lf: return "HTTP line ends in LF without CR";
+        case error::bad_method: return "invalid HTTP request method";
+        case error::bad_target: return "invalid HTTP request target";
+        case error::bad_status_code: return "invalid HTTP status code";
+        case error::bad_field_name: return "invalid HTTP header field name";
+        case error::bad_field_value: return "invalid HTTP header field value";
+        case error::space_before_colon: return "whitespace between HTTP header field name and colon";
+        case error::missing_host: return "HTTP/1.1 request without exactly one Host header";
+        case error::chunk_line_too_long: return "HTTP chunk-size line too long";
+        case error::bad_url: return "invalid URL";
+        case error::too_many_interim_responses: return "too many HTTP 1xx interim responses";
+        }
+        return "unknown HTTP codec error";
+    }
+};
+} // namespace detail
+
+inline const std::error_category& error_category() noexcept {
+    static const detail::error_category_impl instance;
+    return instance;
+}
+inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
+
+} // namespace http
+CALLSAVVY_END_NAMESPACE
+
+template <>
+struct std::is_error_code_enum<callsavvy::http::error> : std::true_type {};
+// ---- end callsavvy/http/error.hpp ----
+
+#include <asio/error.hpp>
+#include <asio/ssl/error.hpp>
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// Specific failures. Compare against callsavvy::condition for the class of a failure.
+enum class error {
+    // transport
+    resolve_failed = 1, ///< the host name did not resolve to any address
+    connect_failed,     ///< every resolved address refused or failed
+    connection_closed,  ///< the peer closed the connection before a whole response arrived
+    proxy_failed,       ///< the CONNECT proxy refused the tunnel (detail names its status)
+    // timeouts
+    attempt_timeout,   ///< one attempt (connect + write + read) took longer than options::attempt_timeout
+    deadline_exceeded, ///< the call's overall deadline passed (waits and retries included)
+    // TLS
+    tls_certificate_untrusted, ///< the peer's certificate does not chain to a trusted CA
+    tls_hostname_mismatch,     ///< the peer's certificate does not name the host
+    tls_certificate_invalid,   ///< expired, not yet valid, revoked or otherwise rejected
+    tls_handshake_failed,      ///< any other TLS handshake failure
+    // envelope and content
+    invalid_json,      ///< the response body is not JSON
+    bad_envelope,      ///< the body lacks the documented envelope ("status", "data"/"message")
+    resource_mismatch, ///< the envelope names another resource than the one called
+    decode_failed,     ///< a typed response field holds a value of the wrong type (detail has the path)
+    // HTTP status answered by the server
+    bad_request,        ///< 400
+    unauthorized,       ///< 401
+    forbidden,          ///< 403
+    not_found,          ///< 404
+    method_not_allowed, ///< 405
+    payload_too_large,  ///< 413
+    too_many_requests,  ///< 429
+    server_error,       ///< 5xx
+    unexpected_status,  ///< any other non-200 status
+    // client side
+    validation_failed, ///< the request broke a rule of the endpoint catalog; nothing was sent
+    outcome_unknown,   ///< a state-changing request was written and then its answer lost, broken or 5xx; never re-sent
+    invalid_url,       ///< the base URL or proxy URL could not be used
+    invalid_options,   ///< client options that cannot be used (diagnostics::detail names the field); nothing was sent
+    client_closed,     ///< the client was closed
+    queue_full,        ///< the rate limiter's queue of waiters is at its configured maximum
+};
+
+/// Classes of failure, for `if (ec == callsavvy::condition::rate_limited)`.
+enum class condition {
+    transport = 1,
+    tls,
+    timeout,
+    protocol,
+    envelope,
+    validation,
+    auth,
+    forbidden,
+    not_found,
+    rate_limited,
+    server,
+    outcome_unknown,
+};
+
+namespace detail {
+
+inline const char* error_message(error e) noexcept {
+    switch (e) {
+    case error::resolve_failed: return "host name did not resolve";
+    case error::connect_failed: return "could not connect to any resolved address";
+    case error::connection_closed: return "connection closed before the whole response arrived";
+    case error::proxy_failed: return "proxy refused the CONNECT tunnel";
+    case error::attempt_timeout: return "attempt timed out";
+    case error::deadline_exceeded: return "call deadline exceeded";
+    case error::tls_certificate_untrusted: return "TLS: server certificate is not trusted";
+    case error::tls_hostname_mismatch: return "TLS: server certificate does not match the host name";
+    case error::tls_certificate_invalid: return "TLS: server certificate is invalid";
+    case error::tls_handshake_failed: return "TLS handshake failed";
+    case error::invalid_json: return "response body is not valid JSON";
+    case error::bad_envelope: return "response body is not a valid envelope";
+    case error::resource_mismatch: return "response envelope names a different resource";
+    case error::decode_failed: return "response field has an invalid value";
+    case error::bad_request: return "bad request (HTTP 400)";
+    case error::unauthorized: return "invalid API credentials (HTTP 401)";
+    case error::forbidden: return "forbidden (HTTP 403)";
+    case error::not_found: return "not found (HTTP 404)";
+    case error::method_not_allowed: return "method not allowed (HTTP 405)";
+    case error::payload_too_large: return "payload too large (HTTP 413)";
+    case error::too_many_requests: return "rate limited (HTTP 429)";
+    case error::server_error: return "server error (HTTP 5xx)";
+    case error::unexpected_status: return "unexpected HTTP status";
+    case error::validation_failed: return "request failed validation";
+    case error::outcome_unknown:
+        return "outcome unknown: the request was sent, and whether it was processed is unknown";
+    case error::invalid_url: return "invalid URL";
+    case error::invalid_options: return "invalid client options";
+    case error::client_closed: return "client closed";
+    case error::queue_full: return "rate limiter queue is full";
+    }
+    return "unknown callsavvy error";
+}
+
+class error_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "callsavvy"; }
+    std::string message(int ev) const override { return error_message(static_cast<error>(ev)); }
+    std::error_condition default_error_condition(int ev) const noexcept override;
+};
+
+class condition_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "callsavvy.condition"; }
+    std::string message(int ev) const override {
+        switch (static_cast<condition>(ev)) {
+        case condition::transport: return "transport failure";
+        case condition::tls: return "TLS failure";
+        case condition::timeout: return "timeout";
+        case condition::protocol: return "protocol violation";
+        case condition::envelope: return "invalid response content";
+        case condition::validation: return "validation failure";
+        case condition::auth: return "authentication failure";
+        case condition::forbidden: return "forbidden";
+        case condition::not_found: return "not found";
+        case condition::rate_limited: return "rate limited";
+        case condition::server: return "server failure";
+        case condition::outcome_unknown: return "outcome unknown";
+        }
+        return "unknown condition";
+    }
+    bool equivalent(const std::error_code& code, int cond) const noexcept override;
+};
+
+} // namespace detail
+
+inline const std::error_category& error_category() noexcept {
+    static const detail::error_category_impl instance;
+    return instance;
+}
+
+inline const std::error_category& condition_category() noexcept {
+    static const detail::condition_category_impl instance;
+    return instance;
+}
+
+inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
+inline std::error_condition make_error_condition(condition c) noexcept {
+    return {static_cast<int>(c), condition_category()};
+}
+
+/// The error a non-200 HTTP status maps to.
+inline error error_from_status(int status) noexcept {
+    switch (status) {
+    case 400: return error::bad_request;
+    case 401: return error::unauthorized;
+    case 403: return error::forbidden;
+    case 404: return error::not_found;
+    case 405: return error::method_not_allowed;
+    case 413: return error::payload_too_large;
+    case 429: return error::too_many_requests;
+    default: return status >= 500 && status <= 599 ? error::server_error : error::unexpected_status;
+    }
+}
+
+CALLSAVVY_END_NAMESPACE
+
+template <>
+struct std::is_error_code_enum<callsavvy::error> : std::true_type {};
+template <>
+struct std::is_error_condition_enum<callsavvy::condition> : std::true_type {};
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+namespace detail {
+
+inline condition condition_of(error e) noexcept {
+    switch (e) {
+    case error::resolve_failed:
+    case error::connect_failed:
+    case error::connection_closed:
+    case error::proxy_failed:
+    case error::client_closed: return condition::transport;
+    case error::attempt_timeout:
+    case error::deadline_exceeded: return condition::timeout;
+    case error::tls_certificate_untrusted:
+    case error::tls_hostname_mismatch:
+    case error::tls_certificate_invalid:
+    case error::tls_handshake_failed: return condition::tls;
+    case error::invalid_json:
+    case error::bad_envelope:
+    case error::resource_mismatch:
+    case error::decode_failed: return condition::envelope;
+    case error::bad_request:
+    case error::invalid_options:
+    case error::validation_failed: return condition::validation;
+    case error::unauthorized: return condition::auth;
+    case error::forbidden: return condition::forbidden;
+    case error::not_found: return condition::not_found;
+    case error::too_many_requests:
+    case error::queue_full: return condition::rate_limited;
+    case error::server_error: return condition::server;
+    case error::outcome_unknown: return condition::outcome_unknown;
+    case error::method_not_allowed:
+    case error::payload_too_large:
+    case error::unexpected_status:
+    case error::invalid_url: return condition::protocol;
+    }
+    return condition::protocol;
+}
+
+inline std::error_condition error_category_impl::default_error_condition(int ev) const noexcept {
+    return make_error_condition(condition_of(static_cast<error>(ev)));
+}
+
+inline bool condition_category_impl::equivalent(const std::error_code& code, int cond) const noexcept {
+    const auto c = static_cast<condition>(cond);
+    if (code.category() == callsavvy::error_category()) return condition_of(static_cast<error>(code.value())) == c;
+    if (code.category() == http::error_category()) return c == condition::protocol;
+    if (code.category() == asio::error::get_ssl_category() ||
+        code.category() == asio::ssl::error::get_stream_category())
+        return c == condition::tls;
+    if (code == asio::error::timed_out) return c == condition::timeout;
+    if (code == asio::error::operation_aborted) return false; // cancellation is not a failure class
+    if (code.category() == asio::error::get_system_category() || code.category() == asio::error::get_netdb_category() ||
+        code.category() == asio::error::get_addrinfo_category() || code.category() == asio::error::get_misc_category())
+        return c == condition::transport;
+    return false;
+}
+
+} // namespace detail
+
+/// What a failed (or successful) call leaves behind beyond its error code. Never holds credentials.
+struct diagnostics {
+    std::string resource{};       ///< the resource URI called
+    int http_status = 0;          ///< the HTTP status answered, 0 when none arrived
+    std::string server_message{}; ///< the error envelope's "message", when the server sent one
+    std::string body{};           ///< the raw response body, when one arrived
+    std::string detail{};         ///< what the library found (a field path, a TLS verify reason, a limit)
+    int attempts = 0;             ///< how many times the request was sent or tried
+
+    void clear() { *this = diagnostics{}; }
+};
+
+namespace detail {
+/// Keys shorter than this are not redacted: replacing every "a" in a text would do more harm than good, and
+/// real keys are far longer.
+inline constexpr std::size_t min_redacted_secret_length = 8;
+
+/// Replaces every occurrence of `secret` in `text` with "[redacted]": a server or proxy may echo the
+/// request's headers back (an error page, a misbehaving gateway), and credentials must never reach an
+/// error text, a log or a test's output.
+inline void redact(std::string& text, std::string_view secret) {
+    if (secret.size() < min_redacted_secret_length) return;
+    constexpr std::string_view mark = "[redacted]";
+    for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + mark.size()))
+        text.replace(pos, secret.size(), mark);
+}
+
+/// Redacts every secret of a set, the longest first: when one key is a prefix of another (a public key that
+/// begins the private one), redacting the shorter first would leave the longer one's tail in the text.
+inline void redact_all(std::string& text, std::vector<std::string_view> secrets) {
+    std::sort(secrets.begin(), secrets.end(),
+              [](std::string_view a, std::string_view b) { return a.size() > b.size(); });
+    for (const auto secret : secrets) redact(text, secret);
+}
+
+/// Runs a destructor's clean-up (cancelling timers, closing sockets, giving a slot back). Those throw only when
+/// the reactor or a mutex itself failed, and a destructor must not let that escape into std::terminate.
+template <class F>
+void in_destructor(F&& cleanup) noexcept {
+    try {
+        std::forward<F>(cleanup)();
+    } catch (...) {}
+}
+
+inline std::string describe(const error_code& ec, const diagnostics& d) {
+    std::string s = "callsavvy";
+    if (!d.resource.empty()) s.append(": ").append(d.resource);
+    s.append(": ").append(ec.message());
+    if (d.http_status != 0 && ec.category() == callsavvy::error_category() &&
+        error_from_status(d.http_status) != error::unexpected_status &&
+        static_cast<error>(ec.value()) == error_from_status(d.http_status)) {
+        // the message already names the status
+    } else if (d.http_status != 0) {
+        s.append(" (HTTP ").append(std::to_string(d.http_status)).append(")");
+    }
+    if (!d.server_message.empty()) s.append(": ").append(d.server_message);
+    if (!d.detail.empty()) s.append(": ").append(d.detail);
+    return s;
+}
+} // namespace detail
+
+/// Thrown by calls made with the default completion token (use_awaitable) when they fail.
+class api_error : public std::system_error {
+public:
+    api_error(error_code ec, diagnostics diag)
+        : std::system_error(ec), what_(detail::describe(ec, diag)), diag_(std::move(diag)) {}
+
+    // std::system_error would append ec.message() a second time; describe() already placed it.
+    const char* what() const noexcept override { return what_.c_str(); }
+
+    const diagnostics& diag() const noexcept { return diag_; }
+    const std::string& resource() const noexcept { return diag_.resource; }
+    int http_status() const noexcept { return diag_.http_status; }
+    const std::string& server_message() const noexcept { return diag_.server_message; }
+    const std::string& body() const noexcept { return diag_.body; }
+
+private:
+    std::string what_{};
+    diagnostics diag_;
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/error.hpp ----
 
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <random>
+#include <string_view>
 
 CALLSAVVY_BEGIN_NAMESPACE
 
@@ -1943,6 +2362,85 @@ std::chrono::milliseconds full_jitter_backoff(const backoff_options& o, int atte
     if (ceiling <= 0) return std::chrono::milliseconds{0};
     std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
     return std::chrono::milliseconds{dist(rng)};
+}
+
+/// How failed attempts are retried (which failures qualify is fixed by the retry-safety rules below, not here).
+struct retry_options {
+    int max_attempts = 3; ///< attempts per call, the first included; 429s not counted
+    /// 429s are always retried (they prove the request was not processed), at most this many times per call
+    /// and within its deadline; then the call fails with error::too_many_requests.
+    int max_rate_limited_retries = 50;
+    std::chrono::milliseconds backoff_base{200};  ///< exponential backoff with full jitter: base * 2^(n-1) ...
+    std::chrono::milliseconds backoff_cap{10000}; ///< ... capped here
+    /// A Retry-After longer than this is taken as this: one answer saying `Retry-After: 999999999` must not
+    /// pause an endpoint (and perhaps the key) for years. Callsavvy's windows are 60 s.
+    std::chrono::seconds max_retry_after{60};
+
+    backoff_options backoff() const noexcept { return {backoff_base, backoff_cap}; }
+};
+
+/// Retry-After in whole seconds (spec §1; Callsavvy sends no HTTP dates), or nullopt when absent or not a
+/// number. Values beyond 10^9 s are treated as absent (they are no plausible pause).
+inline std::optional<std::chrono::seconds> parse_retry_after(std::optional<std::string_view> v) {
+    if (!v || v->empty() || v->size() > 9) return std::nullopt;
+    std::int64_t s = 0;
+    for (char c : *v) {
+        if (c < '0' || c > '9') return std::nullopt;
+        s = s * 10 + (c - '0');
+    }
+    return std::chrono::seconds{s};
+}
+
+/// What the retry-safety rules decide after a failed attempt.
+enum class retry_decision {
+    fail,            ///< report the failure
+    retry,           ///< send again after a backoff (or, after a 429, a pause of the endpoint)
+    retry_now,       ///< send again at once on a fresh connection: a pooled one failed before any byte left
+    outcome_unknown, ///< the request may have been processed and its answer is lost: never sent again
+};
+
+/// The retry-safety rules (spec §2): only what the server provably did not process, or what is read-only,
+/// is sent again. `written`: the whole request was written, so the server may have processed it. `reused`:
+/// on a pooled connection; `fresh_retry_used`: the one immediate retry on a fresh connection was taken.
+inline retry_decision decide_retry(const error_code& ec, int http_status, bool written, bool read_only, bool reused,
+                                   bool fresh_retry_used, int attempt, int max_attempts) {
+    if (ec == asio::error::operation_aborted) return retry_decision::fail;
+    const bool attempts_left = attempt < max_attempts;
+    if (http_status != 0) {
+        // An answer arrived. 429 proves the request was not processed (the caller bounds those retries
+        // separately); a 5xx does not say whether the work was done, so a call that changes state reports
+        // an unknown outcome and is never re-sent.
+        if (http_status == 429) return retry_decision::retry;
+        if (http_status >= 500) {
+            if (!read_only) return retry_decision::outcome_unknown;
+            return attempts_left ? retry_decision::retry : retry_decision::fail;
+        }
+        return retry_decision::fail;
+    }
+    if (ec.category() == callsavvy::error_category()) {
+        switch (static_cast<error>(ec.value())) {
+        case error::tls_certificate_untrusted:
+        case error::tls_hostname_mismatch:
+        case error::tls_certificate_invalid:
+        case error::invalid_url:
+        case error::invalid_options:
+        case error::client_closed:
+        case error::validation_failed: return retry_decision::fail; // the same again would fail the same way
+        default: break;
+        }
+    }
+    if (ec.category() == http::error_category()) {
+        // A broken answer is not a lost one: never re-sent. The request did arrive, so for a call that
+        // changes state whether it was done is unknown.
+        return written && !read_only ? retry_decision::outcome_unknown : retry_decision::fail;
+    }
+    if (!written) {
+        // Connect failures, or a reused connection that failed on write: nothing reached the server whole.
+        if (reused && !fresh_retry_used) return retry_decision::retry_now;
+        return attempts_left ? retry_decision::retry : retry_decision::fail;
+    }
+    if (read_only) return attempts_left ? retry_decision::retry : retry_decision::fail;
+    return retry_decision::outcome_unknown;
 }
 
 /// The retry budget's sizes; the defaults are the AWS SDKs' "standard" retry mode.
@@ -2398,529 +2896,20 @@ CALLSAVVY_END_NAMESPACE
 // executor; in a multi-threaded io_context give the client a strand. Completion handlers run on their own
 // associated executor, as Asio's model says.
 
-// ---- begin callsavvy/envelope.hpp ----
-// callsavvy/envelope.hpp — Callsavvy's response envelope (spec §1): {"resource", "status", "data"} on
-// success and {"resource", "status", "message"} on error. The client checks it; the mock server builds it.
+// ---- begin callsavvy/client_options.hpp ----
+// callsavvy/client_options.hpp — everything a callsavvy::client is configured with: the key pair, the base
+// URL, timeouts and the deadline, the pool, TLS, proxy, retries, rate limits and the observer that sees
+// every attempt. Options are checked when the client is made; a call on a client whose options cannot be
+// used completes at once with a specific error naming the field (nothing is sent).
 
-// ---- begin callsavvy/error.hpp ----
-// callsavvy/error.hpp — the one error model of every call: specific std::error_codes (callsavvy::error),
-// the conditions users compare them with (callsavvy::condition), the details a failed call leaves behind
-// (callsavvy::diagnostics), and the exception the default completion token throws (callsavvy::api_error).
+// ---- begin callsavvy/http/message.hpp ----
+// callsavvy/http/message.hpp — HTTP/1.1 requests and responses as plain values, with the limits the parsers
+// enforce and the keep-alive rules of RFC 9112 section 9.3. Bodies are held whole: Callsavvy messages are
+// small JSON documents.
 
-// ---- begin callsavvy/http/error.hpp ----
-// callsavvy/http/error.hpp — why the HTTP/1.1 codec rejected a message. Every code maps to
-// callsavvy::condition::protocol.
-
-
-#include <string>
-#include <system_error>
-
-CALLSAVVY_BEGIN_NAMESPACE
-namespace http {
-
-enum class error {
-    start_line_too_long = 1,       ///< request or status line longer than limits::max_start_line
-    too_many_headers,              ///< more header fields than limits::max_header_count
-    headers_too_large,             ///< header section longer than limits::max_header_bytes
-    body_too_large,                ///< body longer than limits::max_body_bytes
-    bad_request_line,              ///< a request line that is not "method SP target SP version"
-    bad_status_line,               ///< a status line that is not "version SP status [SP reason]"
-    bad_version,                   ///< a version other than HTTP/1.0 and HTTP/1.1
-    bad_header,                    ///< a header line without a colon
-    obs_fold,                      ///< a header line starting with SP or HTAB (obsolete line folding)
-    bare_cr,                       ///< a CR not followed by LF in the head or the chunk framing
-    bad_content_length,            ///< Content-Length is not a list of decimal numbers
-    conflicting_content_length,    ///< Content-Length values that differ
-    content_length_with_chunked,   ///< Content-Length together with Transfer-Encoding
-    unsupported_transfer_encoding, ///< a Transfer-Encoding other than exactly "chunked", or one in HTTP/1.0
-    bad_chunk_size,                ///< a chunk size that is empty, not hex, too large, or followed by junk
-    bad_chunk,                     ///< chunk data not followed by CRLF
-    partial_message,               ///< the stream ended inside a message
-    bare_lf,                    ///< a line of the head or the chunk framing ended in LF without CR (CRLF is required)
-    bad_method,                 ///< the request method is empty or not a token
-    bad_target,                 ///< the request target is empty or holds a space, a control or a non-ASCII byte
-    bad_status_code,            ///< a three-digit status code outside 100..599 (other shapes: bad_status_line)
-    bad_field_name,             ///< a field name is empty or holds a character that is not a token character
-    bad_field_value,            ///< a field value (or reason phrase) holds a control character
-    space_before_colon,         ///< whitespace between a field name and its colon (RFC 9112 section 5.1)
-    missing_host,               ///< an HTTP/1.1 request without exactly one Host field (RFC 9112 section 3.2)
-    chunk_line_too_long,        ///< a chunk-size line (extensions included) longer than limits::max_chunk_line
-    bad_url,                    ///< http::parse_url: not an http(s) URL this library can use
-    too_many_interim_responses, ///< more 1xx interim responses before the final one than limits::max_interim_responses
-};
-
-namespace detail {
-class error_category_impl final : public std::error_category {
-public:
-    const char* name() const noexcept override { return "callsavvy.http"; }
-    std::string message(int ev) const override {
-        switch (static_cast<error>(ev)) {
-        case error::start_line_too_long: return "HTTP start line too long";
-        case error::too_many_headers: return "too many HTTP header fields";
-        case error::headers_too_large: return "HTTP header section too large";
-        case error::body_too_large: return "HTTP body too large";
-        case error::bad_request_line: return "malformed HTTP request line";
-        case error::bad_status_line: return "malformed HTTP status line";
-        case error::bad_version: return "unsupported HTTP version";
-        case error::bad_header: return "malformed HTTP header field";
-        case error::obs_fold: return "obsolete line folding in HTTP header";
-        case error::bare_cr: return "bare CR in HTTP message";
-        case error::bad_content_length: return "invalid Content-Length";
-        case error::conflicting_content_length: return "conflicting Content-Length values";
-        case error::content_length_with_chunked: return "Content-Length together with Transfer-Encoding";
-        case error::unsupported_transfer_encoding: return "unsupported Transfer-Encoding";
-        case error::bad_chunk_size: return "invalid chunk size";
-        case error::bad_chunk: return "malformed chunk";
-        case error::partial_message: return "connection ended inside an HTTP message";
-        case error::bare_lf: return "HTTP line ends in LF without CR";
-        case error::bad_method: return "invalid HTTP request method";
-        case error::bad_target: return "invalid HTTP request target";
-        case error::bad_status_code: return "invalid HTTP status code";
-        case error::bad_field_name: return "invalid HTTP header field name";
-        case error::bad_field_value: return "invalid HTTP header field value";
-        case error::space_before_colon: return "whitespace between HTTP header field name and colon";
-        case error::missing_host: return "HTTP/1.1 request without exactly one Host header";
-        case error::chunk_line_too_long: return "HTTP chunk-size line too long";
-        case error::bad_url: return "invalid URL";
-        case error::too_many_interim_responses: return "too many HTTP 1xx interim responses";
-        }
-        return "unknown HTTP codec error";
-    }
-};
-} // namespace detail
-
-inline const std::error_category& error_category() noexcept {
-    static const detail::error_category_impl instance;
-    return instance;
-}
-inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
-
-} // namespace http
-CALLSAVVY_END_NAMESPACE
-
-template <>
-struct std::is_error_code_enum<callsavvy::http::error> : std::true_type {};
-// ---- end callsavvy/http/error.hpp ----
-
-#include <asio/error.hpp>
-#include <asio/ssl/error.hpp>
-
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <utility>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-/// Specific failures. Compare against callsavvy::condition for the class of a failure.
-enum class error {
-    // transport
-    resolve_failed = 1, ///< the host name did not resolve to any address
-    connect_failed,     ///< every resolved address refused or failed
-    connection_closed,  ///< the peer closed the connection before a whole response arrived
-    proxy_failed,       ///< the CONNECT proxy refused the tunnel (detail names its status)
-    // timeouts
-    attempt_timeout,   ///< one attempt (connect + write + read) took longer than options::attempt_timeout
-    deadline_exceeded, ///< the call's overall deadline passed (waits and retries included)
-    // TLS
-    tls_certificate_untrusted, ///< the peer's certificate does not chain to a trusted CA
-    tls_hostname_mismatch,     ///< the peer's certificate does not name the host
-    tls_certificate_invalid,   ///< expired, not yet valid, revoked or otherwise rejected
-    tls_handshake_failed,      ///< any other TLS handshake failure
-    // envelope and content
-    invalid_json,      ///< the response body is not JSON
-    bad_envelope,      ///< the body lacks the documented envelope ("status", "data"/"message")
-    resource_mismatch, ///< the envelope names another resource than the one called
-    decode_failed,     ///< a typed response field holds a value of the wrong type (detail has the path)
-    // HTTP status answered by the server
-    bad_request,        ///< 400
-    unauthorized,       ///< 401
-    forbidden,          ///< 403
-    not_found,          ///< 404
-    method_not_allowed, ///< 405
-    payload_too_large,  ///< 413
-    too_many_requests,  ///< 429
-    server_error,       ///< 5xx
-    unexpected_status,  ///< any other non-200 status
-    // client side
-    validation_failed, ///< the request broke a rule of the endpoint catalog; nothing was sent
-    outcome_unknown,   ///< a state-changing request was written and then its answer lost, broken or 5xx; never re-sent
-    invalid_url,       ///< the base URL or proxy URL could not be used
-    client_closed,     ///< the client was closed
-    queue_full,        ///< the rate limiter's queue of waiters is at its configured maximum
-};
-
-/// Classes of failure, for `if (ec == callsavvy::condition::rate_limited)`.
-enum class condition {
-    transport = 1,
-    tls,
-    timeout,
-    protocol,
-    envelope,
-    validation,
-    auth,
-    forbidden,
-    not_found,
-    rate_limited,
-    server,
-    outcome_unknown,
-};
-
-namespace detail {
-
-inline const char* error_message(error e) noexcept {
-    switch (e) {
-    case error::resolve_failed: return "host name did not resolve";
-    case error::connect_failed: return "could not connect to any resolved address";
-    case error::connection_closed: return "connection closed before the whole response arrived";
-    case error::proxy_failed: return "proxy refused the CONNECT tunnel";
-    case error::attempt_timeout: return "attempt timed out";
-    case error::deadline_exceeded: return "call deadline exceeded";
-    case error::tls_certificate_untrusted: return "TLS: server certificate is not trusted";
-    case error::tls_hostname_mismatch: return "TLS: server certificate does not match the host name";
-    case error::tls_certificate_invalid: return "TLS: server certificate is invalid";
-    case error::tls_handshake_failed: return "TLS handshake failed";
-    case error::invalid_json: return "response body is not valid JSON";
-    case error::bad_envelope: return "response body is not a valid envelope";
-    case error::resource_mismatch: return "response envelope names a different resource";
-    case error::decode_failed: return "response field has an invalid value";
-    case error::bad_request: return "bad request (HTTP 400)";
-    case error::unauthorized: return "invalid API credentials (HTTP 401)";
-    case error::forbidden: return "forbidden (HTTP 403)";
-    case error::not_found: return "not found (HTTP 404)";
-    case error::method_not_allowed: return "method not allowed (HTTP 405)";
-    case error::payload_too_large: return "payload too large (HTTP 413)";
-    case error::too_many_requests: return "rate limited (HTTP 429)";
-    case error::server_error: return "server error (HTTP 5xx)";
-    case error::unexpected_status: return "unexpected HTTP status";
-    case error::validation_failed: return "request failed validation";
-    case error::outcome_unknown:
-        return "outcome unknown: the request was sent, and whether it was processed is unknown";
-    case error::invalid_url: return "invalid URL";
-    case error::client_closed: return "client closed";
-    case error::queue_full: return "rate limiter queue is full";
-    }
-    return "unknown callsavvy error";
-}
-
-class error_category_impl final : public std::error_category {
-public:
-    const char* name() const noexcept override { return "callsavvy"; }
-    std::string message(int ev) const override { return error_message(static_cast<error>(ev)); }
-    std::error_condition default_error_condition(int ev) const noexcept override;
-};
-
-class condition_category_impl final : public std::error_category {
-public:
-    const char* name() const noexcept override { return "callsavvy.condition"; }
-    std::string message(int ev) const override {
-        switch (static_cast<condition>(ev)) {
-        case condition::transport: return "transport failure";
-        case condition::tls: return "TLS failure";
-        case condition::timeout: return "timeout";
-        case condition::protocol: return "protocol violation";
-        case condition::envelope: return "invalid response content";
-        case condition::validation: return "validation failure";
-        case condition::auth: return "authentication failure";
-        case condition::forbidden: return "forbidden";
-        case condition::not_found: return "not found";
-        case condition::rate_limited: return "rate limited";
-        case condition::server: return "server failure";
-        case condition::outcome_unknown: return "outcome unknown";
-        }
-        return "unknown condition";
-    }
-    bool equivalent(const std::error_code& code, int cond) const noexcept override;
-};
-
-} // namespace detail
-
-inline const std::error_category& error_category() noexcept {
-    static const detail::error_category_impl instance;
-    return instance;
-}
-
-inline const std::error_category& condition_category() noexcept {
-    static const detail::condition_category_impl instance;
-    return instance;
-}
-
-inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
-inline std::error_condition make_error_condition(condition c) noexcept {
-    return {static_cast<int>(c), condition_category()};
-}
-
-/// The error a non-200 HTTP status maps to.
-inline error error_from_status(int status) noexcept {
-    switch (status) {
-    case 400: return error::bad_request;
-    case 401: return error::unauthorized;
-    case 403: return error::forbidden;
-    case 404: return error::not_found;
-    case 405: return error::method_not_allowed;
-    case 413: return error::payload_too_large;
-    case 429: return error::too_many_requests;
-    default: return status >= 500 && status <= 599 ? error::server_error : error::unexpected_status;
-    }
-}
-
-CALLSAVVY_END_NAMESPACE
-
-template <>
-struct std::is_error_code_enum<callsavvy::error> : std::true_type {};
-template <>
-struct std::is_error_condition_enum<callsavvy::condition> : std::true_type {};
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-namespace detail {
-
-inline condition condition_of(error e) noexcept {
-    switch (e) {
-    case error::resolve_failed:
-    case error::connect_failed:
-    case error::connection_closed:
-    case error::proxy_failed:
-    case error::client_closed: return condition::transport;
-    case error::attempt_timeout:
-    case error::deadline_exceeded: return condition::timeout;
-    case error::tls_certificate_untrusted:
-    case error::tls_hostname_mismatch:
-    case error::tls_certificate_invalid:
-    case error::tls_handshake_failed: return condition::tls;
-    case error::invalid_json:
-    case error::bad_envelope:
-    case error::resource_mismatch:
-    case error::decode_failed: return condition::envelope;
-    case error::bad_request:
-    case error::validation_failed: return condition::validation;
-    case error::unauthorized: return condition::auth;
-    case error::forbidden: return condition::forbidden;
-    case error::not_found: return condition::not_found;
-    case error::too_many_requests:
-    case error::queue_full: return condition::rate_limited;
-    case error::server_error: return condition::server;
-    case error::outcome_unknown: return condition::outcome_unknown;
-    case error::method_not_allowed:
-    case error::payload_too_large:
-    case error::unexpected_status:
-    case error::invalid_url: return condition::protocol;
-    }
-    return condition::protocol;
-}
-
-inline std::error_condition error_category_impl::default_error_condition(int ev) const noexcept {
-    return make_error_condition(condition_of(static_cast<error>(ev)));
-}
-
-inline bool condition_category_impl::equivalent(const std::error_code& code, int cond) const noexcept {
-    const auto c = static_cast<condition>(cond);
-    if (code.category() == callsavvy::error_category()) return condition_of(static_cast<error>(code.value())) == c;
-    if (code.category() == http::error_category()) return c == condition::protocol;
-    if (code.category() == asio::error::get_ssl_category() ||
-        code.category() == asio::ssl::error::get_stream_category())
-        return c == condition::tls;
-    if (code == asio::error::timed_out) return c == condition::timeout;
-    if (code == asio::error::operation_aborted) return false; // cancellation is not a failure class
-    if (code.category() == asio::error::get_system_category() || code.category() == asio::error::get_netdb_category() ||
-        code.category() == asio::error::get_addrinfo_category() || code.category() == asio::error::get_misc_category())
-        return c == condition::transport;
-    return false;
-}
-
-} // namespace detail
-
-/// What a failed (or successful) call leaves behind beyond its error code. Never holds credentials.
-struct diagnostics {
-    std::string resource{};       ///< the resource URI called
-    int http_status = 0;          ///< the HTTP status answered, 0 when none arrived
-    std::string server_message{}; ///< the error envelope's "message", when the server sent one
-    std::string body{};           ///< the raw response body, when one arrived
-    std::string detail{};         ///< what the library found (a field path, a TLS verify reason, a limit)
-    int attempts = 0;             ///< how many times the request was sent or tried
-
-    void clear() { *this = diagnostics{}; }
-};
-
-namespace detail {
-/// Keys shorter than this are not redacted: replacing every "a" in a text would do more harm than good, and
-/// real keys are far longer.
-inline constexpr std::size_t min_redacted_secret_length = 8;
-
-/// Replaces every occurrence of `secret` in `text` with "[redacted]": a server or proxy may echo the
-/// request's headers back (an error page, a misbehaving gateway), and credentials must never reach an
-/// error text, a log or a test's output.
-inline void redact(std::string& text, std::string_view secret) {
-    if (secret.size() < min_redacted_secret_length) return;
-    constexpr std::string_view mark = "[redacted]";
-    for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + mark.size()))
-        text.replace(pos, secret.size(), mark);
-}
-
-/// Runs a destructor's clean-up (cancelling timers, closing sockets, giving a slot back). Those throw only when
-/// the reactor or a mutex itself failed, and a destructor must not let that escape into std::terminate.
-template <class F>
-void in_destructor(F&& cleanup) noexcept {
-    try {
-        std::forward<F>(cleanup)();
-    } catch (...) {}
-}
-
-inline std::string describe(const error_code& ec, const diagnostics& d) {
-    std::string s = "callsavvy";
-    if (!d.resource.empty()) s.append(": ").append(d.resource);
-    s.append(": ").append(ec.message());
-    if (d.http_status != 0 && ec.category() == callsavvy::error_category() &&
-        error_from_status(d.http_status) != error::unexpected_status &&
-        static_cast<error>(ec.value()) == error_from_status(d.http_status)) {
-        // the message already names the status
-    } else if (d.http_status != 0) {
-        s.append(" (HTTP ").append(std::to_string(d.http_status)).append(")");
-    }
-    if (!d.server_message.empty()) s.append(": ").append(d.server_message);
-    if (!d.detail.empty()) s.append(": ").append(d.detail);
-    return s;
-}
-} // namespace detail
-
-/// Thrown by calls made with the default completion token (use_awaitable) when they fail.
-class api_error : public std::system_error {
-public:
-    api_error(error_code ec, diagnostics diag)
-        : std::system_error(ec), what_(detail::describe(ec, diag)), diag_(std::move(diag)) {}
-
-    // std::system_error would append ec.message() a second time; describe() already placed it.
-    const char* what() const noexcept override { return what_.c_str(); }
-
-    const diagnostics& diag() const noexcept { return diag_; }
-    const std::string& resource() const noexcept { return diag_.resource; }
-    int http_status() const noexcept { return diag_.http_status; }
-    const std::string& server_message() const noexcept { return diag_.server_message; }
-    const std::string& body() const noexcept { return diag_.body; }
-
-private:
-    std::string what_{};
-    diagnostics diag_;
-};
-
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/error.hpp ----
-
-#include <boost/json/object.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
-
-#include <string>
-#include <string_view>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-/// Checks an answer to a call of `resource`: on success returns no error and moves the `data` object into
-/// `data`; otherwise returns the specific error and fills `d` (status, server message, raw body, detail).
-inline error_code check_envelope(std::string_view resource, int http_status, std::string_view body,
-                                 boost::json::object& data, diagnostics& d) {
-    d.http_status = http_status;
-    boost::system::error_code jec;
-    boost::json::value v = boost::json::parse(body, jec);
-    const boost::json::object* env = jec ? nullptr : v.if_object();
-    if (env != nullptr) {
-        if (const auto* m = env->if_contains("message"); m != nullptr && m->is_string())
-            d.server_message = std::string(m->get_string());
-    }
-    if (http_status != 200) {
-        d.body = std::string(body);
-        return make_error_code(error_from_status(http_status));
-    }
-    if (jec) {
-        d.body = std::string(body);
-        d.detail = jec.message();
-        return make_error_code(error::invalid_json);
-    }
-    if (env == nullptr) {
-        d.body = std::string(body);
-        d.detail = "the body is not a JSON object";
-        return make_error_code(error::bad_envelope);
-    }
-    const auto* status = env->if_contains("status");
-    if (status == nullptr || !status->is_string()) {
-        d.body = std::string(body);
-        d.detail = "missing \"status\"";
-        return make_error_code(error::bad_envelope);
-    }
-    const auto* res = env->if_contains("resource");
-    if (res == nullptr || !res->is_string()) {
-        d.body = std::string(body);
-        d.detail = "missing \"resource\"";
-        return make_error_code(error::bad_envelope);
-    }
-    if (res->get_string() != resource) {
-        d.body = std::string(body);
-        d.detail = "the envelope names \"" + std::string(res->get_string()) + "\"";
-        return make_error_code(error::resource_mismatch);
-    }
-    if (status->get_string() != "success") {
-        d.body = std::string(body);
-        d.detail = "status \"" + std::string(status->get_string()) + "\" with HTTP 200";
-        return make_error_code(error::bad_envelope);
-    }
-    auto* payload = v.as_object().if_contains("data");
-    if (payload == nullptr || !payload->is_object()) {
-        d.body = std::string(body);
-        d.detail = "missing \"data\" object";
-        return make_error_code(error::bad_envelope);
-    }
-    data = std::move(payload->as_object());
-    return {};
-}
-
-/// The success envelope as the server sends it.
-inline std::string make_success_envelope(std::string_view resource, const boost::json::object& data) {
-    boost::json::object env;
-    env["resource"] = resource;
-    env["status"] = "success";
-    env["data"] = data;
-    return boost::json::serialize(env);
-}
-
-/// The error envelope as the server sends it.
-inline std::string make_error_envelope(std::string_view resource, std::string_view message) {
-    boost::json::object env;
-    env["resource"] = resource;
-    env["status"] = "error";
-    env["message"] = message;
-    return boost::json::serialize(env);
-}
-
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/envelope.hpp ----
-// ---- begin callsavvy/http/parser.hpp ----
-// callsavvy/http/parser.hpp — incremental, sans-io HTTP/1.1 parsers for requests and responses: bytes go in
-// in any split (byte by byte included), a whole message comes out; what RFC 9112 says to reject is rejected
-// with a specific http::error, and every size is bounded by http::limits.
-
-// Decisions, where RFC 9112 leaves a choice:
-// - Line endings are strict CRLF: a bare LF ends nothing and fails with bare_lf, a CR not followed by LF
-//   fails with bare_cr, in the head, the chunk framing and the trailers alike. (RFC 9112 section 2.2 lets a
-//   recipient accept bare LF; refusing it leaves no room for framing disagreements with proxies.)
-// - Content-Length: a list ("5, 5") or repeated fields are accepted when every value is the same number;
-//   different values fail with conflicting_content_length (RFC 9112 section 6.3, item 5).
-// - Transfer-Encoding: only exactly "chunked" is supported (this codec decodes no compression). Anything
-//   else fails with unsupported_transfer_encoding, in responses too (RFC 9112 would let a client read a
-//   response whose final coding is not chunked until close, but its body would still be encoded). With
-//   Content-Length it fails with content_length_with_chunked; in an HTTP/1.0 message, with
-//   unsupported_transfer_encoding (section 6.1: such framing is faulty).
-// - HTTP/1.1 requests need exactly one Host field (missing_host), as section 3.2 requires of servers.
-// - Empty lines before a request line are skipped (section 2.2); they do not count as a started message.
-// - Responses: 1xx interim responses (100 Continue, 103 Early Hints) are skipped; 101 Switching Protocols
-//   is a complete message without a body (what follows is not HTTP). 204, 304 and responses after
-//   expect_no_body() end after the head. A response without Content-Length and not chunked is delimited
-//   by the connection closing: finish() completes it.
-// - A missing reason phrase ("HTTP/1.1 200\r\n") is accepted. A status that is not three digits fails with
-//   bad_status_line, three digits outside 100..599 with bad_status_code (RFC 9110 section 15).
-// - Trailers of a chunked body land in message.trailers (never merged into headers); they count towards
-//   max_header_count and max_header_bytes together with the head's fields.
-// - Chunk extensions are checked for control characters and otherwise ignored.
+// ---- begin callsavvy/http/fields.hpp ----
+// callsavvy/http/fields.hpp — the header (and trailer) fields of an HTTP message: an ordered list with
+// case-insensitive names that keeps duplicates, as they arrived or as they will be sent.
 
 // ---- begin callsavvy/http/grammar.hpp ----
 // callsavvy/http/grammar.hpp — the character classes and small scanners of RFC 9110/9112 that the parser,
@@ -3002,15 +2991,6 @@ bool for_each_list_element(std::string_view list, F&& f) {
 } // namespace http
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/http/grammar.hpp ----
-// ---- begin callsavvy/http/message.hpp ----
-// callsavvy/http/message.hpp — HTTP/1.1 requests and responses as plain values, with the limits the parsers
-// enforce and the keep-alive rules of RFC 9112 section 9.3. Bodies are held whole: Callsavvy messages are
-// small JSON documents.
-
-// ---- begin callsavvy/http/fields.hpp ----
-// callsavvy/http/fields.hpp — the header (and trailer) fields of an HTTP message: an ordered list with
-// case-insensitive names that keeps duplicates, as they arrived or as they will be sent.
-
 
 #include <algorithm>
 #include <cstddef>
@@ -3210,6 +3190,951 @@ inline constexpr std::string_view reason_phrase(int status) noexcept {
 } // namespace http
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/http/message.hpp ----
+// ---- begin callsavvy/net/proxy.hpp ----
+// callsavvy/net/proxy.hpp — which HTTP CONNECT proxy a call goes through: the configured one, or the one
+// HTTPS_PROXY / HTTP_PROXY name unless NO_PROXY exempts the host, with optional Basic proxy credentials.
+
+// ---- begin callsavvy/detail/base64.hpp ----
+// callsavvy/detail/base64.hpp — RFC 4648 base64 (standard alphabet, with padding), for Basic proxy
+// credentials and webhook signatures. Decoding is strict: only canonical encodings are accepted.
+
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace detail {
+
+inline constexpr std::string_view base64_alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+inline std::string base64_encode(std::string_view in) {
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k])); };
+    for (; i + 3 <= in.size(); i += 3) {
+        const std::uint32_t v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
+        out.push_back(base64_alphabet[v >> 18 & 63]);
+        out.push_back(base64_alphabet[v >> 12 & 63]);
+        out.push_back(base64_alphabet[v >> 6 & 63]);
+        out.push_back(base64_alphabet[v & 63]);
+    }
+    if (const auto left = in.size() - i; left > 0) {
+        const std::uint32_t v = byte(i) << 16 | (left == 2 ? byte(i + 1) << 8 : 0);
+        out.push_back(base64_alphabet[v >> 18 & 63]);
+        out.push_back(base64_alphabet[v >> 12 & 63]);
+        out.push_back(left == 2 ? base64_alphabet[v >> 6 & 63] : '=');
+        out.push_back('=');
+    }
+    return out;
+}
+
+/// nullopt unless `in` is the canonical padded encoding of some bytes: a multiple of 4 characters from the
+/// standard alphabet, '=' only as the last one or two, and zero bits where padding leaves bits unused.
+inline std::optional<std::string> base64_decode(std::string_view in) {
+    static constexpr auto values = [] {
+        std::array<std::int8_t, 256> t{};
+        for (auto& v : t) v = -1;
+        for (std::size_t k = 0; k < base64_alphabet.size(); ++k)
+            t[static_cast<unsigned char>(base64_alphabet[k])] = static_cast<std::int8_t>(k);
+        return t;
+    }();
+    if (in.size() % 4 != 0) return std::nullopt;
+    std::size_t pad = 0;
+    if (!in.empty() && in.back() == '=') pad = in[in.size() - 2] == '=' ? 2 : 1;
+    std::string out;
+    out.reserve(in.size() / 4 * 3);
+    for (std::size_t i = 0; i < in.size(); i += 4) {
+        const bool last = i + 4 == in.size();
+        std::uint32_t v = 0;
+        for (std::size_t k = 0; k < 4; ++k) {
+            const char c = in[i + k];
+            if (last && k >= 4 - pad) {
+                v <<= 6; // a padding position ('=' checked by the pad count above)
+                continue;
+            }
+            const auto d = values[static_cast<unsigned char>(c)];
+            if (d < 0) return std::nullopt;
+            v = v << 6 | static_cast<std::uint32_t>(d);
+        }
+        out.push_back(static_cast<char>(v >> 16 & 0xff));
+        if (last && pad == 2) {
+            if ((v & 0xffff) != 0) return std::nullopt; // non-zero bits under the padding
+            break;
+        }
+        out.push_back(static_cast<char>(v >> 8 & 0xff));
+        if (last && pad == 1) {
+            if ((v & 0xff) != 0) return std::nullopt;
+            break;
+        }
+        out.push_back(static_cast<char>(v & 0xff));
+    }
+    return out;
+}
+
+} // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/detail/base64.hpp ----
+// ---- begin callsavvy/http/url.hpp ----
+// callsavvy/http/url.hpp — the http(s) URLs the client is configured with (base URL, proxy URL): parsed
+// into scheme, userinfo, host, port and path, with the helpers a Host header, a CONNECT line and Basic
+// proxy credentials need.
+
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace http {
+
+struct url {
+    std::string scheme{};   ///< "http" or "https", lower case
+    std::string userinfo{}; ///< as written, percent-encoding kept (see decode_userinfo)
+    std::string host{};     ///< lower case; an IPv6 literal without its brackets
+    std::uint16_t port = 0; ///< the explicit port, or 80/443
+    std::string path{};     ///< path and query, "/" at least
+
+    bool is_https() const noexcept { return scheme == "https"; }
+    bool is_ipv6() const noexcept { return host.find(':') != std::string::npos; }
+
+    /// host:port, an IPv6 host in brackets; the port is always written, so this serves a CONNECT
+    /// request line as well as a Host header.
+    std::string authority() const {
+        std::string out = bracketed_host();
+        out.append(":").append(std::to_string(port));
+        return out;
+    }
+
+    /// host, and :port only when it is not the scheme's default: the Host header a browser would send.
+    std::string host_header() const {
+        std::string out = bracketed_host();
+        if (port != (is_https() ? 443 : 80)) out.append(":").append(std::to_string(port));
+        return out;
+    }
+
+    friend bool operator==(const url&, const url&) = default;
+
+private:
+    std::string bracketed_host() const { return is_ipv6() ? "[" + host + "]" : host; }
+};
+
+/// Decodes %XX escapes; nullopt when a '%' is not followed by two hex digits.
+inline std::optional<std::string> percent_decode(std::string_view s) {
+    auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '%') {
+            out.push_back(s[i]);
+            continue;
+        }
+        if (i + 2 >= s.size()) return std::nullopt;
+        const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+    }
+    return out;
+}
+
+/// A user name and password, decoded.
+struct credentials {
+    std::string user{};
+    std::string password{};
+};
+
+/// Splits userinfo ("user:pass", percent-encoded) at its first colon and decodes both halves, e.g. for a
+/// Proxy-Authorization: Basic header. nullopt on a bad escape.
+inline std::optional<credentials> decode_userinfo(std::string_view userinfo) {
+    const auto colon = userinfo.find(':');
+    auto user = percent_decode(userinfo.substr(0, colon));
+    auto password = percent_decode(colon == std::string_view::npos ? std::string_view() : userinfo.substr(colon + 1));
+    if (!user || !password) return std::nullopt;
+    return credentials{std::move(*user), std::move(*password)};
+}
+
+namespace detail {
+
+inline bool is_alnum(char c) noexcept {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+inline bool is_hex(char c) noexcept {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// unreserved / pct-encoded / sub-delims (RFC 3986): what userinfo (with ':') and a reg-name may hold.
+inline bool is_uri_char(char c) noexcept {
+    return is_alnum(c) || std::string_view("-._~%!$&'()*+,;=").find(c) != std::string_view::npos;
+}
+
+inline bool is_ipv6_literal(std::string_view s) noexcept {
+    // Hex groups, colons and an optional trailing dotted IPv4; zone identifiers are not supported.
+    // Checks the alphabet and the shape loosely; the resolver has the last word.
+    if (s.size() < 2 || s.find(':') == std::string_view::npos) return false;
+    for (char c : s)
+        if (!is_hex(c) && c != ':' && c != '.') return false;
+    return true;
+}
+
+} // namespace detail
+
+/// Parses an absolute http or https URL: scheme (any case) "://" [userinfo "@"] host [":" port] [path-abempty
+/// ["?" query]]. The host may be a name, an IPv4 address or an IPv6 literal in brackets; the port defaults
+/// to 80/443; the path to "/". Fragments, other schemes, empty hosts, port 0 or > 65535, spaces and control
+/// characters are refused with http::error::bad_url (nullopt).
+inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
+    ec = error::bad_url;
+    url u;
+    const auto sep = s.find("://");
+    if (sep == std::string_view::npos) return std::nullopt;
+    const auto scheme = s.substr(0, sep);
+    if (detail::iequals(scheme, "http")) u.scheme = "http";
+    else if (detail::iequals(scheme, "https"))
+        u.scheme = "https";
+    else
+        return std::nullopt;
+    auto rest = s.substr(sep + 3);
+    if (!detail::all_of_class(rest, detail::cc_target)) return std::nullopt; // no spaces, controls, non-ASCII
+    if (rest.find('#') != std::string_view::npos) return std::nullopt;
+
+    const auto authority_end = rest.find_first_of("/?");
+    auto authority = rest.substr(0, authority_end);
+    const auto path = authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
+
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+        const auto userinfo = authority.substr(0, at);
+        for (char c : userinfo)
+            if (!detail::is_uri_char(c) && c != ':') return std::nullopt;
+        if (!percent_decode(userinfo)) return std::nullopt;
+        u.userinfo.assign(userinfo);
+        authority.remove_prefix(at + 1);
+    }
+
+    std::string_view host, port;
+    if (!authority.empty() && authority.front() == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        host = authority.substr(1, close - 1);
+        if (!detail::is_ipv6_literal(host)) return std::nullopt;
+        const auto after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') return std::nullopt;
+            port = after.substr(1);
+        }
+    } else {
+        const auto colon = authority.find(':');
+        host = authority.substr(0, colon);
+        if (colon != std::string_view::npos) port = authority.substr(colon + 1);
+        for (char c : host)
+            if (!detail::is_alnum(c) && c != '-' && c != '.' && c != '_' && c != '~') return std::nullopt;
+    }
+    if (host.empty()) return std::nullopt;
+    u.host.reserve(host.size());
+    for (char c : host) u.host.push_back(detail::to_lower(c));
+
+    if (port.empty()) {
+        u.port = u.is_https() ? 443 : 80; // "host:" is allowed by RFC 3986 and means the default
+    } else {
+        if (port.size() > 5) return std::nullopt;
+        unsigned value = 0;
+        for (char c : port) {
+            if (c < '0' || c > '9') return std::nullopt;
+            value = value * 10 + static_cast<unsigned>(c - '0');
+        }
+        if (value == 0 || value > 65535) return std::nullopt;
+        u.port = static_cast<std::uint16_t>(value);
+    }
+
+    if (path.empty()) u.path.assign(1, '/'); // not = "/": g++ 12 -O3 warns falsely (stringop-overflow) on that
+    else if (path.front() == '?')
+        u.path.append("/").append(path);
+    else
+        u.path.assign(path);
+    ec = {};
+    return u;
+}
+
+} // namespace http
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/http/url.hpp ----
+
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+struct proxy_options {
+    /// `http://[user:password@]host:port`. Empty: taken from the environment when `from_environment` is set.
+    std::string url{};
+    /// Read `https_proxy`/`HTTPS_PROXY` (for https base URLs), `http_proxy` (for http ones) and
+    /// `no_proxy`/`NO_PROXY`, as curl does. Upper-case HTTP_PROXY is ignored: CGI servers set it from a
+    /// request header ("httpoxy").
+    bool from_environment = true;
+};
+
+namespace detail {
+
+struct proxy_endpoint {
+    std::string host{};
+    std::uint16_t port = 0;
+    std::string authorization{}; ///< the Proxy-Authorization value, empty without credentials; never logged
+};
+
+inline bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+        if (lower(a[i]) != lower(b[i])) return false;
+    }
+    return true;
+}
+
+/// NO_PROXY: comma- or space-separated host names, domain suffixes (`example.com` and `.example.com` both
+/// cover `api.example.com`), IP literals, or `*` for every host. Ports in entries are ignored.
+inline bool no_proxy_matches(std::string_view list, std::string_view host) {
+    while (!list.empty()) {
+        const auto cut = list.find_first_of(", ");
+        std::string_view entry = list.substr(0, cut);
+        list = cut == std::string_view::npos ? std::string_view{} : list.substr(cut + 1);
+        if (entry.empty()) continue;
+        if (entry == "*") return true;
+        if (!entry.empty() && entry.front() == '[') { // [::1]:port
+            const auto close = entry.find(']');
+            if (close != std::string_view::npos) entry = entry.substr(1, close - 1);
+        } else if (const auto colon = entry.rfind(':'); colon != std::string_view::npos && entry.find(':') == colon) {
+            entry = entry.substr(0, colon);
+        }
+        if (!entry.empty() && entry.front() == '.') entry.remove_prefix(1);
+        if (iequals_ascii(entry, host)) return true;
+        if (host.size() > entry.size() && host[host.size() - entry.size() - 1] == '.' &&
+            iequals_ascii(host.substr(host.size() - entry.size()), entry))
+            return true;
+    }
+    return false;
+}
+
+/// Turns a proxy URL into where to connect and what to send. Fails on anything but an http:// proxy.
+inline std::optional<proxy_endpoint> make_proxy_endpoint(std::string_view proxy_url, error_code& ec) {
+    auto u = http::parse_url(proxy_url, ec);
+    if (ec || !u) return std::nullopt;
+    if (u->is_https()) { // TLS to the proxy itself is not supported; a silent plain-text fallback would be worse
+        ec = http::make_error_code(http::error::bad_url);
+        return std::nullopt;
+    }
+    proxy_endpoint p;
+    p.host = u->host;
+    p.port = u->port;
+    if (!u->userinfo.empty()) {
+        const auto who = http::decode_userinfo(u->userinfo);
+        if (!who) {
+            ec = http::make_error_code(http::error::bad_url);
+            return std::nullopt;
+        }
+        p.authorization = "Basic " + base64_encode(who->user + ":" + who->password);
+    }
+    return p;
+}
+
+using getenv_fn = std::function<const char*(const char*)>;
+
+/// The proxy for a base URL, or nullopt for a direct connection.
+inline std::optional<proxy_endpoint> select_proxy(
+    const proxy_options& o, const http::url& target, error_code& ec,
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read once per client construction; setenv racing it is the caller's bug
+    const getenv_fn& env = [](const char* n) { return std::getenv(n); }) {
+    ec.clear();
+    std::string url = o.url;
+    if (url.empty() && o.from_environment) {
+        auto get = [&](const char* a, const char* b) -> std::string {
+            if (const char* v = env(a); v != nullptr && *v != '\0') return v;
+            if (b != nullptr) {
+                if (const char* v = env(b); v != nullptr && *v != '\0') return v;
+            }
+            return {};
+        };
+        url = target.is_https() ? get("https_proxy", "HTTPS_PROXY") : get("http_proxy", nullptr);
+        if (!url.empty()) {
+            const std::string no_proxy = get("no_proxy", "NO_PROXY");
+            if (no_proxy_matches(no_proxy, target.host)) return std::nullopt;
+        }
+    }
+    if (url.empty()) return std::nullopt;
+    return make_proxy_endpoint(url, ec);
+}
+
+/// The CONNECT request opening a tunnel to host:port.
+inline std::string connect_request(const std::string& host, std::uint16_t port, const proxy_endpoint& px) {
+    const bool v6 = host.find(':') != std::string::npos;
+    std::string authority = v6 ? "[" + host + "]" : host;
+    authority += ":" + std::to_string(port);
+    std::string s = "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n";
+    if (!px.authorization.empty()) s += "Proxy-Authorization: " + px.authorization + "\r\n";
+    s += "\r\n";
+    return s;
+}
+
+} // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/net/proxy.hpp ----
+// ---- begin callsavvy/net/tls.hpp ----
+// callsavvy/net/tls.hpp — TLS settings of the client: TLS 1.2 or newer, the peer's certificate and host
+// name verified against the system CA store (or a CA file/directory) unless switched off by a name that
+// says it is insecure, and the mapping of OpenSSL's verify result to callsavvy's TLS errors.
+
+
+#include <asio/ip/address.hpp>
+#include <asio/ssl/context.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+#include <string>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+struct tls_options {
+    /// PEM file of the CAs to trust instead of the system store (e.g. a private CA).
+    std::string ca_file{};
+    /// Directory of hashed CA certificates (`openssl rehash`) to trust instead of the system store.
+    std::string ca_dir{};
+    /// The application's own context (client certificates, pinning callbacks, ciphers). When set, ca_file and
+    /// ca_dir are ignored; callsavvy still sets SNI and checks the host name on every connection.
+    std::shared_ptr<asio::ssl::context> context{};
+    /// Accept any certificate for any host. Only for debugging against a server whose certificate cannot be
+    /// trusted; it makes every call open to interception.
+    bool insecure_skip_verify = false;
+};
+
+namespace detail {
+
+inline std::shared_ptr<asio::ssl::context> make_tls_context(const tls_options& o, error_code& ec, std::string& why) {
+    if (o.context) return o.context;
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
+    if (o.insecure_skip_verify) {
+        ctx->set_verify_mode(asio::ssl::verify_none);
+        return ctx;
+    }
+    ctx->set_verify_mode(asio::ssl::verify_peer);
+    if (!o.ca_file.empty()) {
+        ctx->load_verify_file(o.ca_file, ec);
+        if (ec) {
+            why = "cannot load CA file " + o.ca_file;
+            return nullptr;
+        }
+    }
+    if (!o.ca_dir.empty()) {
+        ctx->add_verify_path(o.ca_dir, ec);
+        if (ec) {
+            why = "cannot use CA directory " + o.ca_dir;
+            return nullptr;
+        }
+    }
+    if (o.ca_file.empty() && o.ca_dir.empty()) {
+        ctx->set_default_verify_paths(ec);
+        if (ec) {
+            why = "cannot load the system CA store";
+            return nullptr;
+        }
+    }
+    return ctx;
+}
+
+/// Prepares one TLS connection: SNI for host names, and the host name or IP address the certificate must
+/// name. OpenSSL then reports a mismatch as X509_V_ERR_HOSTNAME_MISMATCH / IP_ADDRESS_MISMATCH.
+inline bool prepare_tls_session(SSL* ssl, const std::string& host, bool verify, std::string& why) {
+    error_code ec{};
+    const auto ip = asio::ip::make_address(host, ec);
+    if (ec && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) {
+        why = "cannot set the TLS server name";
+        return false;
+    }
+    if (!verify) {
+        SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
+        return true;
+    }
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr); // keeps a callback the application's context set
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    const int ok = ec ? X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size())
+                      : X509_VERIFY_PARAM_set1_ip_asc(param, ip.to_string().c_str());
+    if (ok != 1) {
+        why = "cannot set the TLS host name to verify";
+        return false;
+    }
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return true;
+}
+
+/// After a failed handshake: which of callsavvy's TLS errors it was, and OpenSSL's reason in words.
+inline error classify_tls_failure(SSL* ssl, std::string& why) {
+    const long r = SSL_get_verify_result(ssl);
+    if (r == X509_V_OK) {
+        why.clear();
+        return error::tls_handshake_failed;
+    }
+    why = X509_verify_cert_error_string(r);
+    switch (r) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+    case X509_V_ERR_EMAIL_MISMATCH: return error::tls_hostname_mismatch;
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_CERT_REJECTED: return error::tls_certificate_untrusted;
+    default: return error::tls_certificate_invalid;
+    }
+}
+
+} // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/net/tls.hpp ----
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// The account's API key pair, sent as the Public-Key and Private-Key headers. Never logged or reported.
+struct credentials {
+    std::string public_key{};
+    std::string private_key{};
+};
+
+/// What the observer hook sees after every attempt: for logging and metrics. Holds no credentials.
+struct call_event {
+    std::string resource{};
+    int attempt = 0;                               ///< 1 for the first attempt
+    int http_status = 0;                           ///< 0 when no response arrived
+    error_code ec{};                               ///< the attempt's outcome (the call's, for its last attempt)
+    std::chrono::steady_clock::duration latency{}; ///< of this attempt
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_received = 0;
+    bool reused_connection = false;
+    bool will_retry = false;
+    std::chrono::steady_clock::duration limiter_wait{}; ///< time parked in the rate limiter before this attempt
+};
+
+struct client_options {
+    /// Checked when the client is made: a key or user agent with a character that cannot be sent in an HTTP
+    /// header (a trailing newline from a file, say) makes every call fail with error::invalid_options.
+    credentials keys{};
+    /// scheme://host[:port]/prefix/ — https by default; http only when given explicitly (tests, a local mock).
+    std::string base_url = "https://api.callsavvy.com/v1/";
+    /// One attempt: connect (resolve, TCP, proxy, TLS) + write + read.
+    std::chrono::milliseconds attempt_timeout{30000};
+    /// The whole call: waits for a connection, every attempt and every backoff. Zero: no deadline.
+    std::chrono::milliseconds call_deadline{120000};
+    std::size_t max_connections = 8;               ///< pooled keep-alive connections to the host
+    std::chrono::milliseconds idle_timeout{30000}; ///< idle pooled connections older than this are closed
+    http::limits response_limits{};                ///< bounds on each response's head and body
+    tls_options tls{};
+    proxy_options proxy{};
+    retry_options retry{};
+    std::string user_agent = "callsavvy-cpp/" CALLSAVVY_VERSION_STRING;
+    /// Called after every attempt, on the client's executor. It must not throw: an exception it throws is
+    /// caught and dropped, so that logging can never change a call's outcome.
+    std::function<void(const call_event&)> observer{};
+    std::uint64_t jitter_seed = 0; ///< seed of the backoff jitter; 0 picks a random one
+    /// Callsavvy's rate limits (spec §1), applied before each request so the server never has a reason to
+    /// answer 429. Shared by every client in the process that uses the same public key: the first client
+    /// created for a key sets the limits while any client of that key lives.
+    rate_limit_options rate_limits{};
+    /// Retries (other than after 429) draw from this budget; when it is spent, failures are reported at once.
+    retry_budget_options retry_budget{};
+    /// After this many 401/403 answers in a row, calls fail at once until the cool-down passes.
+    auth_breaker_options auth_breaker{};
+    /// Check typed requests against the catalog's rules before sending. The real server may be more
+    /// permissive than the spec says; switch this off to let it decide.
+    bool validate_requests = true;
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/client_options.hpp ----
+// ---- begin callsavvy/detail/call_fsm.hpp ----
+// callsavvy/detail/call_fsm.hpp — one call's rules as a state machine without I/O: events in (a limiter
+// grant, a connection, the request about to be written, an attempt's outcome, a backoff that ended, a stop
+// from outside), actions out (wait for a grant, get a connection, make an attempt, back off, complete). The
+// client's driver (impl/client.ipp) only performs the actions; every retry-safety rule and every race
+// between an answer, a timer, close() and a cancellation is decided here, and tested here without sockets.
+
+
+#include <asio/cancellation_type.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace detail {
+
+/// Why a whole call was stopped from outside. The first reason given wins.
+enum class call_stop : std::uint8_t { none, deadline, closed, cancelled };
+
+/// What the driver must interrupt when a call is stopped: whatever the call is waiting on right now.
+enum class call_interrupt : std::uint8_t { none, limiter_wait, pool_wait, connection, backoff };
+
+/// How an attempt ended, as the driver saw it.
+struct attempt_report {
+    error_code ec{};        ///< success: a 200 answer with a valid envelope
+    int http_status = 0;    ///< the status of a whole answer; 0 when none arrived whole
+    bool written = false;   ///< the whole request was written: the server may have processed it
+    bool timed_out = false; ///< the attempt's own deadline passed (a whole answer that came anyway wins)
+    bool reused = false;    ///< made on a pooled connection
+    std::optional<std::chrono::seconds> retry_after{};
+};
+
+/// What the driver does next.
+struct call_action {
+    enum class kind : std::uint8_t { wait_grant, acquire, attempt, backoff, complete };
+    kind what = kind::complete;
+    bool front = false; ///< wait_grant: a retry after 429 keeps its place
+    /// wait_grant, complete: pause the endpoint's bucket this long first (a 429 answered the last attempt)
+    std::optional<std::chrono::milliseconds> pause{};
+    bool fresh = false;                 ///< acquire: a new connection, never a pooled one
+    std::chrono::milliseconds delay{0}; ///< backoff
+    error_code ec{};                    ///< complete: the call's result
+};
+
+/// The options of one call that its rules depend on.
+struct call_rules {
+    using time_point = std::chrono::steady_clock::time_point;
+    bool read_only = false;
+    bool limited = true; ///< a rate limiter is in front: a 429 pauses the endpoint's bucket and waits there
+    retry_options retry{};
+    /// The pause after a 429 without Retry-After (the limiter's backoff): full jitter, growing per 429.
+    backoff_options rate_limited_backoff{std::chrono::seconds(1), std::chrono::seconds(60)};
+    time_point deadline = time_point::max();   ///< of the whole call
+    std::chrono::milliseconds call_deadline{}; ///< its length, for the texts
+    std::chrono::milliseconds attempt_timeout{};
+};
+
+/// The state machine. It writes the reasons of a failure into `d.detail` (never a credential) and counts
+/// `d.attempts`; the driver fills in what the server answered. The budget, the breaker and the random
+/// generator are the client's, shared by its calls on one executor.
+class call_fsm {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+    enum class phase : std::uint8_t { idle, limiter, pool, connect, exchange, backoff, done };
+
+    call_fsm(call_rules rules, retry_budget& budget, auth_breaker& breaker, std::minstd_rand& rng, diagnostics& d)
+        : rules_(rules), budget_(budget), breaker_(breaker), rng_(rng), d_(d) {}
+
+    call_action start(time_point now) { return next_send(now); }
+
+    /// The limiter's answer (success: a grant the driver holds until the write or the end of the attempt).
+    call_action on_grant(const error_code& ec, time_point now) {
+        phase_ = phase::idle;
+        if (stop_ != call_stop::none) return finish_stopped(false);
+        if (ec) return fail(ec, ec == error::queue_full ? "the rate limiter's queue is full" : "");
+        // The breaker may have opened while this call was parked (a batch parks all at once): look again
+        // before anything is sent with credentials the server just refused.
+        if (!breaker_.allow(now)) return breaker_open();
+        phase_ = phase::pool;
+        return {.what = call_action::kind::acquire, .fresh = std::exchange(fresh_next_, false)};
+    }
+
+    /// The pool's answer: a connection (open or not) for the next attempt, or why there is none.
+    call_action on_connection(const error_code& ec, time_point /*now*/) {
+        phase_ = phase::idle;
+        if (stop_ != call_stop::none) return finish_stopped(false);
+        if (ec) return fail(ec, "");
+        ++attempts_;
+        d_.attempts = attempts_;
+        d_.http_status = 0;
+        d_.server_message.clear();
+        d_.body.clear();
+        d_.detail.clear();
+        phase_ = phase::connect;
+        return {.what = call_action::kind::attempt};
+    }
+
+    /// The request is about to be written. False: the call was stopped, and nothing may be written. The
+    /// driver writes right after a true answer, without suspending in between.
+    bool on_write() {
+        if (stop_ != call_stop::none) return false;
+        phase_ = phase::exchange;
+        return true;
+    }
+
+    call_action on_attempt(const attempt_report& r, time_point now) {
+        phase_ = phase::idle;
+        const bool answered = r.http_status != 0;
+        if (answered) breaker_.on_answer(r.http_status == 401 || r.http_status == 403, now);
+        // A whole successful answer is the truth whatever else happened meanwhile: the attempt's timer, the
+        // deadline, close() or a cancellation that came in the same turn must not turn a done call into an
+        // error (the caller might then send it again).
+        if (!r.ec) {
+            budget_.on_success(spent_);
+            return complete({});
+        }
+        error_code ec = r.ec;
+        if (!answered && r.timed_out) {
+            ec = make_error_code(error::attempt_timeout);
+            d_.detail = "attempt timed out after " + std::to_string(rules_.attempt_timeout.count()) + " ms";
+        }
+        if (!answered && stop_ != call_stop::none) return finish_stopped(r.written);
+        const int counted = r.http_status == 429 ? 1 : attempts_ - rate_limited_;
+        const retry_decision decision = decide_retry(ec, r.http_status, r.written, rules_.read_only, r.reused,
+                                                     fresh_retry_used_, counted, rules_.retry.max_attempts);
+        switch (decision) {
+        case retry_decision::fail: return fail(ec, {});
+        case retry_decision::outcome_unknown: return outcome_unknown(ec, "after the request was written");
+        case retry_decision::retry_now:
+        case retry_decision::retry: break;
+        }
+        // A retry. A stop or a cancellation that came during the exchange (a partial one is not honoured on the
+        // wire, but is remembered) ends the call instead; nothing more is sent.
+        if (stop_ != call_stop::none) return finish_stopped(false);
+        if (cancel_requested_) return fail(asio::error::operation_aborted, "cancelled; not sent again");
+        if (decision == retry_decision::retry_now) {
+            // A pooled connection failed before any byte left: once, at once, on a fresh connection, free.
+            fresh_retry_used_ = true;
+            fresh_next_ = true;
+            return next_send(now);
+        }
+        if (r.http_status == 429) return after_rate_limited(ec, r, now);
+        return after_failure(ec, r, now);
+    }
+
+    call_action on_backoff_done(time_point now) {
+        phase_ = phase::idle;
+        return next_send(now);
+    }
+
+    /// The call is stopped from outside (its deadline, close(), the caller's cancellation of `type`).
+    /// Before the request is written any cancellation type stops it; once written only terminal does (a
+    /// request cut in half would be lost work), while a weaker one is remembered and stops any retry.
+    call_interrupt stop(call_stop why, asio::cancellation_type type = asio::cancellation_type::terminal) {
+        if (phase_ == phase::done || why == call_stop::none) return call_interrupt::none;
+        if (why == call_stop::cancelled) {
+            if (type == asio::cancellation_type::none) return call_interrupt::none;
+            if (phase_ == phase::exchange &&
+                (type & asio::cancellation_type::terminal) == asio::cancellation_type::none) {
+                cancel_requested_ = true;
+                return call_interrupt::none;
+            }
+        }
+        if (stop_ != call_stop::none) return call_interrupt::none; // already interrupted
+        stop_ = why;
+        switch (phase_) {
+        case phase::limiter: return call_interrupt::limiter_wait;
+        case phase::pool: return call_interrupt::pool_wait;
+        case phase::connect:
+        case phase::exchange: return call_interrupt::connection;
+        case phase::backoff: return call_interrupt::backoff;
+        case phase::idle:
+        case phase::done: break;
+        }
+        return call_interrupt::none;
+    }
+
+    phase current() const noexcept { return phase_; }
+    bool done() const noexcept { return phase_ == phase::done; }
+    call_stop stopped() const noexcept { return stop_; }
+    int attempts() const noexcept { return attempts_; }
+    int rate_limited() const noexcept { return rate_limited_; }
+
+private:
+    using ms = std::chrono::milliseconds;
+
+    /// Before every attempt: the stop, then the breaker, then the limiter (or straight to the pool).
+    call_action next_send(time_point now) {
+        if (stop_ != call_stop::none) return finish_stopped(false);
+        if (!breaker_.allow(now)) return breaker_open();
+        if (rules_.limited) {
+            phase_ = phase::limiter;
+            return {
+                .what = call_action::kind::wait_grant, .front = front_, .pause = std::exchange(pause_, std::nullopt)};
+        }
+        phase_ = phase::pool;
+        return {.what = call_action::kind::acquire, .fresh = std::exchange(fresh_next_, false)};
+    }
+
+    /// A 429 proves the request was not processed: always retried, bounded by max_rate_limited_retries and
+    /// the deadline, never counted as an attempt, at the front of the endpoint's queue. The endpoint's bucket
+    /// is paused even when this call gives up: the other calls to it must wait too.
+    call_action after_rate_limited(const error_code& ec, const attempt_report& r, time_point now) {
+        ++rate_limited_;
+        // The limiter's backoff when a limiter pauses the endpoint; without one, the call's own.
+        const backoff_options& b = rules_.limited ? rules_.rate_limited_backoff : rules_.retry.backoff();
+        const ms pause = r.retry_after ? capped(*r.retry_after) : full_jitter_backoff(b, rate_limited_, rng_);
+        call_action a;
+        if (rate_limited_ > rules_.retry.max_rate_limited_retries)
+            a = fail(ec, "still rate limited after " + std::to_string(rate_limited_ - 1) + " retries");
+        else if (passes_deadline(pause, now))
+            a = fail(ec, pause_text(r, pause) + " is longer than what is left of the call deadline");
+        else if (rules_.limited) {
+            front_ = true;
+            pause_ = pause;
+            return next_send(now);
+        } else {
+            return back_off(pause);
+        }
+        if (rules_.limited) a.pause = pause;
+        return a;
+    }
+
+    /// Any other retry: drawn from the retry budget, after a full-jitter backoff (or the server's Retry-After).
+    call_action after_failure(const error_code& ec, const attempt_report& r, time_point now) {
+        const std::size_t cost = budget_.try_spend(r.timed_out && r.http_status == 0);
+        if (cost == 0) return fail(ec, d_.detail.empty() ? "retry budget spent" : d_.detail + " (retry budget spent)");
+        spent_ += cost;
+        const ms delay = r.retry_after ? capped(*r.retry_after)
+                                       : full_jitter_backoff(rules_.retry.backoff(), attempts_ - rate_limited_, rng_);
+        if (passes_deadline(delay, now)) {
+            const std::string why = pause_text(r, delay) + " would pass the call deadline";
+            return fail(ec, d_.detail.empty() ? why : d_.detail + " (" + why + ")");
+        }
+        return back_off(delay);
+    }
+
+    call_action back_off(ms delay) {
+        phase_ = phase::backoff;
+        return {.what = call_action::kind::backoff, .delay = delay};
+    }
+
+    ms capped(std::chrono::seconds retry_after) const {
+        return std::chrono::duration_cast<ms>(std::min(retry_after, rules_.retry.max_retry_after));
+    }
+    bool passes_deadline(ms wait, time_point now) const {
+        return rules_.deadline != time_point::max() && (rules_.deadline <= now || wait >= rules_.deadline - now);
+    }
+    std::string pause_text(const attempt_report& r, ms wait) const {
+        if (!r.retry_after) return "the next retry in " + std::to_string(wait.count()) + " ms";
+        std::string t = "Retry-After " + std::to_string(r.retry_after->count()) + " s";
+        if (*r.retry_after > rules_.retry.max_retry_after)
+            t += " (capped at " + std::to_string(rules_.retry.max_retry_after.count()) + " s)";
+        return t;
+    }
+
+    call_action breaker_open() {
+        return fail(make_error_code(error::unauthorized),
+                    "not sent: the last " + std::to_string(breaker_.consecutive_failures()) +
+                        " answers were 401/403; calls resume after the cool-down");
+    }
+
+    call_action outcome_unknown(const error_code& ec, std::string_view when) {
+        const std::string what = ec.message();
+        std::string detail = what;
+        if (!d_.detail.empty()) detail += " (" + d_.detail + ")";
+        detail.append(" ").append(when);
+        return fail(make_error_code(error::outcome_unknown), std::move(detail));
+    }
+
+    /// The call ends because it was stopped. `written`: the attempt the stop cut short had written its whole
+    /// request and got no answer, so for a call that changes state nobody knows whether it was done.
+    call_action finish_stopped(bool written) {
+        const char* who = stop_ == call_stop::deadline ? "call deadline passed"
+                          : stop_ == call_stop::closed ? "client closed"
+                                                       : "cancelled";
+        if (written && !rules_.read_only) {
+            d_.detail = std::string(who) + " after the request was written";
+            return complete(make_error_code(error::outcome_unknown));
+        }
+        if (stop_ == call_stop::deadline) {
+            d_.detail = "no result within " + std::to_string(rules_.call_deadline.count()) + " ms";
+            return complete(make_error_code(error::deadline_exceeded));
+        }
+        d_.detail = who;
+        return complete(asio::error::operation_aborted);
+    }
+
+    call_action fail(const error_code& ec, std::string detail) {
+        if (!detail.empty()) d_.detail = std::move(detail);
+        return complete(ec);
+    }
+
+    call_action complete(const error_code& ec) {
+        phase_ = phase::done;
+        return {.what = call_action::kind::complete, .ec = ec};
+    }
+
+    call_rules rules_;
+    retry_budget& budget_;
+    auth_breaker& breaker_;
+    std::minstd_rand& rng_;
+    diagnostics& d_;
+    phase phase_ = phase::idle;
+    call_stop stop_ = call_stop::none;
+    bool cancel_requested_ = false; ///< a cancellation that came while the request was on the wire
+    bool fresh_retry_used_ = false;
+    bool fresh_next_ = false; ///< the next attempt must not use a pooled connection
+    bool front_ = false;      ///< once rate limited, the call waits at the front of its endpoint's queue
+    std::optional<ms> pause_{};
+    int attempts_ = 0;
+    int rate_limited_ = 0;  ///< 429 answers so far
+    std::size_t spent_ = 0; ///< what this call's retries took from the retry budget
+};
+
+} // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/detail/call_fsm.hpp ----
+// ---- begin callsavvy/detail/connection_pool.hpp ----
+// callsavvy/detail/connection_pool.hpp — the client's keep-alive connections to its one host: an idle LIFO
+// (the most recently used first: the likeliest to be alive), at most max_connections open, FIFO waiters
+// beyond that, idle connections closed after idle_timeout (TLS: close_notify). A connection leaves the pool
+// as a move-only lease that goes back (or is discarded) however the call ends, an exception included, so a
+// slot is never lost.
+
+// ---- begin callsavvy/net/connection.hpp ----
+// callsavvy/net/connection.hpp — one client connection on the shared transport (net/stream.hpp): resolve with
+// every address tried in turn, TCP with TCP_NODELAY, an optional HTTP CONNECT tunnel, an optional verified
+// TLS session, and request/response exchanges (one write per request, the answer read through the shared
+// HTTP/1.1 parser). The client's pool and the webhook sender own connections; users never name them.
+
+// ---- begin callsavvy/http/parser.hpp ----
+// callsavvy/http/parser.hpp — incremental, sans-io HTTP/1.1 parsers for requests and responses: bytes go in
+// in any split (byte by byte included), a whole message comes out; what RFC 9112 says to reject is rejected
+// with a specific http::error, and every size is bounded by http::limits.
+
+// Decisions, where RFC 9112 leaves a choice:
+// - Line endings are strict CRLF: a bare LF ends nothing and fails with bare_lf, a CR not followed by LF
+//   fails with bare_cr, in the head, the chunk framing and the trailers alike. (RFC 9112 section 2.2 lets a
+//   recipient accept bare LF; refusing it leaves no room for framing disagreements with proxies.)
+// - Content-Length: a list ("5, 5") or repeated fields are accepted when every value is the same number;
+//   different values fail with conflicting_content_length (RFC 9112 section 6.3, item 5).
+// - Transfer-Encoding: only exactly "chunked" is supported (this codec decodes no compression). Anything
+//   else fails with unsupported_transfer_encoding, in responses too (RFC 9112 would let a client read a
+//   response whose final coding is not chunked until close, but its body would still be encoded). With
+//   Content-Length it fails with content_length_with_chunked; in an HTTP/1.0 message, with
+//   unsupported_transfer_encoding (section 6.1: such framing is faulty).
+// - HTTP/1.1 requests need exactly one Host field (missing_host), as section 3.2 requires of servers.
+// - Empty lines before a request line are skipped (section 2.2); they do not count as a started message.
+// - Responses: 1xx interim responses (100 Continue, 103 Early Hints) are skipped; 101 Switching Protocols
+//   is a complete message without a body (what follows is not HTTP). 204, 304 and responses after
+//   expect_no_body() end after the head. A response without Content-Length and not chunked is delimited
+//   by the connection closing: finish() completes it.
+// - A missing reason phrase ("HTTP/1.1 200\r\n") is accepted. A status that is not three digits fails with
+//   bad_status_line, three digits outside 100..599 with bad_status_code (RFC 9110 section 15).
+// - Trailers of a chunked body land in message.trailers (never merged into headers); they count towards
+//   max_header_count and max_header_bytes together with the head's fields.
+// - Chunk extensions are checked for control characters and otherwise ignored.
+
 
 #include <algorithm>
 #include <cstddef>
@@ -3700,6 +4625,7 @@ CALLSAVVY_END_NAMESPACE
 
 #include <charconv>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -3757,8 +4683,9 @@ inline const char* version_string(int version) noexcept { return version == 10 ?
 
 } // namespace detail
 
-/// Appends the head of `req` to `out` (which keeps its capacity between messages).
-inline void append_head(const request& req, std::string& out, error_code& ec) {
+/// Appends the head of `req` to `out` (which keeps its capacity between messages), announcing a body of
+/// `body_size` bytes: for a body written beside the head rather than held in req.body.
+inline void append_head(const request& req, std::size_t body_size, std::string& out, error_code& ec) {
     ec = {};
     if (!detail::is_token(req.method)) ec = error::bad_method;
     else if (req.target.empty() || !detail::all_of_class(req.target, detail::cc_target))
@@ -3775,7 +4702,12 @@ inline void append_head(const request& req, std::string& out, error_code& ec) {
         .append(" ")
         .append(detail::version_string(req.version))
         .append("\r\n");
-    detail::finish_head(req.headers, true, req.body.size(), out);
+    detail::finish_head(req.headers, true, body_size, out);
+}
+
+/// Appends the head of `req` to `out`, announcing req.body's length.
+inline void append_head(const request& req, std::string& out, error_code& ec) {
+    append_head(req, req.body.size(), out, ec);
 }
 
 /// Appends the head of `res` to `out`; an empty reason is written as the standard phrase of the status.
@@ -3823,6 +4755,49 @@ inline std::string serialize_head(const response& res) {
     return out;
 }
 
+/// The head of every request a client sends to one origin: method, fields and the target's prefix are
+/// checked once, when it is made; per request only the target's suffix (checked) and the Content-Length
+/// change. The hot path then builds a head with a few appends instead of copying and re-checking fields.
+class request_head {
+public:
+    /// `base`: method, version, fields and the target prefix (e.g. "/v1/"); no Content-Length of its own.
+    static std::optional<request_head> make(const request& base, error_code& ec) {
+        request probe = base;
+        if (probe.target.empty()) probe.target = "/";
+        std::string whole;
+        append_head(probe, 0, whole, ec);
+        if (ec) return std::nullopt;
+        if (base.headers.count("Content-Length") != 0 || base.headers.count("Transfer-Encoding") != 0) {
+            ec = error::bad_field_name; // the framing fields are this class's to write
+            return std::nullopt;
+        }
+        request_head h;
+        h.prefix_.append(base.method).append(" ").append(base.target);
+        h.middle_.append(" ").append(detail::version_string(base.version)).append("\r\n");
+        detail::append_fields(base.headers, h.middle_);
+        h.middle_.append("Content-Length: ");
+        return h;
+    }
+
+    /// Appends to `out` the head for target prefix + `target_suffix` and a body of `body_size` bytes.
+    void render(std::string_view target_suffix, std::size_t body_size, std::string& out, error_code& ec) const {
+        ec = {};
+        if (!detail::all_of_class(target_suffix, detail::cc_target)) {
+            ec = error::bad_target;
+            return;
+        }
+        out.reserve(out.size() + prefix_.size() + target_suffix.size() + middle_.size() + 24);
+        out.append(prefix_).append(target_suffix).append(middle_);
+        detail::append_decimal(out, body_size);
+        out.append("\r\n\r\n");
+    }
+
+private:
+    request_head() = default;
+    std::string prefix_; // "POST /v1/"
+    std::string middle_; // " HTTP/1.1\r\n" fields "Content-Length: "
+};
+
 /// The size line that precedes `size` bytes of chunk data: hex size and CRLF. For gathered writes:
 /// chunk_header(n), the data, "\r\n".
 inline std::string chunk_header(std::size_t size) {
@@ -3854,196 +4829,770 @@ inline std::string last_chunk(const fields& trailers = {}) {
 } // namespace http
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/http/serializer.hpp ----
-// ---- begin callsavvy/http/url.hpp ----
-// callsavvy/http/url.hpp — the http(s) URLs the client is configured with (base URL, proxy URL): parsed
-// into scheme, userinfo, host, port and path, with the helpers a Host header, a CONNECT line and Basic
-// proxy credentials need.
+// ---- begin callsavvy/net/stream.hpp ----
+// callsavvy/net/stream.hpp — the one transport under the client, the server side and the webhook sender: a
+// TCP socket with an optional TLS session over it, read and written the same way whichever it is, a read
+// buffer that keeps bytes beyond one message (pipelining, stray bytes), one write per message, and a
+// watchdog that bounds whatever the stream waits on. Users never name these types.
 
 
+#include <asio/awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace detail {
+
+/// Awaiting with this token yields (error_code, result...) instead of throwing: the I/O paths are written
+/// with errors as values, so no exception is thrown on any expected failure.
+inline constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+/// A TCP socket, optionally with TLS over it. Opening (connect or accept, handshakes) is the owner's; the
+/// stream reads, writes and closes the same way for both roles.
+class stream {
+public:
+    using tcp = asio::ip::tcp;
+    using tls_stream = asio::ssl::stream<tcp::socket&>;
+
+    explicit stream(const asio::any_io_executor& ex) : socket_(ex) {}
+    explicit stream(tcp::socket s) : socket_(std::move(s)) {}
+    stream(const stream&) = delete;
+    stream& operator=(const stream&) = delete;
+
+    tcp::socket& socket() noexcept { return socket_; }
+    /// Puts a TLS session over the socket; the caller runs the handshake for its role.
+    tls_stream& start_tls(asio::ssl::context& ctx) { return tls_.emplace(socket_, ctx); }
+    tls_stream* tls() noexcept { return tls_ ? &*tls_ : nullptr; }
+    bool is_tls() const noexcept { return tls_.has_value(); }
+    bool is_open() const noexcept { return socket_.is_open(); }
+
+    asio::awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer b) {
+        auto r =
+            tls_ ? co_await tls_->async_read_some(b, use_nothrow) : co_await socket_.async_read_some(b, use_nothrow);
+        bytes_received_ += std::get<1>(r);
+        co_return r;
+    }
+
+    /// Writes head and body as ONE write: a gathered write on TCP; on TLS, whose stream writes one buffer per
+    /// record, the two are joined into a reused buffer first. A message in two writes meets Nagle + delayed
+    /// ACK (40 ms) and lets a peer see a head without its body.
+    asio::awaitable<error_code> write(std::string_view head, std::string_view body = {}) {
+        error_code ec;
+        std::size_t n = 0;
+        ++writes_;
+        if (tls_) {
+            if (body.empty()) {
+                std::tie(ec, n) = co_await asio::async_write(*tls_, asio::buffer(head), use_nothrow);
+            } else {
+                out_.assign(head);
+                out_.append(body);
+                std::tie(ec, n) = co_await asio::async_write(*tls_, asio::buffer(out_), use_nothrow);
+            }
+        } else {
+            const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+            std::tie(ec, n) = co_await asio::async_write(socket_, bufs, use_nothrow);
+        }
+        bytes_sent_ += n;
+        co_return ec;
+    }
+
+    /// TLS: sends close_notify (bounded by the owner's watchdog: a peer that never answers it must not hold
+    /// the connection); then closes. Plain TCP: closes.
+    asio::awaitable<void> shutdown() {
+        if (tls_ && socket_.is_open()) {
+            auto [ec] = co_await tls_->async_shutdown(use_nothrow);
+            (void)ec; // the peer may close without answering close_notify; the socket closes next either way
+        }
+        close();
+    }
+
+    /// Half-closes the sending side of a plain TCP stream (a lingering close after an error answer); TLS has
+    /// no half-close, so there it does nothing.
+    void shutdown_send() noexcept {
+        if (tls_) return;
+        error_code ec;
+        socket_.shutdown(tcp::socket::shutdown_send, ec);
+    }
+
+    /// Ends what is pending with operation_aborted; the socket stays open (a 408 can still be written).
+    void cancel() noexcept {
+        error_code ec;
+        socket_.cancel(ec);
+    }
+
+    /// Ends what is pending and closes the socket.
+    void close() noexcept {
+        error_code ec;
+        socket_.shutdown(tcp::socket::shutdown_both, ec);
+        socket_.close(ec);
+    }
+
+    /// True when the peer sent nothing and did not close: no byte is waiting in the kernel, and on TLS none
+    /// inside OpenSSL either. A TLS read takes whatever the socket holds, so a record that came behind the
+    /// last answer sits in OpenSSL's buffer or its BIO, invisible to the kernel check.
+    bool quiet() {
+        if (!socket_.is_open()) return false;
+        if (tls_) {
+            SSL* ssl = tls_->native_handle();
+            if (SSL_has_pending(ssl) != 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) != 0) return false;
+        }
+        char c = 0;
+        const auto r = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r >= 0) return false; // 0: EOF, the peer closed; > 0: unsolicited bytes (or a TLS alert)
+        return errno == EAGAIN || errno == EWOULDBLOCK;
+    }
+
+    std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
+    std::uint64_t bytes_received() const noexcept { return bytes_received_; }
+    std::uint64_t writes() const noexcept { return writes_; }
+
+private:
+    tcp::socket socket_;
+    std::optional<tls_stream> tls_;
+    std::string out_;
+    std::uint64_t bytes_sent_ = 0;
+    std::uint64_t bytes_received_ = 0;
+    std::uint64_t writes_ = 0;
+};
+
+/// Reads whole HTTP messages from a stream through the shared parser, keeping what arrives beyond one message
+/// for the next (pipelined requests) or for the caller to see (stray bytes after a response).
+class message_reader {
+public:
+    /// Waits until at least one byte is buffered (the idle part of a keep-alive connection). Fails with
+    /// error::connection_closed when the peer closed first.
+    asio::awaitable<error_code> fill(stream& s) {
+        if (begin_ != end_) co_return error_code{};
+        auto [ec, n] = co_await s.read_some(asio::buffer(in_));
+        if (ec) co_return is_eof(ec) ? make_error_code(error::connection_closed) : ec;
+        begin_ = 0;
+        end_ = n;
+        co_return error_code{};
+    }
+
+    /// Reads one whole message into `p`. The peer closing first fails with error::connection_closed (the
+    /// parser's started() tells whether it closed inside the message), except for a response whose body is
+    /// delimited by the close, which the close completes.
+    template <class Parser>
+    asio::awaitable<error_code> read(stream& s, Parser& p) {
+        while (!p.done()) {
+            if (begin_ == end_) {
+                auto [ec, n] = co_await s.read_some(asio::buffer(in_));
+                if (ec) {
+                    if (!is_eof(ec)) co_return ec;
+                    if (!p.started()) co_return make_error_code(error::connection_closed);
+                    error_code fec;
+                    p.finish(fec);
+                    co_return fec ? make_error_code(error::connection_closed) : error_code{};
+                }
+                begin_ = 0;
+                end_ = n;
+            }
+            error_code pec;
+            begin_ += p.feed(std::string_view(in_.data() + begin_, end_ - begin_), pec);
+            if (pec) co_return pec;
+        }
+        co_return error_code{};
+    }
+
+    /// Bytes received beyond the last message.
+    bool buffered() const noexcept { return begin_ != end_; }
+    void clear() noexcept { begin_ = end_ = 0; }
+
+private:
+    static bool is_eof(const error_code& ec) {
+        return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+    }
+
+    std::array<char, 16 * 1024> in_{};
+    std::size_t begin_ = 0;
+    std::size_t end_ = 0;
+};
+
+/// One deadline for whatever a stream (or a connection) waits on: armed for a phase (connect, a request's
+/// read, a write), disarmed after it. On expiry it cancels the target's operations (the owner may still
+/// answer, e.g. 408) or closes it. A completion that was already queued when the watchdog was re-armed,
+/// disarmed or destroyed is a no-op: the generation and the weak reference see to it.
+class watchdog {
+public:
+    enum class on_expiry { cancel, close };
+    using duration = std::chrono::steady_clock::duration;
+
+    /// `target` has cancel() and close(), both noexcept, and outlives the watchdog.
+    template <class Target>
+    watchdog(const asio::any_io_executor& ex, Target& target) : timer_(ex), state_(std::make_shared<shared_state>()) {
+        state_->target = &target;
+        state_->act = [](void* t, on_expiry what) noexcept {
+            if (what == on_expiry::close) static_cast<Target*>(t)->close();
+            else
+                static_cast<Target*>(t)->cancel();
+        };
+    }
+    watchdog(const watchdog&) = delete;
+    watchdog& operator=(const watchdog&) = delete;
+
+    void arm(duration d, on_expiry what = on_expiry::close) {
+        state_->expired = false;
+        state_->what = what;
+        const std::uint64_t gen = ++state_->generation;
+        timer_.expires_after(d);
+        timer_.async_wait(expiry{state_, gen});
+    }
+
+    void disarm() noexcept {
+        ++state_->generation;
+        timer_.cancel();
+    }
+
+    /// The last armed deadline passed before disarm().
+    bool expired() const noexcept { return state_->expired; }
+
+private:
+    struct shared_state {
+        void* target = nullptr;
+        void (*act)(void*, on_expiry) noexcept = nullptr;
+        std::uint64_t generation = 0;
+        bool expired = false;
+        on_expiry what = on_expiry::close;
+    };
+
+    struct expiry {
+        std::weak_ptr<shared_state> weak;
+        std::uint64_t gen;
+        void operator()(const error_code& ec) const {
+            const auto st = weak.lock();
+            if (ec || !st || st->generation != gen) return;
+            st->expired = true;
+            st->act(st->target, st->what);
+        }
+    };
+
+    asio::steady_timer timer_;
+    std::shared_ptr<shared_state> state_;
+};
+
+} // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/net/stream.hpp ----
+
+#include <asio/awaitable.hpp>
+#include <asio/connect.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 
 CALLSAVVY_BEGIN_NAMESPACE
-namespace http {
-
-struct url {
-    std::string scheme{};   ///< "http" or "https", lower case
-    std::string userinfo{}; ///< as written, percent-encoding kept (see decode_userinfo)
-    std::string host{};     ///< lower case; an IPv6 literal without its brackets
-    std::uint16_t port = 0; ///< the explicit port, or 80/443
-    std::string path{};     ///< path and query, "/" at least
-
-    bool is_https() const noexcept { return scheme == "https"; }
-    bool is_ipv6() const noexcept { return host.find(':') != std::string::npos; }
-
-    /// host:port, an IPv6 host in brackets; the port is always written, so this serves a CONNECT
-    /// request line as well as a Host header.
-    std::string authority() const {
-        std::string out = bracketed_host();
-        out.append(":").append(std::to_string(port));
-        return out;
-    }
-
-    /// host, and :port only when it is not the scheme's default: the Host header a browser would send.
-    std::string host_header() const {
-        std::string out = bracketed_host();
-        if (port != (is_https() ? 443 : 80)) out.append(":").append(std::to_string(port));
-        return out;
-    }
-
-    friend bool operator==(const url&, const url&) = default;
-
-private:
-    std::string bracketed_host() const { return is_ipv6() ? "[" + host + "]" : host; }
-};
-
-/// Decodes %XX escapes; nullopt when a '%' is not followed by two hex digits.
-inline std::optional<std::string> percent_decode(std::string_view s) {
-    auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '%') {
-            out.push_back(s[i]);
-            continue;
-        }
-        if (i + 2 >= s.size()) return std::nullopt;
-        const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-    }
-    return out;
-}
-
-/// A user name and password, decoded.
-struct credentials {
-    std::string user{};
-    std::string password{};
-};
-
-/// Splits userinfo ("user:pass", percent-encoded) at its first colon and decodes both halves, e.g. for a
-/// Proxy-Authorization: Basic header. nullopt on a bad escape.
-inline std::optional<credentials> decode_userinfo(std::string_view userinfo) {
-    const auto colon = userinfo.find(':');
-    auto user = percent_decode(userinfo.substr(0, colon));
-    auto password = percent_decode(colon == std::string_view::npos ? std::string_view() : userinfo.substr(colon + 1));
-    if (!user || !password) return std::nullopt;
-    return credentials{std::move(*user), std::move(*password)};
-}
-
 namespace detail {
 
-inline bool is_alnum(char c) noexcept {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-inline bool is_hex(char c) noexcept {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+/// Where a connection goes: the origin server, optionally through a proxy.
+struct route {
+    std::string host; ///< origin host (no brackets for IPv6)
+    std::uint16_t port = 0;
+    bool tls = false;
+    std::optional<proxy_endpoint> proxy;
+};
 
-// unreserved / pct-encoded / sub-delims (RFC 3986): what userinfo (with ':') and a reg-name may hold.
-inline bool is_uri_char(char c) noexcept {
-    return is_alnum(c) || std::string_view("-._~%!$&'()*+,;=").find(c) != std::string_view::npos;
-}
+/// How one request/response exchange ended.
+struct exchange_result {
+    error_code ec{};
+    bool written = false;  ///< the whole request was handed to the kernel (the server may process it)
+    bool answered = false; ///< a whole response was parsed
+};
 
-inline bool is_ipv6_literal(std::string_view s) noexcept {
-    // Hex groups, colons and an optional trailing dotted IPv4; zone identifiers are not supported.
-    // Checks the alphabet and the shape loosely; the resolver has the last word.
-    if (s.size() < 2 || s.find(':') == std::string_view::npos) return false;
-    for (char c : s)
-        if (!is_hex(c) && c != ':' && c != '.') return false;
-    return true;
-}
+class connection {
+public:
+    using tcp = asio::ip::tcp;
+    using clock = std::chrono::steady_clock;
+
+    explicit connection(const asio::any_io_executor& ex) : stream_(ex), resolver_(ex), watchdog_(ex, *this) {}
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    /// Resolves, connects (every resolved address in turn), tunnels through the proxy and handshakes TLS.
+    asio::awaitable<error_code> async_open(const route& r, asio::ssl::context* tls_ctx, bool verify_tls,
+                                           std::string& detail) {
+        const std::string& host = r.proxy ? r.proxy->host : r.host;
+        const std::uint16_t port = r.proxy ? r.proxy->port : r.port;
+        auto [rec, results] = co_await resolver_.async_resolve(host, std::to_string(port), use_nothrow);
+        if (rec) {
+            if (rec == asio::error::operation_aborted) co_return rec;
+            detail = host + ": " + rec.message();
+            co_return make_error_code(error::resolve_failed);
+        }
+        auto [cec, ep] = co_await asio::async_connect(stream_.socket(), results, use_nothrow);
+        if (cec) {
+            if (cec == asio::error::operation_aborted) co_return cec;
+            detail = (r.proxy ? "proxy " : "") + host + ":" + std::to_string(port) + ": " + cec.message();
+            co_return make_error_code(error::connect_failed);
+        }
+        error_code ec;
+        // Requests are written whole in one write; without this, Nagle + delayed ACK add 40 ms per call.
+        stream_.socket().set_option(tcp::no_delay(true), ec);
+        if (r.proxy) {
+            if (auto pec = co_await tunnel(*r.proxy, r, detail)) co_return pec;
+        }
+        if (r.tls) {
+            if (tls_ctx == nullptr) co_return make_error_code(error::tls_handshake_failed);
+            auto& tls = stream_.start_tls(*tls_ctx);
+            if (!prepare_tls_session(tls.native_handle(), r.host, verify_tls, detail))
+                co_return make_error_code(error::tls_handshake_failed);
+            auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::client, use_nothrow);
+            if (hec) {
+                if (hec == asio::error::operation_aborted) co_return hec;
+                const error e = classify_tls_failure(tls.native_handle(), detail);
+                if (detail.empty()) detail = hec.message();
+                co_return make_error_code(e);
+            }
+        }
+        open_ = true;
+        reusable_ = true;
+        co_return error_code{};
+    }
+
+    /// Writes the request (head and body in one write) and reads its whole response into `p`.
+    asio::awaitable<exchange_result> async_exchange(std::string_view head, std::string_view body,
+                                                    http::response_parser& p) {
+        exchange_result r;
+        r.ec = co_await stream_.write(head, body);
+        if (r.ec) {
+            close();
+            co_return r;
+        }
+        r.written = true;
+        r.ec = co_await reader_.read(stream_, p);
+        if (r.ec) {
+            close();
+            co_return r;
+        }
+        r.answered = true;
+        ++requests;
+        // Bytes beyond the response were never asked for: the connection's framing cannot be trusted again.
+        // After 101 Switching Protocols what follows is not HTTP.
+        if (reader_.buffered() || !p.keep_alive() || p.get().status == 101) reusable_ = false;
+        co_return r;
+    }
+
+    /// True when an idle pooled connection shows neither EOF nor stray bytes (in the kernel, in OpenSSL or in
+    /// the read buffer), so a request written on it will not meet a connection the server already closed.
+    bool looks_alive() { return open_ && reusable_ && !reader_.buffered() && stream_.quiet(); }
+
+    /// Ends whatever is pending (a resolve included) and closes the socket.
+    void close() noexcept {
+        open_ = false;
+        reusable_ = false;
+        resolver_.cancel();
+        stream_.close();
+    }
+    /// The watchdog's gentler action is the same here: a client connection is never answered after a timeout.
+    void cancel() noexcept { close(); }
+
+    /// Sends TLS close_notify (bounded: a peer that never answers costs at most `bound`) and closes.
+    asio::awaitable<void> async_close_gracefully(std::chrono::milliseconds bound = std::chrono::seconds(1)) {
+        if (stream_.is_tls() && open_) {
+            open_ = false;
+            watchdog_.arm(bound);
+            co_await stream_.shutdown();
+            watchdog_.disarm();
+        }
+        close();
+    }
+
+    /// Bounds what the connection waits on (an attempt: connect, write and read); expiry closes it.
+    watchdog& deadline() noexcept { return watchdog_; }
+
+    bool is_open() const noexcept { return open_; }
+    bool reusable() const noexcept { return open_ && reusable_; }
+    bool is_tls() const noexcept { return stream_.is_tls(); }
+    std::uint64_t bytes_sent() const noexcept { return stream_.bytes_sent(); }
+    std::uint64_t bytes_received() const noexcept { return stream_.bytes_received(); }
+    std::uint64_t writes() const noexcept { return stream_.writes(); }
+    clock::time_point last_used{};
+    std::uint64_t requests = 0; ///< exchanges completed on this connection
+
+private:
+    asio::awaitable<error_code> tunnel(const proxy_endpoint& px, const route& r, std::string& detail) {
+        const std::string req = connect_request(r.host, r.port, px);
+        http::response_parser p;
+        p.expect_no_body();
+        const auto x = co_await async_exchange(req, {}, p);
+        if (x.ec) {
+            if (x.ec == asio::error::operation_aborted) co_return x.ec;
+            detail = "proxy: " + x.ec.message();
+            co_return make_error_code(error::proxy_failed);
+        }
+        const int status = p.get().status;
+        if (status / 100 != 2) {
+            // 407 asks for credentials; some proxies (tinyproxy) answer wrong credentials with 401.
+            const bool auth = status == 407 || status == 401;
+            detail = "proxy answered " + std::to_string(status) +
+                     (auth ? (px.authorization.empty() ? " (proxy authentication required)"
+                                                       : " (proxy credentials rejected)")
+                           : "") +
+                     " to CONNECT " + r.host + ":" + std::to_string(r.port);
+            co_return make_error_code(error::proxy_failed);
+        }
+        requests = 0;
+        reader_.clear();
+        co_return error_code{};
+    }
+
+    stream stream_;
+    tcp::resolver resolver_;
+    message_reader reader_;
+    watchdog watchdog_;
+    bool open_ = false;
+    bool reusable_ = true;
+};
 
 } // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/net/connection.hpp ----
 
-/// Parses an absolute http or https URL: scheme (any case) "://" [userinfo "@"] host [":" port] [path-abempty
-/// ["?" query]]. The host may be a name, an IPv4 address or an IPv6 literal in brackets; the port defaults
-/// to 80/443; the path to "/". Fragments, other schemes, empty hosts, port 0 or > 65535, spaces and control
-/// characters are refused with http::error::bad_url (nullopt).
-inline std::optional<url> parse_url(std::string_view s, error_code& ec) {
-    ec = error::bad_url;
-    url u;
-    const auto sep = s.find("://");
-    if (sep == std::string_view::npos) return std::nullopt;
-    const auto scheme = s.substr(0, sep);
-    if (detail::iequals(scheme, "http")) u.scheme = "http";
-    else if (detail::iequals(scheme, "https"))
-        u.scheme = "https";
-    else
-        return std::nullopt;
-    auto rest = s.substr(sep + 3);
-    if (!detail::all_of_class(rest, detail::cc_target)) return std::nullopt; // no spaces, controls, non-ASCII
-    if (rest.find('#') != std::string_view::npos) return std::nullopt;
+#include <asio/any_io_executor.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/steady_timer.hpp>
 
-    const auto authority_end = rest.find_first_of("/?");
-    auto authority = rest.substr(0, authority_end);
-    const auto path = authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
+#include <chrono>
+#include <cstddef>
+#include <list>
+#include <memory>
+#include <tuple>
+#include <utility>
+#include <vector>
 
-    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
-        const auto userinfo = authority.substr(0, at);
-        for (char c : userinfo)
-            if (!detail::is_uri_char(c) && c != ':') return std::nullopt;
-        if (!percent_decode(userinfo)) return std::nullopt;
-        u.userinfo.assign(userinfo);
-        authority.remove_prefix(at + 1);
-    }
+CALLSAVVY_BEGIN_NAMESPACE
+namespace detail {
 
-    std::string_view host, port;
-    if (!authority.empty() && authority.front() == '[') {
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) return std::nullopt;
-        host = authority.substr(1, close - 1);
-        if (!detail::is_ipv6_literal(host)) return std::nullopt;
-        const auto after = authority.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':') return std::nullopt;
-            port = after.substr(1);
+class connection_pool : public std::enable_shared_from_this<connection_pool> {
+public:
+    using clock = std::chrono::steady_clock;
+
+    /// One call waiting for a connection. It lives in the call's state, so that the call can end the wait
+    /// (cancel()) from a timer or close() while the acquire is suspended on it.
+    struct waiter {
+        explicit waiter(const asio::any_io_executor& ex) : timer(ex, clock::time_point::max()) {}
+        asio::steady_timer timer;
+        std::unique_ptr<connection> conn{}; ///< handed over by a finishing call
+        bool slot = false;                  ///< or: room to open a new connection
+        bool queued = false;
+        std::list<waiter*>::iterator position{};
+    };
+
+    /// A connection out of the pool. Ending the lease gives it back: kept when it can carry another request,
+    /// closed otherwise; either way its slot is never lost.
+    class lease {
+    public:
+        lease() = default;
+        lease(connection_pool* pool, std::unique_ptr<connection> c, bool reused)
+            : pool_(pool), conn_(std::move(c)), reused_(reused) {}
+        lease(lease&& o) noexcept
+            : pool_(std::exchange(o.pool_, nullptr)), conn_(std::move(o.conn_)), reused_(o.reused_) {}
+        lease& operator=(lease&& o) noexcept {
+            if (this != &o) {
+                reset();
+                pool_ = std::exchange(o.pool_, nullptr);
+                conn_ = std::move(o.conn_);
+                reused_ = o.reused_;
+            }
+            return *this;
         }
-    } else {
-        const auto colon = authority.find(':');
-        host = authority.substr(0, colon);
-        if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-        for (char c : host)
-            if (!detail::is_alnum(c) && c != '-' && c != '.' && c != '_' && c != '~') return std::nullopt;
-    }
-    if (host.empty()) return std::nullopt;
-    u.host.reserve(host.size());
-    for (char c : host) u.host.push_back(detail::to_lower(c));
-
-    if (port.empty()) {
-        u.port = u.is_https() ? 443 : 80; // "host:" is allowed by RFC 3986 and means the default
-    } else {
-        if (port.size() > 5) return std::nullopt;
-        unsigned value = 0;
-        for (char c : port) {
-            if (c < '0' || c > '9') return std::nullopt;
-            value = value * 10 + static_cast<unsigned>(c - '0');
+        lease(const lease&) = delete;
+        lease& operator=(const lease&) = delete;
+        ~lease() {
+            in_destructor([this] { reset(); });
         }
-        if (value == 0 || value > 65535) return std::nullopt;
-        u.port = static_cast<std::uint16_t>(value);
+
+        connection& operator*() const noexcept { return *conn_; }
+        connection* operator->() const noexcept { return conn_.get(); }
+        connection* get() const noexcept { return conn_.get(); }
+        explicit operator bool() const noexcept { return conn_ != nullptr; }
+        /// Taken from the idle pool or handed over by another call (not opened for this one).
+        bool reused() const noexcept { return reused_; }
+
+        void reset() {
+            if (conn_) std::exchange(pool_, nullptr)->give_back(std::move(conn_));
+        }
+
+    private:
+        connection_pool* pool_ = nullptr;
+        std::unique_ptr<connection> conn_{};
+        bool reused_ = false;
+    };
+
+    connection_pool(asio::any_io_executor ex, std::size_t max_connections, std::chrono::milliseconds idle_timeout)
+        : ex_(std::move(ex)), max_(max_connections == 0 ? 1 : max_connections), idle_timeout_(idle_timeout),
+          sweep_timer_(ex_) {}
+    connection_pool(const connection_pool&) = delete;
+    connection_pool& operator=(const connection_pool&) = delete;
+
+    /// A connection for the next attempt: an idle one that still looks alive, else a new (unopened) one if
+    /// there is room, else the first one a finishing call hands over (FIFO). `fresh`: never a pooled one
+    /// (the retry after a pooled socket failed before the write); its slot then goes to a new connection.
+    /// Fails with error::client_closed after close(), operation_aborted when cancel(w) ended the wait.
+    asio::awaitable<std::tuple<error_code, lease>> acquire(bool fresh, waiter& w) {
+        if (closed_) co_return std::tuple{make_error_code(error::client_closed), lease{}};
+        const auto now = clock::now();
+        while (!idle_.empty() && !(fresh && open_ < max_)) {
+            auto c = std::move(idle_.back());
+            idle_.pop_back();
+            if (fresh) {
+                // The sockets kept idle as long as the one that just failed are the likeliest to be stale too.
+                c->close();
+                co_return std::tuple{error_code{}, lease(this, std::make_unique<connection>(ex_), false)};
+            }
+            if (now - c->last_used < idle_timeout_ && c->looks_alive())
+                co_return std::tuple{error_code{}, lease(this, std::move(c), true)};
+            discard(std::move(c)); // closed by the server while idle, or expired: never written to
+        }
+        if (open_ < max_) {
+            ++open_;
+            co_return std::tuple{error_code{}, lease(this, std::make_unique<connection>(ex_), false)};
+        }
+        w.conn.reset();
+        w.slot = false;
+        w.timer.expires_at(clock::time_point::max());
+        waiters_.push_back(&w);
+        w.position = std::prev(waiters_.end());
+        w.queued = true;
+        auto [ec] = co_await w.timer.async_wait(use_nothrow);
+        (void)ec; // a hand-over cancels the timer too: what was handed over decides, not the error code
+        if (w.queued) {
+            waiters_.erase(w.position); // nothing handed over: cancelled, or the pool closed
+            w.queued = false;
+        }
+        if (w.conn) {
+            auto c = std::move(w.conn);
+            if (!fresh) co_return std::tuple{error_code{}, lease(this, std::move(c), true)};
+            c->close();
+            co_return std::tuple{error_code{}, lease(this, std::make_unique<connection>(ex_), false)};
+        }
+        if (std::exchange(w.slot, false))
+            co_return std::tuple{error_code{}, lease(this, std::make_unique<connection>(ex_), false)};
+        co_return std::tuple{
+            closed_ ? make_error_code(error::client_closed) : error_code(asio::error::operation_aborted), lease{}};
     }
 
-    if (path.empty()) u.path.assign(1, '/'); // not = "/": g++ 12 -O3 warns falsely (stringop-overflow) on that
-    else if (path.front() == '?')
-        u.path.append("/").append(path);
-    else
-        u.path.assign(path);
-    ec = {};
-    return u;
+    /// Ends a waiter's wait. What was handed over to it at that moment comes back through its lease.
+    void cancel(waiter& w) { w.timer.cancel(); }
+
+    /// Closes the idle connections (TLS: close_notify), ends every wait and refuses new acquires; connections
+    /// leased out close when their leases end. Idempotent.
+    void close() {
+        if (closed_) return;
+        closed_ = true;
+        for (auto& c : idle_) {
+            --open_;
+            close_gracefully(std::move(c));
+        }
+        idle_.clear();
+        for (waiter* w : waiters_) w->timer.cancel();
+        sweep_timer_.cancel();
+    }
+
+    std::size_t open_count() const noexcept { return open_; }
+    std::size_t idle_count() const noexcept { return idle_.size(); }
+
+private:
+    void give_back(std::unique_ptr<connection> c) {
+        if (closed_ || !c->reusable()) {
+            discard(std::move(c));
+            return;
+        }
+        c->last_used = clock::now();
+        if (!waiters_.empty()) {
+            waiter* w = waiters_.front();
+            waiters_.pop_front();
+            w->queued = false;
+            w->conn = std::move(c);
+            w->timer.cancel();
+            return;
+        }
+        idle_.push_back(std::move(c));
+        arm_sweep();
+    }
+
+    void discard(std::unique_ptr<connection> c) {
+        c->close();
+        --open_;
+        hand_slot_to_waiter();
+    }
+
+    void hand_slot_to_waiter() {
+        if (waiters_.empty() || closed_ || open_ >= max_) return;
+        waiter* w = waiters_.front();
+        waiters_.pop_front();
+        w->queued = false;
+        ++open_;
+        w->slot = true;
+        w->timer.cancel();
+    }
+
+    void arm_sweep() {
+        if (sweep_armed_ || idle_.empty()) return;
+        sweep_armed_ = true;
+        sweep_timer_.expires_at(idle_.front()->last_used + idle_timeout_);
+        sweep_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+            if (auto self = weak.lock()) {
+                self->sweep_armed_ = false;
+                if (!ec) self->sweep();
+            }
+        });
+    }
+
+    void sweep() {
+        const auto now = clock::now();
+        std::size_t expired = 0;
+        while (expired < idle_.size() && now - idle_[expired]->last_used >= idle_timeout_) ++expired;
+        for (std::size_t i = 0; i < expired; ++i) {
+            --open_;
+            close_gracefully(std::move(idle_[i]));
+        }
+        idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(expired));
+        hand_slot_to_waiter();
+        arm_sweep();
+    }
+
+    void close_gracefully(std::unique_ptr<connection> c) {
+        if (!c->is_tls()) {
+            c->close();
+            return;
+        }
+        asio::co_spawn(ex_, closer(std::move(c)), asio::detached);
+    }
+
+    static asio::awaitable<void> closer(std::unique_ptr<connection> c) { co_await c->async_close_gracefully(); }
+
+    asio::any_io_executor ex_;
+    std::size_t max_;
+    std::chrono::milliseconds idle_timeout_;
+    std::vector<std::unique_ptr<connection>> idle_{}; // most recently used last
+    std::size_t open_ = 0;                            // opened and not yet discarded, idle or leased
+    std::list<waiter*> waiters_{};
+    asio::steady_timer sweep_timer_;
+    bool sweep_armed_ = false;
+    bool closed_ = false;
+};
+
+} // namespace detail
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/detail/connection_pool.hpp ----
+// ---- begin callsavvy/envelope.hpp ----
+// callsavvy/envelope.hpp — Callsavvy's response envelope (spec §1): {"resource", "status", "data"} on
+// success and {"resource", "status", "message"} on error. The client checks it; the mock server builds it.
+
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <string>
+#include <string_view>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// Checks an answer to a call of `resource`: on success returns no error and moves the `data` object into
+/// `data`; otherwise returns the specific error and fills `d` (status, server message, raw body, detail).
+inline error_code check_envelope(std::string_view resource, int http_status, std::string_view body,
+                                 boost::json::object& data, diagnostics& d) {
+    d.http_status = http_status;
+    boost::system::error_code jec;
+    boost::json::value v = boost::json::parse(body, jec);
+    const boost::json::object* env = jec ? nullptr : v.if_object();
+    if (env != nullptr) {
+        if (const auto* m = env->if_contains("message"); m != nullptr && m->is_string())
+            d.server_message = std::string(m->get_string());
+    }
+    if (http_status != 200) {
+        d.body = std::string(body);
+        return make_error_code(error_from_status(http_status));
+    }
+    if (jec) {
+        d.body = std::string(body);
+        d.detail = jec.message();
+        return make_error_code(error::invalid_json);
+    }
+    if (env == nullptr) {
+        d.body = std::string(body);
+        d.detail = "the body is not a JSON object";
+        return make_error_code(error::bad_envelope);
+    }
+    const auto* status = env->if_contains("status");
+    if (status == nullptr || !status->is_string()) {
+        d.body = std::string(body);
+        d.detail = "missing \"status\"";
+        return make_error_code(error::bad_envelope);
+    }
+    const auto* res = env->if_contains("resource");
+    if (res == nullptr || !res->is_string()) {
+        d.body = std::string(body);
+        d.detail = "missing \"resource\"";
+        return make_error_code(error::bad_envelope);
+    }
+    if (res->get_string() != resource) {
+        d.body = std::string(body);
+        d.detail = "the envelope names \"" + std::string(res->get_string()) + "\"";
+        return make_error_code(error::resource_mismatch);
+    }
+    if (status->get_string() != "success") {
+        d.body = std::string(body);
+        d.detail = "status \"" + std::string(status->get_string()) + "\" with HTTP 200";
+        return make_error_code(error::bad_envelope);
+    }
+    auto* payload = v.as_object().if_contains("data");
+    if (payload == nullptr || !payload->is_object()) {
+        d.body = std::string(body);
+        d.detail = "missing \"data\" object";
+        return make_error_code(error::bad_envelope);
+    }
+    data = std::move(payload->as_object());
+    return {};
 }
 
-} // namespace http
+/// The success envelope as the server sends it.
+inline std::string make_success_envelope(std::string_view resource, const boost::json::object& data) {
+    boost::json::object env;
+    env["resource"] = resource;
+    env["status"] = "success";
+    env["data"] = data;
+    return boost::json::serialize(env);
+}
+
+/// The error envelope as the server sends it.
+inline std::string make_error_envelope(std::string_view resource, std::string_view message) {
+    boost::json::object env;
+    env["resource"] = resource;
+    env["status"] = "error";
+    env["message"] = message;
+    return boost::json::serialize(env);
+}
+
 CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/http/url.hpp ----
+// ---- end callsavvy/envelope.hpp ----
 // ---- begin callsavvy/limiter.hpp ----
 // callsavvy/limiter.hpp — the rate limiter: `auto grant = co_await limiter.async_acquire("listTickets")`
 // suspends the calling coroutine until one more request to that endpoint fits both the endpoint's bucket and
@@ -5164,784 +6713,18 @@ inline std::shared_ptr<rate_limiter> limiter_for_key(const asio::any_io_executor
 
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/limiter.hpp ----
-// ---- begin callsavvy/net/connection.hpp ----
-// callsavvy/net/connection.hpp — one client connection on the shared transport (net/stream.hpp): resolve with
-// every address tried in turn, TCP with TCP_NODELAY, an optional HTTP CONNECT tunnel, an optional verified
-// TLS session, and request/response exchanges (one write per request, the answer read through the shared
-// HTTP/1.1 parser). The client's pool and the webhook sender own connections; users never name them.
-
-// ---- begin callsavvy/net/proxy.hpp ----
-// callsavvy/net/proxy.hpp — which HTTP CONNECT proxy a call goes through: the configured one, or the one
-// HTTPS_PROXY / HTTP_PROXY name unless NO_PROXY exempts the host, with optional Basic proxy credentials.
-
-// ---- begin callsavvy/detail/base64.hpp ----
-// callsavvy/detail/base64.hpp — RFC 4648 base64 (standard alphabet, with padding), for Basic proxy
-// credentials and webhook signatures. Decoding is strict: only canonical encodings are accepted.
-
-
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
-CALLSAVVY_BEGIN_NAMESPACE
-namespace detail {
-
-inline constexpr std::string_view base64_alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-inline std::string base64_encode(std::string_view in) {
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k])); };
-    for (; i + 3 <= in.size(); i += 3) {
-        const std::uint32_t v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
-        out.push_back(base64_alphabet[v >> 18 & 63]);
-        out.push_back(base64_alphabet[v >> 12 & 63]);
-        out.push_back(base64_alphabet[v >> 6 & 63]);
-        out.push_back(base64_alphabet[v & 63]);
-    }
-    if (const auto left = in.size() - i; left > 0) {
-        const std::uint32_t v = byte(i) << 16 | (left == 2 ? byte(i + 1) << 8 : 0);
-        out.push_back(base64_alphabet[v >> 18 & 63]);
-        out.push_back(base64_alphabet[v >> 12 & 63]);
-        out.push_back(left == 2 ? base64_alphabet[v >> 6 & 63] : '=');
-        out.push_back('=');
-    }
-    return out;
-}
-
-/// nullopt unless `in` is the canonical padded encoding of some bytes: a multiple of 4 characters from the
-/// standard alphabet, '=' only as the last one or two, and zero bits where padding leaves bits unused.
-inline std::optional<std::string> base64_decode(std::string_view in) {
-    static constexpr auto values = [] {
-        std::array<std::int8_t, 256> t{};
-        for (auto& v : t) v = -1;
-        for (std::size_t k = 0; k < base64_alphabet.size(); ++k)
-            t[static_cast<unsigned char>(base64_alphabet[k])] = static_cast<std::int8_t>(k);
-        return t;
-    }();
-    if (in.size() % 4 != 0) return std::nullopt;
-    std::size_t pad = 0;
-    if (!in.empty() && in.back() == '=') pad = in[in.size() - 2] == '=' ? 2 : 1;
-    std::string out;
-    out.reserve(in.size() / 4 * 3);
-    for (std::size_t i = 0; i < in.size(); i += 4) {
-        const bool last = i + 4 == in.size();
-        std::uint32_t v = 0;
-        for (std::size_t k = 0; k < 4; ++k) {
-            const char c = in[i + k];
-            if (last && k >= 4 - pad) {
-                v <<= 6; // a padding position ('=' checked by the pad count above)
-                continue;
-            }
-            const auto d = values[static_cast<unsigned char>(c)];
-            if (d < 0) return std::nullopt;
-            v = v << 6 | static_cast<std::uint32_t>(d);
-        }
-        out.push_back(static_cast<char>(v >> 16 & 0xff));
-        if (last && pad == 2) {
-            if ((v & 0xffff) != 0) return std::nullopt; // non-zero bits under the padding
-            break;
-        }
-        out.push_back(static_cast<char>(v >> 8 & 0xff));
-        if (last && pad == 1) {
-            if ((v & 0xff) != 0) return std::nullopt;
-            break;
-        }
-        out.push_back(static_cast<char>(v & 0xff));
-    }
-    return out;
-}
-
-} // namespace detail
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/detail/base64.hpp ----
-
-#include <cstdint>
-#include <cstdlib>
-#include <functional>
-#include <optional>
-#include <string>
-#include <string_view>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-struct proxy_options {
-    /// `http://[user:password@]host:port`. Empty: taken from the environment when `from_environment` is set.
-    std::string url{};
-    /// Read `https_proxy`/`HTTPS_PROXY` (for https base URLs), `http_proxy` (for http ones) and
-    /// `no_proxy`/`NO_PROXY`, as curl does. Upper-case HTTP_PROXY is ignored: CGI servers set it from a
-    /// request header ("httpoxy").
-    bool from_environment = true;
-};
-
-namespace detail {
-
-struct proxy_endpoint {
-    std::string host{};
-    std::uint16_t port = 0;
-    std::string authorization{}; ///< the Proxy-Authorization value, empty without credentials; never logged
-};
-
-inline bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-        if (lower(a[i]) != lower(b[i])) return false;
-    }
-    return true;
-}
-
-/// NO_PROXY: comma- or space-separated host names, domain suffixes (`example.com` and `.example.com` both
-/// cover `api.example.com`), IP literals, or `*` for every host. Ports in entries are ignored.
-inline bool no_proxy_matches(std::string_view list, std::string_view host) {
-    while (!list.empty()) {
-        const auto cut = list.find_first_of(", ");
-        std::string_view entry = list.substr(0, cut);
-        list = cut == std::string_view::npos ? std::string_view{} : list.substr(cut + 1);
-        if (entry.empty()) continue;
-        if (entry == "*") return true;
-        if (!entry.empty() && entry.front() == '[') { // [::1]:port
-            const auto close = entry.find(']');
-            if (close != std::string_view::npos) entry = entry.substr(1, close - 1);
-        } else if (const auto colon = entry.rfind(':'); colon != std::string_view::npos && entry.find(':') == colon) {
-            entry = entry.substr(0, colon);
-        }
-        if (!entry.empty() && entry.front() == '.') entry.remove_prefix(1);
-        if (iequals_ascii(entry, host)) return true;
-        if (host.size() > entry.size() && host[host.size() - entry.size() - 1] == '.' &&
-            iequals_ascii(host.substr(host.size() - entry.size()), entry))
-            return true;
-    }
-    return false;
-}
-
-/// Turns a proxy URL into where to connect and what to send. Fails on anything but an http:// proxy.
-inline std::optional<proxy_endpoint> make_proxy_endpoint(std::string_view proxy_url, error_code& ec) {
-    auto u = http::parse_url(proxy_url, ec);
-    if (ec || !u) return std::nullopt;
-    if (u->is_https()) { // TLS to the proxy itself is not supported; a silent plain-text fallback would be worse
-        ec = http::make_error_code(http::error::bad_url);
-        return std::nullopt;
-    }
-    proxy_endpoint p;
-    p.host = u->host;
-    p.port = u->port;
-    if (!u->userinfo.empty()) {
-        const auto who = http::decode_userinfo(u->userinfo);
-        if (!who) {
-            ec = http::make_error_code(http::error::bad_url);
-            return std::nullopt;
-        }
-        p.authorization = "Basic " + base64_encode(who->user + ":" + who->password);
-    }
-    return p;
-}
-
-using getenv_fn = std::function<const char*(const char*)>;
-
-/// The proxy for a base URL, or nullopt for a direct connection.
-inline std::optional<proxy_endpoint> select_proxy(
-    const proxy_options& o, const http::url& target, error_code& ec,
-    // NOLINTNEXTLINE(concurrency-mt-unsafe): read once per client construction; setenv racing it is the caller's bug
-    const getenv_fn& env = [](const char* n) { return std::getenv(n); }) {
-    ec.clear();
-    std::string url = o.url;
-    if (url.empty() && o.from_environment) {
-        auto get = [&](const char* a, const char* b) -> std::string {
-            if (const char* v = env(a); v != nullptr && *v != '\0') return v;
-            if (b != nullptr) {
-                if (const char* v = env(b); v != nullptr && *v != '\0') return v;
-            }
-            return {};
-        };
-        url = target.is_https() ? get("https_proxy", "HTTPS_PROXY") : get("http_proxy", nullptr);
-        if (!url.empty()) {
-            const std::string no_proxy = get("no_proxy", "NO_PROXY");
-            if (no_proxy_matches(no_proxy, target.host)) return std::nullopt;
-        }
-    }
-    if (url.empty()) return std::nullopt;
-    return make_proxy_endpoint(url, ec);
-}
-
-/// The CONNECT request opening a tunnel to host:port.
-inline std::string connect_request(const std::string& host, std::uint16_t port, const proxy_endpoint& px) {
-    const bool v6 = host.find(':') != std::string::npos;
-    std::string authority = v6 ? "[" + host + "]" : host;
-    authority += ":" + std::to_string(port);
-    std::string s = "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n";
-    if (!px.authorization.empty()) s += "Proxy-Authorization: " + px.authorization + "\r\n";
-    s += "\r\n";
-    return s;
-}
-
-} // namespace detail
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/net/proxy.hpp ----
-// ---- begin callsavvy/net/stream.hpp ----
-// callsavvy/net/stream.hpp — the one transport under the client, the server side and the webhook sender: a
-// TCP socket with an optional TLS session over it, read and written the same way whichever it is, a read
-// buffer that keeps bytes beyond one message (pipelining, stray bytes), one write per message, and a
-// watchdog that bounds whatever the stream waits on. Users never name these types.
-
-
-#include <asio/awaitable.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/ssl/stream.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
-
-#include <sys/socket.h>
-
-#include <array>
-#include <cerrno>
-#include <chrono>
-#include <cstdint>
-#include <memory>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <tuple>
-
-CALLSAVVY_BEGIN_NAMESPACE
-namespace detail {
-
-/// Awaiting with this token yields (error_code, result...) instead of throwing: the I/O paths are written
-/// with errors as values, so no exception is thrown on any expected failure.
-inline constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
-
-/// A TCP socket, optionally with TLS over it. Opening (connect or accept, handshakes) is the owner's; the
-/// stream reads, writes and closes the same way for both roles.
-class stream {
-public:
-    using tcp = asio::ip::tcp;
-    using tls_stream = asio::ssl::stream<tcp::socket&>;
-
-    explicit stream(const asio::any_io_executor& ex) : socket_(ex) {}
-    explicit stream(tcp::socket s) : socket_(std::move(s)) {}
-    stream(const stream&) = delete;
-    stream& operator=(const stream&) = delete;
-
-    tcp::socket& socket() noexcept { return socket_; }
-    /// Puts a TLS session over the socket; the caller runs the handshake for its role.
-    tls_stream& start_tls(asio::ssl::context& ctx) { return tls_.emplace(socket_, ctx); }
-    tls_stream* tls() noexcept { return tls_ ? &*tls_ : nullptr; }
-    bool is_tls() const noexcept { return tls_.has_value(); }
-    bool is_open() const noexcept { return socket_.is_open(); }
-
-    asio::awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer b) {
-        auto r =
-            tls_ ? co_await tls_->async_read_some(b, use_nothrow) : co_await socket_.async_read_some(b, use_nothrow);
-        bytes_received_ += std::get<1>(r);
-        co_return r;
-    }
-
-    /// Writes head and body as ONE write: a gathered write on TCP; on TLS, whose stream writes one buffer per
-    /// record, the two are joined into a reused buffer first. A message in two writes meets Nagle + delayed
-    /// ACK (40 ms) and lets a peer see a head without its body.
-    asio::awaitable<error_code> write(std::string_view head, std::string_view body = {}) {
-        error_code ec;
-        std::size_t n = 0;
-        ++writes_;
-        if (tls_) {
-            if (body.empty()) {
-                std::tie(ec, n) = co_await asio::async_write(*tls_, asio::buffer(head), use_nothrow);
-            } else {
-                out_.assign(head);
-                out_.append(body);
-                std::tie(ec, n) = co_await asio::async_write(*tls_, asio::buffer(out_), use_nothrow);
-            }
-        } else {
-            const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
-            std::tie(ec, n) = co_await asio::async_write(socket_, bufs, use_nothrow);
-        }
-        bytes_sent_ += n;
-        co_return ec;
-    }
-
-    /// TLS: sends close_notify (bounded by the owner's watchdog: a peer that never answers it must not hold
-    /// the connection); then closes. Plain TCP: closes.
-    asio::awaitable<void> shutdown() {
-        if (tls_ && socket_.is_open()) {
-            auto [ec] = co_await tls_->async_shutdown(use_nothrow);
-            (void)ec; // the peer may close without answering close_notify; the socket closes next either way
-        }
-        close();
-    }
-
-    /// Half-closes the sending side of a plain TCP stream (a lingering close after an error answer); TLS has
-    /// no half-close, so there it does nothing.
-    void shutdown_send() noexcept {
-        if (tls_) return;
-        error_code ec;
-        socket_.shutdown(tcp::socket::shutdown_send, ec);
-    }
-
-    /// Ends what is pending with operation_aborted; the socket stays open (a 408 can still be written).
-    void cancel() noexcept {
-        error_code ec;
-        socket_.cancel(ec);
-    }
-
-    /// Ends what is pending and closes the socket.
-    void close() noexcept {
-        error_code ec;
-        socket_.shutdown(tcp::socket::shutdown_both, ec);
-        socket_.close(ec);
-    }
-
-    /// True when the peer sent nothing and did not close: no byte is waiting in the kernel, and on TLS none
-    /// inside OpenSSL either (a record read ahead would be invisible to the kernel check).
-    bool quiet() {
-        if (!socket_.is_open()) return false;
-        if (tls_ && SSL_has_pending(tls_->native_handle()) != 0) return false;
-        char c = 0;
-        const auto r = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (r >= 0) return false; // 0: EOF, the peer closed; > 0: unsolicited bytes (or a TLS alert)
-        return errno == EAGAIN || errno == EWOULDBLOCK;
-    }
-
-    std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
-    std::uint64_t bytes_received() const noexcept { return bytes_received_; }
-    std::uint64_t writes() const noexcept { return writes_; }
-
-private:
-    tcp::socket socket_;
-    std::optional<tls_stream> tls_;
-    std::string out_;
-    std::uint64_t bytes_sent_ = 0;
-    std::uint64_t bytes_received_ = 0;
-    std::uint64_t writes_ = 0;
-};
-
-/// Reads whole HTTP messages from a stream through the shared parser, keeping what arrives beyond one message
-/// for the next (pipelined requests) or for the caller to see (stray bytes after a response).
-class message_reader {
-public:
-    /// Waits until at least one byte is buffered (the idle part of a keep-alive connection). Fails with
-    /// error::connection_closed when the peer closed first.
-    asio::awaitable<error_code> fill(stream& s) {
-        if (begin_ != end_) co_return error_code{};
-        auto [ec, n] = co_await s.read_some(asio::buffer(in_));
-        if (ec) co_return is_eof(ec) ? make_error_code(error::connection_closed) : ec;
-        begin_ = 0;
-        end_ = n;
-        co_return error_code{};
-    }
-
-    /// Reads one whole message into `p`. The peer closing first fails with error::connection_closed (the
-    /// parser's started() tells whether it closed inside the message), except for a response whose body is
-    /// delimited by the close, which the close completes.
-    template <class Parser>
-    asio::awaitable<error_code> read(stream& s, Parser& p) {
-        while (!p.done()) {
-            if (begin_ == end_) {
-                auto [ec, n] = co_await s.read_some(asio::buffer(in_));
-                if (ec) {
-                    if (!is_eof(ec)) co_return ec;
-                    if (!p.started()) co_return make_error_code(error::connection_closed);
-                    error_code fec;
-                    p.finish(fec);
-                    co_return fec ? make_error_code(error::connection_closed) : error_code{};
-                }
-                begin_ = 0;
-                end_ = n;
-            }
-            error_code pec;
-            begin_ += p.feed(std::string_view(in_.data() + begin_, end_ - begin_), pec);
-            if (pec) co_return pec;
-        }
-        co_return error_code{};
-    }
-
-    /// Bytes received beyond the last message.
-    bool buffered() const noexcept { return begin_ != end_; }
-    void clear() noexcept { begin_ = end_ = 0; }
-
-private:
-    static bool is_eof(const error_code& ec) {
-        return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
-    }
-
-    std::array<char, 16 * 1024> in_{};
-    std::size_t begin_ = 0;
-    std::size_t end_ = 0;
-};
-
-/// One deadline for whatever a stream (or a connection) waits on: armed for a phase (connect, a request's
-/// read, a write), disarmed after it. On expiry it cancels the target's operations (the owner may still
-/// answer, e.g. 408) or closes it. A completion that was already queued when the watchdog was re-armed,
-/// disarmed or destroyed is a no-op: the generation and the weak reference see to it.
-class watchdog {
-public:
-    enum class on_expiry { cancel, close };
-    using duration = std::chrono::steady_clock::duration;
-
-    /// `target` has cancel() and close(), both noexcept, and outlives the watchdog.
-    template <class Target>
-    watchdog(const asio::any_io_executor& ex, Target& target) : timer_(ex), state_(std::make_shared<shared_state>()) {
-        state_->target = &target;
-        state_->act = [](void* t, on_expiry what) noexcept {
-            if (what == on_expiry::close) static_cast<Target*>(t)->close();
-            else
-                static_cast<Target*>(t)->cancel();
-        };
-    }
-    watchdog(const watchdog&) = delete;
-    watchdog& operator=(const watchdog&) = delete;
-
-    void arm(duration d, on_expiry what = on_expiry::close) {
-        state_->expired = false;
-        state_->what = what;
-        const std::uint64_t gen = ++state_->generation;
-        timer_.expires_after(d);
-        timer_.async_wait(expiry{state_, gen});
-    }
-
-    void disarm() noexcept {
-        ++state_->generation;
-        timer_.cancel();
-    }
-
-    /// The last armed deadline passed before disarm().
-    bool expired() const noexcept { return state_->expired; }
-
-private:
-    struct shared_state {
-        void* target = nullptr;
-        void (*act)(void*, on_expiry) noexcept = nullptr;
-        std::uint64_t generation = 0;
-        bool expired = false;
-        on_expiry what = on_expiry::close;
-    };
-
-    struct expiry {
-        std::weak_ptr<shared_state> weak;
-        std::uint64_t gen;
-        void operator()(const error_code& ec) const {
-            const auto st = weak.lock();
-            if (ec || !st || st->generation != gen) return;
-            st->expired = true;
-            st->act(st->target, st->what);
-        }
-    };
-
-    asio::steady_timer timer_;
-    std::shared_ptr<shared_state> state_;
-};
-
-} // namespace detail
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/net/stream.hpp ----
-// ---- begin callsavvy/net/tls.hpp ----
-// callsavvy/net/tls.hpp — TLS settings of the client: TLS 1.2 or newer, the peer's certificate and host
-// name verified against the system CA store (or a CA file/directory) unless switched off by a name that
-// says it is insecure, and the mapping of OpenSSL's verify result to callsavvy's TLS errors.
-
-
-#include <asio/ip/address.hpp>
-#include <asio/ssl/context.hpp>
-
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-
-#include <memory>
-#include <string>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-struct tls_options {
-    /// PEM file of the CAs to trust instead of the system store (e.g. a private CA).
-    std::string ca_file{};
-    /// Directory of hashed CA certificates (`openssl rehash`) to trust instead of the system store.
-    std::string ca_dir{};
-    /// The application's own context (client certificates, pinning callbacks, ciphers). When set, ca_file and
-    /// ca_dir are ignored; callsavvy still sets SNI and checks the host name on every connection.
-    std::shared_ptr<asio::ssl::context> context{};
-    /// Accept any certificate for any host. Only for debugging against a server whose certificate cannot be
-    /// trusted; it makes every call open to interception.
-    bool insecure_skip_verify = false;
-};
-
-namespace detail {
-
-inline std::shared_ptr<asio::ssl::context> make_tls_context(const tls_options& o, error_code& ec, std::string& why) {
-    if (o.context) return o.context;
-    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
-    if (o.insecure_skip_verify) {
-        ctx->set_verify_mode(asio::ssl::verify_none);
-        return ctx;
-    }
-    ctx->set_verify_mode(asio::ssl::verify_peer);
-    if (!o.ca_file.empty()) {
-        ctx->load_verify_file(o.ca_file, ec);
-        if (ec) {
-            why = "cannot load CA file " + o.ca_file;
-            return nullptr;
-        }
-    }
-    if (!o.ca_dir.empty()) {
-        ctx->add_verify_path(o.ca_dir, ec);
-        if (ec) {
-            why = "cannot use CA directory " + o.ca_dir;
-            return nullptr;
-        }
-    }
-    if (o.ca_file.empty() && o.ca_dir.empty()) {
-        ctx->set_default_verify_paths(ec);
-        if (ec) {
-            why = "cannot load the system CA store";
-            return nullptr;
-        }
-    }
-    return ctx;
-}
-
-/// Prepares one TLS connection: SNI for host names, and the host name or IP address the certificate must
-/// name. OpenSSL then reports a mismatch as X509_V_ERR_HOSTNAME_MISMATCH / IP_ADDRESS_MISMATCH.
-inline bool prepare_tls_session(SSL* ssl, const std::string& host, bool verify, std::string& why) {
-    error_code ec{};
-    const auto ip = asio::ip::make_address(host, ec);
-    if (ec && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) {
-        why = "cannot set the TLS server name";
-        return false;
-    }
-    if (!verify) {
-        SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
-        return true;
-    }
-    SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr); // keeps a callback the application's context set
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-    const int ok = ec ? X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size())
-                      : X509_VERIFY_PARAM_set1_ip_asc(param, ip.to_string().c_str());
-    if (ok != 1) {
-        why = "cannot set the TLS host name to verify";
-        return false;
-    }
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    return true;
-}
-
-/// After a failed handshake: which of callsavvy's TLS errors it was, and OpenSSL's reason in words.
-inline error classify_tls_failure(SSL* ssl, std::string& why) {
-    const long r = SSL_get_verify_result(ssl);
-    if (r == X509_V_OK) {
-        why.clear();
-        return error::tls_handshake_failed;
-    }
-    why = X509_verify_cert_error_string(r);
-    switch (r) {
-    case X509_V_ERR_HOSTNAME_MISMATCH:
-    case X509_V_ERR_IP_ADDRESS_MISMATCH:
-    case X509_V_ERR_EMAIL_MISMATCH: return error::tls_hostname_mismatch;
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-    case X509_V_ERR_CERT_UNTRUSTED:
-    case X509_V_ERR_CERT_REJECTED: return error::tls_certificate_untrusted;
-    default: return error::tls_certificate_invalid;
-    }
-}
-
-} // namespace detail
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/net/tls.hpp ----
-
-#include <asio/awaitable.hpp>
-#include <asio/connect.hpp>
-#include <asio/ip/tcp.hpp>
-
-#include <chrono>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
-CALLSAVVY_BEGIN_NAMESPACE
-namespace detail {
-
-/// Where a connection goes: the origin server, optionally through a proxy.
-struct route {
-    std::string host; ///< origin host (no brackets for IPv6)
-    std::uint16_t port = 0;
-    bool tls = false;
-    std::optional<proxy_endpoint> proxy;
-};
-
-/// How one request/response exchange ended.
-struct exchange_result {
-    error_code ec{};
-    bool written = false;  ///< the whole request was handed to the kernel (the server may process it)
-    bool answered = false; ///< a whole response was parsed
-};
-
-class connection {
-public:
-    using tcp = asio::ip::tcp;
-    using clock = std::chrono::steady_clock;
-
-    explicit connection(const asio::any_io_executor& ex) : stream_(ex), resolver_(ex), watchdog_(ex, *this) {}
-    connection(const connection&) = delete;
-    connection& operator=(const connection&) = delete;
-
-    /// Resolves, connects (every resolved address in turn), tunnels through the proxy and handshakes TLS.
-    asio::awaitable<error_code> async_open(const route& r, asio::ssl::context* tls_ctx, bool verify_tls,
-                                           std::string& detail) {
-        const std::string& host = r.proxy ? r.proxy->host : r.host;
-        const std::uint16_t port = r.proxy ? r.proxy->port : r.port;
-        auto [rec, results] = co_await resolver_.async_resolve(host, std::to_string(port), use_nothrow);
-        if (rec) {
-            if (rec == asio::error::operation_aborted) co_return rec;
-            detail = host + ": " + rec.message();
-            co_return make_error_code(error::resolve_failed);
-        }
-        auto [cec, ep] = co_await asio::async_connect(stream_.socket(), results, use_nothrow);
-        if (cec) {
-            if (cec == asio::error::operation_aborted) co_return cec;
-            detail = (r.proxy ? "proxy " : "") + host + ":" + std::to_string(port) + ": " + cec.message();
-            co_return make_error_code(error::connect_failed);
-        }
-        error_code ec;
-        // Requests are written whole in one write; without this, Nagle + delayed ACK add 40 ms per call.
-        stream_.socket().set_option(tcp::no_delay(true), ec);
-        if (r.proxy) {
-            if (auto pec = co_await tunnel(*r.proxy, r, detail)) co_return pec;
-        }
-        if (r.tls) {
-            if (tls_ctx == nullptr) co_return make_error_code(error::tls_handshake_failed);
-            auto& tls = stream_.start_tls(*tls_ctx);
-            if (!prepare_tls_session(tls.native_handle(), r.host, verify_tls, detail))
-                co_return make_error_code(error::tls_handshake_failed);
-            auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::client, use_nothrow);
-            if (hec) {
-                if (hec == asio::error::operation_aborted) co_return hec;
-                const error e = classify_tls_failure(tls.native_handle(), detail);
-                if (detail.empty()) detail = hec.message();
-                co_return make_error_code(e);
-            }
-        }
-        open_ = true;
-        reusable_ = true;
-        co_return error_code{};
-    }
-
-    /// Writes the request (head and body in one write) and reads its whole response into `p`.
-    asio::awaitable<exchange_result> async_exchange(std::string_view head, std::string_view body,
-                                                    http::response_parser& p) {
-        exchange_result r;
-        r.ec = co_await stream_.write(head, body);
-        if (r.ec) {
-            close();
-            co_return r;
-        }
-        r.written = true;
-        r.ec = co_await reader_.read(stream_, p);
-        if (r.ec) {
-            close();
-            co_return r;
-        }
-        r.answered = true;
-        ++requests;
-        // Bytes beyond the response were never asked for: the connection's framing cannot be trusted again.
-        // After 101 Switching Protocols what follows is not HTTP.
-        if (reader_.buffered() || !p.keep_alive() || p.get().status == 101) reusable_ = false;
-        co_return r;
-    }
-
-    /// True when an idle pooled connection shows neither EOF nor stray bytes (in the kernel, in OpenSSL or in
-    /// the read buffer), so a request written on it will not meet a connection the server already closed.
-    bool looks_alive() { return open_ && reusable_ && !reader_.buffered() && stream_.quiet(); }
-
-    /// Ends whatever is pending (a resolve included) and closes the socket.
-    void close() noexcept {
-        open_ = false;
-        reusable_ = false;
-        resolver_.cancel();
-        stream_.close();
-    }
-    /// The watchdog's gentler action is the same here: a client connection is never answered after a timeout.
-    void cancel() noexcept { close(); }
-
-    /// Sends TLS close_notify (bounded: a peer that never answers costs at most `bound`) and closes.
-    asio::awaitable<void> async_close_gracefully(std::chrono::milliseconds bound = std::chrono::seconds(1)) {
-        if (stream_.is_tls() && open_) {
-            open_ = false;
-            watchdog_.arm(bound);
-            co_await stream_.shutdown();
-            watchdog_.disarm();
-        }
-        close();
-    }
-
-    /// Bounds what the connection waits on (an attempt: connect, write and read); expiry closes it.
-    watchdog& deadline() noexcept { return watchdog_; }
-
-    bool is_open() const noexcept { return open_; }
-    bool reusable() const noexcept { return open_ && reusable_; }
-    bool is_tls() const noexcept { return stream_.is_tls(); }
-    std::uint64_t bytes_sent() const noexcept { return stream_.bytes_sent(); }
-    std::uint64_t bytes_received() const noexcept { return stream_.bytes_received(); }
-    std::uint64_t writes() const noexcept { return stream_.writes(); }
-    clock::time_point last_used{};
-    std::uint64_t requests = 0; ///< exchanges completed on this connection
-
-private:
-    asio::awaitable<error_code> tunnel(const proxy_endpoint& px, const route& r, std::string& detail) {
-        const std::string req = connect_request(r.host, r.port, px);
-        http::response_parser p;
-        p.expect_no_body();
-        const auto x = co_await async_exchange(req, {}, p);
-        if (x.ec) {
-            if (x.ec == asio::error::operation_aborted) co_return x.ec;
-            detail = "proxy: " + x.ec.message();
-            co_return make_error_code(error::proxy_failed);
-        }
-        const int status = p.get().status;
-        if (status / 100 != 2) {
-            // 407 asks for credentials; some proxies (tinyproxy) answer wrong credentials with 401.
-            const bool auth = status == 407 || status == 401;
-            detail = "proxy answered " + std::to_string(status) +
-                     (auth ? (px.authorization.empty() ? " (proxy authentication required)"
-                                                       : " (proxy credentials rejected)")
-                           : "") +
-                     " to CONNECT " + r.host + ":" + std::to_string(r.port);
-            co_return make_error_code(error::proxy_failed);
-        }
-        requests = 0;
-        reader_.clear();
-        co_return error_code{};
-    }
-
-    stream stream_;
-    tcp::resolver resolver_;
-    message_reader reader_;
-    watchdog watchdog_;
-    bool open_ = false;
-    bool reusable_ = true;
-};
-
-} // namespace detail
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/net/connection.hpp ----
 
 #include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/bind_cancellation_slot.hpp>
-#include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -5952,7 +6735,6 @@ CALLSAVVY_END_NAMESPACE
 #include <chrono>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <list>
 #include <memory>
 #include <random>
@@ -5960,138 +6742,10 @@ CALLSAVVY_END_NAMESPACE
 #include <string_view>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 CALLSAVVY_BEGIN_NAMESPACE
 
-/// The account's API key pair, sent as the Public-Key and Private-Key headers. Never logged or reported.
-struct credentials {
-    std::string public_key{};
-    std::string private_key{};
-};
-
-/// How failed attempts are retried (which failures qualify is fixed by the retry-safety rules, not here).
-struct retry_options {
-    int max_attempts = 3; ///< attempts per call, the first included; 429s not counted
-    /// 429s are always retried (they prove the request was not processed), at most this many times per call
-    /// and within its deadline; then the call fails with error::rate_limited.
-    int max_rate_limited_retries = 50;
-    std::chrono::milliseconds backoff_base{200};  ///< exponential backoff with full jitter: base * 2^(n-1) ...
-    std::chrono::milliseconds backoff_cap{10000}; ///< ... capped here
-};
-
-/// What the observer hook sees after every attempt: for logging and metrics. Holds no credentials.
-struct call_event {
-    std::string resource{};
-    int attempt = 0;                               ///< 1 for the first attempt
-    int http_status = 0;                           ///< 0 when no response arrived
-    error_code ec{};                               ///< the attempt's outcome
-    std::chrono::steady_clock::duration latency{}; ///< of this attempt
-    std::uint64_t bytes_sent = 0;
-    std::uint64_t bytes_received = 0;
-    bool reused_connection = false;
-    bool will_retry = false;
-    std::chrono::steady_clock::duration limiter_wait{}; ///< time parked in the rate limiter before this attempt
-};
-
-struct client_options {
-    credentials keys{};
-    /// scheme://host[:port]/prefix/ — https by default; http only when given explicitly (tests, a local mock).
-    std::string base_url = "https://api.callsavvy.com/v1/";
-    /// One attempt: connect (resolve, TCP, proxy, TLS) + write + read.
-    std::chrono::milliseconds attempt_timeout{30000};
-    /// The whole call: waits for a connection, every attempt and every backoff. Zero: no deadline.
-    std::chrono::milliseconds call_deadline{120000};
-    std::size_t max_connections = 8;               ///< pooled keep-alive connections to the host
-    std::chrono::milliseconds idle_timeout{30000}; ///< idle pooled connections older than this are closed
-    http::limits response_limits{};                ///< bounds on each response's head and body
-    tls_options tls{};
-    proxy_options proxy{};
-    retry_options retry{};
-    std::string user_agent = "callsavvy-cpp/" CALLSAVVY_VERSION_STRING;
-    std::function<void(const call_event&)> observer{};
-    std::uint64_t jitter_seed = 0; ///< seed of the backoff jitter; 0 picks a random one
-    /// Callsavvy's rate limits (spec §1), applied before each request so the server never has a reason to
-    /// answer 429. Shared by every client in the process that uses the same public key: the first client
-    /// created for a key sets the limits while any client of that key lives.
-    rate_limit_options rate_limits{};
-    /// Retries (other than after 429) draw from this budget; when it is spent, failures are reported at once.
-    retry_budget_options retry_budget{};
-    /// After this many 401/403 answers in a row, calls fail at once until the cool-down passes.
-    auth_breaker_options auth_breaker{};
-    /// Check typed requests against the catalog's rules before sending. The real server may be more
-    /// permissive than the spec says; switch this off to let it decide.
-    bool validate_requests = true;
-};
-
 namespace detail {
-
-/// What the retry rules decide after a failed attempt.
-enum class retry_decision { fail, retry, retry_now, outcome_unknown };
-
-/// The retry-safety rules (spec §2): only what the server provably did not process, or what is read-only,
-/// is sent again. `written`: the request's bytes may have reached the server.
-inline retry_decision decide_retry(const error_code& ec, int http_status, bool written, bool read_only, bool reused,
-                                   bool fresh_retry_used, int attempt, int max_attempts) {
-    if (ec == asio::error::operation_aborted) return retry_decision::fail;
-    const bool attempts_left = attempt < max_attempts;
-    if (http_status != 0) {
-        // An answer arrived. 429 proves the request was not processed (the caller bounds those retries
-        // separately); a 5xx does not say whether the work was done, so a call that changes state reports
-        // an unknown outcome and is never re-sent.
-        if (http_status == 429) return retry_decision::retry;
-        if (http_status >= 500) {
-            if (!read_only) return retry_decision::outcome_unknown;
-            return attempts_left ? retry_decision::retry : retry_decision::fail;
-        }
-        return retry_decision::fail;
-    }
-    if (ec.category() == callsavvy::error_category()) {
-        switch (static_cast<error>(ec.value())) {
-        case error::tls_certificate_untrusted:
-        case error::tls_hostname_mismatch:
-        case error::tls_certificate_invalid:
-        case error::invalid_url:
-        case error::client_closed:
-        case error::validation_failed: return retry_decision::fail; // the same again would fail the same way
-        default: break;
-        }
-    }
-    if (ec.category() == http::error_category()) {
-        // A broken answer is not a lost one: never re-sent. The request did arrive, so for a call that
-        // changes state whether it was done is unknown.
-        return written && !read_only ? retry_decision::outcome_unknown : retry_decision::fail;
-    }
-    if (!written) {
-        // Connect failures, or a reused connection that failed on write: nothing reached the server whole.
-        if (reused && !fresh_retry_used) return retry_decision::retry_now;
-        return attempts_left ? retry_decision::retry : retry_decision::fail;
-    }
-    if (read_only) return attempts_left ? retry_decision::retry : retry_decision::fail;
-    return retry_decision::outcome_unknown;
-}
-
-/// Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^(attempt-1))].
-template <class Rng>
-std::chrono::milliseconds backoff_delay(const retry_options& o, int attempt, Rng& rng) {
-    const int shift = attempt - 1 < 20 ? attempt - 1 : 20;
-    const auto ceiling =
-        std::min<std::int64_t>(o.backoff_cap.count(), o.backoff_base.count() * (std::int64_t{1} << shift));
-    if (ceiling <= 0) return std::chrono::milliseconds{0};
-    std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
-    return std::chrono::milliseconds{dist(rng)};
-}
-
-/// Retry-After in whole seconds (spec §1); HTTP dates are not used by Callsavvy.
-inline std::optional<std::chrono::seconds> parse_retry_after(std::optional<std::string_view> v) {
-    if (!v || v->empty() || v->size() > 9) return std::nullopt;
-    std::int64_t s = 0;
-    for (char c : *v) {
-        if (c < '0' || c > '9') return std::nullopt;
-        s = s * 10 + (c - '0');
-    }
-    return std::chrono::seconds{s};
-}
 
 inline bool valid_resource(std::string_view r) {
     if (r.empty() || r.find("..") != std::string_view::npos) return false;
@@ -6110,6 +6764,27 @@ struct call_result {
 
 struct call_state;
 
+/// Shared by one call and its caller's cancellation slot. The slot's handler runs wherever the caller emits
+/// the cancellation; it only posts it to the client's executor, where the call's state lives, so a caller
+/// on another thread never touches a running call (co_spawn would forward the cancellation synchronously,
+/// racing the client's strand).
+struct call_control {
+    explicit call_control(asio::any_io_executor e) : ex(std::move(e)) {}
+    asio::any_io_executor ex;
+    call_state* running = nullptr;                                 ///< while the call runs
+    asio::cancellation_type early = asio::cancellation_type::none; ///< came before the call started
+    /// On the client's executor: stops the running call (or the one about to start).
+    void cancel(asio::cancellation_type t);
+};
+
+/// The handler installed in the caller's cancellation slot.
+struct cancel_forwarder {
+    std::shared_ptr<call_control> ctl;
+    void operator()(asio::cancellation_type t) const {
+        asio::post(ctl->ex, [c = ctl, t] { c->cancel(t); });
+    }
+};
+
 class client_impl : public std::enable_shared_from_this<client_impl> {
 public:
     using clock = std::chrono::steady_clock;
@@ -6120,49 +6795,38 @@ public:
     client_impl& operator=(const client_impl&) = delete;
 
     const std::shared_ptr<rate_limiter>& limiter() const noexcept { return limiter_; }
-
     const asio::any_io_executor& executor() const noexcept { return ex_; }
     const client_options& options() const noexcept { return opts_; }
+    /// Why the options cannot be used (every call then fails at once with it), or success.
+    const error_code& configuration_error() const noexcept { return config_ec_; }
+    const std::string& configuration_detail() const noexcept { return config_detail_; }
 
     /// Whatever the server sent back may echo the request's headers: the keys never leave in diagnostics.
     void redact(diagnostics& d) const {
-        for (std::string* text : {&d.server_message, &d.body, &d.detail}) {
-            detail::redact(*text, opts_.keys.public_key);
-            detail::redact(*text, opts_.keys.private_key);
-        }
+        for (std::string* text : {&d.server_message, &d.body, &d.detail})
+            detail::redact_all(*text, {opts_.keys.public_key, opts_.keys.private_key});
     }
 
-    asio::awaitable<call_result> call(std::string resource, std::string body, bool read_only, diagnostics& d);
+    /// The one type-erased entry point of every call: the resource, its serialized JSON body, and whether it
+    /// is read-only (spec §2 "Retry safety"). Runs on the client's executor.
+    asio::awaitable<call_result> call(std::string resource, std::string body, bool read_only, diagnostics& d,
+                                      std::shared_ptr<call_control> ctl);
     void close();
     bool closed() const noexcept { return closed_; }
 
-    std::size_t open_connections() const noexcept { return open_; }
-    std::size_t idle_connections() const noexcept { return idle_.size(); }
+    std::size_t open_connections() const noexcept { return pool_->open_count(); }
+    std::size_t idle_connections() const noexcept { return pool_->idle_count(); }
 
 private:
-    struct pool_waiter {
-        explicit pool_waiter(const asio::any_io_executor& ex) : timer(ex, clock::time_point::max()) {}
-        asio::steady_timer timer;
-        std::unique_ptr<connection> conn; ///< handed over by release()
-        bool slot = false;                ///< or: room to open a new connection
-    };
-
     void configure();
-    void observe(call_event& ev, const error_code& ec, bool will_retry) const;
-    /// A connection for the next attempt: an idle one, a new one, or one handed over by a finishing call.
-    /// `fresh`: never a reused one (the retry after a reused socket failed before the write).
-    asio::awaitable<error_code> acquire(call_state& cs, std::unique_ptr<connection>& out, bool& reused, bool fresh);
-    asio::awaitable<error_code> acquire_any(call_state& cs, std::unique_ptr<connection>& out, bool& reused, bool fresh);
-    void release(std::unique_ptr<connection> c);
-    void discard(std::unique_ptr<connection> c);
-    void hand_slot_to_waiter();
-    void arm_sweep();
-    void sweep();
-    void close_gracefully(std::unique_ptr<connection> c);
-
-    asio::awaitable<call_result> call_body(std::shared_ptr<call_state> cs);
-    asio::awaitable<call_result> attempt(std::shared_ptr<call_state> cs, connection* conn);
-    asio::awaitable<error_code> wait_for_rate_limit(call_state& cs, acquire_position position);
+    call_rules rules_for(bool read_only) const;
+    asio::awaitable<call_action> step(call_state& cs, call_action a);
+    asio::awaitable<call_action> wait_for_grant(call_state& cs, call_action a);
+    asio::awaitable<call_action> get_connection(call_state& cs, bool fresh);
+    asio::awaitable<call_action> attempt(call_state& cs);
+    asio::awaitable<void> exchange(call_state& cs, connection& conn, attempt_report& rep);
+    asio::awaitable<call_action> back_off(call_state& cs, std::chrono::milliseconds delay);
+    void observe(const call_event& ev) const noexcept;
 
     asio::any_io_executor ex_{};
     client_options opts_;
@@ -6171,14 +6835,9 @@ private:
     std::shared_ptr<asio::ssl::context> tls_ctx_{};
     error_code config_ec_{};
     std::string config_detail_{};
-    http::request template_;
-
-    std::vector<std::unique_ptr<connection>> idle_{}; // most recently used last
-    std::size_t open_ = 0;                            // connections opened and not yet discarded, idle or busy
-    std::list<pool_waiter*> waiters_;
+    std::optional<http::request_head> head_{};
+    std::shared_ptr<connection_pool> pool_;
     std::list<call_state*> calls_;
-    asio::steady_timer sweep_timer_;
-    bool sweep_armed_ = false;
     bool closed_ = false;
     std::minstd_rand rng_{};
     std::shared_ptr<rate_limiter> limiter_{}; ///< null when rate limiting is off
@@ -6193,7 +6852,8 @@ struct is_use_awaitable : std::false_type {};
 template <class Executor>
 struct is_use_awaitable<asio::use_awaitable_t<Executor>> : std::true_type {};
 
-/// Turns an exception escaping a call coroutine (only allocation failures can) into an error code.
+/// Turns an exception escaping a call coroutine into an error code. Only allocation failures are expected;
+/// anything else is a library defect, reported rather than thrown into the caller's io_context::run().
 inline error_code error_from_exception(const std::exception_ptr& ep) {
     try {
         std::rethrow_exception(ep);
@@ -6201,6 +6861,8 @@ inline error_code error_from_exception(const std::exception_ptr& ep) {
         return e.code();
     } catch (const std::bad_alloc&) {
         return std::make_error_code(std::errc::not_enough_memory);
+    } catch (...) {
+        return std::make_error_code(std::errc::state_not_recoverable);
     }
 }
 
@@ -6230,8 +6892,11 @@ public:
     /// server's details. Other tokens complete with (error_code, boost::json::object); the overload with a
     /// diagnostics object gives the same details without exceptions. The resource's retry safety comes from
     /// the catalog; a resource the catalog does not know is treated as state-changing.
-    /// Cancellation: any type until the request's first byte is written; only terminal afterwards (the
-    /// connection is then closed and the call completes with operation_aborted).
+    /// Cancellation (through the completion handler's slot; it may be emitted on the caller's executor, the
+    /// call sees it on the client's): any type while the call waits in the limiter or the pool, connects or
+    /// backs off; once the request's first byte is written only terminal, which closes the connection and
+    /// completes with operation_aborted, or error::outcome_unknown when the whole state-changing request had
+    /// left. A weaker cancellation that came meanwhile is kept: the call is not sent again.
     template <class CompletionToken = default_token>
     auto async_call(std::string resource, boost::json::object params, CompletionToken&& token = {}) {
         // read_only() first: the braced list below moves `resource` before a later element could read it.
@@ -6286,9 +6951,15 @@ public:
     CALLSAVVY_API_ENDPOINTS(CALLSAVVY_NAMED_CALL)
 #undef CALLSAVVY_NAMED_CALL
 
-    /// Ends every call in flight with operation_aborted, closes idle connections (TLS: close_notify) and
-    /// refuses new calls with error::client_closed. Idempotent; the destructor calls it.
+    /// Ends every call in flight (operation_aborted; error::outcome_unknown for a state-changing request that
+    /// was already written), closes idle connections (TLS: close_notify) and refuses new calls with
+    /// error::client_closed. Idempotent; the destructor calls it. Call it on the client's executor.
     void close() { impl_->close(); }
+
+    /// Why the options cannot be used (a bad base URL, a key or user agent that cannot be sent, a TLS
+    /// setting): every call then completes at once with this error, diagnostics::detail naming the field.
+    /// Success when the client is usable.
+    error_code configuration_error() const noexcept { return impl_->configuration_error(); }
 
     std::size_t open_connections() const noexcept { return impl_->open_connections(); }
     std::size_t idle_connections() const noexcept { return impl_->idle_connections(); }
@@ -6312,8 +6983,8 @@ private:
         std::string body;
         bool read_only = false;
 
-        asio::awaitable<outcome<result_type>> run(diagnostics& d) {
-            auto r = co_await impl->call(std::move(resource), std::move(body), read_only, d);
+        asio::awaitable<outcome<result_type>> run(diagnostics& d, std::shared_ptr<detail::call_control> ctl) {
+            auto r = co_await impl->call(std::move(resource), std::move(body), read_only, d, std::move(ctl));
             co_return outcome<result_type>{r.ec, std::move(r.data)};
         }
     };
@@ -6324,7 +6995,7 @@ private:
         std::shared_ptr<detail::client_impl> impl;
         typename E::request request;
 
-        asio::awaitable<outcome<result_type>> run(diagnostics& d) {
+        asio::awaitable<outcome<result_type>> run(diagnostics& d, std::shared_ptr<detail::call_control> ctl) {
             outcome<result_type> out;
             if (impl->options().validate_requests) {
                 if (auto v = api::check_all<typename E::rules>(request)) {
@@ -6336,7 +7007,7 @@ private:
                 }
             }
             auto r = co_await impl->call(std::string(E::resource), boost::json::serialize(to_json(request)),
-                                         E::read_only, d);
+                                         E::read_only, d, std::move(ctl));
             if (r.ec) {
                 out.ec = r.ec;
                 co_return out;
@@ -6356,42 +7027,66 @@ private:
     };
 
     template <class Op>
+    static asio::awaitable<outcome<typename Op::result_type>> run_nothrow(Op op, diagnostics* user_diag,
+                                                                          std::shared_ptr<detail::call_control> ctl) {
+        diagnostics local;
+        co_return co_await op.run(user_diag != nullptr ? *user_diag : local, std::move(ctl));
+    }
+
+    /// Completes an operation on its handler's executor, with outstanding work kept there meanwhile (the
+    /// caller's io_context must not run out of work while its call runs on the client's).
+    template <class Handler, class T, class Work>
+    struct completion {
+        Handler handler;
+        Work work;
+        void operator()(std::exception_ptr ep, outcome<T> r) {
+            if (ep) r.ec = detail::error_from_exception(ep);
+            asio::dispatch(work, [h = std::move(handler), r = std::move(r)]() mutable {
+                // Asio's rule: the slot is cleared before the handler runs (it runs where cancellations come from).
+                asio::get_associated_cancellation_slot(h).clear();
+                std::move(h)(r.ec, std::move(r.value));
+            });
+        }
+    };
+
+    struct initiate_call {
+        template <class Handler, class Op>
+        void operator()(Handler&& handler, Op op, diagnostics* diag) const {
+            using T = typename Op::result_type;
+            using handler_type = std::decay_t<Handler>;
+            auto ex = op.impl->executor();
+            auto ctl = std::make_shared<detail::call_control>(ex);
+            auto slot = asio::get_associated_cancellation_slot(handler);
+            if (slot.is_connected()) slot.template emplace<detail::cancel_forwarder>(ctl);
+            auto work =
+                asio::prefer(asio::get_associated_executor(handler, ex), asio::execution::outstanding_work.tracked);
+            asio::co_spawn(
+                ex, run_nothrow(std::move(op), diag, std::move(ctl)),
+                completion<handler_type, T, decltype(work)>{std::forward<Handler>(handler), std::move(work)});
+        }
+    };
+
+    /// The default token: a coroutine of the caller's that throws api_error (with the server's details) on
+    /// failure. The call itself runs on the client's executor whatever executor the caller's coroutine has.
+    template <class Op>
     static asio::awaitable<typename Op::result_type> run_throwing(Op op, diagnostics* user_diag) {
         diagnostics local;
         diagnostics& d = user_diag != nullptr ? *user_diag : local;
-        auto r = co_await op.run(d);
-        if (r.ec) throw api_error(r.ec, d);
-        co_return std::move(r.value);
-    }
-
-    template <class Op>
-    static asio::awaitable<outcome<typename Op::result_type>> run_nothrow(Op op, diagnostics* user_diag) {
-        diagnostics local;
-        co_return co_await op.run(user_diag != nullptr ? *user_diag : local);
+        auto [ec, value] =
+            co_await asio::async_initiate<decltype(detail::use_nothrow), void(error_code, typename Op::result_type)>(
+                initiate_call{}, detail::use_nothrow, std::move(op), &d);
+        if (ec) throw api_error(ec, d);
+        co_return std::move(value);
     }
 
     template <class Op, class CompletionToken>
     auto launch(Op op, diagnostics* diag, CompletionToken&& token) {
         using T = typename Op::result_type;
         if constexpr (detail::is_use_awaitable<std::decay_t<CompletionToken>>::value) {
-            // Runs on the client's executor whatever executor the awaiting coroutine has.
-            return asio::co_spawn(impl_->executor(), run_throwing(std::move(op), diag),
-                                  std::forward<CompletionToken>(token));
+            return run_throwing(std::move(op), diag);
         } else {
-            return asio::async_initiate<CompletionToken, void(error_code, T)>(
-                [](auto handler, Op op, diagnostics* diag) {
-                    auto slot = asio::get_associated_cancellation_slot(handler);
-                    auto ex = op.impl->executor();
-                    auto hex = asio::get_associated_executor(handler, ex);
-                    asio::co_spawn(ex, run_nothrow(std::move(op), diag),
-                                   asio::bind_cancellation_slot(
-                                       slot, asio::bind_executor(hex, [h = std::move(handler)](std::exception_ptr ep,
-                                                                                               outcome<T> r) mutable {
-                                           if (ep) r.ec = detail::error_from_exception(ep);
-                                           std::move(h)(r.ec, std::move(r.value));
-                                       })));
-                },
-                token, std::move(op), diag);
+            return asio::async_initiate<CompletionToken, void(error_code, T)>(initiate_call{}, token, std::move(op),
+                                                                              diag);
         }
     }
 
@@ -6463,83 +7158,99 @@ CALLSAVVY_END_NAMESPACE
 // program (the one including <callsavvy/src.hpp>) with CALLSAVVY_SEPARATE_COMPILATION.
 #if !defined(CALLSAVVY_SEPARATE_COMPILATION) || defined(CALLSAVVY_SOURCE)
 // ---- begin callsavvy/impl/client.ipp ----
-// callsavvy/impl/client.ipp — the out-of-line part of the client: the pool, the attempts, the retries.
-// Included by client.hpp in the default header-only build; with CALLSAVVY_SEPARATE_COMPILATION it is compiled
-// once, in the translation unit that includes <callsavvy/src.hpp>, so that the files making calls compile only
-// their typed glue (see README "Separate compilation").
+// callsavvy/impl/client.ipp — the out-of-line part of the client: the driver that performs what the call's
+// state machine (detail/call_fsm.hpp) decides — limiter waits, pooled connections, attempts, backoffs — and
+// the interrupts that timers, close() and cancellations deliver to it. Included by client.hpp in the default
+// header-only build; with CALLSAVVY_SEPARATE_COMPILATION it is compiled once, in the translation unit that
+// includes <callsavvy/src.hpp> (see README "Separate compilation").
 
 
 CALLSAVVY_BEGIN_NAMESPACE
 namespace detail {
 
-/// One call in flight: what its timers and close() reach, and how far the current attempt got.
-///
-/// Timeouts, the deadline and close() interrupt a call by closing its connection or cancelling the timer it
-/// waits on, from plain timer handlers. (Racing the call against a timer with awaitable_operators would be
-/// shorter, but Asio 1.22's parallel_group forwards only the first cancellation it is asked for: a partial
-/// cancellation that the call ignores on the wire would swallow a later terminal one.)
+/// One call in flight: its state machine, and everything an interrupt may have to end (the limiter wait, the
+/// pool wait, the attempt's connection, the backoff timer). Owned by the call's coroutine and by its deadline
+/// timer's handler, so a handler that runs after the call ended finds a finished machine, not freed memory.
 struct call_state {
-    enum class stop { none, attempt_timeout, deadline, closed };
-
-    call_state(client_impl& c, std::string res, std::string b, bool ro, diagnostics& diag)
-        : client(c), resource(std::move(res)), body(std::move(b)), read_only(ro), d(diag), deadline_timer(c.executor()),
-          attempt_timer(c.executor()) {}
+    call_state(client_impl& c, std::string res, std::string b, const call_rules& rules, diagnostics& diag)
+        : resource(std::move(res)), body(std::move(b)), d(diag), fsm(rules, c.budget_, c.breaker_, c.rng_, diag),
+          pool(*c.pool_), deadline_timer(c.ex_), backoff_timer(c.ex_), pool_wait(c.ex_) {}
     call_state(const call_state&) = delete;
     call_state& operator=(const call_state&) = delete;
 
-    /// Ends whatever the call is waiting on; the waiting coroutine then reads `attempt_stop`/`call_stop`.
-    void interrupt() {
-        if (active != nullptr) active->close();
-        if (waiting != nullptr) waiting->cancel();
-        if (waiting_signal != nullptr) waiting_signal->emit(asio::cancellation_type::terminal);
+    /// Stops the call from outside and ends whatever it waits on; the driver then hears it from the machine.
+    void stop(call_stop why, asio::cancellation_type type = asio::cancellation_type::terminal) {
+        switch (fsm.stop(why, type)) {
+        case call_interrupt::none: break;
+        case call_interrupt::limiter_wait: limiter_signal.emit(asio::cancellation_type::terminal); break;
+        case call_interrupt::pool_wait: pool.cancel(pool_wait); break;
+        case call_interrupt::connection:
+            if (active != nullptr) active->close();
+            break;
+        case call_interrupt::backoff: backoff_timer.cancel(); break;
+        }
     }
 
-    client_impl& client;
     std::string resource;
     std::string body;
-    bool read_only;
     diagnostics& d;
+    call_fsm fsm;
+    connection_pool& pool;
     asio::steady_timer deadline_timer;
-    asio::steady_timer attempt_timer;
-    std::list<call_state*>::iterator registration;
-    connection* active = nullptr;                        ///< the connection of the attempt in progress
-    asio::steady_timer* waiting = nullptr;               ///< the timer a pool wait or a backoff parks on
-    asio::cancellation_signal* waiting_signal = nullptr; ///< ends a wait in the rate limiter
-    /// The limiter's grant of the current attempt: sent() when its first byte leaves, else let go (reset or
-    /// destroyed), which gives the slot back.
-    rate_grant grant{};
-    unsigned attempt_id = 0;
-    stop attempt_stop = stop::none; ///< why the current attempt was interrupted
-    stop call_stop = stop::none;    ///< why the whole call was interrupted
-    bool written = false;           ///< the current attempt started writing the request
-    bool got_bytes = false;         ///< the current attempt received response bytes
-    int http_status = 0;            ///< of the current attempt
-    std::optional<std::chrono::seconds> retry_after;
+    asio::steady_timer backoff_timer;
+    asio::cancellation_signal limiter_signal; ///< ends a wait in the rate limiter
+    connection_pool::waiter pool_wait;
+    connection_pool::lease lease{}; ///< the attempt's connection, from the pool until the attempt ends
+    rate_grant grant{};             ///< the limiter's grant, from the wait until the write (or the attempt's end)
+    connection* active = nullptr;   ///< the connection of the attempt in progress
+    boost::json::object data{};     ///< the envelope's data, on success
+    std::chrono::steady_clock::duration limiter_wait{};
 };
 
-/// Publishes what a call waits on (for interrupt()) for exactly as long as it waits there, however the
-/// wait ends: a pointer left behind would let close() touch a finished coroutine's frame.
-template <class T>
-struct published {
-    published(T*& slot, T& value) : slot_(slot) { slot_ = &value; }
-    ~published() { slot_ = nullptr; }
-    published(const published&) = delete;
-    published& operator=(const published&) = delete;
+/// Publishes the connection an attempt runs on (for interrupts) for exactly as long as the attempt runs.
+struct published_connection {
+    published_connection(connection*& slot, connection& c) : slot_(slot) { slot_ = &c; }
+    ~published_connection() { slot_ = nullptr; }
+    published_connection(const published_connection&) = delete;
+    published_connection& operator=(const published_connection&) = delete;
 
 private:
-    T*& slot_;
+    connection*& slot_;
 };
 
-/// Keeps a call in the client's list (for close()) exactly as long as call() runs. A named type, not a local
-/// one: g++ 12 rejects a local type in a non-inline coroutine's frame (-Wsubobject-linkage).
+/// Keeps a call in the client's list (for close()) and bound to its caller's cancellation for exactly as long
+/// as call() runs. A named type, not a local one: g++ 12 rejects a local type in a non-inline coroutine's
+/// frame (-Wsubobject-linkage).
 struct call_registration {
-    std::list<call_state*>& calls;
-    std::list<call_state*>::iterator it;
-    ~call_registration() { calls.erase(it); }
+    call_registration(std::list<call_state*>& calls, call_state& cs, call_control* ctl)
+        : calls_(calls), it_(calls.insert(calls.end(), &cs)), ctl_(ctl) {
+        if (ctl_ == nullptr) return;
+        ctl_->running = &cs;
+        // A cancellation that came before the call started stops it before anything is sent.
+        if (ctl_->early != asio::cancellation_type::none) cs.stop(call_stop::cancelled, ctl_->early);
+    }
+    ~call_registration() {
+        calls_.erase(it_);
+        if (ctl_ != nullptr) ctl_->running = nullptr;
+    }
+    call_registration(const call_registration&) = delete;
+    call_registration& operator=(const call_registration&) = delete;
+
+private:
+    std::list<call_state*>& calls_;
+    std::list<call_state*>::iterator it_;
+    call_control* ctl_;
 };
+
+CALLSAVVY_DECL void call_control::cancel(asio::cancellation_type t) {
+    if (running != nullptr) running->stop(call_stop::cancelled, t);
+    else
+        early = early | t;
+}
 
 CALLSAVVY_DECL client_impl::client_impl(asio::any_io_executor ex, client_options o)
-    : ex_(std::move(ex)), opts_(std::move(o)), sweep_timer_(ex_),
+    : ex_(std::move(ex)), opts_(std::move(o)),
+      pool_(std::make_shared<connection_pool>(ex_, opts_.max_connections, opts_.idle_timeout)),
       rng_(opts_.jitter_seed != 0 ? opts_.jitter_seed : std::random_device{}()), budget_(opts_.retry_budget),
       breaker_(opts_.auth_breaker) {
     configure();
@@ -6550,439 +7261,87 @@ CALLSAVVY_DECL client_impl::client_impl(asio::any_io_executor ex, client_options
 
 CALLSAVVY_DECL client_impl::~client_impl() = default;
 
-CALLSAVVY_DECL void client_impl::observe(call_event& ev, const error_code& ec, bool will_retry) const {
+CALLSAVVY_DECL void client_impl::observe(const call_event& ev) const noexcept {
     if (!opts_.observer) return;
-    ev.ec = ec;
-    ev.will_retry = will_retry;
-    opts_.observer(ev);
+    try {
+        opts_.observer(ev);
+    } catch (...) {
+        // An observer is for logging and metrics: what it throws must not change a call's outcome.
+    }
+}
+
+/// A value that cannot go out as an HTTP field value: control characters (a trailing newline read from a
+/// file), or white space at either end (a receiver would strip it, so the server would see another key).
+inline bool unsendable_field(std::string_view v) {
+    if (!http::detail::is_field_value(v)) return true;
+    return !v.empty() && (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t');
 }
 
 CALLSAVVY_DECL void client_impl::configure() {
+    const auto refuse = [this](error e, std::string why) {
+        config_ec_ = make_error_code(e);
+        config_detail_ = std::move(why);
+    };
+    for (const auto& [name, value] :
+         {std::pair<const char*, const std::string*>{"keys.public_key", &opts_.keys.public_key},
+          {"keys.private_key", &opts_.keys.private_key},
+          {"user_agent", &opts_.user_agent}}) {
+        if (unsendable_field(*value))
+            return refuse(error::invalid_options,
+                          std::string("client_options::") + name +
+                              " holds a character an HTTP header cannot carry (a control character such as a "
+                              "trailing newline, or white space at either end)");
+    }
     error_code ec{};
     auto u = http::parse_url(opts_.base_url, ec);
-    if (ec || !u) {
-        config_ec_ = make_error_code(error::invalid_url);
-        config_detail_ = "base URL is not an http(s) URL";
-        return;
-    }
+    if (ec || !u) return refuse(error::invalid_url, "base URL is not an http(s) URL");
     base_ = *u;
     if (base_.path.empty() || base_.path.back() != '/') base_.path += '/';
     route_.host = base_.host;
     route_.port = base_.port;
     route_.tls = base_.is_https();
     route_.proxy = select_proxy(opts_.proxy, base_, ec);
-    if (ec) {
-        config_ec_ = make_error_code(error::invalid_url);
-        config_detail_ = "proxy URL is not an http:// URL";
-        return;
-    }
+    if (ec) return refuse(error::invalid_url, "proxy URL is not an http:// URL");
     if (route_.tls) {
-        tls_ctx_ = make_tls_context(opts_.tls, ec, config_detail_);
-        if (!tls_ctx_) {
-            config_ec_ = make_error_code(error::tls_handshake_failed);
-            return;
-        }
+        std::string why;
+        tls_ctx_ = make_tls_context(opts_.tls, ec, why);
+        if (!tls_ctx_) return refuse(error::tls_handshake_failed, std::move(why));
     }
-    template_.method = "POST";
-    template_.version = 11;
-    template_.headers.add("Host", base_.host_header());
-    template_.headers.add("Content-Type", "application/json");
-    template_.headers.add("Accept", "application/json");
-    template_.headers.add("User-Agent", opts_.user_agent);
-    template_.headers.add("Public-Key", opts_.keys.public_key);
-    template_.headers.add("Private-Key", opts_.keys.private_key);
+    http::request base;
+    base.method = "POST";
+    base.version = 11;
+    base.target = base_.path;
+    base.headers.add("Host", base_.host_header());
+    base.headers.add("Content-Type", "application/json");
+    base.headers.add("Accept", "application/json");
+    base.headers.add("User-Agent", opts_.user_agent);
+    base.headers.add("Public-Key", opts_.keys.public_key);
+    base.headers.add("Private-Key", opts_.keys.private_key);
+    head_ = http::request_head::make(base, ec);
+    if (!head_) return refuse(error::invalid_url, "base URL: " + ec.message());
 }
 
-CALLSAVVY_DECL asio::awaitable<error_code> client_impl::acquire(call_state& cs, std::unique_ptr<connection>& out,
-                                                                bool& reused, bool fresh) {
-    error_code ec = co_await acquire_any(cs, out, reused, fresh);
-    if (!ec && fresh && reused) {
-        // Its pool slot is kept for a new connection: the sockets kept idle as long as the one that just
-        // failed are the likeliest to be stale too.
-        out->close();
-        out = std::make_unique<connection>(ex_);
-        reused = false;
-    }
-    co_return ec;
-}
-
-CALLSAVVY_DECL asio::awaitable<error_code> client_impl::acquire_any(call_state& cs, std::unique_ptr<connection>& out,
-                                                                    bool& reused, bool fresh) {
-    const auto now = clock::now();
-    while (!idle_.empty() && !(fresh && open_ < opts_.max_connections)) {
-        auto c = std::move(idle_.back());
-        idle_.pop_back();
-        if (now - c->last_used < opts_.idle_timeout && c->looks_alive()) {
-            reused = true;
-            out = std::move(c);
-            co_return error_code{};
-        }
-        discard(std::move(c)); // closed by the server while idle, or expired: never written to
-    }
-    if (open_ < opts_.max_connections) {
-        ++open_;
-        reused = false;
-        out = std::make_unique<connection>(ex_);
-        co_return error_code{};
-    }
-    pool_waiter w(ex_);
-    waiters_.push_back(&w);
-    const auto it = std::prev(waiters_.end());
-    error_code ec;
-    {
-        const published<asio::steady_timer> guard(cs.waiting, w.timer);
-        std::tie(ec) = co_await w.timer.async_wait(use_nothrow);
-    }
-    (void)ec; // a grant cancels the timer too: what was handed over decides, not the error code
-    const bool granted = w.conn != nullptr || w.slot;
-    if (!granted) waiters_.erase(it);
-    const bool cancelled =
-        (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none ||
-        cs.call_stop != call_state::stop::none;
-    if (granted && cancelled) {
-        // Handed over at the moment this waiter was cancelled: pass it on rather than lose it.
-        if (w.conn) release(std::move(w.conn));
-        else {
-            --open_;
-            hand_slot_to_waiter();
-        }
-        co_return asio::error::operation_aborted;
-    }
-    if (!granted) co_return asio::error::operation_aborted;
-    if (w.conn) {
-        reused = true;
-        out = std::move(w.conn);
-    } else {
-        reused = false;
-        out = std::make_unique<connection>(ex_);
-    }
-    co_return error_code{};
-}
-
-CALLSAVVY_DECL void client_impl::release(std::unique_ptr<connection> c) {
-    if (closed_ || !c->reusable()) {
-        discard(std::move(c));
-        return;
-    }
-    c->last_used = clock::now();
-    if (!waiters_.empty()) {
-        pool_waiter* w = waiters_.front();
-        waiters_.pop_front();
-        w->conn = std::move(c);
-        w->timer.cancel();
-        return;
-    }
-    idle_.push_back(std::move(c));
-    arm_sweep();
-}
-
-CALLSAVVY_DECL void client_impl::discard(std::unique_ptr<connection> c) {
-    c->close();
-    --open_;
-    hand_slot_to_waiter();
-}
-
-CALLSAVVY_DECL void client_impl::hand_slot_to_waiter() {
-    if (waiters_.empty() || closed_ || open_ >= opts_.max_connections) return;
-    pool_waiter* w = waiters_.front();
-    waiters_.pop_front();
-    ++open_;
-    w->slot = true;
-    w->timer.cancel();
-}
-
-CALLSAVVY_DECL void client_impl::arm_sweep() {
-    if (sweep_armed_ || idle_.empty()) return;
-    sweep_armed_ = true;
-    sweep_timer_.expires_at(idle_.front()->last_used + opts_.idle_timeout);
-    sweep_timer_.async_wait([weak = weak_from_this()](error_code ec) {
-        if (auto self = weak.lock()) {
-            self->sweep_armed_ = false;
-            if (!ec) self->sweep();
-        }
-    });
-}
-
-CALLSAVVY_DECL void client_impl::sweep() {
-    const auto now = clock::now();
-    std::size_t expired = 0;
-    while (expired < idle_.size() && now - idle_[expired]->last_used >= opts_.idle_timeout) ++expired;
-    for (std::size_t i = 0; i < expired; ++i) {
-        --open_;
-        close_gracefully(std::move(idle_[i]));
-    }
-    idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(expired));
-    hand_slot_to_waiter();
-    arm_sweep();
-}
-
-CALLSAVVY_DECL void client_impl::close_gracefully(std::unique_ptr<connection> c) {
-    if (!c->is_tls()) {
-        c->close();
-        return;
-    }
-    using namespace asio::experimental::awaitable_operators;
-    struct closer {
-        static asio::awaitable<void> run(std::unique_ptr<connection> c) {
-            asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::seconds(1));
-            // close_notify is polite, not required: a peer that never answers it costs at most a second.
-            co_await (c->async_close_gracefully() || t.async_wait(asio::use_awaitable));
-            c->close();
-        }
-    };
-    asio::co_spawn(ex_, closer::run(std::move(c)), asio::detached);
+CALLSAVVY_DECL call_rules client_impl::rules_for(bool read_only) const {
+    call_rules r;
+    r.read_only = read_only;
+    r.limited = limiter_ != nullptr;
+    r.retry = opts_.retry;
+    r.rate_limited_backoff = opts_.rate_limits.backoff;
+    if (opts_.call_deadline.count() > 0) r.deadline = clock::now() + opts_.call_deadline;
+    r.call_deadline = opts_.call_deadline;
+    r.attempt_timeout = opts_.attempt_timeout;
+    return r;
 }
 
 CALLSAVVY_DECL void client_impl::close() {
     if (closed_) return;
     closed_ = true;
-    for (call_state* cs : calls_) {
-        cs->call_stop = call_state::stop::closed;
-        cs->deadline_timer.cancel();
-        cs->interrupt();
-    }
-    for (auto& c : idle_) {
-        --open_;
-        close_gracefully(std::move(c));
-    }
-    idle_.clear();
-    for (pool_waiter* w : waiters_) w->timer.cancel(); // not granted: each removes itself and ends aborted
-    sweep_timer_.cancel();
-}
-
-CALLSAVVY_DECL asio::awaitable<call_result> client_impl::attempt(std::shared_ptr<call_state> cs, connection* conn) {
-    cs->written = false;
-    cs->got_bytes = false;
-    cs->http_status = 0;
-    cs->retry_after.reset();
-    call_result r;
-    if (!conn->is_open()) {
-        r.ec = co_await conn->async_open(route_, tls_ctx_.get(), !opts_.tls.insecure_skip_verify, cs->d.detail);
-        if (r.ec) {
-            conn->close();
-            co_return r;
-        }
-    }
-    // From the first byte on the wire, only terminal cancellation is honoured: a partial request is lost work.
-    co_await asio::this_coro::reset_cancellation_state(asio::enable_terminal_cancellation());
-    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
-        r.ec = asio::error::operation_aborted;
-        co_return r;
-    }
-    http::request req = template_;
-    req.target = base_.path + cs->resource;
-    // The body is not copied into req: the head carries its length and the body is written beside it.
-    req.headers.set("Content-Length", std::to_string(cs->body.size()));
-    const std::string head = http::serialize_head(req);
-    cs->grant.sent();
-    cs->written = true;
-    http::response_parser p(opts_.response_limits);
-    const auto x = co_await conn->async_exchange(head, cs->body, p);
-    r.ec = x.ec;
-    if (!x.written) {
-        cs->written = false; // the write failed: the server cannot have a whole request to process
-        co_return r;
-    }
-    cs->got_bytes = p.started();
-    if (r.ec) {
-        if (cs->got_bytes) cs->d.detail = "connection ended inside the response";
-        co_return r;
-    }
-    http::response res = p.release();
-    cs->http_status = res.status;
-    cs->retry_after = parse_retry_after(res.headers.find("Retry-After"));
-    r.ec = check_envelope(cs->resource, res.status, res.body, r.data, cs->d);
-    co_return r;
-}
-
-/// Parks the call in the rate limiter. The caller's cancellation (any type: nothing was written) and
-/// interrupt() (deadline, close) both end the wait; the limiter hands a slot it granted at that moment on.
-CALLSAVVY_DECL asio::awaitable<error_code> client_impl::wait_for_rate_limit(call_state& cs, acquire_position position) {
-    asio::cancellation_signal signal;
-    auto slot = (co_await asio::this_coro::cancellation_state).slot();
-    if (slot.is_connected()) slot.assign([&signal](asio::cancellation_type t) { signal.emit(t); });
-    error_code ec;
-    {
-        const published<asio::cancellation_signal> guard(cs.waiting_signal, signal);
-        std::tie(ec, cs.grant) = co_await limiter_->async_acquire(
-            cs.resource, position, asio::bind_cancellation_slot(signal.slot(), use_nothrow));
-    }
-    if (slot.is_connected()) slot.clear();
-    co_return ec;
-}
-
-CALLSAVVY_DECL asio::awaitable<call_result> client_impl::call_body(std::shared_ptr<call_state> cs) {
-    diagnostics& d = cs->d;
-    bool fresh_retry_used = false;
-    bool fresh_next = false;      // the next attempt must not reuse a pooled connection
-    int rate_limited = 0;         // 429 answers so far: always retried, never counted as attempts
-    std::size_t budget_spent = 0; // what this call's retries took from the retry budget
-    acquire_position position = acquire_position::back;
-    call_result last;
-    for (int n = 1;; ++n) {
-        // Until the request is on the wire, any cancellation type may end the call.
-        co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
-        if (!breaker_.allow(clock::now())) {
-            last.ec = make_error_code(error::unauthorized);
-            d.detail = "not sent: the last " + std::to_string(breaker_.consecutive_failures()) +
-                       " answers were 401/403; calls resume after the cool-down";
-            co_return last;
-        }
-        const auto queued_at = clock::now();
-        if (limiter_) {
-            if (auto ec = co_await wait_for_rate_limit(*cs, position)) {
-                last.ec = ec;
-                co_return last;
-            }
-            // The breaker may have opened while this call was parked (a batch parks all at once): look again
-            // before anything is sent with credentials the server just refused.
-            if (!breaker_.allow(clock::now())) {
-                cs->grant = {};
-                last.ec = make_error_code(error::unauthorized);
-                d.detail = "not sent: the last " + std::to_string(breaker_.consecutive_failures()) +
-                           " answers were 401/403; calls resume after the cool-down";
-                co_return last;
-            }
-        }
-        const auto limiter_wait = clock::now() - queued_at;
-        std::unique_ptr<connection> conn;
-        bool reused = false;
-        if (auto ec = co_await acquire(*cs, conn, reused, std::exchange(fresh_next, false))) {
-            cs->grant = {};
-            last.ec = ec;
-            co_return last;
-        }
-        d.attempts = n;
-        d.http_status = 0;
-        d.server_message.clear();
-        d.body.clear();
-        d.detail.clear();
-        const auto start = clock::now();
-        const auto sent0 = conn->bytes_sent();
-        const auto recv0 = conn->bytes_received();
-        const unsigned id = ++cs->attempt_id;
-        cs->attempt_stop = call_state::stop::none;
-        {
-            const published<connection> guard(cs->active, *conn);
-            cs->attempt_timer.expires_after(opts_.attempt_timeout);
-            cs->attempt_timer.async_wait([cs, id](error_code ec) {
-                if (!ec && cs->attempt_id == id && cs->active != nullptr) {
-                    cs->attempt_stop = call_state::stop::attempt_timeout;
-                    cs->interrupt();
-                }
-            });
-            last = co_await attempt(cs, conn.get());
-            cs->attempt_timer.cancel();
-            cs->grant = {}; // the attempt ended before its write: the grant was not used
-        }
-        redact(d);
-        // The observer sees every attempt, the one a deadline or close() ended included. (Filled here and sent
-        // below rather than through a lambda: g++ 12 rejects a closure type in a non-inline coroutine's frame
-        // with -Wsubobject-linkage, which the separate-compilation build would hit.)
-        call_event ev;
-        if (opts_.observer) {
-            ev.resource = cs->resource;
-            ev.attempt = n;
-            ev.http_status = cs->http_status;
-            ev.latency = clock::now() - start;
-            ev.bytes_sent = conn->bytes_sent() - sent0;
-            ev.bytes_received = conn->bytes_received() - recv0;
-            ev.reused_connection = reused;
-            ev.limiter_wait = limiter_wait;
-        }
-        if (cs->call_stop != call_state::stop::none) {
-            last.ec = asio::error::operation_aborted; // call() reports the deadline or the close
-            observe(ev, last.ec, false);
-            discard(std::move(conn));
-            co_return last;
-        }
-        if (cs->attempt_stop == call_state::stop::attempt_timeout) {
-            last.ec = make_error_code(error::attempt_timeout);
-            last.data = {};
-            d.detail = "attempt timed out after " + std::to_string(opts_.attempt_timeout.count()) + " ms";
-        }
-        if (cs->http_status != 0) breaker_.on_answer(cs->http_status == 401 || cs->http_status == 403, clock::now());
-        retry_decision decision = retry_decision::fail;
-        if (last.ec) {
-            // A 429 proves the request was not processed: it is always retried (the deadline bounds it) and
-            // does not count as an attempt.
-            const int counted = cs->http_status == 429 ? 1 : n - rate_limited;
-            decision = decide_retry(last.ec, cs->http_status, cs->written, cs->read_only, reused, fresh_retry_used,
-                                    counted, opts_.retry.max_attempts);
-            if (cs->http_status == 429 && rate_limited >= opts_.retry.max_rate_limited_retries) {
-                decision = retry_decision::fail;
-                d.detail = "still rate limited after " + std::to_string(rate_limited) + " retries";
-            }
-            if (decision == retry_decision::retry && cs->http_status != 429) {
-                // Retries other than after a 429 draw from the budget; a spent budget ends the call at once.
-                const std::size_t cost = budget_.try_spend(cs->attempt_stop == call_state::stop::attempt_timeout);
-                if (cost == 0) {
-                    decision = retry_decision::fail;
-                    d.detail += d.detail.empty() ? "retry budget spent" : " (retry budget spent)";
-                }
-                budget_spent += cost;
-            }
-        } else {
-            budget_.on_success(budget_spent);
-        }
-        observe(ev, last.ec, decision == retry_decision::retry || decision == retry_decision::retry_now);
-        // A whole answer (of any status) leaves the connection usable; anything else closed it.
-        if (cs->http_status != 0 && conn->reusable()) release(std::move(conn));
-        else
-            discard(std::move(conn));
-        if (!last.ec) co_return last;
-        switch (decision) {
-        case retry_decision::fail: co_return last;
-        case retry_decision::outcome_unknown: {
-            const std::string what = last.ec.message();
-            last.ec = make_error_code(error::outcome_unknown);
-            d.detail = what + (d.detail.empty() ? "" : " (" + d.detail + ")") + " after the request was written";
-            co_return last;
-        }
-        case retry_decision::retry_now:
-            fresh_retry_used = true;
-            fresh_next = true;
-            continue;
-        case retry_decision::retry: break;
-        }
-        if (cs->http_status == 429) {
-            ++rate_limited;
-            cs->written = false; // the 429 proved it was not processed: a deadline now is not outcome_unknown
-            if (limiter_) {
-                // The limiter pauses the endpoint (and, by its rule, the key) for Retry-After or a backoff;
-                // this call waits again at the front of its queue.
-                std::optional<std::chrono::milliseconds> ra;
-                if (cs->retry_after) ra = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
-                limiter_->on_rate_limited(cs->resource, ra, rate_limited);
-                position = acquire_position::front;
-                continue;
-            }
-        }
-        auto delay = backoff_delay(opts_.retry, cs->http_status == 429 ? rate_limited : n - rate_limited, rng_);
-        if (cs->retry_after) delay = std::chrono::duration_cast<std::chrono::milliseconds>(*cs->retry_after);
-        // Nothing is on the wire while backing off: any cancellation type may end the call again (the
-        // attempt narrowed it to terminal for the whole coroutine). A cancellation already received ends
-        // it now; resetting the state would forget it.
-        if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
-            last.ec = asio::error::operation_aborted;
-            co_return last;
-        }
-        co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
-        asio::steady_timer backoff(ex_, delay);
-        error_code wec;
-        {
-            const published<asio::steady_timer> guard(cs->waiting, backoff);
-            std::tie(wec) = co_await backoff.async_wait(use_nothrow);
-        }
-        if (wec) {
-            last.ec = asio::error::operation_aborted;
-            co_return last;
-        }
-    }
+    for (call_state* cs : calls_) cs->stop(call_stop::closed);
+    pool_->close();
 }
 
 CALLSAVVY_DECL asio::awaitable<call_result> client_impl::call(std::string resource, std::string body, bool read_only,
-                                                              diagnostics& d) {
+                                                              diagnostics& d, std::shared_ptr<call_control> ctl) {
     d.clear();
     d.resource = resource;
     call_result r;
@@ -7001,41 +7360,130 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::call(std::string resour
         co_return r;
     }
     auto self = shared_from_this(); // the client object may be destroyed while this call runs
-    auto cs = std::make_shared<call_state>(*this, std::move(resource), std::move(body), read_only, d);
-    calls_.push_back(cs.get());
-    cs->registration = std::prev(calls_.end());
-    const call_registration registered{calls_, cs->registration};
+    auto cs = std::make_shared<call_state>(*this, std::move(resource), std::move(body), rules_for(read_only), d);
+    const call_registration registered(calls_, *cs, ctl.get());
     if (opts_.call_deadline.count() > 0) {
         cs->deadline_timer.expires_after(opts_.call_deadline);
         cs->deadline_timer.async_wait([cs](error_code ec) {
-            if (!ec && cs->call_stop == call_state::stop::none) {
-                cs->call_stop = call_state::stop::deadline;
-                cs->interrupt();
-            }
+            if (!ec) cs->stop(call_stop::deadline);
         });
     }
-    r = co_await call_body(cs);
+    call_action a = cs->fsm.start(clock::now());
+    while (a.what != call_action::kind::complete) a = co_await step(*cs, a);
+    if (a.pause) limiter_->pause(cs->resource, *a.pause); // a 429 this call gave up on still pauses the endpoint
     cs->deadline_timer.cancel();
-    switch (cs->call_stop) {
-    case call_state::stop::none: break;
-    case call_state::stop::deadline:
-        r.data = {};
-        if (cs->written && !cs->read_only) {
-            r.ec = make_error_code(error::outcome_unknown);
-            d.detail = "call deadline passed after the request was written";
-        } else {
-            r.ec = make_error_code(error::deadline_exceeded);
-            d.detail = "no result within " + std::to_string(opts_.call_deadline.count()) + " ms";
-        }
-        break;
-    case call_state::stop::closed:
-    case call_state::stop::attempt_timeout:
-        r.data = {};
-        r.ec = asio::error::operation_aborted;
-        d.detail = "client closed";
-        break;
-    }
+    cs->lease.reset();
+    cs->grant = {};
+    r.ec = a.ec;
+    if (!r.ec) r.data = std::move(cs->data);
     co_return r;
+}
+
+CALLSAVVY_DECL asio::awaitable<call_action> client_impl::step(call_state& cs, call_action a) {
+    switch (a.what) {
+    case call_action::kind::wait_grant: co_return co_await wait_for_grant(cs, a);
+    case call_action::kind::acquire: co_return co_await get_connection(cs, a.fresh);
+    case call_action::kind::attempt: co_return co_await attempt(cs);
+    case call_action::kind::backoff: co_return co_await back_off(cs, a.delay);
+    case call_action::kind::complete: break;
+    }
+    co_return a;
+}
+
+/// Parks the call in the rate limiter (after pausing the endpoint, when a 429 asked for it). The limiter
+/// hands a grant that raced an interrupt on to the next waiter.
+CALLSAVVY_DECL asio::awaitable<call_action> client_impl::wait_for_grant(call_state& cs, call_action a) {
+    if (a.pause) limiter_->pause(cs.resource, *a.pause);
+    const auto queued_at = clock::now();
+    const auto position = a.front ? acquire_position::front : acquire_position::back;
+    auto [ec, grant] = co_await limiter_->async_acquire(
+        cs.resource, position, asio::bind_cancellation_slot(cs.limiter_signal.slot(), use_nothrow));
+    cs.limiter_wait = clock::now() - queued_at;
+    cs.grant = std::move(grant);
+    co_return cs.fsm.on_grant(ec, clock::now());
+}
+
+CALLSAVVY_DECL asio::awaitable<call_action> client_impl::get_connection(call_state& cs, bool fresh) {
+    auto [ec, lease] = co_await pool_->acquire(fresh, cs.pool_wait);
+    cs.lease = std::move(lease);
+    co_return cs.fsm.on_connection(ec, clock::now());
+}
+
+CALLSAVVY_DECL asio::awaitable<call_action> client_impl::attempt(call_state& cs) {
+    connection& conn = *cs.lease;
+    attempt_report rep;
+    rep.reused = cs.lease.reused();
+    const auto start = clock::now();
+    const auto sent0 = conn.bytes_sent();
+    const auto received0 = conn.bytes_received();
+    {
+        const published_connection guard(cs.active, conn);
+        conn.deadline().arm(opts_.attempt_timeout);
+        co_await exchange(cs, conn, rep);
+        conn.deadline().disarm();
+        rep.timed_out = conn.deadline().expired();
+    }
+    cs.grant = {}; // an attempt that ended before its write gives the grant back
+    redact(cs.d);
+    const call_action next = cs.fsm.on_attempt(rep, clock::now());
+    if (opts_.observer) {
+        call_event ev;
+        ev.resource = cs.resource;
+        ev.attempt = cs.fsm.attempts();
+        ev.http_status = rep.http_status;
+        const bool timeout = rep.timed_out && rep.http_status == 0 && rep.ec;
+        ev.ec = next.what == call_action::kind::complete ? next.ec
+                : timeout                                ? make_error_code(error::attempt_timeout)
+                                                         : rep.ec;
+        ev.latency = clock::now() - start;
+        ev.bytes_sent = conn.bytes_sent() - sent0;
+        ev.bytes_received = conn.bytes_received() - received0;
+        ev.reused_connection = rep.reused;
+        ev.will_retry = next.what != call_action::kind::complete;
+        ev.limiter_wait = cs.limiter_wait;
+        observe(ev);
+    }
+    cs.lease.reset(); // a whole answer (any status) leaves the connection reusable; anything else closed it
+    co_return next;
+}
+
+/// Connect if needed, then one request/response exchange and the envelope check. The machine is asked just
+/// before the write: a call stopped meanwhile writes nothing.
+CALLSAVVY_DECL asio::awaitable<void> client_impl::exchange(call_state& cs, connection& conn, attempt_report& rep) {
+    if (!conn.is_open()) {
+        rep.ec = co_await conn.async_open(route_, tls_ctx_.get(), !opts_.tls.insecure_skip_verify, cs.d.detail);
+        if (rep.ec) {
+            conn.close();
+            co_return;
+        }
+    }
+    std::string head;
+    head_->render(cs.resource, cs.body.size(), head, rep.ec); // the resource was checked: cannot fail
+    if (rep.ec) co_return;
+    if (!cs.fsm.on_write()) {
+        rep.ec = asio::error::operation_aborted;
+        co_return;
+    }
+    cs.grant.sent(); // the server counts the request from its arrival: the grant counts from now
+    http::response_parser p(opts_.response_limits);
+    const exchange_result x = co_await conn.async_exchange(head, cs.body, p);
+    rep.written = x.written;
+    if (x.ec) {
+        rep.ec = x.ec;
+        if (x.ec == error::connection_closed && p.started()) cs.d.detail = "connection ended inside the response";
+        co_return;
+    }
+    const http::response& res = p.get();
+    rep.http_status = res.status;
+    rep.retry_after = parse_retry_after(res.headers.find("Retry-After"));
+    rep.ec = check_envelope(cs.resource, res.status, res.body, cs.data, cs.d);
+}
+
+CALLSAVVY_DECL asio::awaitable<call_action> client_impl::back_off(call_state& cs, std::chrono::milliseconds delay) {
+    cs.backoff_timer.expires_after(delay);
+    auto [ec] = co_await cs.backoff_timer.async_wait(use_nothrow);
+    (void)ec; // the machine knows whether the call was stopped meanwhile (the timer may have fired anyway)
+    co_return cs.fsm.on_backoff_done(clock::now());
 }
 
 } // namespace detail

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <string>
+
 using callsavvy::condition;
 using callsavvy::error;
 
@@ -13,6 +15,7 @@ TEST_CASE("every callsavvy::error maps to the documented condition", "[error]") 
     CHECK(std::error_code(error::server_error) == condition::server);
     CHECK(std::error_code(error::bad_request) == condition::validation);
     CHECK(std::error_code(error::validation_failed) == condition::validation);
+    CHECK(std::error_code(error::invalid_options) == condition::validation);
     CHECK(std::error_code(error::outcome_unknown) == condition::outcome_unknown);
     CHECK(std::error_code(error::attempt_timeout) == condition::timeout);
     CHECK(std::error_code(error::tls_hostname_mismatch) == condition::tls);
@@ -46,4 +49,16 @@ TEST_CASE("api_error carries the server's details in its message", "[error]") {
     CHECK(e.code() == condition::auth);
     CHECK(e.http_status() == 401);
     CHECK(e.resource() == "createTicket");
+}
+
+TEST_CASE("redaction removes every key, a key that begins another one included", "[error]") {
+    const std::string pub = "TEST-abcdefgh";
+    const std::string priv = "TEST-abcdefgh-and-the-secret-rest";
+    std::string text = "echo: Public-Key: " + pub + " Private-Key: " + priv;
+    callsavvy::detail::redact_all(text, {pub, priv});
+    CHECK(text == "echo: Public-Key: [redacted] Private-Key: [redacted]");
+    CHECK(text.find("secret") == std::string::npos);
+    std::string reversed = priv + " " + pub;
+    callsavvy::detail::redact_all(reversed, {priv, pub});
+    CHECK(reversed == "[redacted] [redacted]");
 }

@@ -734,6 +734,33 @@ TEST_CASE("response: 101 Switching Protocols ends after its head", "[http][parse
     http::response_parser p;
     error_code ec;
     CHECK(p.feed(raw + "\x81\x05hello", ec) == raw.size()); // the bytes after are not HTTP
+    CHECK_FALSE(p.keep_alive()); // whatever follows, the connection carries no further HTTP message
+}
+
+TEST_CASE("response: at most limits::max_interim_responses 1xx answers before the final one",
+          "[http][parser][response]") {
+    http::limits l;
+    l.max_interim_responses = 3;
+    const std::string interim = "HTTP/1.1 103 Early Hints\r\n\r\n";
+    const std::string final_answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    {
+        http::response_parser p(l);
+        error_code ec;
+        std::string three;
+        for (int i = 0; i < 3; ++i) three += interim;
+        p.feed(three + final_answer, ec);
+        CHECK_FALSE(ec);
+        CHECK(p.done());
+    }
+    http::response_parser p(l);
+    error_code ec;
+    for (int i = 0; i < 3; ++i) {
+        p.feed(interim, ec);
+        REQUIRE_FALSE(ec);
+    }
+    p.feed(interim, ec); // a peer that never stops sending them is cut off
+    CHECK(ec == error::too_many_interim_responses);
+    CHECK(p.failed());
 }
 
 TEST_CASE("response: 204, 304 and HEAD responses have no body", "[http][parser][response]") {

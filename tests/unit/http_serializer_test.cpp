@@ -235,3 +235,36 @@ TEST_CASE("round trip: serialize, then parse, gives the same response", "[http][
     no_content.reason = "No Content";
     CHECK(reparse<http::response_parser, http::response>(http::serialize_head(no_content)) == no_content);
 }
+
+TEST_CASE("request_head: fields checked once, per request only the target and the length", "[http][serializer]") {
+    http::request base;
+    base.method = "POST";
+    base.target = "/v1/";
+    base.headers.add("Host", "api.example");
+    base.headers.add("Public-Key", "pk");
+    error_code ec;
+    auto head = http::request_head::make(base, ec);
+    REQUIRE(head);
+    std::string out;
+    head->render("getSummary", 2, out, ec);
+    CHECK_FALSE(ec);
+    CHECK(out == "POST /v1/getSummary HTTP/1.1\r\nHost: api.example\r\nPublic-Key: pk\r\nContent-Length: 2\r\n\r\n");
+    // The same head as the general serializer writes, parsed back whole.
+    http::request full = base;
+    full.target = "/v1/getSummary";
+    full.body = "{}";
+    CHECK(out == http::serialize_head(full));
+
+    std::string bad;
+    head->render("a b", 0, bad, ec);
+    CHECK(ec == error::bad_target);
+    CHECK(bad.empty());
+
+    http::request injected = base;
+    injected.headers.add("Private-Key", "secret\r\nX-Injected: 1");
+    CHECK_FALSE(http::request_head::make(injected, ec));
+    CHECK(ec == error::bad_field_value);
+    http::request framed = base;
+    framed.headers.add("Content-Length", "5");
+    CHECK_FALSE(http::request_head::make(framed, ec));
+}

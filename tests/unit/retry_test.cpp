@@ -1,16 +1,23 @@
-// The pure retry pieces: full-jitter backoff bounds, the retry budget (AWS SDK "standard" mode: 500 tokens,
-// 5 per retry, 10 after a timeout, 1 back per success) and the 401/403 breaker with its cool-down.
+// The pure retry pieces: the retry-safety rules (spec §2), Retry-After, full-jitter backoff bounds, the retry budget
+// (AWS SDK "standard" mode: 500 tokens, 5 per retry, 10 after a timeout, 1 back per success) and the 401/403 breaker
+// with its cool-down.
+#include <callsavvy/http/error.hpp>
 #include <callsavvy/retry.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <optional>
 #include <random>
+#include <string_view>
 
 using namespace std::chrono_literals;
 using callsavvy::auth_breaker;
 using callsavvy::backoff_options;
+using callsavvy::decide_retry;
+using callsavvy::error;
 using callsavvy::retry_budget;
+using callsavvy::retry_decision;
 
 TEST_CASE("backoff: full jitter within min(cap, base * 2^(attempt-1))", "[retry]") {
     const backoff_options o{100ms, 1000ms};
@@ -104,4 +111,54 @@ TEST_CASE("auth breaker: opens after repeated 401/403, half-opens after the cool
         br.on_answer(true, t0 + 33s);
         CHECK(br.allow(t0 + 33s)); // one failure is below the threshold again
     }
+}
+
+TEST_CASE("retry rules: only what provably was not processed, or is read-only, is sent again", "[retry]") {
+    const std::error_code refused = callsavvy::make_error_code(error::connect_failed);
+    const std::error_code lost = callsavvy::make_error_code(error::connection_closed);
+    const std::error_code timeout = callsavvy::make_error_code(error::attempt_timeout);
+    // Nothing written: retried with backoff, whatever the endpoint.
+    CHECK(decide_retry(refused, 0, false, false, false, false, 1, 3) == retry_decision::retry);
+    CHECK(decide_retry(refused, 0, false, false, false, false, 3, 3) == retry_decision::fail);
+    CHECK(decide_retry(timeout, 0, false, false, false, false, 1, 3) == retry_decision::retry);
+    // A reused connection that failed before the request was written: once at once on a fresh connection.
+    CHECK(decide_retry(asio::error::broken_pipe, 0, false, false, true, false, 1, 3) == retry_decision::retry_now);
+    CHECK(decide_retry(asio::error::broken_pipe, 0, false, false, true, true, 1, 3) == retry_decision::retry);
+    // Written and lost: read-only endpoints retry, the others report outcome_unknown.
+    CHECK(decide_retry(lost, 0, true, true, false, false, 1, 3) == retry_decision::retry);
+    CHECK(decide_retry(lost, 0, true, false, false, false, 1, 3) == retry_decision::outcome_unknown);
+    CHECK(decide_retry(timeout, 0, true, false, false, false, 1, 3) == retry_decision::outcome_unknown);
+    CHECK(decide_retry(lost, 0, true, false, false, false, 3, 3) == retry_decision::outcome_unknown);
+    // Answers: 429 always retried (the call bounds those retries itself); 5xx retried for read-only
+    // endpoints and an unknown outcome for the others; other statuses never retried.
+    const auto rate = callsavvy::make_error_code(error::too_many_requests);
+    const auto server = callsavvy::make_error_code(error::server_error);
+    CHECK(decide_retry(rate, 429, true, false, false, false, 1, 3) == retry_decision::retry);
+    CHECK(decide_retry(rate, 429, true, false, false, false, 3, 3) == retry_decision::retry);
+    CHECK(decide_retry(server, 503, true, true, false, false, 1, 3) == retry_decision::retry);
+    CHECK(decide_retry(server, 503, true, true, false, false, 3, 3) == retry_decision::fail);
+    CHECK(decide_retry(server, 503, true, false, false, false, 1, 3) == retry_decision::outcome_unknown);
+    // A broken answer after the write: never re-sent; for a call that changes state, an unknown outcome.
+    const auto broken = callsavvy::http::make_error_code(callsavvy::http::error::bad_status_line);
+    CHECK(decide_retry(broken, 0, true, true, false, false, 1, 3) == retry_decision::fail);
+    CHECK(decide_retry(broken, 0, true, false, false, false, 1, 3) == retry_decision::outcome_unknown);
+    CHECK(decide_retry(callsavvy::make_error_code(error::unauthorized), 401, true, true, false, false, 1, 3) ==
+          retry_decision::fail);
+    // Deterministic failures and cancellation are never retried.
+    CHECK(decide_retry(callsavvy::make_error_code(error::tls_hostname_mismatch), 0, false, true, false, false, 1, 3) ==
+          retry_decision::fail);
+    CHECK(decide_retry(callsavvy::http::error::bad_status_line, 0, true, true, false, false, 1, 3) ==
+          retry_decision::fail);
+    CHECK(decide_retry(asio::error::operation_aborted, 0, false, true, false, false, 1, 3) == retry_decision::fail);
+}
+
+TEST_CASE("Retry-After is whole seconds", "[retry]") {
+    using callsavvy::parse_retry_after;
+    CHECK(parse_retry_after(std::string_view("3")) == std::chrono::seconds(3));
+    CHECK(parse_retry_after(std::string_view("0")) == std::chrono::seconds(0));
+    CHECK_FALSE(parse_retry_after(std::string_view("-1")));
+    CHECK_FALSE(parse_retry_after(std::string_view("Wed, 21 Oct 2015 07:28:00 GMT")));
+    CHECK_FALSE(parse_retry_after(std::nullopt));
+    CHECK(parse_retry_after(std::string_view("999999999")) == std::chrono::seconds(999999999)); // the caller caps it
+    CHECK_FALSE(parse_retry_after(std::string_view("1000000000")));
 }

@@ -90,7 +90,7 @@ struct secrets {
     std::vector<std::string> keys;
 
     std::string redact(std::string text) const {
-        for (const auto& k : keys) callsavvy::detail::redact(text, k);
+        callsavvy::detail::redact_all(text, {keys.begin(), keys.end()});
         return text;
     }
 };

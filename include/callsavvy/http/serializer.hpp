@@ -10,6 +10,7 @@
 
 #include <charconv>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -67,8 +68,9 @@ inline const char* version_string(int version) noexcept { return version == 10 ?
 
 } // namespace detail
 
-/// Appends the head of `req` to `out` (which keeps its capacity between messages).
-inline void append_head(const request& req, std::string& out, error_code& ec) {
+/// Appends the head of `req` to `out` (which keeps its capacity between messages), announcing a body of
+/// `body_size` bytes: for a body written beside the head rather than held in req.body.
+inline void append_head(const request& req, std::size_t body_size, std::string& out, error_code& ec) {
     ec = {};
     if (!detail::is_token(req.method)) ec = error::bad_method;
     else if (req.target.empty() || !detail::all_of_class(req.target, detail::cc_target))
@@ -85,7 +87,12 @@ inline void append_head(const request& req, std::string& out, error_code& ec) {
         .append(" ")
         .append(detail::version_string(req.version))
         .append("\r\n");
-    detail::finish_head(req.headers, true, req.body.size(), out);
+    detail::finish_head(req.headers, true, body_size, out);
+}
+
+/// Appends the head of `req` to `out`, announcing req.body's length.
+inline void append_head(const request& req, std::string& out, error_code& ec) {
+    append_head(req, req.body.size(), out, ec);
 }
 
 /// Appends the head of `res` to `out`; an empty reason is written as the standard phrase of the status.
@@ -132,6 +139,49 @@ inline std::string serialize_head(const response& res) {
     append_head(res, out);
     return out;
 }
+
+/// The head of every request a client sends to one origin: method, fields and the target's prefix are
+/// checked once, when it is made; per request only the target's suffix (checked) and the Content-Length
+/// change. The hot path then builds a head with a few appends instead of copying and re-checking fields.
+class request_head {
+public:
+    /// `base`: method, version, fields and the target prefix (e.g. "/v1/"); no Content-Length of its own.
+    static std::optional<request_head> make(const request& base, error_code& ec) {
+        request probe = base;
+        if (probe.target.empty()) probe.target = "/";
+        std::string whole;
+        append_head(probe, 0, whole, ec);
+        if (ec) return std::nullopt;
+        if (base.headers.count("Content-Length") != 0 || base.headers.count("Transfer-Encoding") != 0) {
+            ec = error::bad_field_name; // the framing fields are this class's to write
+            return std::nullopt;
+        }
+        request_head h;
+        h.prefix_.append(base.method).append(" ").append(base.target);
+        h.middle_.append(" ").append(detail::version_string(base.version)).append("\r\n");
+        detail::append_fields(base.headers, h.middle_);
+        h.middle_.append("Content-Length: ");
+        return h;
+    }
+
+    /// Appends to `out` the head for target prefix + `target_suffix` and a body of `body_size` bytes.
+    void render(std::string_view target_suffix, std::size_t body_size, std::string& out, error_code& ec) const {
+        ec = {};
+        if (!detail::all_of_class(target_suffix, detail::cc_target)) {
+            ec = error::bad_target;
+            return;
+        }
+        out.reserve(out.size() + prefix_.size() + target_suffix.size() + middle_.size() + 24);
+        out.append(prefix_).append(target_suffix).append(middle_);
+        detail::append_decimal(out, body_size);
+        out.append("\r\n\r\n");
+    }
+
+private:
+    request_head() = default;
+    std::string prefix_; // "POST /v1/"
+    std::string middle_; // " HTTP/1.1\r\n" fields "Content-Length: "
+};
 
 /// The size line that precedes `size` bytes of chunk data: hex size and CRLF. For gathered writes:
 /// chunk_header(n), the data, "\r\n".

@@ -16,6 +16,9 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+
 #include <sys/socket.h>
 
 #include <array>
@@ -116,10 +119,14 @@ public:
     }
 
     /// True when the peer sent nothing and did not close: no byte is waiting in the kernel, and on TLS none
-    /// inside OpenSSL either (a record read ahead would be invisible to the kernel check).
+    /// inside OpenSSL either. A TLS read takes whatever the socket holds, so a record that came behind the
+    /// last answer sits in OpenSSL's buffer or its BIO, invisible to the kernel check.
     bool quiet() {
         if (!socket_.is_open()) return false;
-        if (tls_ && SSL_has_pending(tls_->native_handle()) != 0) return false;
+        if (tls_) {
+            SSL* ssl = tls_->native_handle();
+            if (SSL_has_pending(ssl) != 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) != 0) return false;
+        }
         char c = 0;
         const auto r = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
         if (r >= 0) return false; // 0: EOF, the peer closed; > 0: unsolicited bytes (or a TLS alert)
