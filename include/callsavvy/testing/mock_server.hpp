@@ -2,7 +2,8 @@
 // a real HTTP(S) server on loopback (the shared server side and codec) that behaves as the spec says the
 // service does. Routes come from the endpoint catalog; requests are checked with the catalog's rules;
 // every endpoint keeps in-memory state. Rate limits as documented (configurable), deterministic fault
-// injection, and a journal of every request so a test can prove nothing was lost or sent twice.
+// injection (fault_injector, around the mock's handler), and a bounded journal of every request so a test can
+// prove nothing was lost or sent twice.
 #pragma once
 
 #include <callsavvy/api/catalog.hpp>
@@ -14,6 +15,9 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
+
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -63,9 +67,12 @@ struct mock_options {
     std::vector<std::string> allowed_sources{}; ///< empty: any source; else these IP addresses only (403)
     mock_rate_limits rate_limits{};
     std::uint64_t seed = 1; ///< of the random faults and nothing else
-    /// false: keep no journal (journal() stays empty), for a long-running mock whose memory must not grow
-    /// with every request, such as `callsavvy mock` under a benchmark.
+    /// false: keep no journal (journal() stays empty), for a long-running mock that nobody inspects, such as
+    /// `callsavvy mock` under a benchmark.
     bool keep_journal = true;
+    /// The journal keeps the latest this many entries; older ones are dropped (and counted), so a mock that
+    /// runs long holds bounded memory.
+    std::size_t journal_capacity = 100000;
 };
 
 /// One request as the mock received it.
@@ -80,7 +87,14 @@ struct journal_entry {
 
 /// A fault to inject: on the next `count` requests to `resource` (empty: any resource).
 struct fault {
-    enum class kind { fail_with_status, delay, close_after_reading, chunked, truncated, stall };
+    enum class kind {
+        fail_with_status,    ///< an error envelope with `status`; the endpoint does not run
+        delay,               ///< the answer is held back `delay` (the endpoint runs first)
+        close_after_reading, ///< the connection closes without an answer; the endpoint does not run
+        chunked,             ///< the answer goes out with Transfer-Encoding: chunked
+        truncated,           ///< the answer promises its whole body, sends half of it and closes
+        stall,               ///< no answer until the server stops; the endpoint does not run
+    };
     kind what = kind::fail_with_status;
     std::size_t count = 1;
     std::string resource{};
@@ -90,7 +104,102 @@ struct fault {
     std::optional<std::chrono::milliseconds> retry_after{};
 };
 
+/// Fault injection as a wrapper around a handler's answer: the pending faults, and how each one replaces or
+/// reshapes the answer. The waits (delay, stall) are timers awaited inside the handler, so the server's stop()
+/// ends them at once; the reshaped answers are ordinary responses built here, so the server needs no test
+/// knobs. mock_server uses it between its admission checks (keys, rate limits) and its endpoints.
+class fault_injector {
+public:
+    void inject(fault f) {
+        if (f.count == 0) return; // nothing to fail (and take()'s countdown must not wrap around)
+        pending_.push_back(std::move(f));
+    }
+
+    /// The next fault for `resource`, counted down; nullopt when none is pending.
+    std::optional<fault> take(std::string_view resource) {
+        for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+            if (!it->resource.empty() && it->resource != resource) continue;
+            fault f = *it;
+            if (--it->count == 0) pending_.erase(it);
+            return f;
+        }
+        return std::nullopt;
+    }
+
+    /// Answers as `f` says around `answer` (a callable returning the normal server_reply), which runs only
+    /// when the fault lets the request through: not for close_after_reading or stall. fail_with_status is the
+    /// caller's to answer (its body is the caller's error format): here it answers as no fault would.
+    template <class Answer>
+    static asio::awaitable<server_reply> apply(const fault& f, Answer answer) {
+        server_reply reply;
+        switch (f.what) {
+        case fault::kind::close_after_reading: reply.what = server_reply::action::close; co_return reply;
+        case fault::kind::stall:
+            co_await wait(asio::steady_timer::time_point::max());
+            reply.what = server_reply::action::close; // stopped: nobody will read an answer
+            co_return reply;
+        case fault::kind::delay: {
+            reply = answer();
+            // Awaited in a statement of its own: g++ 12 can miscompile a co_await inside an if condition.
+            const bool waited = co_await wait(asio::steady_timer::clock_type::now() + f.delay);
+            if (!waited) reply.what = server_reply::action::close;
+            co_return reply;
+        }
+        case fault::kind::chunked:
+            reply = answer();
+            make_chunked(reply.response);
+            co_return reply;
+        case fault::kind::truncated:
+            reply = answer();
+            truncate(reply);
+            co_return reply;
+        case fault::kind::fail_with_status: break;
+        }
+        co_return answer();
+    }
+
+    /// The body re-sent as two chunks and the last chunk, pre-encoded: the serializer sends the fields as given
+    /// when Transfer-Encoding is present.
+    static void make_chunked(http::response& r) {
+        const std::string_view body = r.body;
+        const std::size_t half = body.size() / 2;
+        std::string encoded = http::chunk(body.substr(0, half));
+        encoded += http::chunk(body.substr(half));
+        encoded += http::last_chunk();
+        r.body = std::move(encoded);
+        r.headers.erase("Content-Length");
+        r.headers.set("Transfer-Encoding", "chunked");
+    }
+
+    /// Content-Length of the whole body, half of it sent, then the connection closes.
+    static void truncate(server_reply& reply) {
+        http::response& r = reply.response;
+        r.headers.set("Content-Length", std::to_string(r.body.size()));
+        r.body.resize(r.body.size() / 2);
+        reply.close_after = true;
+    }
+
+private:
+    /// Waits until `at` on the handler's executor; false when cancelled (the server stopped). Touches nothing but
+    /// its own frame after the wait: the mock may be gone by then.
+    static asio::awaitable<bool> wait(asio::steady_timer::time_point at) {
+        asio::steady_timer t(co_await asio::this_coro::executor, at);
+        auto [ec] = co_await t.async_wait(callsavvy::detail::use_nothrow);
+        co_return !ec;
+    }
+
+    std::deque<fault> pending_;
+};
+
 namespace detail {
+
+/// Whether a Content-Type names JSON: the media type application/json, any case, with or without parameters.
+inline bool is_json_media_type(std::optional<std::string_view> content_type) {
+    if (!content_type) return false;
+    std::string_view t = content_type->substr(0, content_type->find(';'));
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    return http::detail::iequals(t, "application/json");
+}
 
 /// The mock's data: one list of JSON objects per collection, with ids unique per prefix.
 struct mock_store {
@@ -602,10 +711,7 @@ public:
     }
 
     /// Injects a fault on the next matching requests.
-    void inject(fault f) {
-        if (f.count == 0) return; // nothing to fail (and take_fault's countdown must not wrap around)
-        faults_.push_back(std::move(f));
-    }
+    void inject(fault f) { faults_.inject(std::move(f)); }
     /// Closes the next `n` connections as soon as they are accepted, before reading anything.
     void close_next_connections(std::size_t n) { close_at_accept_ += n; }
     /// Answers each request to `resource` (empty: any) with `status` with this probability, from the seed.
@@ -613,13 +719,20 @@ public:
         random_fault_ = random_failure{probability, status, std::move(resource)};
     }
 
-    const std::vector<journal_entry>& journal() const noexcept { return journal_; }
+    /// The latest mock_options::journal_capacity requests, oldest first.
+    const std::deque<journal_entry>& journal() const noexcept { return journal_; }
+    /// Entries the journal dropped to stay within its capacity.
+    std::uint64_t journal_dropped() const noexcept { return journal_dropped_; }
     std::size_t count(std::string_view resource) const {
         return static_cast<std::size_t>(std::count_if(journal_.begin(), journal_.end(),
                                                       [&](const journal_entry& e) { return e.resource == resource; }));
     }
-    void clear_journal() { journal_.clear(); }
+    void clear_journal() {
+        journal_base_ += journal_.size();
+        journal_.clear();
+    }
     std::uint64_t connections_accepted() const noexcept { return server_.connections_accepted(); }
+    std::size_t open_connections() const { return server_.open_connections(); }
 
     /// The stored objects of a collection ("tickets", "contacts", "leads", ...), for tests to inspect.
     const std::vector<boost::json::object>& collection(std::string_view name) { return store_.list(name); }
@@ -630,6 +743,26 @@ private:
         int status = 500;
         std::string resource{};
     };
+    static constexpr std::uint64_t not_journaled = ~std::uint64_t{0};
+
+    /// Appends to the journal; returns the entry's number for set_status (not_journaled without a journal).
+    std::uint64_t record(journal_entry e) {
+        if (!opts_.keep_journal) return not_journaled;
+        journal_.push_back(std::move(e));
+        const std::uint64_t number = journal_base_ + journal_.size() - 1;
+        if (journal_.size() > opts_.journal_capacity) {
+            journal_.pop_front();
+            ++journal_base_;
+            ++journal_dropped_;
+        }
+        return number;
+    }
+
+    /// Sets the status of entry `number`, unless it was dropped or cleared meanwhile.
+    void set_status(std::uint64_t number, int status) {
+        if (number < journal_base_ || number - journal_base_ >= journal_.size()) return;
+        journal_[static_cast<std::size_t>(number - journal_base_)].status = status;
+    }
 
     http::response envelope_response(int status, std::string body,
                                      std::optional<std::chrono::milliseconds> retry = {}) {
@@ -643,23 +776,80 @@ private:
         return r;
     }
 
+    /// The answer the server itself gives (malformed, too large, too slow, overloaded, a handler that threw).
     http::response protocol_error(int status, std::string_view reason) {
         const std::string message = status == 413   ? "Request body too large"
                                     : status == 408 ? "Request timeout"
                                     : status == 431 ? "Request headers too large"
+                                    : status == 503 ? "Server overloaded"
+                                    : status == 500 ? "Server error"
                                                     : "Malformed request: " + std::string(reason);
-        if (opts_.keep_journal) journal_.push_back({std::chrono::steady_clock::now(), {}, {}, {}, status, 0});
+        record({std::chrono::steady_clock::now(), {}, {}, {}, status, 0});
         return envelope_response(status, make_error_envelope("", message));
     }
 
-    std::optional<fault> take_fault(const std::string& resource) {
-        for (auto it = faults_.begin(); it != faults_.end(); ++it) {
-            if (!it->resource.empty() && it->resource != resource) continue;
-            fault f = *it;
-            if (--it->count == 0) faults_.erase(it);
-            return f;
+    /// One request's answer: the journal entry `entry` gets its status.
+    struct answering {
+        mock_server& self;
+        const std::string& resource;
+        std::uint64_t entry;
+
+        server_reply operator()(int status, std::string body,
+                                std::optional<std::chrono::milliseconds> retry = {}) const {
+            self.set_status(entry, status);
+            server_reply reply;
+            reply.response = self.envelope_response(status, std::move(body), retry);
+            return reply;
+        }
+        server_reply error(int status, std::string_view message,
+                           std::optional<std::chrono::milliseconds> retry = {}) const {
+            return (*this)(status, make_error_envelope(resource, message), retry);
+        }
+    };
+
+    /// Method, keys, allowed sources, route and rate limits, in the order the service checks them (spec §1);
+    /// an answer when the request does not get through.
+    std::optional<server_reply> admit(const server_request& req, const answering& answer, const std::string& key,
+                                      std::chrono::steady_clock::time_point now) {
+        const http::request& m = req.message;
+        if (m.method != "POST") return answer.error(405, "Method not allowed");
+        const std::string priv(m.headers.find("Private-Key").value_or(""));
+        const bool authorized = std::any_of(opts_.keys.begin(), opts_.keys.end(), [&](const api_key& k) {
+            return k.public_key == key && k.private_key == priv;
+        });
+        if (!authorized) return answer.error(401, "Invalid API credentials");
+        if (!opts_.allowed_sources.empty()) {
+            const std::string from = req.remote.address().to_string();
+            if (std::find(opts_.allowed_sources.begin(), opts_.allowed_sources.end(), from) ==
+                opts_.allowed_sources.end())
+                return answer.error(403, "IP address not whitelisted");
+        }
+        if (routes_.find(answer.resource) == routes_.end())
+            return answer.error(404, "Unknown resource: " + answer.resource);
+        if (opts_.rate_limits.enabled) {
+            if (auto wait = rates_.admit(key, answer.resource, now))
+                return answer.error(429, "Too many requests", wait);
         }
         return std::nullopt;
+    }
+
+    /// The endpoint's answer to an admitted request: random faults, the body's type and JSON, the behaviour.
+    server_reply respond(const http::request& m, const answering& answer) {
+        const std::string& resource = answer.resource;
+        if (random_fault_.probability > 0 && (random_fault_.resource.empty() || random_fault_.resource == resource) &&
+            std::uniform_real_distribution<double>(0, 1)(rng_) < random_fault_.probability)
+            return answer.error(random_fault_.status, "Server error");
+        // A body not declared as JSON is not read as JSON (spec §1: POST with Content-Type: application/json).
+        // The spec names no 415, and a client treats every 400 alike, so it is answered as JSON that cannot be
+        // parsed, with the reason added: 400 "Malformed JSON body: Content-Type must be application/json".
+        if (!detail::is_json_media_type(m.headers.find("Content-Type")))
+            return answer.error(400, "Malformed JSON body: Content-Type must be application/json");
+        boost::system::error_code jec;
+        const boost::json::value body = boost::json::parse(m.body, jec);
+        if (jec || !body.is_object()) return answer.error(400, "Malformed JSON body");
+        detail::outcome out = routes_.find(resource)->second(store_, body.get_object());
+        if (out.status != 200) return answer.error(out.status, out.message);
+        return answer(200, make_success_envelope(resource, out.data));
     }
 
     asio::awaitable<server_reply> handle(server_request& req) {
@@ -668,64 +858,26 @@ private:
         std::string resource = m.target;
         if (resource.starts_with(opts_.path_prefix)) resource.erase(0, opts_.path_prefix.size());
         const std::string key(m.headers.find("Public-Key").value_or(""));
-        if (opts_.keep_journal) journal_.push_back({now, resource, key, m.body, 0, req.connection_id});
-        const std::size_t entry = journal_.size() - 1;
-        server_reply reply;
-        auto answer = [&](int status, std::string body, std::optional<std::chrono::milliseconds> retry = {}) {
-            if (opts_.keep_journal) journal_[entry].status = status;
-            reply.response = envelope_response(status, std::move(body), retry);
-            return reply;
-        };
-        auto error = [&](int status, std::string_view message, std::optional<std::chrono::milliseconds> retry = {}) {
-            return answer(status, make_error_envelope(resource, message), retry);
-        };
-
-        if (m.method != "POST") co_return error(405, "Method not allowed");
-        const std::string priv(m.headers.find("Private-Key").value_or(""));
-        const bool authorized = std::any_of(opts_.keys.begin(), opts_.keys.end(), [&](const api_key& k) {
-            return k.public_key == key && k.private_key == priv;
-        });
-        if (!authorized) co_return error(401, "Invalid API credentials");
-        if (!opts_.allowed_sources.empty()) {
-            const std::string from = req.remote.address().to_string();
-            if (std::find(opts_.allowed_sources.begin(), opts_.allowed_sources.end(), from) ==
-                opts_.allowed_sources.end())
-                co_return error(403, "IP address not whitelisted");
-        }
-        const auto route = routes_.find(resource);
-        if (route == routes_.end()) co_return error(404, "Unknown resource: " + resource);
-        if (opts_.rate_limits.enabled) {
-            if (auto wait = rates_.admit(key, resource, now)) co_return error(429, "Too many requests", wait);
-        }
-        if (auto f = take_fault(resource)) {
-            switch (f->what) {
-            case fault::kind::fail_with_status:
-                co_return error(f->status, f->status >= 500 ? "Server error" : "Injected failure", f->retry_after);
-            case fault::kind::close_after_reading: reply.what = server_reply::action::close; co_return reply;
-            case fault::kind::stall: reply.what = server_reply::action::stall; co_return reply;
-            case fault::kind::delay: reply.delay = f->delay; break;
-            case fault::kind::chunked: reply.chunked = true; break;
-            case fault::kind::truncated: reply.truncate = true; break;
-            }
-        }
-        if (random_fault_.probability > 0 && (random_fault_.resource.empty() || random_fault_.resource == resource) &&
-            std::uniform_real_distribution<double>(0, 1)(rng_) < random_fault_.probability)
-            co_return error(random_fault_.status, "Server error");
-
-        boost::system::error_code jec;
-        const boost::json::value body = boost::json::parse(m.body, jec);
-        if (jec || !body.is_object()) co_return error(400, "Malformed JSON body");
-        detail::outcome out = route->second(store_, body.get_object());
-        if (out.status != 200) co_return error(out.status, out.message);
-        co_return answer(200, make_success_envelope(resource, out.data));
+        const answering answer{*this, resource, record({now, resource, key, m.body, 0, req.connection_id})};
+        if (auto refused = admit(req, answer, key, now)) co_return std::move(*refused);
+        const std::optional<fault> f = faults_.take(resource);
+        if (!f) co_return respond(m, answer);
+        if (f->what == fault::kind::fail_with_status)
+            co_return answer.error(f->status, f->status >= 500 ? "Server error" : "Injected failure", f->retry_after);
+        // After this await only the frame is touched: a stop() that ends a delay or a stall may come from the
+        // mock's destructor.
+        const auto normal = [&] { return respond(m, answer); };
+        co_return co_await fault_injector::apply(*f, normal);
     }
 
     mock_options opts_;
     detail::mock_store store_;
     detail::rate_counter rates_;
     std::unordered_map<std::string, detail::route> routes_;
-    std::vector<journal_entry> journal_;
-    std::deque<fault> faults_;
+    std::deque<journal_entry> journal_;
+    std::uint64_t journal_base_ = 0; ///< the number of journal_.front()
+    std::uint64_t journal_dropped_ = 0;
+    fault_injector faults_;
     random_failure random_fault_;
     std::size_t close_at_accept_ = 0;
     std::mt19937_64 rng_;

@@ -2,7 +2,8 @@
 // §5) to a callback URL over HTTP or HTTPS, as the service would: optionally with the URL's Basic
 // credentials and a Standard Webhooks signature (spec §6). One delivery returns the receiver's status and
 // body; the bulk mode sends N events with a given concurrency over fresh or kept-alive connections, for
-// load tests. It uses the client's connection code (resolve, TCP, verified TLS, one write per request).
+// load tests. It runs on the client's connection (resolve, TCP, verified TLS, one write per request, the
+// connection's watchdog as the per-delivery deadline).
 #pragma once
 
 #include <callsavvy/config.hpp>
@@ -162,33 +163,32 @@ private:
             if (conn) conn->close();
             conn = std::make_unique<callsavvy::detail::connection>(ex_);
         }
-        // The deadline closes the connection: whatever it waits on then ends. Its completion may already be
-        // queued when the delivery ends (cancel() cannot stop it then), so it checks `done` before touching
-        // the connection or this frame.
-        struct deadline_state {
-            bool done = false;
-            bool fired = false;
-        };
-        const auto ds = std::make_shared<deadline_state>();
-        asio::steady_timer deadline(ex_, opts_.timeout);
-        auto* c = conn.get();
-        deadline.async_wait([c, ds](error_code ec) {
-            if (ec || ds->done) return;
-            ds->fired = true;
-            c->close();
-        });
+        // The connection's watchdog bounds the whole delivery (connect, write, read): its expiry closes the
+        // connection, so whatever the delivery waits on ends.
+        auto& deadline = conn->deadline();
+        deadline.arm(opts_.timeout);
         if (!conn->is_open()) {
             std::string detail;
             ++opened_;
             out.ec = co_await conn->async_open(route_, tls_ctx_.get(), !opts_.tls.insecure_skip_verify, detail);
-            if (out.ec) {
-                deadline.cancel();
-                ds->done = true;
-                if (ds->fired) out.ec = make_error_code(error::attempt_timeout);
-                conn.reset();
-                co_return out;
+        }
+        if (!out.ec) {
+            const std::string head = http::serialize_head(request_for(body, out.delivery_id));
+            http::response_parser p;
+            out.ec = (co_await conn->async_exchange(head, body, p)).ec;
+            if (!out.ec) {
+                out.status = p.get().status;
+                out.body = std::move(p.get().body);
             }
         }
+        deadline.disarm();
+        if (out.ec && deadline.expired()) out.ec = make_error_code(error::attempt_timeout);
+        if (out.ec || !conn->reusable()) conn.reset();
+        co_return out;
+    }
+
+    /// The delivery's request without its body.
+    http::request request_for(std::string_view body, const std::string& delivery_id) const {
         http::request req;
         req.method = "POST";
         req.target = url_.path.empty() ? "/" : url_.path;
@@ -200,24 +200,14 @@ private:
             const auto ts =
                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
                     .count();
-            req.headers.add("webhook-id", out.delivery_id);
+            req.headers.add("webhook-id", delivery_id);
             req.headers.add("webhook-timestamp", std::to_string(ts));
-            req.headers.add("webhook-signature", webhook::sign(*opts_.signing_secret, out.delivery_id, ts, body));
+            req.headers.add("webhook-signature", webhook::sign(*opts_.signing_secret, delivery_id, ts, body));
         }
         if (!opts_.keep_alive) req.headers.add("Connection", "close");
+        // The body is written from the caller's buffer, not from req.body, so its length is said here.
         req.headers.set("Content-Length", std::to_string(body.size()));
-        const std::string head = http::serialize_head(req);
-        http::response_parser p;
-        out.ec = (co_await conn->async_exchange(head, body, p)).ec;
-        if (!out.ec) {
-            out.status = p.get().status;
-            out.body = std::move(p.get().body);
-        }
-        deadline.cancel();
-        ds->done = true;
-        if (ds->fired) out.ec = make_error_code(error::attempt_timeout);
-        if (out.ec || !conn->reusable()) conn.reset();
-        co_return out;
+        return req;
     }
 
     asio::any_io_executor ex_;
