@@ -1,6 +1,7 @@
 // callsavvy/callsavvy.hpp — the umbrella header: include this one header (or the generated single header
 // single_include/callsavvy/callsavvy.hpp) to get the whole library: the client, the typed endpoints and their
-// catalog, the rate limiter, and the webhook event catalog, request verification and signatures. The test helpers
+// catalog, the rate limiter, and the webhook listener with its event catalog, request verification and
+// signatures. The test helpers
 // (callsavvy/testing/: the mock server and the webhook sender) are included on their own.
 #pragma once
 
@@ -21,5 +22,6 @@
 #include <callsavvy/version.hpp>
 #include <callsavvy/webhook/address.hpp>
 #include <callsavvy/webhook/events.hpp>
+#include <callsavvy/webhook/listener.hpp>
 #include <callsavvy/webhook/signature.hpp>
 #include <callsavvy/webhook/verify.hpp>

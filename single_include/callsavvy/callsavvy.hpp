@@ -6,7 +6,8 @@
 // ---- begin callsavvy/callsavvy.hpp ----
 // callsavvy/callsavvy.hpp — the umbrella header: include this one header (or the generated single header
 // single_include/callsavvy/callsavvy.hpp) to get the whole library: the client, the typed endpoints and their
-// catalog, the rate limiter, and the webhook event catalog, request verification and signatures. The test helpers
+// catalog, the rate limiter, and the webhook listener with its event catalog, request verification and
+// signatures. The test helpers
 // (callsavvy/testing/: the mock server and the webhook sender) are included on their own.
 
 // ---- begin callsavvy/api/catalog.hpp ----
@@ -8177,6 +8178,677 @@ void for_each_event(F&& f) {
 } // namespace webhook
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/webhook/events.hpp ----
+// ---- begin callsavvy/webhook/listener.hpp ----
+// callsavvy/webhook/listener.hpp — receives Callsavvy's webhooks (spec §5) on the application's own executor:
+// `listener.on<webhook::caller_information>([](auto e) -> asio::awaitable<caller_information_reply> {...})`.
+// Each request is verified on its raw bytes (webhook/verify.hpp) before any JSON is parsed, decoded into the
+// event catalog's typed event (webhook/events.hpp) and handed to a coroutine handler; a notification is
+// acknowledged only after its handler completed, a lookup answered with its handler's reply or, past its
+// deadline, a fallback. Runs on the shared HTTP server side (net/server.hpp).
+//
+// Thread safety: register handlers before start(); every other member may be called from any thread.
+// Connections run on their own strands of the executor, so with a multi-threaded io_context the handlers of
+// different connections run concurrently (one connection's deliveries run one after another) unless
+// listener_options::handler_executor names one executor (a strand) for all of them.
+
+// ---- begin callsavvy/net/server.hpp ----
+// callsavvy/net/server.hpp — the server side of HTTP/1.1 on Asio, shared by the mock Callsavvy server and the
+// webhook listener: accept (plain or TLS) on the shared transport (net/stream.hpp), read requests with the
+// shared codec under limits and deadlines, run a coroutine handler per request and write its reply in one
+// write; overload policies, graceful shutdown, and an event hook for everything the server decides itself.
+
+
+#include <asio/any_io_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// What the server does once max_connections connections are open.
+enum class overload_policy {
+    pause_accepting, ///< accept nothing until a connection closes; new clients wait in the listen backlog
+    answer_503,      ///< accept, answer 503 with Retry-After (after the TLS handshake on HTTPS), then close
+};
+
+/// Something the server decided by itself, reported through server_options::on_event. It carries no request
+/// data beyond the peer's address (no header, no body), so nothing a credential could be in.
+struct server_event {
+    enum class kind {
+        accepted,           ///< a connection was accepted and will be served
+        rejected_by_filter, ///< the accept filter refused the connection; closed before anything was read
+        rejected_overload,  ///< max_connections were open (answer_503: `status` is 503; 0: closed unanswered)
+        request_rejected,   ///< the server answered a request itself (400, 408, 413, 431) and closed
+        handler_failed,     ///< the handler threw, or its reply could not be sent; answered 500
+        accept_failed,      ///< accept() failed; out of descriptors or memory, accepting pauses accept_backoff
+    };
+    kind what = kind::accepted;
+    std::uint64_t connection_id = 0; ///< 0 for accept_failed
+    asio::ip::tcp::endpoint remote{};
+    int status = 0;       ///< the status the server answered, 0 when it answered nothing
+    std::string reason{}; ///< request_rejected: the codec's finding; handler_failed: the exception's what()
+    error_code ec{};      ///< request_rejected: the codec's or the deadline's error; accept_failed: accept's
+};
+
+struct server_options {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 0;                             ///< 0: an ephemeral port
+    std::shared_ptr<asio::ssl::context> tls{};          ///< set: HTTPS with this context's certificate
+    http::limits limits{};                              ///< request limits: 413 for the body, 431 for the headers
+    std::chrono::milliseconds handshake_timeout{10000}; ///< a TLS handshake must end within this
+    /// A request must arrive whole within this, counted from its first byte; late: 408 and close.
+    std::chrono::milliseconds read_timeout{10000};
+    std::chrono::milliseconds idle_timeout{60000}; ///< a keep-alive connection without a request closes after this
+    /// An answer (and a TLS close) must leave within this: a client that stops reading loses its connection.
+    std::chrono::milliseconds write_timeout{10000};
+    /// After an error answer (400, 408, 413, 431, 503), what the client still sends is read and dropped for at
+    /// most this long and this many bytes before closing, so the answer is not destroyed by a reset.
+    std::chrono::milliseconds linger_timeout{2000};
+    std::size_t linger_bytes = 4 * 1024 * 1024;
+    /// Connections served at once (at least 1). answer_503 also answers at most this many refused ones at a
+    /// time; beyond that a refused connection is closed unanswered.
+    std::size_t max_connections = 4096;
+    overload_policy on_overload = overload_policy::pause_accepting;
+    std::chrono::seconds overload_retry_after{1}; ///< answer_503's Retry-After
+    /// After accept() ran out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), the next accept waits
+    /// this long (or until a connection closes): retrying at once would spin on the connection still queued.
+    std::chrono::milliseconds accept_backoff{50};
+    /// Called on the strand of the connection concerned (accept events and accept_failed: the acceptor's), so
+    /// events of different connections may arrive on several threads at once; one connection's are in order.
+    /// Never called after stop(). An exception it throws is dropped.
+    std::function<void(const server_event&)> on_event{};
+};
+
+/// A request as the handler sees it.
+struct server_request {
+    http::request message{};
+    asio::ip::tcp::endpoint remote{};
+    std::uint64_t connection_id = 0; ///< 1 for the first connection the server accepted
+    std::uint64_t sequence = 0;      ///< requests this connection carried before this one
+};
+
+/// What the handler wants done. The serializer adds Content-Length (unless the response has a Content-Length
+/// or Transfer-Encoding of its own, which is then sent as given); the server adds `Connection: close` when it
+/// closes after the answer.
+struct server_reply {
+    enum class action {
+        respond, ///< write `response`
+        close,   ///< close the connection without answering
+    };
+    http::response response{};
+    action what = action::respond;
+    bool close_after = false; ///< close the connection after this answer
+};
+
+/// How a graceful shutdown went.
+struct shutdown_result {
+    std::size_t finished = 0;    ///< handlers that completed after the shutdown began (their reply said close)
+    std::size_t cancelled = 0;   ///< handlers still running when the grace period ended: terminal cancellation
+    std::size_t idle_closed = 0; ///< connections closed at once, with no request under way
+};
+
+/// The server. Runs on the given executor; every connection on its own strand of it, so the io_context may run
+/// on several threads. Handlers of different connections run concurrently; one connection's requests run one
+/// after another, in the order they arrived (pipelined answers leave in order). A handler runs under a
+/// cancellation slot the server owns: stop() (or a graceful shutdown's end of grace) emits terminal
+/// cancellation into it, so whatever it awaits ends at once. Every member function may be called from any
+/// thread. After async_shutdown() completed no handler, responder, filter or event hook runs any more; after
+/// stop() alone, handlers may still be unwinding on other threads of a multi-threaded io_context.
+class http_server {
+public:
+    using handler_type = std::function<asio::awaitable<server_reply>(server_request&)>;
+    /// Builds the answer to a request the server rejected itself (malformed, too large, too slow, overload,
+    /// a failed handler). Called on the connection's strand; an exception it throws gives a plain-text answer.
+    using error_responder = std::function<http::response(int status, std::string_view reason)>;
+    /// Called at accept on the acceptor's strand; returning false closes the connection before anything is read.
+    using accept_filter = std::function<bool(const asio::ip::tcp::endpoint& remote)>;
+
+    http_server(asio::any_io_executor ex, server_options o, handler_type handler, error_responder on_error = {})
+        : state_(std::make_shared<state>(std::move(ex), std::move(o), std::move(handler), std::move(on_error))) {
+        auto& st = *state_;
+        const asio::ip::tcp::endpoint ep(asio::ip::make_address(st.opts.address), st.opts.port);
+        st.acceptor.open(ep.protocol());
+        st.acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+        st.acceptor.bind(ep);
+        st.acceptor.listen();
+        local_ = st.acceptor.local_endpoint();
+        asio::co_spawn(st.strand, accept_loop(state_), asio::detached);
+    }
+    ~http_server() {
+        detail::in_destructor([this] { stop(); });
+    }
+    http_server(const http_server&) = delete;
+    http_server& operator=(const http_server&) = delete;
+
+    std::uint16_t port() const noexcept { return local_.port(); }
+    const asio::ip::tcp::endpoint& local_endpoint() const noexcept { return local_; }
+    bool is_tls() const noexcept { return state_->opts.tls != nullptr; }
+    std::uint64_t connections_accepted() const noexcept { return state_->accepted.load(); }
+    /// Connections being served or refused (answer_503) right now.
+    std::size_t open_connections() const {
+        const std::lock_guard<std::mutex> lock(state_->mutex);
+        return state_->serving + state_->refusing;
+    }
+    /// accept() calls that failed (out of descriptors, memory, or a connection aborted before it was taken).
+    std::uint64_t accept_failures() const noexcept { return state_->accept_failures.load(); }
+    void set_accept_filter(accept_filter f) {
+        auto p = f ? std::make_shared<const accept_filter>(std::move(f)) : nullptr;
+        const std::lock_guard<std::mutex> lock(state_->mutex);
+        state_->filter = std::move(p);
+    }
+
+    /// At once: closes the acceptor and every connection, and emits terminal cancellation into every running
+    /// handler. Nothing is answered any more. Idempotent.
+    void stop() { state::stop(state_); }
+
+    /// Graceful shutdown: stops accepting; idle connections (no request under way) close now; a connection in
+    /// the middle of a request finishes it (the handler completes, its reply goes out with Connection: close)
+    /// and closes. When `grace` has passed, what is left ends as with stop(). Completes with a shutdown_result
+    /// once every connection is gone (a handler that ignores cancellation holds it until it returns). The wait
+    /// itself is not cancellable: stop() ends it sooner. Any completion token; use_awaitable by default.
+    template <class CompletionToken = asio::use_awaitable_t<>>
+    auto async_shutdown(std::chrono::milliseconds grace, CompletionToken&& token = {}) {
+        return asio::async_initiate<CompletionToken, void(shutdown_result)>(initiate_shutdown{state_}, token, grace);
+    }
+
+private:
+    using clock = std::chrono::steady_clock;
+    enum class mode { running, draining, stopped };
+
+    /// One connection; touched only on its strand (`ex`), except for the registry that holds it.
+    struct conn {
+        enum class phase { handshake, idle, reading, handling, writing, lingering };
+        conn(asio::ip::tcp::socket s, std::uint64_t i, asio::ip::tcp::endpoint r)
+            : ex(s.get_executor()), stream(std::move(s)), watchdog(ex, *this), id(i), remote(std::move(r)) {}
+        conn(const conn&) = delete;
+        conn& operator=(const conn&) = delete;
+
+        asio::any_io_executor ex;
+        detail::stream stream;
+        detail::message_reader reader;
+        detail::watchdog watchdog;
+        asio::cancellation_signal signal; ///< bound to the connection's coroutine, and so to its handler
+        std::uint64_t id;
+        asio::ip::tcp::endpoint remote;
+        phase at = phase::handshake;
+        bool killed = false; ///< stop() reached it
+        bool done = false;   ///< its coroutine ended
+
+        // The watchdog's actions: cancel keeps the socket open so a 408 can still be written.
+        void cancel() noexcept { stream.cancel(); }
+        void close() noexcept { stream.close(); }
+
+        void kill() {
+            if (done) return;
+            killed = true;
+            signal.emit(asio::cancellation_type::terminal);
+            stream.close();
+        }
+        /// Closes the connection now unless a request is under way; true when it did.
+        bool close_if_idle() {
+            if (done || (at != phase::idle && at != phase::handshake)) return false;
+            stream.close();
+            return true;
+        }
+    };
+
+    struct state {
+        state(asio::any_io_executor e, server_options o, handler_type h, error_responder r)
+            : ex(std::move(e)), strand(asio::make_strand(ex)), opts(std::move(o)), handler(std::move(h)),
+              on_error(std::move(r)), acceptor(strand), resume_accept(strand) {}
+
+        asio::any_io_executor ex;                   ///< each connection's strand is made from it
+        asio::strand<asio::any_io_executor> strand; ///< the acceptor's: accept loop, resume_accept, drain_waiters
+        server_options opts;
+        handler_type handler;
+        error_responder on_error;
+        asio::ip::tcp::acceptor acceptor;
+        asio::steady_timer resume_accept; ///< a paused accept loop or an accept back-off waits on it
+        std::vector<asio::steady_timer*> drain_waiters;
+
+        std::atomic<mode> at{mode::running};
+        std::atomic<std::uint64_t> accepted{0};
+        std::atomic<std::uint64_t> accept_failures{0};
+        std::atomic<std::size_t> finished{0};
+        std::atomic<std::size_t> cancelled{0};
+        std::atomic<std::size_t> idle_closed{0};
+
+        mutable std::mutex mutex; // guards what follows
+        std::unordered_map<std::uint64_t, std::shared_ptr<conn>> conns;
+        std::size_t serving = 0;  ///< admitted to be served (registered in conns once their coroutine starts)
+        std::size_t refusing = 0; ///< being answered 503
+        std::shared_ptr<const accept_filter> filter;
+
+        bool closing() const noexcept { return at.load() != mode::running; }
+        bool stopped() const noexcept { return at.load() == mode::stopped; }
+
+        std::size_t open() const {
+            const std::lock_guard<std::mutex> lock(mutex);
+            return serving + refusing;
+        }
+
+        void report(const server_event& e) const noexcept {
+            if (!opts.on_event || stopped()) return;
+            try {
+                opts.on_event(e);
+            } catch (...) {} // an observer must not take a connection down
+        }
+
+        http::response error_response(int status, std::string_view reason) const {
+            if (on_error) {
+                try {
+                    return on_error(status, reason);
+                } catch (...) {} // the plain answer below still goes out
+            }
+            return plain_error(status, reason);
+        }
+
+        /// Wakes the accept loop (a slot is free) and graceful shutdowns (a connection is gone). Acceptor strand.
+        void wake() {
+            resume_accept.cancel();
+            for (auto* w : drain_waiters) w->cancel();
+        }
+
+        static void stop(const std::shared_ptr<state>& st) {
+            std::vector<std::shared_ptr<conn>> live;
+            {
+                const std::lock_guard<std::mutex> lock(st->mutex);
+                if (st->at.load() == mode::stopped) return;
+                st->at.store(mode::stopped);
+                live.reserve(st->conns.size());
+                for (const auto& [id, c] : st->conns) live.push_back(c);
+            }
+            asio::dispatch(st->strand, [st] {
+                error_code ignored;
+                st->acceptor.close(ignored);
+                st->wake();
+            });
+            for (auto& c : live) asio::dispatch(c->ex, [c] { c->kill(); });
+        }
+    };
+
+    enum class admission { serve, refuse, drop };
+
+    static bool out_of_resources(const error_code& ec) {
+        return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+               ec == asio::error::no_memory ||
+               (ec.category() == asio::error::get_system_category() && ec.value() == ENFILE);
+    }
+
+    static admission admit(state& st) {
+        const std::lock_guard<std::mutex> lock(st.mutex);
+        if (st.serving < st.opts.max_connections) {
+            ++st.serving;
+            return admission::serve;
+        }
+        if (st.opts.on_overload == overload_policy::answer_503 && st.refusing < st.opts.max_connections) {
+            ++st.refusing;
+            return admission::refuse;
+        }
+        return admission::drop;
+    }
+
+    static bool at_capacity(const state& st) {
+        const std::lock_guard<std::mutex> lock(st.mutex);
+        return st.serving >= st.opts.max_connections;
+    }
+
+    static asio::awaitable<void> accept_loop(std::shared_ptr<state> st) {
+        while (!st->closing()) {
+            if (st->opts.on_overload == overload_policy::pause_accepting && at_capacity(*st)) {
+                // Checked and awaited in one step of the acceptor's strand, where a closing connection's wake()
+                // runs too: the wake-up cannot fall between the two.
+                st->resume_accept.expires_at(clock::time_point::max());
+                auto [ec] = co_await st->resume_accept.async_wait(detail::use_nothrow);
+                (void)ec; // woken, or stopped: the loop condition tells
+                continue;
+            }
+            const asio::any_io_executor conn_ex = asio::make_strand(st->ex);
+            auto [ec, socket] = co_await st->acceptor.async_accept(conn_ex, detail::use_nothrow);
+            if (st->closing()) co_return; // the socket closes with it
+            if (ec) {
+                if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
+                ++st->accept_failures;
+                server_event e;
+                e.what = server_event::kind::accept_failed;
+                e.ec = ec;
+                st->report(e);
+                if (out_of_resources(ec)) {
+                    // The connection that failed is still queued: accepting again at once fails again at once.
+                    st->resume_accept.expires_after(st->opts.accept_backoff);
+                    auto [wec] = co_await st->resume_accept.async_wait(detail::use_nothrow);
+                    (void)wec; // the back-off passed, or a connection closed (a descriptor is free), or stopped
+                }
+                continue;
+            }
+            const std::uint64_t id = ++st->accepted;
+            error_code ignored;
+            server_event e;
+            e.connection_id = id;
+            e.remote = socket.remote_endpoint(ignored);
+            std::shared_ptr<const accept_filter> filter;
+            {
+                const std::lock_guard<std::mutex> lock(st->mutex);
+                filter = st->filter;
+            }
+            if (filter && !(*filter)(e.remote)) {
+                socket.close(ignored);
+                e.what = server_event::kind::rejected_by_filter;
+                st->report(e);
+                continue;
+            }
+            const admission a = admit(*st);
+            if (a == admission::drop) {
+                socket.close(ignored);
+                e.what = server_event::kind::rejected_overload;
+                st->report(e);
+                continue;
+            }
+            socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+            auto c = std::make_shared<conn>(std::move(socket), id, e.remote);
+            e.what = a == admission::serve ? server_event::kind::accepted : server_event::kind::rejected_overload;
+            e.status = a == admission::serve ? 0 : 503;
+            st->report(e);
+            // The completion handler keeps the connection (and the signal its slot lives in) alive until the
+            // coroutine is wholly done.
+            asio::co_spawn(c->ex, run(st, c, a == admission::refuse),
+                           asio::bind_cancellation_slot(c->signal.slot(), [c](std::exception_ptr) {}));
+        }
+    }
+
+    /// A connection's whole life: registered (so stop() and shutdowns reach it) unless the server is closing
+    /// already, served or refused, closed, unregistered.
+    static asio::awaitable<void> run(std::shared_ptr<state> st, std::shared_ptr<conn> c, bool refused) {
+        bool registered = false;
+        {
+            const std::lock_guard<std::mutex> lock(st->mutex);
+            if (!st->closing()) {
+                st->conns.emplace(c->id, c);
+                registered = true;
+            }
+        }
+        if (!registered) ++st->idle_closed; // accepted just as the server began closing: nothing under way
+        else {
+            try {
+                if (refused) co_await refuse(*st, *c);
+                else
+                    co_await serve(*st, *c);
+            } catch (const std::exception&) {
+                // Only the unexpected gets here (std::bad_alloc, say): it costs this connection, never the server.
+            }
+        }
+        c->done = true;
+        c->watchdog.disarm();
+        c->stream.close();
+        {
+            const std::lock_guard<std::mutex> lock(st->mutex);
+            if (registered) st->conns.erase(c->id);
+            --(refused ? st->refusing : st->serving);
+        }
+        asio::post(st->strand, [st] { st->wake(); });
+    }
+
+    static asio::awaitable<bool> handshake(state& st, conn& c) {
+        if (!st.opts.tls) co_return true;
+        auto& tls = c.stream.start_tls(*st.opts.tls);
+        c.watchdog.arm(st.opts.handshake_timeout);
+        auto [ec] = co_await tls.async_handshake(asio::ssl::stream_base::server, detail::use_nothrow);
+        c.watchdog.disarm();
+        co_return !ec && !c.killed;
+    }
+
+    static asio::awaitable<void> refuse(state& st, conn& c) {
+        // Awaited in a statement of its own: g++ 12 miscompiled `if (!co_await handshake(...))` here (SIGILL).
+        const bool ready = co_await handshake(st, c);
+        if (!ready) co_return;
+        c.at = conn::phase::reading; // an answer is under way: a graceful shutdown lets it finish
+        co_await answer_error(st, c, 503, "too many connections"); // reported at accept
+    }
+
+    static int status_for(const error_code& ec) {
+        if (ec == http::error::body_too_large) return 413;
+        if (ec == http::error::headers_too_large || ec == http::error::too_many_headers) return 431;
+        return 400;
+    }
+
+    static asio::awaitable<void> serve(state& st, conn& c) {
+        const bool ready = co_await handshake(st, c);
+        if (!ready) co_return;
+        http::request_parser parser(st.opts.limits);
+        for (std::uint64_t seq = 0; !st.closing() && !c.killed; ++seq) {
+            // Idle until the first byte of the next request (a pipelined one is there already), then
+            // read_timeout for the whole of it.
+            c.at = conn::phase::idle;
+            c.watchdog.arm(st.opts.idle_timeout);
+            error_code ec = co_await c.reader.fill(c.stream);
+            if (ec) co_return; // closed, idle too long, or a shutdown closed it
+            c.at = conn::phase::reading;
+            c.watchdog.arm(st.opts.read_timeout, detail::watchdog::on_expiry::cancel);
+            ec = co_await c.reader.read(c.stream, parser);
+            const bool late = c.watchdog.expired();
+            c.watchdog.disarm();
+            if (ec) {
+                if (c.killed) co_return;
+                if (late) co_await reject(st, c, 408, "request not received in time", ec);
+                else if (ec.category() == http::error_category())
+                    co_await reject(st, c, status_for(ec), ec.message(), ec);
+                co_return; // else the client closed or reset mid-request: nobody to answer
+            }
+            server_request req;
+            req.message = parser.release();
+            parser.reset();
+            req.remote = c.remote;
+            req.connection_id = c.id;
+            req.sequence = seq;
+            if (st.stopped()) co_return; // the handler's owner may be gone already
+            c.at = conn::phase::handling;
+            server_reply reply;
+            std::string failure;
+            bool failed = false;
+            try {
+                reply = co_await st.handler(req);
+            } catch (const std::exception& x) {
+                failed = true;
+                failure = x.what();
+            } catch (...) {
+                failed = true;
+                failure = "the handler threw a non-standard exception";
+            }
+            if (c.killed) {
+                ++st.cancelled;
+                co_return;
+            }
+            if (st.closing()) ++st.finished;
+            if (st.stopped() || (!failed && reply.what == server_reply::action::close)) co_return;
+            // The request was read whole, so a failed handler costs only its own answer: the connection's
+            // framing still holds and the next request is served.
+            const bool close = reply.close_after || !req.message.keep_alive() || st.closing();
+            std::string head;
+            if (!failed) {
+                if (close) reply.response.headers.set("Connection", "close");
+                error_code hec;
+                head = http::serialize_head(reply.response, hec);
+                if (hec) {
+                    failed = true;
+                    failure = "the reply cannot be sent: " + hec.message();
+                }
+            }
+            if (failed) {
+                server_event e = event_for(c, server_event::kind::handler_failed);
+                e.status = 500;
+                e.reason = std::move(failure);
+                st.report(e);
+                reply.response = st.error_response(500, "internal server error");
+                head = head_of(reply.response, 500, "internal server error", close);
+            }
+            c.at = conn::phase::writing;
+            c.watchdog.arm(st.opts.write_timeout);
+            ec = co_await c.stream.write(head, reply.response.body);
+            if (!ec && close) co_await c.stream.shutdown(); // TLS: close_notify, bounded by the same deadline
+            c.watchdog.disarm();
+            if (ec || close) co_return;
+        }
+    }
+
+    static server_event event_for(const conn& c, server_event::kind k) {
+        server_event e;
+        e.what = k;
+        e.connection_id = c.id;
+        e.remote = c.remote;
+        return e;
+    }
+
+    static http::response plain_error(int status, std::string_view reason) {
+        http::response r;
+        r.status = status;
+        r.headers.add("Content-Type", "text/plain");
+        r.body = std::string(reason);
+        return r;
+    }
+
+    /// The head of an answer the server writes itself; a responder's answer that cannot be sent is replaced by
+    /// the plain one.
+    static std::string head_of(http::response& r, int status, std::string_view reason, bool close) {
+        if (close) r.headers.set("Connection", "close");
+        error_code ec;
+        std::string head = http::serialize_head(r, ec);
+        if (!ec) return head;
+        r = plain_error(status, reason);
+        return head_of(r, status, reason, close);
+    }
+
+    /// Answers what the server rejected itself, then closes lingering: the client may still be sending (the rest
+    /// of a body too large, say), and closing with unread bytes would reset the connection, which can destroy
+    /// the answer in flight.
+    static asio::awaitable<void> reject(state& st, conn& c, int status, std::string reason, error_code why) {
+        server_event e = event_for(c, server_event::kind::request_rejected);
+        e.status = status;
+        e.reason = reason;
+        e.ec = why;
+        st.report(e);
+        co_await answer_error(st, c, status, reason);
+    }
+
+    static asio::awaitable<void> answer_error(state& st, conn& c, int status, std::string_view reason) {
+        if (st.stopped()) co_return; // the error responder's owner may be gone already
+        http::response r = st.error_response(status, reason);
+        if (status == 503 && !r.headers.find("Retry-After"))
+            r.headers.set("Retry-After", std::to_string(st.opts.overload_retry_after.count()));
+        const std::string head = head_of(r, status, reason, true);
+        c.at = conn::phase::writing;
+        c.watchdog.arm(st.opts.write_timeout);
+        const error_code wec = co_await c.stream.write(head, r.body);
+        c.watchdog.disarm();
+        if (wec) co_return;
+        c.at = conn::phase::lingering;
+        c.stream.shutdown_send();
+        c.watchdog.arm(st.opts.linger_timeout);
+        const std::uint64_t start = c.stream.bytes_received();
+        while (!c.killed && c.stream.bytes_received() - start < st.opts.linger_bytes) {
+            c.reader.clear();
+            const error_code ec = co_await c.reader.fill(c.stream);
+            if (ec) break; // the client closed: the answer has arrived
+        }
+        c.watchdog.disarm();
+    }
+
+    static asio::awaitable<shutdown_result> shut_down(std::shared_ptr<state> st, std::chrono::milliseconds grace) {
+        {
+            std::vector<std::shared_ptr<conn>> live;
+            {
+                const std::lock_guard<std::mutex> lock(st->mutex);
+                if (st->at.load() == mode::running) {
+                    st->at.store(mode::draining);
+                    for (const auto& [id, c] : st->conns) live.push_back(c);
+                }
+            }
+            error_code ignored;
+            st->acceptor.close(ignored);
+            st->resume_accept.cancel();
+            for (auto& c : live) {
+                asio::dispatch(c->ex, [c, st] {
+                    if (c->close_if_idle()) ++st->idle_closed;
+                });
+            }
+        }
+        asio::steady_timer wake(st->strand);
+        st->drain_waiters.push_back(&wake);
+        const auto deadline = clock::now() + grace;
+        bool escalated = false;
+        // The count is read and the wait begun in one step of the acceptor's strand, where the connections'
+        // wake() runs: a connection leaving in between cannot be missed.
+        while (st->open() > 0) {
+            if (!escalated && clock::now() >= deadline) {
+                escalated = true;
+                state::stop(st);
+            }
+            wake.expires_at(escalated ? clock::time_point::max() : deadline);
+            auto [ec] = co_await wake.async_wait(detail::use_nothrow);
+            (void)ec; // a connection left, or the grace period passed
+        }
+        st->drain_waiters.erase(std::find(st->drain_waiters.begin(), st->drain_waiters.end(), &wake));
+        shutdown_result r;
+        r.finished = st->finished.load();
+        r.cancelled = st->cancelled.load();
+        r.idle_closed = st->idle_closed.load();
+        co_return r;
+    }
+
+    struct initiate_shutdown {
+        std::shared_ptr<state> st;
+
+        template <class Handler>
+        void operator()(Handler&& handler, std::chrono::milliseconds grace) const {
+            auto work = asio::make_work_guard(asio::get_associated_executor(handler, st->ex));
+            asio::co_spawn(st->strand, shut_down(st, grace),
+                           [h = std::forward<Handler>(handler), work = std::move(work)](std::exception_ptr,
+                                                                                        shutdown_result r) mutable {
+                               // Completes on the waiter's own executor, never inside the acceptor's strand.
+                               auto ex = work.get_executor();
+                               asio::post(ex, [h = std::move(h), r]() mutable { std::move(h)(r); });
+                               work.reset();
+                           });
+        }
+    };
+
+    std::shared_ptr<state> state_;
+    asio::ip::tcp::endpoint local_{};
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/net/server.hpp ----
+// ---- begin callsavvy/webhook/verify.hpp ----
+// callsavvy/webhook/verify.hpp — protection of the webhook listener (spec §6), sans-io with the time passed
+// in: a secret path, HTTP Basic credentials, a source allow-list (behind trusted proxies too), Standard
+// Webhooks signatures over the raw body with rotation and a tolerance window, each optional and combinable,
+// run in a fixed order by request_verifier::check; and duplicate_filter, de-duplication by webhook-id that
+// stays correct when a handler fails. Nothing here parses JSON, and no secret reaches a reason text.
+
 // ---- begin callsavvy/webhook/signature.hpp ----
 // callsavvy/webhook/signature.hpp — Standard Webhooks signatures (spec §6): HMAC-SHA256, keyed with the
 // base64-decoded part of a `whsec_…` secret, over `<webhook-id>.<webhook-timestamp>.<raw body>`, sent as
@@ -8242,13 +8914,6 @@ inline bool signature_matches(std::string_view header, std::string_view expected
 } // namespace webhook
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/webhook/signature.hpp ----
-// ---- begin callsavvy/webhook/verify.hpp ----
-// callsavvy/webhook/verify.hpp — protection of the webhook listener (spec §6), sans-io with the time passed
-// in: a secret path, HTTP Basic credentials, a source allow-list (behind trusted proxies too), Standard
-// Webhooks signatures over the raw body with rotation and a tolerance window, each optional and combinable,
-// run in a fixed order by request_verifier::check; and duplicate_filter, de-duplication by webhook-id that
-// stays correct when a handler fails. Nothing here parses JSON, and no secret reaches a reason text.
-
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -8746,4 +9411,612 @@ private:
 } // namespace webhook
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/webhook/verify.hpp ----
+
+#include <asio/any_io_executor.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace webhook {
+
+/// What became of one delivery.
+enum class outcome : std::uint8_t {
+    ok,            ///< handled: a notification acknowledged after its handler completed, a lookup answered
+    handler_error, ///< the handler threw: answered 5xx, so the sender delivers the event again
+    rejected,      ///< refused before any handler ran: verification, method, path, JSON, a field's value, size
+    timed_out,     ///< a lookup handler missed its deadline: answered with the fallback reply or an error status
+    unhandled,     ///< no handler and no fallback handler: acknowledged (strict mode: 503), reported here
+    duplicate,     ///< a webhook-id handled before (answered again, nothing run) or still in flight (409)
+};
+
+inline constexpr std::string_view outcome_name(outcome o) noexcept {
+    switch (o) {
+    case outcome::ok: return "ok";
+    case outcome::handler_error: return "handler_error";
+    case outcome::rejected: return "rejected";
+    case outcome::timed_out: return "timed_out";
+    case outcome::unhandled: return "unhandled";
+    case outcome::duplicate: return "duplicate";
+    }
+    return "unknown";
+}
+
+/// The observer's view of one delivery. Never holds a credential or a signing secret.
+struct delivery_report {
+    outcome what = outcome::ok;
+    int status = 0;                     ///< the status answered
+    std::string event{};                ///< the `event` name, when the body was JSON with one
+    std::string delivery_id{};          ///< the authenticated webhook-id (signatures configured)
+    rejection reason = rejection::none; ///< a verification failure
+    std::string detail{};               ///< why, in words: a field's path, a verifier finding, a handler's what()
+    std::string body{};                 ///< the raw body, for a 400 about its content (retrying would not help)
+    asio::ip::tcp::endpoint remote{};
+    std::chrono::steady_clock::duration elapsed{};
+};
+
+/// Deliveries by outcome.
+struct delivery_counts {
+    std::uint64_t ok = 0;
+    std::uint64_t handler_error = 0;
+    std::uint64_t rejected = 0;
+    std::uint64_t timed_out = 0;
+    std::uint64_t unhandled = 0;
+    std::uint64_t duplicate = 0;
+
+    std::uint64_t total() const noexcept { return ok + handler_error + rejected + timed_out + unhandled + duplicate; }
+    void add(outcome o) noexcept {
+        switch (o) {
+        case outcome::ok: ++ok; break;
+        case outcome::handler_error: ++handler_error; break;
+        case outcome::rejected: ++rejected; break;
+        case outcome::timed_out: ++timed_out; break;
+        case outcome::unhandled: ++unhandled; break;
+        case outcome::duplicate: ++duplicate; break;
+        }
+    }
+};
+
+struct listener_statistics {
+    delivery_counts all{};
+    /// By `event` name; deliveries refused before a name was known (verification, bad JSON) count under "".
+    std::map<std::string, delivery_counts, std::less<>> by_event{};
+};
+
+/// What a lookup answers when its handler misses listener_options::lookup_deadline.
+enum class lookup_timeout_answer {
+    fallback_reply, ///< the handler's registered fallback (default: every field at the spec's default)
+    error_status,   ///< listener_options::lookup_timeout_status, so that the sender may try again
+};
+
+struct listener_options {
+    /// Address (default 127.0.0.1; "::" or "0.0.0.0" for every interface), port (0: ephemeral), TLS (the
+    /// application's certificate and key in an ssl::context), request limits (413/431), read, idle and write
+    /// deadlines (slow clients are dropped), max_connections and what happens beyond it.
+    server_options server{};
+    /// The callback URL's path; every other path is answered 404. Compared in constant time, so a secret in
+    /// it (e.g. "/callsavvy/<128 random bits>") protects the listener (spec §6).
+    std::string path = "/";
+    /// Basic credentials, source allow-list (CIDR; trusted proxies for X-Forwarded-For), Standard Webhooks
+    /// signatures (several secrets, timestamp tolerance): each optional. Its secret_path is the path above.
+    verify_options verify{};
+    /// Redeliveries of a signed event (the same webhook-id) are answered without running the handler again.
+    duplicate_filter_options duplicates{};
+    /// How long a lookup handler may take before the listener answers without it.
+    std::chrono::milliseconds lookup_deadline{5000};
+    lookup_timeout_answer on_lookup_timeout = lookup_timeout_answer::fallback_reply;
+    int lookup_timeout_status = 503;
+    /// The status answered when a handler throws (5xx: the sender delivers the event again).
+    int handler_error_status = 500;
+    /// Events without a handler (and names the catalog does not know) when no fallback handler is set: false
+    /// acknowledges them (200) and reports them as unhandled; true answers 503 so that the sender keeps them.
+    bool strict = false;
+    /// Where handlers run (e.g. the application's strand, to serialize them); default: each connection's strand.
+    std::optional<asio::any_io_executor> handler_executor{};
+    /// Called once per request, on the connection's strand; may run concurrently for different connections.
+    /// An exception it throws is dropped.
+    std::function<void(const delivery_report&)> observer{};
+};
+
+/// An event handed to the fallback handler: one without a typed handler, or a name the catalog does not know.
+struct raw_event {
+    std::string name{};               ///< the `event` value
+    boost::json::object body{};       ///< the whole delivery
+    const event_info* info = nullptr; ///< the catalog's entry; nullptr for a name it does not know
+    std::string delivery_id{};
+};
+
+/// The fallback handler's answer: a reply body for a lookup (a known lookup's listed fields that it leaves
+/// out are filled in with their defaults), or nothing: a plain acknowledgement.
+using fallback_handler = std::function<asio::awaitable<std::optional<boost::json::object>>(raw_event)>;
+
+namespace detail {
+
+/// What a typed handler produced: the event did not decode (where and why), or the reply body (empty for a
+/// notification).
+struct handler_outcome {
+    bool decoded = true;
+    json_mapping::decode_error error{};
+    std::string reply{};
+};
+
+/// Shared by a delivery waiting on its handler and the handler running (perhaps on another executor): the
+/// delivery may stop waiting (a lookup's deadline, a server shutdown) while the handler still runs.
+struct handler_run {
+    explicit handler_run(const asio::any_io_executor& ex) : wake(ex, std::chrono::steady_clock::time_point::max()) {}
+    asio::steady_timer wake; ///< on the delivery's strand: cancelled when the handler completed
+    bool done = false;
+    std::exception_ptr error{};
+    handler_outcome result{};
+    asio::cancellation_signal cancel; ///< the handler's; emitted on the handler's executor only
+};
+
+struct handler_entry {
+    bool lookup = false;
+    std::function<asio::awaitable<handler_outcome>(boost::json::object)> run;
+    std::string fallback_reply{}; ///< serialized; lookups only
+};
+
+/// Every lookup's default reply (every listed field at the spec's default), by event name: what an unhandled
+/// known lookup and a timed-out one answer when nothing else was configured.
+inline const std::map<std::string_view, std::string>& default_replies() {
+    static const std::map<std::string_view, std::string> replies = [] {
+        std::map<std::string_view, std::string> m;
+        for_each_event([&m](auto e) {
+            using E = decltype(e);
+            if constexpr (is_lookup_v<E>) m.emplace(E::name, boost::json::serialize(encode_reply(reply_t<E>{})));
+        });
+        return m;
+    }();
+    return replies;
+}
+
+} // namespace detail
+
+class listener {
+public:
+    using executor_type = asio::any_io_executor;
+
+    /// Checks the options; throws std::invalid_argument naming the option that cannot be used. Nothing is
+    /// bound until start().
+    listener(executor_type ex, listener_options o) : st_(std::make_shared<state>(std::move(ex), std::move(o))) {}
+    ~listener() {
+        callsavvy::detail::in_destructor([this] { stop(); });
+    }
+    listener(const listener&) = delete;
+    listener& operator=(const listener&) = delete;
+
+    executor_type get_executor() const noexcept { return st_->ex; }
+
+    /// The handler of event E: `asio::awaitable<void>(E)` for a notification, `asio::awaitable<E::reply>(E)`
+    /// for a lookup (checked at compile time). A lookup's fallback (answered when the handler misses its
+    /// deadline) is every field at the spec's default unless given. Before start() only.
+    template <event E, class Handler>
+    requires handler_for<Handler, E>
+    void on(Handler handler) {
+        if constexpr (is_lookup_v<E>) on<E>(std::move(handler), reply_t<E>{});
+        else
+            add(E::name, detail::handler_entry{false, typed_runner<E>(std::move(handler)), {}});
+    }
+
+    template <event E, class Handler>
+    requires(handler_for<Handler, E>&& is_lookup_v<E>) void on(Handler handler, reply_t<E> fallback) {
+        add(E::name, detail::handler_entry{true, typed_runner<E>(std::move(handler)),
+                                           boost::json::serialize(encode_reply(fallback))});
+    }
+
+    /// Receives every event without a typed handler, names the catalog does not know included, as raw JSON.
+    /// Before start() only.
+    void on_unhandled(fallback_handler h) {
+        refuse_after_start();
+        st_->fallback = std::move(h);
+    }
+
+    /// Binds and starts accepting. Throws std::system_error when the address cannot be bound.
+    void start() {
+        refuse_after_start();
+        auto st = st_;
+        server_options so = st->opts.server;
+        auto user_hook = so.on_event;
+        so.on_event = [weak = std::weak_ptr<state>(st), user_hook](const server_event& e) {
+            if (auto s = weak.lock()) s->on_server_event(e);
+            if (user_hook) user_hook(e);
+        };
+        st->server.emplace(
+            st->ex, std::move(so), [st](server_request& r) { return state::handle(st, r); },
+            [](int status, std::string_view reason) { return state::error_answer(status, reason); });
+    }
+
+    std::uint16_t port() const { return server().port(); }
+    asio::ip::tcp::endpoint local_endpoint() const { return server().local_endpoint(); }
+
+    /// Stops accepting; deliveries under way finish (their handlers complete, their answers go out) within
+    /// `grace`; what is left then is cancelled and answered nothing, so it was never acknowledged and the
+    /// sender delivers it again. Completes once every connection is gone. Any completion token.
+    template <class CompletionToken = asio::use_awaitable_t<>>
+    auto async_shutdown(std::chrono::milliseconds grace, CompletionToken&& token = {}) {
+        return server().async_shutdown(grace, std::forward<CompletionToken>(token));
+    }
+
+    /// At once: every connection closes and every handler is cancelled; nothing more is acknowledged.
+    void stop() {
+        if (st_->server) st_->server->stop();
+    }
+
+    listener_statistics statistics() const {
+        const std::lock_guard<std::mutex> lock(st_->stats_mutex);
+        return st_->stats;
+    }
+
+private:
+    struct state {
+        state(executor_type e, listener_options o) : ex(std::move(e)), opts(std::move(o)), dups(opts.duplicates) {
+            if (!opts.path.starts_with('/'))
+                throw std::invalid_argument("callsavvy::webhook::listener: path must start with '/'");
+            if (opts.verify.secret_path && *opts.verify.secret_path != opts.path)
+                throw std::invalid_argument(
+                    "callsavvy::webhook::listener: verify.secret_path and path differ; set path only");
+            opts.verify.secret_path = opts.path;
+            config_error err;
+            auto v = request_verifier::create(opts.verify, err);
+            if (!v) throw std::invalid_argument("callsavvy::webhook::listener: verify." + err.message());
+            verifier.emplace(std::move(*v));
+            if (opts.lookup_deadline.count() <= 0)
+                throw std::invalid_argument("callsavvy::webhook::listener: lookup_deadline must be positive");
+            for (const int s : {opts.lookup_timeout_status, opts.handler_error_status})
+                if (s < 500 || s > 599)
+                    throw std::invalid_argument("callsavvy::webhook::listener: lookup_timeout_status and "
+                                                "handler_error_status must be 5xx (the sender must retry), got " +
+                                                std::to_string(s));
+        }
+
+        executor_type ex;
+        listener_options opts;
+        std::optional<request_verifier> verifier;
+        std::map<std::string, detail::handler_entry, std::less<>> handlers;
+        fallback_handler fallback;
+        std::optional<http_server> server;
+
+        std::mutex dups_mutex; // the filter is not locked itself; deliveries come on several strands
+        duplicate_filter dups;
+        mutable std::mutex stats_mutex;
+        listener_statistics stats;
+
+        /// Completes a handler's run on the delivery's strand, where the delivery waits.
+        struct handler_done {
+            std::shared_ptr<detail::handler_run> run;
+            asio::any_io_executor strand;
+            void operator()(std::exception_ptr e, detail::handler_outcome r) {
+                asio::post(strand, [run = run, e, r = std::move(r)]() mutable {
+                    run->done = true;
+                    run->error = e;
+                    run->result = std::move(r);
+                    run->wake.cancel();
+                });
+            }
+        };
+
+        /// A fresh delivery's hold on its webhook-id, settled under the filter's lock however the delivery ends.
+        struct claim {
+            explicit claim(state& s) : st(s) {}
+            claim(const claim&) = delete;
+            claim& operator=(const claim&) = delete;
+            ~claim() { finish(false, {}); }
+            void finish(bool handled, std::string_view reply) noexcept {
+                if (!ticket) return;
+                const std::lock_guard<std::mutex> lock(st.dups_mutex);
+                ticket.finish(handled, std::chrono::steady_clock::now(), reply);
+            }
+            state& st;
+            duplicate_filter::ticket ticket{};
+        };
+
+        static ip_address address_of(const asio::ip::tcp::endpoint& ep) {
+            const auto a = ep.address();
+            return a.is_v4() ? ip_address::from_v4_bytes(a.to_v4().to_bytes())
+                             : ip_address::from_v6_bytes(a.to_v6().to_bytes());
+        }
+
+        static std::string what_of(const std::exception_ptr& e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                return std::string("the handler threw: ") + x.what();
+            } catch (...) {
+                return "the handler threw something that is not a std::exception";
+            }
+        }
+
+        static server_reply reply_with(http::response r) {
+            server_reply out;
+            out.response = std::move(r);
+            return out;
+        }
+
+        static server_reply bare(int status, const http::fields& headers = {}) {
+            http::response r;
+            r.status = status;
+            r.headers = headers;
+            return reply_with(std::move(r));
+        }
+
+        static http::response json_answer(int status, std::string body) {
+            http::response r;
+            r.status = status;
+            r.headers.add("Content-Type", "application/json");
+            r.body = std::move(body);
+            return r;
+        }
+
+        /// One delivery, request to answer. The report goes to the statistics and the observer.
+        static asio::awaitable<server_reply> handle(std::shared_ptr<state> st, server_request& req) {
+            // Cancellation (a shutdown's end of grace, stop()) is read as an error code below, not thrown.
+            co_await asio::this_coro::throw_if_cancelled(false);
+            const auto start = std::chrono::steady_clock::now();
+            delivery_report rep;
+            rep.remote = req.remote;
+            server_reply reply = co_await st->deliver(req, rep);
+            rep.status = reply.what == server_reply::action::respond ? reply.response.status : 0;
+            st->record(rep, start);
+            co_return reply;
+        }
+
+        /// Verification on the raw bytes, then duplicates, then JSON, then the handler.
+        asio::awaitable<server_reply> deliver(server_request& req, delivery_report& rep) {
+            const verdict v = verifier->check(req.message, address_of(req.remote), std::chrono::system_clock::now());
+            if (!v) {
+                rep.what = outcome::rejected;
+                rep.reason = v.reason;
+                rep.detail = v.detail;
+                co_return bare(v.status, v.headers); // no detail for a prober
+            }
+            rep.delivery_id = v.delivery_id;
+            claim held(*this);
+            if (!v.delivery_id.empty()) {
+                if (auto early = admit(v.delivery_id, held, rep)) co_return std::move(*early);
+            }
+            boost::system::error_code jec;
+            boost::json::value parsed = boost::json::parse(req.message.body, jec);
+            const char* bad = jec                                ? "Malformed JSON body"
+                              : !parsed.is_object()              ? "The body is not a JSON object"
+                              : !event_name(parsed.get_object()) ? "Missing required parameter: event"
+                                                                 : nullptr;
+            if (bad != nullptr) {
+                rep.what = outcome::rejected;
+                rep.detail = bad;
+                co_return reply_with(error_answer(400, bad));
+            }
+            rep.event = std::string(*event_name(parsed.get_object()));
+            bool handled = false;
+            server_reply reply = co_await dispatch(std::move(parsed.get_object()), req, rep, handled);
+            held.finish(handled, reply.response.body);
+            co_return reply;
+        }
+
+        /// A signed delivery's webhook-id: handled before (answer again), in flight (409), or fresh (claimed).
+        std::optional<server_reply> admit(const std::string& id, claim& held, delivery_report& rep) {
+            const std::lock_guard<std::mutex> lock(dups_mutex);
+            auto a = dups.begin(id, std::chrono::steady_clock::now());
+            switch (a.state) {
+            case duplicate_filter::state::fresh: held.ticket = std::move(a.ticket); return std::nullopt;
+            case duplicate_filter::state::done:
+                rep.what = outcome::duplicate;
+                rep.detail = "handled before: answered again, not run";
+                return a.reply.empty() ? bare(200) : reply_with(json_answer(200, std::move(a.reply)));
+            case duplicate_filter::state::in_flight:
+                rep.what = outcome::duplicate;
+                rep.detail = "the first delivery of this webhook-id is still being handled";
+                return reply_with(error_answer(409, "Delivery in progress"));
+            case duplicate_filter::state::full: break;
+            }
+            rep.what = outcome::rejected;
+            rep.detail = "every remembered webhook-id is in flight";
+            return reply_with(error_answer(503, "Too many deliveries in flight"));
+        }
+
+        /// The typed handler, the fallback handler, or the unhandled rule.
+        asio::awaitable<server_reply> dispatch(boost::json::object body, server_request& req, delivery_report& rep,
+                                               bool& handled) {
+            if (auto it = handlers.find(rep.event); it != handlers.end()) {
+                const auto deadline = it->second.lookup ? std::chrono::steady_clock::duration(opts.lookup_deadline)
+                                                        : std::chrono::steady_clock::duration::max();
+                auto run = co_await run_handler(it->second.run(std::move(body)), deadline);
+                co_return conclude(*run, it->second.lookup, it->second.fallback_reply, req, rep, handled);
+            }
+            const event_info* info = find_event(rep.event);
+            if (info != nullptr) {
+                if (auto err = info->check(body)) co_return invalid_field(*err, req, rep);
+            }
+            const std::string* defaults = nullptr;
+            if (info != nullptr && info->lookup) defaults = &detail::default_replies().at(info->name);
+            if (fallback) {
+                raw_event ev{rep.event, std::move(body), info, rep.delivery_id};
+                auto run = co_await run_handler(run_fallback(fallback, std::move(ev), defaults),
+                                                info != nullptr && info->lookup
+                                                    ? std::chrono::steady_clock::duration(opts.lookup_deadline)
+                                                    : std::chrono::steady_clock::duration::max());
+                co_return conclude(*run, defaults != nullptr, defaults != nullptr ? *defaults : std::string(), req, rep,
+                                   handled);
+            }
+            rep.what = outcome::unhandled;
+            rep.detail = info == nullptr ? "an event name the catalog does not know, and no fallback handler"
+                                         : "no handler for this event";
+            if (opts.strict) co_return reply_with(error_answer(503, "No handler for this event"));
+            handled = true;
+            co_return defaults != nullptr ? reply_with(json_answer(200, *defaults)) : bare(200);
+        }
+
+        /// Runs a handler on the handler executor and waits for it, at most `deadline`. The wait also ends when
+        /// the server cancels this delivery (shutdown, stop()); the handler is then cancelled too.
+        asio::awaitable<std::shared_ptr<detail::handler_run>>
+        run_handler(asio::awaitable<detail::handler_outcome> task, std::chrono::steady_clock::duration deadline) {
+            const asio::any_io_executor strand = co_await asio::this_coro::executor;
+            auto run = std::make_shared<detail::handler_run>(strand);
+            if (deadline != std::chrono::steady_clock::duration::max()) run->wake.expires_after(deadline);
+            const asio::any_io_executor hex = opts.handler_executor.value_or(strand);
+            asio::co_spawn(hex, std::move(task),
+                           asio::bind_cancellation_slot(run->cancel.slot(), handler_done{run, strand}));
+            auto [ec] = co_await run->wake.async_wait(callsavvy::detail::use_nothrow);
+            (void)ec; // done, or the deadline, or the server's cancellation: `done` and the clock tell which
+            if (!run->done) asio::post(hex, [run] { run->cancel.emit(asio::cancellation_type::terminal); });
+            co_return run;
+        }
+
+        /// The answer a handler's run leads to.
+        server_reply conclude(const detail::handler_run& run, bool lookup, const std::string& fallback_reply,
+                              const server_request& req, delivery_report& rep, bool& handled) const {
+            if (!run.done) {
+                const bool timed_out = lookup && run.wake.expiry() <= std::chrono::steady_clock::now();
+                if (!timed_out) {
+                    rep.what = outcome::handler_error;
+                    rep.detail = "cancelled: the listener shut down before the handler completed";
+                    server_reply r;
+                    r.what = server_reply::action::close; // nothing acknowledged: the sender delivers it again
+                    return r;
+                }
+                rep.what = outcome::timed_out;
+                rep.detail = "the handler missed the " + std::to_string(opts.lookup_deadline.count()) + " ms deadline";
+                if (opts.on_lookup_timeout == lookup_timeout_answer::error_status)
+                    return reply_with(error_answer(opts.lookup_timeout_status, "Lookup timed out"));
+                return reply_with(json_answer(200, fallback_reply));
+            }
+            if (run.error) {
+                rep.what = outcome::handler_error;
+                rep.detail = what_of(run.error);
+                return reply_with(error_answer(opts.handler_error_status, "The handler failed"));
+            }
+            if (!run.result.decoded) return invalid_field(run.result.error, req, rep);
+            rep.what = outcome::ok;
+            handled = true;
+            return lookup ? reply_with(json_answer(200, run.result.reply)) : bare(200);
+        }
+
+        static server_reply invalid_field(const json_mapping::decode_error& err, const server_request& req,
+                                          delivery_report& rep) {
+            rep.what = outcome::rejected;
+            rep.detail = err.message();
+            rep.body = req.message.body; // retrying would not help: the application must see what came
+            return reply_with(error_answer(400, "Invalid parameter: " + err.path));
+        }
+
+        static asio::awaitable<detail::handler_outcome> run_fallback(fallback_handler fb, raw_event ev,
+                                                                     const std::string* defaults) {
+            detail::handler_outcome out;
+            std::optional<boost::json::object> reply = co_await fb(std::move(ev));
+            if (defaults == nullptr && !reply) co_return out;
+            boost::json::object merged =
+                defaults != nullptr ? boost::json::parse(*defaults).as_object() : boost::json::object{};
+            if (reply)
+                for (auto& [k, v] : *reply) merged[k] = std::move(v); // the lookup's listed fields are always there
+            out.reply = boost::json::serialize(merged);
+            co_return out;
+        }
+
+        void record(delivery_report& r, std::chrono::steady_clock::time_point start) {
+            r.elapsed = std::chrono::steady_clock::now() - start;
+            {
+                const std::lock_guard<std::mutex> lock(stats_mutex);
+                stats.all.add(r.what);
+                auto it = stats.by_event.find(r.event);
+                if (it == stats.by_event.end()) it = stats.by_event.emplace(r.event, delivery_counts{}).first;
+                it->second.add(r.what);
+            }
+            if (!opts.observer) return;
+            try {
+                opts.observer(r);
+            } catch (...) {
+                // an observer is for logging: what it throws must not change an answer
+            }
+        }
+
+        /// The server answered a request itself (malformed, too large, too slow, overload): a rejection.
+        void on_server_event(const server_event& e) {
+            if (e.what != server_event::kind::request_rejected && e.what != server_event::kind::rejected_overload)
+                return;
+            if (e.status == 0) return;
+            delivery_report r;
+            r.what = outcome::rejected;
+            r.status = e.status;
+            r.detail = e.reason;
+            r.remote = e.remote;
+            record(r, std::chrono::steady_clock::now());
+        }
+
+        static http::response error_answer(int status, std::string_view reason) {
+            http::response res;
+            res.status = status;
+            res.headers.add("Content-Type", "application/json");
+            boost::json::object o;
+            o["status"] = "error";
+            o["message"] = reason;
+            res.body = boost::json::serialize(o);
+            return res;
+        }
+    };
+
+    template <event E, class Handler>
+    static std::function<asio::awaitable<detail::handler_outcome>(boost::json::object)> typed_runner(Handler h) {
+        return [h = std::move(h)](boost::json::object body) mutable -> asio::awaitable<detail::handler_outcome> {
+            detail::handler_outcome out;
+            E e;
+            if (!decode(body, e, out.error)) {
+                out.decoded = false;
+                co_return out;
+            }
+            if constexpr (is_lookup_v<E>) {
+                reply_t<E> reply = co_await h(std::move(e));
+                out.reply = boost::json::serialize(encode_reply(reply));
+            } else {
+                co_await h(std::move(e));
+            }
+            co_return out;
+        };
+    }
+
+    void add(std::string_view name, detail::handler_entry e) {
+        refuse_after_start();
+        st_->handlers.insert_or_assign(std::string(name), std::move(e));
+    }
+
+    void refuse_after_start() const {
+        if (st_->server) throw std::logic_error("callsavvy::webhook::listener: handlers are registered before start()");
+    }
+
+    const http_server& server() const {
+        if (!st_->server) throw std::logic_error("callsavvy::webhook::listener: start() first");
+        return *st_->server;
+    }
+    http_server& server() {
+        if (!st_->server) throw std::logic_error("callsavvy::webhook::listener: start() first");
+        return *st_->server;
+    }
+
+    std::shared_ptr<state> st_;
+};
+
+} // namespace webhook
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/webhook/listener.hpp ----
 // ---- end callsavvy/callsavvy.hpp ----

@@ -9,6 +9,7 @@
 #include <callsavvy/api/catalog.hpp>
 #include <callsavvy/envelope.hpp>
 #include <callsavvy/testing/mock_server.hpp>
+#include <callsavvy/testing/webhook_sender.hpp>
 
 #include "support/pki.hpp"
 #include "support/run.hpp"
@@ -652,6 +653,76 @@ TEST_CASE("callsavvy mock serves the API until SIGTERM, and callsavvy call reach
     const auto stopped = finish_cli(io, mock, 20s);
     CHECK_FALSE(stopped.timed_out);
     CHECK(stopped.exit_code == exit_ok);
+}
+
+TEST_CASE("callsavvy listen prints each event as one JSON line and answers lookups from its replies file", "[cli]") {
+    asio::io_context io;
+    const auto dir = std::filesystem::temp_directory_path() / ("callsavvy-listen-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto replies = dir / "replies.json";
+    std::ofstream(replies) << R"({"callerInformation":{"caller_name":"Ada"}})";
+    const std::string secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const child listener = spawn_cli(io, {"listen", "--port", "0", "--path", "/hooks", "--replies", replies.string()},
+                                     {"CALLSAVVY_WEBHOOK_SECRETS=" + secret}, "", false);
+    // Its first line on stderr names the URL; stdout carries only events.
+    try {
+        cstest::run_until(
+            io, [&] { return listener.pipes->err_text.find('\n') != std::string::npos; }, 20s,
+            "the listener's first line");
+    } catch (...) {
+        kill(listener.pid, SIGKILL);
+        (void)finish_cli(io, listener, 5s);
+        throw;
+    }
+    const std::string first = listener.pipes->err_text.substr(0, listener.pipes->err_text.find('\n'));
+    const std::string prefix = "callsavvy listen: listening on ";
+    REQUIRE(first.starts_with(prefix + "http://127.0.0.1:"));
+    const std::string url = first.substr(prefix.size(), first.find(' ', prefix.size()) - prefix.size());
+    CHECK(url.ends_with("/hooks"));
+
+    callsavvy::testing::webhook_sender_options so;
+    so.signing_secret = secret;
+    callsavvy::testing::webhook_sender sender(io.get_executor(), url, so);
+    callsavvy::testing::webhook_sender unsigned_sender(io.get_executor(), url);
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        const auto summary =
+            co_await sender.deliver(R"({"event":"callSummary","caller_number":"+1","call_duration":"65"})");
+        CHECK(summary.status == 200);
+        const auto lookup = co_await sender.deliver(R"({"event":"callerInformation","caller_number":"+1"})");
+        CHECK(lookup.status == 200);
+        CHECK(json::parse(lookup.body) ==
+              json::parse(R"({"status":"success","caller_name":"Ada","caller_email":"","customer_info":""})"));
+        const auto forged = co_await unsigned_sender.deliver(R"({"event":"callSummary"})");
+        CHECK(forged.status == 401);
+    });
+    kill(listener.pid, SIGTERM);
+    const auto stopped = finish_cli(io, listener, 20s);
+    std::filesystem::remove_all(dir);
+    CHECK_FALSE(stopped.timed_out);
+    CHECK(stopped.exit_code == exit_ok);
+    // One line per event, each the delivery's JSON; the rejection went to stderr, not stdout.
+    std::istringstream lines(stopped.out);
+    std::vector<json::object> events;
+    for (std::string line; std::getline(lines, line);) events.push_back(json::parse(line).as_object());
+    REQUIRE(events.size() == 2);
+    CHECK(events[0].at("event") == "callSummary");
+    CHECK(events[0].at("call_duration") == "65");
+    CHECK(events[1].at("event") == "callerInformation");
+    CHECK(stopped.err.find("rejected 401") != std::string::npos);
+    CHECK(stopped.err.find(secret) == std::string::npos);
+}
+
+TEST_CASE("callsavvy listen refuses unusable options with one line and the usage code", "[cli]") {
+    asio::io_context io;
+    const auto bad_range = run_cli(io, {"listen", "--port", "0", "--allow", "10.0.0.0/33"});
+    CHECK(bad_range.exit_code == exit_usage);
+    CHECK(bad_range.err.find("allowed_sources") != std::string::npos);
+    check_one_error_line(bad_range);
+    const auto bad_secret = run_cli(io, {"listen", "--port", "0"}, {"CALLSAVVY_WEBHOOK_SECRETS=not-base64!"});
+    CHECK(bad_secret.exit_code == exit_usage);
+    CHECK(bad_secret.err.find("signing_secrets[0]") != std::string::npos);
+    CHECK(bad_secret.err.find("not-base64!") == std::string::npos);
+    check_one_error_line(bad_secret);
 }
 
 #endif // CALLSAVVY_CLI_PATH

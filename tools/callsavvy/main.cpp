@@ -1,7 +1,8 @@
 // tools/callsavvy/main.cpp — the `callsavvy` command-line tool: lists the endpoint catalog (also as the
-// README's Markdown table) and makes one API call with the library's own client, printing the response's
-// `data` as JSON. Every failure class has its own exit code and exactly one line on stderr, so scripts can
-// branch on the code and humans can read the line. The API keys never reach any output.
+// README's Markdown table), makes one API call with the library's own client, printing the response's
+// `data` as JSON, runs the mock server, and receives webhooks (`listen`: one JSON line per event). Every failure class
+// has its own exit code and exactly one line on stderr, so scripts can branch on the code and humans can read the line.
+// The API keys never reach any output.
 //
 // Subcommands are independent: each one registers its options on its own CLI::App and returns the exit
 // code of its run, so a new one (`callsavvy mock`, with the mock server) is one more register function
@@ -12,6 +13,7 @@
 #include <callsavvy/error.hpp>
 #include <callsavvy/testing/mock_server.hpp>
 #include <callsavvy/version.hpp>
+#include <callsavvy/webhook/listener.hpp>
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
@@ -24,6 +26,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -428,13 +431,36 @@ struct call_command {
 };
 
 // ---------------------------------------------------------------------------------------------------------
+// Serving HTTPS: --cert and --key, shared by the subcommands that serve (mock, listen).
+
+struct tls_files {
+    std::string cert_file;
+    std::string key_file;
+
+    void add_to(CLI::App* sub) {
+        auto* cert = sub->add_option("--cert", cert_file, "PEM certificate chain: serve HTTPS (with --key)");
+        auto* key = sub->add_option("--key", key_file, "PEM private key of --cert");
+        cert->needs(key)->check(CLI::ExistingFile);
+        key->needs(cert)->check(CLI::ExistingFile);
+    }
+    bool enabled() const { return !cert_file.empty(); }
+    /// The server's TLS context, or null for plain HTTP.
+    std::shared_ptr<asio::ssl::context> context() const {
+        if (!enabled()) return nullptr;
+        auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+        ctx->use_certificate_chain_file(cert_file);
+        ctx->use_private_key_file(key_file, asio::ssl::context::pem);
+        return ctx;
+    }
+};
+
+// ---------------------------------------------------------------------------------------------------------
 // callsavvy mock
 
 struct mock_command {
     std::string address = "127.0.0.1";
     std::uint16_t port = 8080;
-    std::string cert_file;
-    std::string key_file;
+    tls_files tls;
     double window_seconds = 60;
     std::size_t per_endpoint = 50;
     std::size_t global = 100;
@@ -446,10 +472,7 @@ struct mock_command {
         auto* sub = app.add_subcommand("mock", "Run the mock Callsavvy server (sandbox keys) until interrupted");
         sub->add_option("--address", address, "Address to listen on (loopback by default)");
         sub->add_option("--port", port, "Port to listen on; 0 picks a free one");
-        auto* cert = sub->add_option("--cert", cert_file, "PEM certificate chain: serve HTTPS (with --key)");
-        auto* key = sub->add_option("--key", key_file, "PEM private key of --cert");
-        cert->needs(key)->check(CLI::ExistingFile);
-        key->needs(cert)->check(CLI::ExistingFile);
+        tls.add_to(sub);
         sub->add_option("--window", window_seconds, "Rate-limit window in seconds")->check(CLI::PositiveNumber);
         sub->add_option("--per-endpoint", per_endpoint, "Requests per window per key and resource");
         sub->add_option("--global", global, "Requests per window per key");
@@ -465,12 +488,7 @@ struct mock_command {
         testing::mock_options o;
         o.server.address = address;
         o.server.port = port;
-        if (!cert_file.empty() || !key_file.empty()) {
-            auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-            ctx->use_certificate_chain_file(cert_file);
-            ctx->use_private_key_file(key_file, asio::ssl::context::pem);
-            o.server.tls = ctx;
-        }
+        o.server.tls = tls.context();
         o.rate_limits.enabled = !no_limits;
         o.rate_limits.window = std::chrono::milliseconds(static_cast<long long>(window_seconds * 1000));
         o.rate_limits.per_endpoint = per_endpoint;
@@ -484,6 +502,151 @@ struct mock_command {
         signals.async_wait([&](callsavvy::error_code, int) {
             server.stop();
             io.stop();
+        });
+        io.run();
+        return exit_ok;
+    }
+
+    bool run_requested = false;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// callsavvy listen
+
+// Reads a file of lookup replies, {"<event name>": {<reply fields>}, ...}; an empty path gives none.
+std::optional<json::object> read_replies(const std::string& path, std::string& why) {
+    if (path.empty()) return json::object{};
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        why = "cannot read the replies file " + path + ": " + std::strerror(errno);
+        return std::nullopt;
+    }
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    callsavvy::error_code ec;
+    json::value v = json::parse(text, ec);
+    if (ec || !v.is_object()) {
+        why = "the replies file " + path + " is not a JSON object of replies by event name";
+        return std::nullopt;
+    }
+    for (const auto& [name, reply] : v.get_object()) {
+        if (!reply.is_object()) {
+            why = "the replies file's \"" + std::string(name) + "\" is not a JSON object";
+            return std::nullopt;
+        }
+    }
+    return std::move(v.get_object());
+}
+
+struct listen_command {
+    std::string bind = "127.0.0.1";
+    std::uint16_t port = 8080;
+    std::string path = "/";
+    tls_files tls;
+    std::vector<std::string> allow;
+    std::vector<std::string> trusted_proxies;
+    std::int64_t tolerance = 300;
+    std::string replies_file;
+    double lookup_deadline = 5;
+    bool strict = false;
+
+    void add_to(CLI::App& app) {
+        auto* sub = app.add_subcommand("listen",
+                                       "Receive webhooks: print each event as one JSON line on stdout, answer lookups");
+        sub->add_option("--bind", bind, "Address to listen on (loopback by default; :: or 0.0.0.0 for all)");
+        sub->add_option("--port", port, "Port to listen on; 0 picks a free one");
+        sub->add_option("--path", path, "The callback URL's path (may hold a secret; compared in constant time)");
+        tls.add_to(sub);
+        sub->add_option("--allow", allow, "Accept only these sources (CIDR, IPv4 or IPv6; repeatable)");
+        sub->add_option("--trusted-proxy", trusted_proxies, "Believe X-Forwarded-For from these (CIDR; repeatable)");
+        sub->add_option("--tolerance", tolerance, "Signed deliveries: seconds a timestamp may be off")
+            ->check(CLI::NonNegativeNumber);
+        sub->add_option("--replies", replies_file, "JSON file of lookup replies by event name")
+            ->check(CLI::ExistingFile);
+        sub->add_option("--lookup-deadline", lookup_deadline, "Seconds a lookup may take")->check(CLI::PositiveNumber);
+        sub->add_flag("--strict", strict, "Answer 503 to events the catalog does not know (instead of 200)");
+        sub->footer("Secrets come from the environment, never from the command line (other users see it):\n"
+                    "  CALLSAVVY_WEBHOOK_SECRETS  whsec_ signing secrets, space-separated (rotation: several)\n"
+                    "  CALLSAVVY_WEBHOOK_BASIC    user:password required as HTTP Basic credentials");
+        sub->callback([this] { run_requested = true; });
+    }
+
+    callsavvy::webhook::listener_options options(std::string& why) const {
+        namespace wh = callsavvy::webhook;
+        wh::listener_options o;
+        o.server.address = bind;
+        o.server.port = port;
+        o.path = path;
+        o.strict = strict;
+        o.lookup_deadline = std::chrono::milliseconds(static_cast<long long>(lookup_deadline * 1000));
+        o.verify.allowed_sources = allow;
+        o.verify.trusted_proxies = trusted_proxies;
+        o.verify.tolerance = std::chrono::seconds(tolerance);
+        if (const char* s = std::getenv("CALLSAVVY_WEBHOOK_SECRETS")) {
+            std::istringstream words(s);
+            for (std::string w; words >> w;) o.verify.signing_secrets.push_back(w);
+        }
+        if (const char* b = std::getenv("CALLSAVVY_WEBHOOK_BASIC")) {
+            const std::string_view text(b);
+            const auto colon = text.find(':');
+            if (colon == std::string_view::npos) why = "CALLSAVVY_WEBHOOK_BASIC is not user:password";
+            else
+                o.verify.basic =
+                    wh::basic_credentials{std::string(text.substr(0, colon)), std::string(text.substr(colon + 1))};
+        }
+        o.server.tls = tls.context();
+        // Rejections and failures go to stderr, one line each; stdout carries only the events.
+        o.observer = [](const wh::delivery_report& r) {
+            if (r.what == wh::outcome::ok) return;
+            std::cerr << one_line("callsavvy listen: " + std::string(wh::outcome_name(r.what)) + " " +
+                                      std::to_string(r.status) + (r.event.empty() ? "" : " " + r.event) +
+                                      (r.detail.empty() ? "" : ": " + r.detail) + " (from " +
+                                      r.remote.address().to_string() + ")",
+                                  2000)
+                      << '\n'
+                      << std::flush;
+        };
+        return o;
+    }
+
+    int run() const {
+        namespace wh = callsavvy::webhook;
+        secrets none;
+        std::string why;
+        auto replies = read_replies(replies_file, why);
+        auto o = options(why);
+        if (!replies || !why.empty()) {
+            print_error(none, "usage", why);
+            return exit_usage;
+        }
+        asio::io_context io;
+        std::optional<wh::listener> l;
+        try {
+            l.emplace(io.get_executor(), std::move(o));
+        } catch (const std::invalid_argument& e) {
+            print_error(none, "usage", e.what());
+            return exit_usage;
+        }
+        // Every event, known or not, goes to one handler: print it, answer a lookup from the replies file
+        // (the listener fills in the fields the file leaves out, at their defaults).
+        l->on_unhandled([&replies](wh::raw_event e) -> asio::awaitable<std::optional<json::object>> {
+            std::cout << json::serialize(e.body) << '\n' << std::flush;
+            if (const auto* r = replies->if_contains(e.name)) co_return r->as_object();
+            co_return std::nullopt;
+        });
+        try {
+            l->start();
+        } catch (const std::system_error& e) {
+            print_error(none, "transport",
+                        "cannot listen on " + bind + ":" + std::to_string(port) + ": " + e.code().message());
+            return exit_transport;
+        }
+        const bool v6 = bind.find(':') != std::string::npos;
+        std::cerr << "callsavvy listen: listening on " << (tls.enabled() ? "https://" : "http://")
+                  << (v6 ? "[" + bind + "]" : bind) << ":" << l->port() << path << " (Ctrl-C stops)" << std::endl;
+        asio::signal_set signals(io, SIGINT, SIGTERM);
+        signals.async_wait([&](callsavvy::error_code, int) {
+            // Deliveries under way finish; what the grace cuts short was never acknowledged.
+            l->async_shutdown(std::chrono::seconds(5), [&](callsavvy::shutdown_result) { io.stop(); });
         });
         io.run();
         return exit_ok;
@@ -506,6 +669,8 @@ int run(int argc, char** argv) {
     call.add_to(app);
     mock_command mock;
     mock.add_to(app);
+    listen_command listen;
+    listen.add_to(app);
 
     try {
         app.parse(argc, argv);
@@ -531,6 +696,7 @@ int run(int argc, char** argv) {
     if (resources.run_requested) return resources.run();
     if (call.run_requested) return call.run();
     if (mock.run_requested) return mock.run();
+    if (listen.run_requested) return listen.run();
     return exit_usage; // unreachable: require_subcommand(1)
 }
 

@@ -13,6 +13,7 @@
 #include <callsavvy/http/url.hpp>
 #include <callsavvy/net/connection.hpp>
 #include <callsavvy/net/tls.hpp>
+#include <callsavvy/webhook/events.hpp>
 #include <callsavvy/webhook/signature.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -21,6 +22,8 @@
 #include <asio/detached.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
+
+#include <boost/json/serialize.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -122,7 +125,16 @@ public:
         co_return st->result;
     }
 
+    /// Delivers a typed event of the catalog (webhook/events.hpp): its JSON with `event` set. A lookup's reply
+    /// is in the result's body; webhook::decode_reply reads it.
+    template <webhook::event E>
+    asio::awaitable<delivery_result> deliver(const E& event, std::string id = {}) {
+        std::string body = boost::json::serialize(webhook::encode(event));
+        co_return co_await deliver(std::move(body), std::move(id));
+    }
+
     std::size_t connections_opened() const noexcept { return opened_; }
+    const asio::any_io_executor& get_executor() const noexcept { return ex_; }
 
 private:
     struct bulk_state {
