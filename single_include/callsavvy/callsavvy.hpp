@@ -6,8 +6,9 @@
 // ---- begin callsavvy/callsavvy.hpp ----
 // callsavvy/callsavvy.hpp — the umbrella header: include this one header (or the generated single header
 // single_include/callsavvy/callsavvy.hpp) to get the whole library: the client, the typed endpoints and their
-// catalog, the rate limiter, and the webhook event catalog, request verification and signatures. The test helpers
-// (callsavvy/testing/: the mock server and the webhook sender) are included on their own.
+// catalog, the rate limiter, batches and contact imports (with their CSV reader), and the webhook event
+// catalog, request verification and signatures. The test helpers (callsavvy/testing/: the mock server and the
+// webhook sender) are included on their own.
 
 // ---- begin callsavvy/api/catalog.hpp ----
 // callsavvy/api/catalog.hpp — the endpoint catalog at run time: one entry per descriptor of
@@ -1892,6 +1893,37 @@ void for_each_endpoint(F&& f) {
 } // namespace api
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/api/catalog.hpp ----
+// ---- begin callsavvy/batch.hpp ----
+// callsavvy/batch.hpp — many calls of one endpoint with at most N outstanding and every item accounted for:
+// `auto run = callsavvy::async_run_batch(api, api::create_lead{}, requests, options);` then
+// `co_await std::move(run)` collects a result per item in input order; async_stream_batch hands each result to
+// a callback as it completes, for inputs too large to keep. A generator input is pulled lazily, so a million
+// rows never sit in memory.
+//
+// Pacing is the client's: a call beyond the rate limits parks in the client's limiter (holding no connection),
+// and max_in_flight bounds how many calls (and so how much memory) are outstanding at once.
+//
+// Thread safety: a batch runs on the client's executor, like the client's own calls: start it from there (a
+// strand in a multi-threaded io_context). The input is read, and on_item / on_progress are called, on that
+// executor; the completion handler runs on its own associated executor. The client must outlive the batch
+// and stay where it is (not moved from) until the batch completes. An lvalue range is read in place and must
+// outlive the batch too (an rvalue range is moved in); a generator is decay-copied.
+//
+// Cancellation (any type, through the completion handler's cancellation slot, so `awaitable_operators` and
+// bound cancellation signals compose; emitted on the client's executor, where the batch was started): no new
+// item starts; every call in flight receives the same cancellation type, and the client's contract decides
+// what it does with it (a call parked in the limiter or waiting for a connection ends unsent; a state-changing
+// call already written may still finish, or end with operation_aborted or error::outcome_unknown). The batch
+// completes once every call in flight has completed, with every item's result: the items never started carry
+// asio::error::operation_aborted, a detail saying why, and `started == false`. A cancellation after the last
+// call completed changes nothing.
+//
+// The batch itself never fails: its completion signature is void(result), so the default token
+// (use_awaitable) returns the result even after a cancellation or a stop instead of throwing it away.
+// Failures are per item. An exception thrown by the input or a callback stops the batch like a failure under
+// stop_on_first_error (calls in flight finish; on_item still receives every item) and is kept in the summary's
+// `exception`. After the input throws, nothing more is read from it.
+
 // ---- begin callsavvy/client.hpp ----
 // callsavvy/client.hpp — the async Callsavvy client: `co_await client.async_call("getSummary", {})` and the
 // same with any Asio completion token. It runs on the application's executor and owns no threads; a call
@@ -6617,6 +6649,1353 @@ CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/impl/client.ipp ----
 #endif
 // ---- end callsavvy/client.hpp ----
+
+#include <asio/async_result.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// What the batch does after an item fails.
+enum class batch_policy {
+    collect_all,         ///< run every item whatever fails
+    stop_on_first_error, ///< start nothing new after the first failure; calls in flight finish
+};
+
+/// A progress report: at most one per batch_options::progress_interval while items complete, and a final
+/// one (final == true) just before the batch completes.
+struct batch_progress {
+    std::size_t done = 0; ///< items finished: succeeded + failed
+    std::size_t succeeded = 0;
+    std::size_t failed = 0;
+    std::size_t in_flight =
+        0; ///< calls started and not finished (in the limiter, waiting for a connection, on the wire)
+    /// Calls parked in the client's rate limiter for the endpoint's resource: every caller of the key, not
+    /// only this batch (the limiter is shared). 0 when rate limiting is off.
+    std::size_t waiting_in_limiter = 0;
+    std::size_t not_started = 0; ///< in the final report: items the batch never started
+    /// Items in the input, when known: a sized range, or batch_options::expected_total. In the final report,
+    /// the items read.
+    std::optional<std::size_t> total{};
+    /// Items finished per second over the last batch_options::rate_window (since the start while the batch is
+    /// younger); 0 during the first tenth of the window.
+    double rate = 0;
+    /// Time left at `rate` for total - done; empty while the total or the rate is unknown, and in the final report.
+    std::optional<std::chrono::milliseconds> eta{};
+    std::chrono::steady_clock::duration elapsed{};
+    bool final = false;
+};
+
+struct batch_options {
+    /// At most this many calls outstanding at once (at least 1). Beyond the client's rate limits they park
+    /// in its limiter; beyond client_options::max_connections they wait for a pooled connection.
+    std::size_t max_in_flight = 8;
+    batch_policy policy = batch_policy::collect_all;
+    /// Called on the client's executor; must be quick (it runs between the batch's calls).
+    std::function<void(const batch_progress&)> on_progress{};
+    std::chrono::milliseconds progress_interval{100}; ///< minimum time between two reports (0: every change)
+    std::chrono::milliseconds rate_window{10000};     ///< the span batch_progress::rate is measured over
+    /// The number of items a generator will produce, when the caller knows it: for the progress's ETA.
+    std::optional<std::size_t> expected_total{};
+};
+
+/// One item's outcome.
+template <api::endpoint Endpoint>
+struct batch_item {
+    std::size_t index = 0; ///< the item's position in the input, from 0
+    error_code ec{};
+    diagnostics diag{}; ///< what the call left behind (for an item never started: the reason in `detail`)
+    std::optional<typename Endpoint::response> response{}; ///< set exactly when the call succeeded
+    bool started = false; ///< false: the batch stopped or was cancelled before this item began (nothing sent)
+
+    bool ok() const noexcept { return !ec; }
+};
+
+/// How a batch went, counted over its items: total == succeeded + failed + not_started.
+struct batch_summary {
+    std::size_t total = 0; ///< items read from the input
+    std::size_t succeeded = 0;
+    std::size_t failed = 0;      ///< started and failed (calls ended by the batch's cancellation included)
+    std::size_t not_started = 0; ///< never started: the batch had stopped or was cancelled
+    /// stop_on_first_error: the index of the failure that stopped the batch.
+    std::optional<std::size_t> stopped_at{};
+    bool cancelled = false; ///< the batch was cancelled before its last call completed
+    /// Thrown by the input (reading stopped there: items after it are not counted) or by a callback.
+    std::exception_ptr exception{};
+    std::chrono::steady_clock::duration elapsed{};
+
+    bool all_succeeded() const noexcept { return succeeded == total && !exception; }
+};
+
+/// async_run_batch's result: the summary and every item's outcome, in input order (items[i].index == i).
+template <api::endpoint Endpoint>
+struct batch_result : batch_summary {
+    std::vector<batch_item<Endpoint>> items{};
+};
+
+/// A generator input: called for one request after another, std::nullopt at the end. It must end: after a
+/// stop or a cancellation the batch reads it to its end so that every item is reported.
+template <class G, class Request>
+concept batch_generator = std::invocable<G&> && std::convertible_to<std::invoke_result_t<G&>, std::optional<Request>>;
+
+/// A range input: iterated once, front to back.
+template <class R, class Request>
+concept batch_range = requires(R& r) {
+    std::begin(r);
+    std::end(r);
+    { *std::begin(r) } -> std::convertible_to<Request>;
+};
+
+template <class Input, class Request>
+concept batch_input =
+    batch_generator<std::remove_reference_t<Input>, Request> || batch_range<std::remove_reference_t<Input>, Request>;
+
+namespace detail {
+
+/// The batch's view of its input, type-erased: one interface for ranges and generators.
+template <class Request>
+class batch_source {
+public:
+    virtual ~batch_source() = default;
+    /// The next item; std::nullopt at the end.
+    virtual std::optional<Request> next() = 0;
+    /// Passes over the next item without using it (a range does not copy it); false at the end.
+    virtual bool skip() = 0;
+    virtual std::optional<std::size_t> size() const { return std::nullopt; }
+};
+
+/// R is the range type (owned, moved in) or an lvalue reference to it (read in place, elements copied).
+template <class R, class Request>
+class range_source final : public batch_source<Request> {
+public:
+    explicit range_source(R&& r) : range_(std::forward<R>(r)), it_(std::begin(range_)), end_(std::end(range_)) {}
+
+    std::optional<Request> next() override {
+        if (it_ == end_) return std::nullopt;
+        std::optional<Request> out;
+        if constexpr (std::is_lvalue_reference_v<R>) out.emplace(*it_);
+        else
+            out.emplace(std::move(*it_));
+        ++it_;
+        return out;
+    }
+    bool skip() override {
+        if (it_ == end_) return false;
+        ++it_;
+        return true;
+    }
+    std::optional<std::size_t> size() const override {
+        if constexpr (requires(const std::remove_reference_t<R>& r) { std::size(r); })
+            return static_cast<std::size_t>(std::size(range_));
+        else
+            return std::nullopt;
+    }
+
+private:
+    using range_type = std::remove_reference_t<R>;
+    R range_; // first: the iterators below point into it
+    decltype(std::begin(std::declval<range_type&>())) it_;
+    decltype(std::end(std::declval<range_type&>())) end_;
+};
+
+template <class G, class Request>
+class generator_source final : public batch_source<Request> {
+public:
+    explicit generator_source(G g) : gen_(std::move(g)) {}
+
+    std::optional<Request> next() override {
+        if (ended_) return std::nullopt; // a generator is never asked again after it said it was done
+        std::optional<Request> out = gen_();
+        ended_ = !out.has_value();
+        return out;
+    }
+    bool skip() override { return next().has_value(); }
+
+private:
+    G gen_;
+    bool ended_ = false;
+};
+
+template <class Request, class Input>
+std::unique_ptr<batch_source<Request>> make_batch_source(Input&& input) {
+    if constexpr (batch_generator<std::remove_reference_t<Input>, Request>)
+        return std::make_unique<generator_source<std::decay_t<Input>, Request>>(std::forward<Input>(input));
+    else
+        return std::make_unique<range_source<Input, Request>>(std::forward<Input>(input));
+}
+
+inline void check_batch_options(const batch_options& o) {
+    if (o.max_in_flight == 0) throw std::invalid_argument("callsavvy: batch_options::max_in_flight must be at least 1");
+    if (o.progress_interval.count() < 0)
+        throw std::invalid_argument("callsavvy: batch_options::progress_interval must not be negative (got " +
+                                    std::to_string(o.progress_interval.count()) + " ms)");
+    if (o.rate_window.count() <= 0)
+        throw std::invalid_argument("callsavvy: batch_options::rate_window must be positive (got " +
+                                    std::to_string(o.rate_window.count()) + " ms)");
+}
+
+/// Keeps every outcome at its index (they arrive in any order) and hands them out with the summary: the
+/// collected result of a batch, and of a contact import.
+template <class Result, class Summary, class Item, std::size_t Item::*Index, std::vector<Item> Result::*Items>
+struct in_order_collector {
+    using result_type = Result;
+    std::vector<Item> items{};
+
+    void deliver(Item&& item) {
+        const std::size_t at = item.*Index;
+        if (items.size() <= at) items.resize(at + 1);
+        items[at] = std::move(item);
+    }
+    result_type finish(Summary s) {
+        result_type r;
+        static_cast<Summary&>(r) = std::move(s);
+        r.*Items = std::move(items);
+        return r;
+    }
+};
+
+/// Hands every outcome to the caller's callback and keeps none: the streamed form of both.
+template <class Summary, class Item, class Callback>
+struct streaming_sink {
+    using result_type = Summary;
+    Callback callback;
+
+    void deliver(Item&& item) { callback(std::move(item)); }
+    result_type finish(Summary s) { return s; }
+};
+
+template <class Endpoint>
+using batch_collector = in_order_collector<batch_result<Endpoint>, batch_summary, batch_item<Endpoint>,
+                                           &batch_item<Endpoint>::index, &batch_result<Endpoint>::items>;
+template <class Endpoint, class OnItem>
+using batch_streamer = streaming_sink<batch_summary, batch_item<Endpoint>, OnItem>;
+
+/// One batch: its input, its calls in flight and its counts. Lives on the client's executor; shared by the
+/// driver coroutine and the handlers of the calls and timers it starts.
+template <class Endpoint, class Sink>
+class batch_run : public std::enable_shared_from_this<batch_run<Endpoint, Sink>> {
+public:
+    using request = typename Endpoint::request;
+    using response = typename Endpoint::response;
+    using item = batch_item<Endpoint>;
+    using result_type = typename Sink::result_type;
+    using clock = std::chrono::steady_clock;
+
+    batch_run(client& c, std::unique_ptr<batch_source<request>> source, batch_options o, Sink sink)
+        : client_(c), source_(std::move(source)), opts_(std::move(o)), sink_(std::move(sink)),
+          wake_(c.get_executor(), clock::time_point::max()), progress_timer_(c.get_executor()) {}
+
+    client::executor_type executor() const { return client_.get_executor(); }
+
+    /// Starts items while the bound allows, and waits; once nothing is in flight and nothing more may start,
+    /// accounts for the items never started and completes with the result.
+    static asio::awaitable<result_type> drive(std::shared_ptr<batch_run> self) {
+        batch_run& b = *self;
+        b.started_at_ = clock::now();
+        b.last_report_ = b.started_at_ - b.opts_.progress_interval; // the first change is reported at once
+        for (;;) {
+            b.pump();
+            if (b.in_flight_ == 0 && (b.exhausted_ || b.halt_ != halt_reason::none)) break;
+            // Woken (the timer cancelled) by every completion and by a cancellation. Completions run only
+            // while this coroutine is suspended here, so none can be missed.
+            co_await b.wake_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        }
+        b.running_ = false;
+        co_await b.account_for_the_rest();
+        b.progress_timer_.cancel();
+        if (b.opts_.on_progress) b.report(true); // first: an exception it throws belongs in the summary
+        co_return b.sink_.finish(b.summary());
+    }
+
+    /// The batch's cancellation: no new item starts, every call in flight gets the same type.
+    void cancel(asio::cancellation_type type) {
+        if (!running_ || type == asio::cancellation_type::none) return;
+        cancelled_ = true;
+        halt(halt_reason::cancelled);
+        for (const auto& k : calls_)
+            if (k->busy) k->signal.emit(type); // again for a second cancellation: a terminal one after a partial
+        wake_.cancel();
+    }
+
+private:
+    enum class halt_reason { none, stopped, cancelled, exception };
+
+    /// A started call: its diagnostics and the signal that cancels it, at a stable address while it runs.
+    struct call {
+        std::size_t index = 0;
+        diagnostics diag{};
+        asio::cancellation_signal signal{};
+        bool busy = false;
+    };
+
+    struct call_done {
+        std::shared_ptr<batch_run> run;
+        call* k;
+        void operator()(error_code ec, response r) const { run->finish_call(*k, ec, std::move(r)); }
+    };
+
+    struct progress_due {
+        std::shared_ptr<batch_run> run;
+        void operator()(error_code ec) const {
+            run->progress_armed_ = false;
+            if (!ec && run->running_) run->report(false);
+        }
+    };
+
+    void halt(halt_reason why) {
+        if (halt_ == halt_reason::none) halt_ = why;
+    }
+    void keep(std::exception_ptr e) {
+        if (!exception_) exception_ = std::move(e);
+        halt(halt_reason::exception);
+    }
+
+    void pump() {
+        while (halt_ == halt_reason::none && in_flight_ < opts_.max_in_flight) {
+            std::optional<request> next;
+            try {
+                next = source_->next();
+            } catch (...) {
+                input_failed_ = true; // the input is broken: nothing after this point can be read or counted
+                keep(std::current_exception());
+                return;
+            }
+            if (!next) {
+                exhausted_ = true;
+                return;
+            }
+            start(read_++, std::move(*next));
+        }
+    }
+
+    void start(std::size_t index, request r) {
+        call& k = free_call();
+        k.index = index;
+        k.diag.clear();
+        k.busy = true;
+        ++in_flight_;
+        try {
+            client_.async_call(Endpoint{}, std::move(r), k.diag,
+                               asio::bind_cancellation_slot(k.signal.slot(), call_done{this->shared_from_this(), &k}));
+        } catch (...) { // only an allocation can fail here; the item was not started
+            k.busy = false;
+            free_.push_back(&k);
+            --in_flight_;
+            keep(std::current_exception());
+            ++not_started_;
+            deliver(not_started(index));
+        }
+    }
+
+    call& free_call() {
+        if (free_.empty()) {
+            calls_.push_back(std::make_unique<call>());
+            return *calls_.back();
+        }
+        // A slot is reused only after the driver resumed, so the call that used it has fully unwound.
+        call* k = free_.back();
+        free_.pop_back();
+        return *k;
+    }
+
+    void finish_call(call& k, error_code ec, response r) {
+        k.busy = false;
+        free_.push_back(&k);
+        --in_flight_;
+        item it;
+        it.index = k.index;
+        it.ec = ec;
+        it.diag = std::move(k.diag);
+        it.started = true;
+        if (!ec) {
+            ++succeeded_;
+            it.response.emplace(std::move(r));
+        } else {
+            ++failed_;
+            if (opts_.policy == batch_policy::stop_on_first_error && !cancelled_ && !stopped_at_) {
+                stopped_at_ = k.index;
+                halt(halt_reason::stopped);
+            }
+        }
+        const auto now = clock::now();
+        finished_at_.push_back(now);
+        deliver(std::move(it));
+        changed(now);
+        wake_.cancel();
+    }
+
+    /// Hands an item to the sink. A sink (on_item) that throws stops the batch, but the items still to come
+    /// are handed to it all the same: every item is reported, and the first exception is kept.
+    void deliver(item&& it) {
+        try {
+            sink_.deliver(std::move(it));
+        } catch (...) {
+            keep(std::current_exception());
+        }
+    }
+
+    item not_started(std::size_t index) const {
+        item it;
+        it.index = index;
+        it.ec = asio::error::operation_aborted;
+        it.diag.resource = std::string(Endpoint::resource);
+        switch (halt_) {
+        case halt_reason::stopped:
+            it.diag.detail = "not started: the batch stopped at item " + std::to_string(*stopped_at_);
+            break;
+        case halt_reason::cancelled: it.diag.detail = "not started: the batch was cancelled"; break;
+        default: it.diag.detail = "not started: the batch stopped at an exception from its input or a callback"; break;
+        }
+        return it;
+    }
+
+    /// Every item the batch did not start still gets its result. Yields now and then: a long input must not
+    /// hold the executor up.
+    asio::awaitable<void> account_for_the_rest() {
+        if (exhausted_ || input_failed_) co_return;
+        for (std::size_t n = 1;; ++n) {
+            bool more = false;
+            try {
+                more = source_->skip();
+            } catch (...) {
+                keep(std::current_exception());
+                co_return;
+            }
+            if (!more) co_return;
+            ++not_started_;
+            deliver(not_started(read_++));
+            if (n % 1024 == 0) co_await asio::post(executor(), asio::use_awaitable);
+        }
+    }
+
+    batch_summary summary() const {
+        batch_summary s;
+        s.total = read_;
+        s.succeeded = succeeded_;
+        s.failed = failed_;
+        s.not_started = not_started_;
+        s.stopped_at = stopped_at_;
+        s.cancelled = cancelled_;
+        s.exception = exception_;
+        s.elapsed = clock::now() - started_at_;
+        return s;
+    }
+
+    /// Reports now if the last report is old enough, else once the interval has passed.
+    void changed(clock::time_point now) {
+        if (!opts_.on_progress || progress_armed_) return;
+        if (now - last_report_ >= opts_.progress_interval) {
+            report(false);
+            return;
+        }
+        progress_armed_ = true;
+        progress_timer_.expires_at(last_report_ + opts_.progress_interval);
+        progress_timer_.async_wait(progress_due{this->shared_from_this()});
+    }
+
+    void report(bool final) {
+        const auto now = clock::now();
+        last_report_ = now;
+        while (!finished_at_.empty() && finished_at_.front() < now - opts_.rate_window) finished_at_.pop_front();
+        batch_progress p;
+        p.done = succeeded_ + failed_;
+        p.succeeded = succeeded_;
+        p.failed = failed_;
+        p.in_flight = in_flight_;
+        if (const auto& l = client_.limiter()) p.waiting_in_limiter = l->stats(Endpoint::resource).queued;
+        p.not_started = not_started_;
+        p.elapsed = now - started_at_;
+        p.final = final;
+        p.total = final ? std::optional<std::size_t>(read_) : source_->size() ? source_->size() : opts_.expected_total;
+        // Over the window, or since the start while the batch is younger; not before a tenth of the window,
+        // when a first completion a few milliseconds in would read as hundreds a second.
+        const auto span = std::min<clock::duration>(p.elapsed, opts_.rate_window);
+        if (span >= opts_.rate_window / 10 && span.count() > 0)
+            p.rate = static_cast<double>(finished_at_.size()) / std::chrono::duration<double>(span).count();
+        if (!final && p.total && p.rate > 0) {
+            const double left = *p.total > p.done ? static_cast<double>(*p.total - p.done) : 0.0;
+            p.eta = std::chrono::milliseconds(static_cast<std::int64_t>(left / p.rate * 1000.0));
+        }
+        try {
+            opts_.on_progress(p);
+        } catch (...) {
+            keep(std::current_exception());
+            wake_.cancel();
+        }
+    }
+
+    client& client_;
+    std::unique_ptr<batch_source<request>> source_;
+    batch_options opts_;
+    Sink sink_;
+    asio::steady_timer wake_; // never expires: cancel() is the wake-up
+    asio::steady_timer progress_timer_;
+    std::vector<std::unique_ptr<call>> calls_; // never more than max_in_flight
+    std::vector<call*> free_;
+    std::size_t read_ = 0; // items taken from the input: the next item's index
+    std::size_t in_flight_ = 0;
+    std::size_t succeeded_ = 0;
+    std::size_t failed_ = 0;
+    std::size_t not_started_ = 0;
+    std::optional<std::size_t> stopped_at_{};
+    halt_reason halt_ = halt_reason::none;
+    std::exception_ptr exception_{};
+    bool exhausted_ = false;
+    bool input_failed_ = false;
+    bool cancelled_ = false;
+    bool running_ = true; // until no call is in flight and nothing more will start
+    bool progress_armed_ = false;
+    clock::time_point started_at_{};
+    clock::time_point last_report_{};
+    std::deque<clock::time_point> finished_at_; // completions within the rate window
+};
+
+/// Forwards the caller's cancellation to the batch. Called where the caller emits it, which must be the
+/// client's executor (as for every Asio operation, the signal is emitted where the operation runs).
+template <class Run>
+struct batch_cancellation {
+    std::weak_ptr<Run> run;
+    void operator()(asio::cancellation_type type) const {
+        if (auto b = run.lock()) b->cancel(type);
+    }
+};
+
+/// The caller's handler, called once the driver is done; disconnects the caller's slot first.
+template <class Handler, class Result>
+struct batch_completion {
+    Handler handler;
+    asio::associated_cancellation_slot_t<Handler> slot;
+    void operator()(std::exception_ptr e, Result r) {
+        if (slot.is_connected()) slot.clear();
+        if (e) r.exception = e; // only an allocation failure inside the driver ends up here
+        std::move(handler)(std::move(r));
+    }
+};
+
+template <class Endpoint, class Sink, class Handler>
+void start_batch(client& c, std::unique_ptr<batch_source<typename Endpoint::request>> source, batch_options o,
+                 Sink sink, Handler&& handler) {
+    using run_type = batch_run<Endpoint, Sink>;
+    using result_type = typename Sink::result_type;
+    auto run = std::make_shared<run_type>(c, std::move(source), std::move(o), std::move(sink));
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    const auto ex = run->executor();
+    auto hex = asio::get_associated_executor(handler, ex);
+    if (slot.is_connected()) slot.assign(batch_cancellation<run_type>{run});
+    asio::co_spawn(ex, run_type::drive(std::move(run)),
+                   asio::bind_executor(std::move(hex), batch_completion<std::decay_t<Handler>, result_type>{
+                                                           std::forward<Handler>(handler), slot}));
+}
+
+template <class Endpoint, class Sink, class CompletionToken>
+auto launch_batch(client& c, std::unique_ptr<batch_source<typename Endpoint::request>> source, batch_options o,
+                  Sink sink, CompletionToken&& token) {
+    check_batch_options(o);
+    return asio::async_initiate<CompletionToken, void(typename Sink::result_type)>(
+        [](auto handler, client* c, std::unique_ptr<batch_source<typename Endpoint::request>> source, batch_options o,
+           Sink sink) {
+            start_batch<Endpoint>(*c, std::move(source), std::move(o), std::move(sink), std::move(handler));
+        },
+        token, &c, std::move(source), std::move(o), std::move(sink));
+}
+
+} // namespace detail
+
+/// Runs one call of `Endpoint` per item of `input` (a range of requests, or a generator returning
+/// std::optional<request>), at most options.max_in_flight at once, and completes with
+/// void(batch_result<Endpoint>): every item's outcome in input order. Invalid options throw
+/// std::invalid_argument at once. See this header's opening comment for threads and cancellation.
+template <api::endpoint Endpoint, class Input, class CompletionToken = asio::use_awaitable_t<>>
+requires batch_input<Input, typename Endpoint::request>
+auto async_run_batch(client& c, Endpoint, Input&& input, batch_options options = {}, CompletionToken&& token = {}) {
+    return detail::launch_batch<Endpoint>(
+        c, detail::make_batch_source<typename Endpoint::request>(std::forward<Input>(input)), std::move(options),
+        detail::batch_collector<Endpoint>{}, std::forward<CompletionToken>(token));
+}
+
+/// As async_run_batch, but each item's outcome goes to `on_item(batch_item<Endpoint>&&)` as soon as it is
+/// known (in completion order; not-started items last) and nothing is kept: completes with
+/// void(batch_summary). on_item runs on the client's executor.
+template <api::endpoint Endpoint, class Input, class OnItem, class CompletionToken = asio::use_awaitable_t<>>
+requires batch_input<Input, typename Endpoint::request> && std::invocable<OnItem&, batch_item<Endpoint> &&> auto
+async_stream_batch(client& c, Endpoint, Input&& input, batch_options options, OnItem on_item,
+                   CompletionToken&& token = {}) {
+    return detail::launch_batch<Endpoint>(
+        c, detail::make_batch_source<typename Endpoint::request>(std::forward<Input>(input)), std::move(options),
+        detail::batch_streamer<Endpoint, OnItem>{std::move(on_item)}, std::forward<CompletionToken>(token));
+}
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/batch.hpp ----
+// ---- begin callsavvy/contacts.hpp ----
+// callsavvy/contacts.hpp — contact imports of any size: N api::new_contact rows become ⌈N/500⌉ createBulkContact
+// requests (500 is the catalog's limit), run as a batch (batch.hpp), and each row gets its own outcome back at
+// its own index: created with its contact id, failed with the server's message, or not processed with its
+// request's error (flagged when the request's outcome is unknown, since its contacts may exist).
+
+
+#include <asio/async_result.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+namespace detail {
+
+/// The upper bound of the catalog's `count<Member, Min, Max>` rule in Rules (0 when it has none), so the
+/// bulk limit is spelled once, in the descriptor.
+template <auto Member, class Rule>
+struct count_limit_of : std::integral_constant<std::size_t, 0> {};
+template <auto Member, std::size_t Min, std::size_t Max>
+struct count_limit_of<Member, api::count<Member, Min, Max>> : std::integral_constant<std::size_t, Max> {};
+
+template <auto Member, class Rules>
+struct count_limit;
+template <auto Member, class... Rules>
+struct count_limit<Member, std::tuple<Rules...>>
+    : std::integral_constant<std::size_t, std::max({std::size_t{0}, count_limit_of<Member, Rules>::value...})> {};
+
+} // namespace detail
+
+/// The most contacts one createBulkContact request may carry, from the endpoint catalog's rule.
+inline constexpr std::size_t max_bulk_contacts =
+    detail::count_limit<&api::create_bulk_contact_request::contacts, api::create_bulk_contact::rules>::value;
+static_assert(max_bulk_contacts > 0, "the catalog's createBulkContact rules must bound the number of contacts");
+
+enum class contact_row_status {
+    created,         ///< the server created it: contact_id is set
+    failed,          ///< rejected: by the server (its message; ec error::bad_request) or by the catalog's rules
+                     ///< before sending (the spec's message; ec error::validation_failed)
+    not_processed,   ///< its request failed before the server acted on it (ec and message say how), or never started
+    outcome_unknown, ///< its request was sent and its answer lost, or the answer cannot be mapped to the rows:
+                     ///< the contact may exist on the server; check before importing it again
+};
+
+/// One row's outcome.
+struct contact_row_result {
+    std::size_t row = 0; ///< the row's position in the input, from 0
+    contact_row_status status = contact_row_status::not_processed;
+    std::optional<std::string> contact_id{}; ///< created
+    std::string message{};                   ///< why, for every status but created
+    error_code ec{};                         ///< empty for created; else the row's or its request's error
+    /// The createBulkContact request (the batch item) that carried the row; empty for a row rejected locally.
+    std::optional<std::size_t> chunk{};
+
+    bool ok() const noexcept { return status == contact_row_status::created; }
+    bool may_exist() const noexcept {
+        return status == contact_row_status::created || status == contact_row_status::outcome_unknown;
+    }
+};
+
+struct contact_import_options {
+    /// For the createBulkContact requests: max_in_flight, policy (a request's failure, not a row's, stops
+    /// the import), progress (items are requests).
+    batch_options batch{};
+    std::optional<std::string> group_id{};      ///< sent with every request: the group of rows that name none
+    std::size_t chunk_size = max_bulk_contacts; ///< rows per request, 1..max_bulk_contacts
+};
+
+/// How an import went, counted over its rows: total == created + failed + not_processed + outcome_unknown.
+struct contact_import_summary {
+    std::size_t total = 0; ///< rows read from the input
+    std::size_t created = 0;
+    std::size_t failed = 0;
+    std::size_t not_processed = 0;
+    std::size_t outcome_unknown = 0;
+    batch_summary requests{};       ///< the createBulkContact calls
+    std::exception_ptr exception{}; ///< thrown by the input or a callback (as batch_summary::exception)
+};
+
+/// async_import_contacts's result: the counts and every row's outcome in input order (rows[i].row == i).
+struct contact_import_result : contact_import_summary {
+    std::vector<contact_row_result> rows{};
+};
+
+namespace detail {
+
+using contact_row_collector = in_order_collector<contact_import_result, contact_import_summary, contact_row_result,
+                                                 &contact_row_result::row, &contact_import_result::rows>;
+template <class OnRow>
+using contact_row_streamer = streaming_sink<contact_import_summary, contact_row_result, OnRow>;
+
+/// An import: cuts the rows into requests and maps each request's answer back onto its rows.
+template <class RowSink>
+class contact_import {
+public:
+    using result_type = typename RowSink::result_type;
+
+    contact_import(std::unique_ptr<batch_source<api::new_contact>> rows, const contact_import_options& o, bool validate,
+                   RowSink sink)
+        : rows_(std::move(rows)), group_id_(o.group_id), chunk_size_(o.chunk_size), validate_(validate),
+          sink_(std::move(sink)) {}
+
+    /// The next request: up to chunk_size rows that pass the catalog's rules (those that do not are reported
+    /// here, unsent). std::nullopt once the rows are used up.
+    std::optional<api::create_bulk_contact_request> next_request() {
+        if (pending_) std::rethrow_exception(std::exchange(pending_, nullptr));
+        api::create_bulk_contact_request req;
+        req.group_id = group_id_;
+        std::vector<std::size_t> rows;
+        while (req.contacts.size() < chunk_size_) {
+            std::optional<api::new_contact> c;
+            try {
+                c = rows_->next();
+            } catch (...) {
+                if (rows.empty()) throw;
+                pending_ = std::current_exception(); // the rows taken so far still go out; the next call throws
+                break;
+            }
+            if (!c) break;
+            const std::size_t row = total_++;
+            if (validate_) {
+                if (auto v = api::check_all<api::new_contact_rules>(*c)) {
+                    contact_row_result r;
+                    r.row = row;
+                    r.status = contact_row_status::failed;
+                    r.ec = make_error_code(error::validation_failed);
+                    r.message = v->message();
+                    emit(std::move(r));
+                    continue;
+                }
+            }
+            req.contacts.push_back(std::move(*c));
+            rows.push_back(row);
+        }
+        if (rows.empty()) return std::nullopt;
+        rows_of_.emplace(requests_++, std::move(rows));
+        return req;
+    }
+
+    void request_done(batch_item<api::create_bulk_contact>&& item) {
+        auto node = rows_of_.extract(item.index);
+        if (node.empty()) return; // cannot happen: every item index is a request this import made
+        const std::vector<std::size_t>& rows = node.mapped();
+        if (item.ec) request_failed(rows, item);
+        else
+            map_answer(rows, item.index, *item.response);
+        // on_row threw (here or while rows were read): now that every row of the request was handed out, let
+        // the batch see it, so that it stops as it does when on_item throws.
+        if (row_error_ && !row_error_passed_on_) {
+            row_error_passed_on_ = true;
+            std::rethrow_exception(row_error_);
+        }
+    }
+
+    result_type finish(batch_summary requests) {
+        counts_.total = total_;
+        counts_.exception = requests.exception ? requests.exception : row_error_;
+        counts_.requests = std::move(requests);
+        return sink_.finish(std::move(counts_));
+    }
+
+private:
+    void emit(contact_row_result&& r) {
+        switch (r.status) {
+        case contact_row_status::created: ++counts_.created; break;
+        case contact_row_status::failed: ++counts_.failed; break;
+        case contact_row_status::not_processed: ++counts_.not_processed; break;
+        case contact_row_status::outcome_unknown: ++counts_.outcome_unknown; break;
+        }
+        try {
+            sink_.deliver(std::move(r));
+        } catch (...) { // the rows after this one are still handed out; the first exception is kept
+            if (!row_error_) row_error_ = std::current_exception();
+        }
+    }
+
+    void request_failed(const std::vector<std::size_t>& rows, const batch_item<api::create_bulk_contact>& item) {
+        // A request that was being sent when it was aborted may have reached the server, whichever of the two
+        // the client reports for it; one that never got a connection (attempts == 0) did not.
+        const bool unknown =
+            item.ec == condition::outcome_unknown || (item.ec == asio::error::operation_aborted && item.started &&
+                                                      item.diag.attempts > 0 && item.diag.http_status == 0);
+        const std::string message = api_error(item.ec, item.diag).what();
+        for (const std::size_t row : rows) {
+            contact_row_result r;
+            r.row = row;
+            r.chunk = item.index;
+            r.status = unknown ? contact_row_status::outcome_unknown : contact_row_status::not_processed;
+            r.ec = item.ec;
+            r.message = message;
+            emit(std::move(r));
+        }
+    }
+
+    /// The answer names the rejected rows by their index within the request; the created rows' ids come in
+    /// row order ([assumed]: the spec lists `contact_ids` and `failed` without saying more). An answer that
+    /// does not add up leaves the rows not named as failed unknown rather than guessing their ids.
+    void map_answer(const std::vector<std::size_t>& rows, std::size_t chunk,
+                    const api::create_bulk_contact_response& answer) {
+        const std::size_t n = rows.size();
+        std::vector<const api::bulk_failure*> failure(n, nullptr);
+        std::size_t failed = 0;
+        std::string mismatch;
+        for (const auto& f : answer.failed) {
+            if (!f.index || *f.index < 0 || static_cast<std::size_t>(*f.index) >= n) {
+                mismatch = "a failed entry names " + (f.index ? "index " + std::to_string(*f.index) : "no index") +
+                           " of a request of " + std::to_string(n) + " rows";
+                continue;
+            }
+            auto& slot = failure[static_cast<std::size_t>(*f.index)];
+            if (slot == nullptr) ++failed;
+            if (slot == nullptr) slot = &f;
+        }
+        if (mismatch.empty() && answer.contact_ids.size() != n - failed)
+            mismatch = std::to_string(answer.contact_ids.size()) + " contact_ids for " + std::to_string(n - failed) +
+                       " rows not failed";
+        if (mismatch.empty() && answer.created &&
+            *answer.created != static_cast<std::int64_t>(answer.contact_ids.size()))
+            mismatch = "created " + std::to_string(*answer.created) + " but " +
+                       std::to_string(answer.contact_ids.size()) + " contact_ids";
+        std::size_t next_id = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            contact_row_result r;
+            r.row = rows[i];
+            r.chunk = chunk;
+            if (failure[i] != nullptr) {
+                r.status = contact_row_status::failed;
+                r.ec = make_error_code(error::bad_request);
+                r.message = failure[i]->message.value_or("rejected by the server without a message");
+            } else if (mismatch.empty()) {
+                r.status = contact_row_status::created;
+                r.contact_id = answer.contact_ids[next_id++];
+            } else {
+                r.status = contact_row_status::outcome_unknown;
+                r.ec = make_error_code(error::decode_failed);
+                r.message = "createBulkContact's answer cannot be mapped to its rows (" + mismatch +
+                            "): the row may exist on the server";
+            }
+            emit(std::move(r));
+        }
+    }
+
+    std::unique_ptr<batch_source<api::new_contact>> rows_;
+    std::optional<std::string> group_id_;
+    std::size_t chunk_size_;
+    bool validate_;
+    RowSink sink_;
+    std::size_t total_ = 0;                                   // rows read
+    std::size_t requests_ = 0;                                // requests made: the next one's batch index
+    std::map<std::size_t, std::vector<std::size_t>> rows_of_; // the rows of each request not finished yet
+    std::exception_ptr pending_{};   // the input threw after rows of the request being filled were taken
+    std::exception_ptr row_error_{}; // on_row threw
+    bool row_error_passed_on_ = false;
+    contact_import_summary counts_{};
+};
+
+template <class Import>
+class contact_request_source final : public batch_source<api::create_bulk_contact_request> {
+public:
+    explicit contact_request_source(std::shared_ptr<Import> i) : import_(std::move(i)) {}
+    std::optional<api::create_bulk_contact_request> next() override { return import_->next_request(); }
+    // The rows of a request never started are read all the same, so each gets its not-started result.
+    bool skip() override { return import_->next_request().has_value(); }
+
+private:
+    std::shared_ptr<Import> import_;
+};
+
+template <class Import>
+struct contact_request_sink {
+    using result_type = typename Import::result_type;
+    std::shared_ptr<Import> import;
+    void deliver(batch_item<api::create_bulk_contact>&& item) { import->request_done(std::move(item)); }
+    result_type finish(batch_summary s) { return import->finish(std::move(s)); }
+};
+
+template <class RowSink, class Rows, class CompletionToken>
+auto launch_import(client& c, Rows&& rows, contact_import_options o, RowSink sink, CompletionToken&& token) {
+    if (o.chunk_size == 0 || o.chunk_size > max_bulk_contacts)
+        throw std::invalid_argument("callsavvy: contact_import_options::chunk_size must be in 1.." +
+                                    std::to_string(max_bulk_contacts) + " (got " + std::to_string(o.chunk_size) + ")");
+    using import_type = contact_import<RowSink>;
+    auto imp = std::make_shared<import_type>(make_batch_source<api::new_contact>(std::forward<Rows>(rows)), o,
+                                             c.options().validate_requests, std::move(sink));
+    return launch_batch<api::create_bulk_contact>(c, std::make_unique<contact_request_source<import_type>>(imp),
+                                                  std::move(o.batch), contact_request_sink<import_type>{imp},
+                                                  std::forward<CompletionToken>(token));
+}
+
+} // namespace detail
+
+/// Creates `rows` (a range of api::new_contact, or a generator returning std::optional<api::new_contact>)
+/// with createBulkContact requests of options.chunk_size rows, run as a batch; completes with
+/// void(contact_import_result): every row's outcome at its index. With client_options::validate_requests (the
+/// default) a row that breaks the catalog's rules fails alone, unsent, instead of failing its whole request.
+/// Threads, cancellation and the input's lifetime as for async_run_batch (batch.hpp). Invalid options throw
+/// std::invalid_argument at once.
+template <class Rows, class CompletionToken = asio::use_awaitable_t<>>
+requires batch_input<Rows, api::new_contact>
+auto async_import_contacts(client& c, Rows&& rows, contact_import_options options = {}, CompletionToken&& token = {}) {
+    return detail::launch_import(c, std::forward<Rows>(rows), std::move(options), detail::contact_row_collector{},
+                                 std::forward<CompletionToken>(token));
+}
+
+/// As async_import_contacts, but each row's outcome goes to `on_row(contact_row_result&&)` (on the client's
+/// executor) as soon as it is known, and nothing is kept: completes with void(contact_import_summary).
+template <class Rows, class OnRow, class CompletionToken = asio::use_awaitable_t<>>
+requires batch_input<Rows, api::new_contact> && std::invocable<OnRow&, contact_row_result&&>
+auto async_stream_import_contacts(client& c, Rows&& rows, contact_import_options options, OnRow on_row,
+                                  CompletionToken&& token = {}) {
+    return detail::launch_import(c, std::forward<Rows>(rows), std::move(options),
+                                 detail::contact_row_streamer<OnRow>{std::move(on_row)},
+                                 std::forward<CompletionToken>(token));
+}
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/contacts.hpp ----
+// ---- begin callsavvy/csv.hpp ----
+// callsavvy/csv.hpp — contact imports from spreadsheet exports: an RFC 4180 CSV reader (quoted fields with
+// commas, quotes and line breaks, CRLF or LF, a UTF-8 BOM skipped, UTF-8 checked) that streams records one by
+// one with their line numbers, and on top of it a reader that maps a header row onto api::new_contact, the
+// rows contacts.hpp imports. A malformed row is returned with a specific message, never dropped.
+
+
+#include <boost/describe/members.hpp>
+#include <boost/describe/modifiers.hpp>
+#include <boost/json/object.hpp>
+#include <boost/mp11/algorithm.hpp>
+
+#include <array>
+#include <cstddef>
+#include <istream>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace csv {
+
+/// One record of the file.
+struct record {
+    std::size_t line = 0; ///< the line it starts on, from 1
+    std::vector<std::string> fields{};
+    /// Empty for a well-formed record; otherwise what is wrong with it (the fields then hold what was read).
+    std::string error{};
+
+    bool ok() const noexcept { return error.empty(); }
+};
+
+struct reader_options {
+    char delimiter = ',';
+    /// A longer record is reported as malformed (and its bytes beyond the limit dropped), so an unbalanced
+    /// quote cannot make the reader hold the rest of a large file in memory.
+    std::size_t max_record_bytes = 1024 * 1024;
+};
+
+namespace detail {
+
+/// The offset of the first byte that is not part of well-formed UTF-8 (no overlong forms, no surrogates,
+/// nothing above U+10FFFF), or std::nullopt.
+inline std::optional<std::size_t> invalid_utf8_at(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto b = static_cast<unsigned char>(s[i]);
+        if (b < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len = 0;
+        unsigned char lo = 0x80, hi = 0xBF; // the range of the second byte
+        if (b >= 0xC2 && b <= 0xDF) len = 2;
+        else if (b == 0xE0)
+            len = 3, lo = 0xA0;
+        else if (b == 0xED)
+            len = 3, hi = 0x9F; // no UTF-16 surrogates
+        else if (b >= 0xE1 && b <= 0xEF)
+            len = 3;
+        else if (b == 0xF0)
+            len = 4, lo = 0x90;
+        else if (b >= 0xF1 && b <= 0xF3)
+            len = 4;
+        else if (b == 0xF4)
+            len = 4, hi = 0x8F; // nothing above U+10FFFF
+        else
+            return i;
+        if (i + len > s.size()) return i;
+        for (std::size_t k = 1; k < len; ++k) {
+            const auto c = static_cast<unsigned char>(s[i + k]);
+            if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xBF)) return i;
+        }
+        i += len;
+    }
+    return std::nullopt;
+}
+
+} // namespace detail
+
+/// Reads records one by one from a stream of UTF-8 CSV (RFC 4180). Records end at CRLF, LF or a lone CR
+/// outside quotes; inside quotes line breaks are kept as they are. Blank lines are skipped (they hold no
+/// field). A malformed record — an unterminated quote, a quote inside an unquoted field, text after a
+/// closing quote, invalid UTF-8, a record beyond max_record_bytes — comes back with its error and reading
+/// goes on with the next one. A stream that fails (rather than ends) gives one last record with that error.
+/// Not thread-safe; the stream must outlive the reader.
+class reader {
+public:
+    explicit reader(std::istream& in, reader_options o = {}) : in_(in), opts_(o) {}
+
+    /// The next record, or std::nullopt at the end of the input.
+    std::optional<record> next() {
+        if (!bom_checked_) skip_bom();
+        record rec;
+        std::string field;
+        std::size_t bytes = 0;
+        std::size_t quote_line = 0;
+        enum class state { field_start, unquoted, quoted, after_quote } st = state::field_start;
+        auto fail = [&](std::string why) {
+            if (rec.error.empty()) rec.error = std::move(why);
+        };
+        auto field_number = [&] { return std::to_string(rec.fields.size() + 1); };
+        // Every byte of the record counts, delimiters and line breaks inside quotes too; beyond the limit
+        // nothing more is kept, but the record is still read to its end.
+        auto within_limit = [&] {
+            if (bytes <= opts_.max_record_bytes) return true;
+            fail("record longer than " + std::to_string(opts_.max_record_bytes) + " bytes");
+            return false;
+        };
+        auto append = [&](char c) {
+            if (within_limit()) field.push_back(c);
+        };
+        auto end_field = [&] {
+            if (within_limit()) rec.fields.push_back(std::move(field));
+            field.clear();
+            st = state::field_start;
+        };
+        rec.line = line_;
+        for (;;) {
+            const int c = get();
+            if (c == eof) {
+                if (read_error_ && !read_error_reported_) { // the input stopped short: say so once, on this record
+                    read_error_reported_ = true;
+                    fail("the input could not be read beyond line " + std::to_string(line_));
+                }
+                if (st == state::field_start && rec.fields.empty()) { // nothing after the last record
+                    if (rec.error.empty()) return std::nullopt;
+                    return rec;
+                }
+                if (st == state::quoted)
+                    fail("unterminated quoted field " + field_number() + ": the quote opened on line " +
+                         std::to_string(quote_line) + " is never closed");
+                end_field();
+                break;
+            }
+            const char ch = static_cast<char>(c);
+            ++bytes;
+            if (st == state::quoted) {
+                if (ch == '"') st = state::after_quote;
+                else {
+                    append(ch);
+                    if (ch == '\n' || (ch == '\r' && peek() != '\n')) ++line_;
+                }
+                continue;
+            }
+            if (ch == '\r' || ch == '\n') {
+                if (ch == '\r' && peek() == '\n') get();
+                ++line_;
+                if (st == state::field_start && rec.fields.empty()) { // a blank line
+                    rec.line = line_;
+                    bytes = 0;
+                    continue;
+                }
+                end_field();
+                break;
+            }
+            if (ch == opts_.delimiter) {
+                end_field();
+                continue;
+            }
+            switch (st) {
+            case state::field_start:
+                if (ch == '"') {
+                    st = state::quoted;
+                    quote_line = line_;
+                } else {
+                    append(ch);
+                    st = state::unquoted;
+                }
+                break;
+            case state::unquoted:
+                if (ch == '"') fail("quote inside unquoted field " + field_number());
+                append(ch); // kept as data, so the record still ends where it should
+                break;
+            case state::after_quote:
+                if (ch == '"') { // an escaped quote
+                    append('"');
+                    st = state::quoted;
+                } else {
+                    fail("text after the closing quote of field " + field_number());
+                    append(ch);
+                    st = state::unquoted;
+                }
+                break;
+            case state::quoted: break; // handled above
+            }
+        }
+        if (rec.error.empty()) {
+            for (std::size_t i = 0; i < rec.fields.size(); ++i) {
+                if (const auto at = detail::invalid_utf8_at(rec.fields[i])) {
+                    rec.error =
+                        "invalid UTF-8 in field " + std::to_string(i + 1) + " at byte " + std::to_string(*at + 1);
+                    break;
+                }
+            }
+        }
+        return rec;
+    }
+
+    /// The line the next record starts on (or would), from 1.
+    std::size_t line() const noexcept { return line_; }
+
+private:
+    static constexpr int eof = -1;
+
+    bool fill() {
+        if (!in_) {
+            read_error_ = read_error_ || !in_.eof(); // e.g. a file that never opened
+            return false;
+        }
+        in_.read(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
+        size_ = static_cast<std::size_t>(in_.gcount());
+        pos_ = 0;
+        // The end of the input sets eof and fail; anything else that stops a read is an error to report.
+        read_error_ = read_error_ || in_.bad() || (in_.fail() && !in_.eof());
+        return size_ > 0;
+    }
+    int peek() {
+        if (pos_ == size_ && !fill()) return eof;
+        return static_cast<unsigned char>(buffer_[pos_]);
+    }
+    int get() {
+        const int c = peek();
+        if (c != eof) ++pos_;
+        return c;
+    }
+    void skip_bom() {
+        bom_checked_ = true;
+        static constexpr std::string_view bom = "\xEF\xBB\xBF";
+        // A full read fills the buffer unless the input ends first, so a BOM is within the first buffer.
+        if (peek() != eof && std::string_view(buffer_.data() + pos_, size_ - pos_).starts_with(bom)) pos_ += bom.size();
+    }
+
+    std::istream& in_;
+    reader_options opts_;
+    std::array<char, 64 * 1024> buffer_{};
+    std::size_t pos_ = 0;
+    std::size_t size_ = 0;
+    std::size_t line_ = 1;
+    bool bom_checked_ = false;
+    bool read_error_ = false;
+    bool read_error_reported_ = false;
+};
+
+/// A row of a contact file: a contact, or the reason there is none.
+struct contact_row {
+    std::size_t line = 0; ///< the line the row starts on, from 1
+    std::optional<api::new_contact> contact{};
+    std::string error{}; ///< set exactly when contact is not
+
+    bool ok() const noexcept { return contact.has_value(); }
+};
+
+struct contact_reader_options {
+    reader_options csv{};
+    /// Header names mapped onto new_contact's fields beyond the fields' own names, e.g. {"mobile", "phone"}.
+    /// Names are compared ignoring case and surrounding blanks, with spaces and '-' read as '_'.
+    std::map<std::string, std::string> aliases{};
+};
+
+/// Reads contacts from a CSV file whose first row names the columns: `phone`, `first_name`, `last_name`,
+/// `email`, `group_id` (new_contact's text fields, also as "First Name" and so on) fill those fields; every
+/// other column goes into custom_fields under its header's text. Empty cells are left out. A row that is
+/// malformed, has more or fewer fields than the header, or breaks the catalog's rules (no phone) comes back
+/// with its error. A header without a column for a required field, with a column twice or a column without
+/// a name is reported as the first row's error, and nothing follows.
+class contact_reader {
+public:
+    /// Throws std::invalid_argument for an alias onto a name that is not one of new_contact's text fields.
+    explicit contact_reader(std::istream& in, contact_reader_options o = {}) : csv_(in, o.csv) {
+        for (const auto& [from, to] : o.aliases) {
+            const auto f = find_field(normalize(to));
+            if (!f)
+                throw std::invalid_argument("csv::contact_reader_options::aliases: \"" + to +
+                                            "\" is not a text field of new_contact");
+            aliases_.emplace(normalize(from), *f);
+        }
+    }
+
+    /// The next row, or std::nullopt at the end of the input.
+    std::optional<contact_row> next() {
+        if (done_) return std::nullopt;
+        if (!header_read_) {
+            header_read_ = true;
+            if (auto bad = read_header()) {
+                done_ = true;
+                return bad;
+            }
+        }
+        auto rec = csv_.next();
+        if (!rec) return std::nullopt;
+        contact_row row;
+        row.line = rec->line;
+        if (!rec->ok()) return failed(std::move(row), std::move(rec->error));
+        if (rec->fields.size() != columns_.size())
+            return failed(std::move(row), std::string(rec->fields.size() > columns_.size() ? "too many" : "too few") +
+                                              " fields: " + std::to_string(rec->fields.size()) + ", the header has " +
+                                              std::to_string(columns_.size()));
+        api::new_contact c;
+        for (std::size_t i = 0; i < columns_.size(); ++i) {
+            std::string& value = rec->fields[i];
+            if (value.empty()) continue;
+            if (columns_[i].set != nullptr) columns_[i].set(c, std::move(value));
+            else {
+                if (!c.custom_fields) c.custom_fields.emplace();
+                (*c.custom_fields)[header_[i]] = std::move(value);
+            }
+        }
+        if (auto v = api::check_all<api::new_contact_rules>(c)) return failed(std::move(row), v->message());
+        row.contact = std::move(c);
+        return row;
+    }
+
+    /// The header's column names as written (trimmed); empty before the first next().
+    const std::vector<std::string>& header() const noexcept { return header_; }
+
+private:
+    using setter = void (*)(api::new_contact&, std::string&&);
+    struct field_info {
+        std::string_view name;
+        setter set;
+        bool required; // a std::string member, not an optional one: the header must have its column
+    };
+    struct column {
+        setter set = nullptr; // nullptr: a custom field
+    };
+
+    /// new_contact's text members, by their described names: the field names are spelled once, in the catalog.
+    static const std::vector<field_info>& fields() {
+        static const std::vector<field_info> all = [] {
+            std::vector<field_info> v;
+            boost::mp11::mp_for_each<boost::describe::describe_members<api::new_contact, boost::describe::mod_public>>(
+                [&](auto d) {
+                    using D = decltype(d);
+                    using T = std::remove_cvref_t<decltype(std::declval<api::new_contact&>().*D::pointer)>;
+                    if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::optional<std::string>>) {
+                        v.push_back({D::name,
+                                     +[](api::new_contact& c, std::string&& s) { c.*D::pointer = std::move(s); },
+                                     std::is_same_v<T, std::string>});
+                    }
+                });
+            return v;
+        }();
+        return all;
+    }
+
+    static std::optional<field_info> find_field(std::string_view normalized) {
+        for (const auto& f : fields())
+            if (f.name == normalized) return f;
+        return std::nullopt;
+    }
+
+    static std::string trim(std::string_view s) {
+        const auto b = s.find_first_not_of(" \t");
+        if (b == std::string_view::npos) return {};
+        return std::string(s.substr(b, s.find_last_not_of(" \t") - b + 1));
+    }
+    static std::string normalize(std::string_view s) {
+        std::string out = trim(s);
+        for (char& c : out) {
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+            else if (c == ' ' || c == '-')
+                c = '_';
+        }
+        return out;
+    }
+
+    static std::optional<contact_row> failed(contact_row row, std::string why) {
+        row.error = std::move(why);
+        return row;
+    }
+
+    std::optional<contact_row> read_header() {
+        auto rec = csv_.next();
+        contact_row bad;
+        bad.line = rec ? rec->line : csv_.line();
+        if (!rec) return failed(std::move(bad), "header: the file is empty, it has no header row");
+        if (!rec->ok()) return failed(std::move(bad), "header: " + rec->error);
+        std::map<std::string, std::size_t> seen; // normalized name -> column, from 1
+        for (std::size_t i = 0; i < rec->fields.size(); ++i) {
+            std::string name = trim(rec->fields[i]);
+            const std::string key = normalize(name);
+            if (key.empty()) return failed(std::move(bad), "header: column " + std::to_string(i + 1) + " has no name");
+            std::optional<field_info> f;
+            if (const auto a = aliases_.find(key); a != aliases_.end()) f = a->second;
+            else
+                f = find_field(key);
+            const std::string id = f ? std::string(f->name) : key; // two names for one field are a duplicate too
+            if (const auto [it, fresh] = seen.emplace(id, i + 1); !fresh)
+                return failed(std::move(bad), "header: columns " + std::to_string(it->second) + " and " +
+                                                  std::to_string(i + 1) + " are both \"" + id + "\"");
+            columns_.push_back({f ? f->set : nullptr});
+            header_.push_back(std::move(name));
+        }
+        for (const auto& f : fields()) {
+            if (f.required && !seen.contains(std::string(f.name)))
+                return failed(std::move(bad), "header: no \"" + std::string(f.name) + "\" column");
+        }
+        return std::nullopt;
+    }
+
+    reader csv_;
+    std::map<std::string, field_info> aliases_; // normalized header name -> field
+    std::vector<column> columns_{};
+    std::vector<std::string> header_{};
+    bool header_read_ = false;
+    bool done_ = false;
+};
+
+} // namespace csv
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/csv.hpp ----
 // ---- begin callsavvy/webhook/address.hpp ----
 // callsavvy/webhook/address.hpp — IP addresses and CIDR ranges for the webhook source allow-list (spec §6):
 // strict text parsing with errors that quote the offending text, and one 128-bit form in which an IPv4
