@@ -1,14 +1,17 @@
 // callsavvy/callsavvy.hpp — the umbrella header: include this one header (or the generated single header
 // single_include/callsavvy/callsavvy.hpp) to get the whole library: the client, the typed endpoints and their
-// catalog, the rate limiter, and the webhook listener with its event catalog, request verification and
-// signatures. The test helpers
-// (callsavvy/testing/: the mock server and the webhook sender) are included on their own.
+// catalog, the rate limiter, batches and contact imports (with their CSV reader), and the webhook listener
+// with its event catalog, request verification and signatures. The test helpers (callsavvy/testing/: the mock
+// server and the webhook sender) are included on their own.
 #pragma once
 
 #include <callsavvy/api/catalog.hpp>
+#include <callsavvy/batch.hpp>
 #include <callsavvy/bucket_store.hpp>
 #include <callsavvy/client.hpp>
 #include <callsavvy/config.hpp>
+#include <callsavvy/contacts.hpp>
+#include <callsavvy/csv.hpp>
 #include <callsavvy/envelope.hpp>
 #include <callsavvy/error.hpp>
 #include <callsavvy/http/message.hpp>

@@ -6,9 +6,9 @@
 // ---- begin callsavvy/callsavvy.hpp ----
 // callsavvy/callsavvy.hpp — the umbrella header: include this one header (or the generated single header
 // single_include/callsavvy/callsavvy.hpp) to get the whole library: the client, the typed endpoints and their
-// catalog, the rate limiter, and the webhook listener with its event catalog, request verification and
-// signatures. The test helpers
-// (callsavvy/testing/: the mock server and the webhook sender) are included on their own.
+// catalog, the rate limiter, batches and contact imports (with their CSV reader), and the webhook listener
+// with its event catalog, request verification and signatures. The test helpers (callsavvy/testing/: the mock
+// server and the webhook sender) are included on their own.
 
 // ---- begin callsavvy/api/catalog.hpp ----
 // callsavvy/api/catalog.hpp — the endpoint catalog at run time: one entry per descriptor of
@@ -1893,23 +1893,53 @@ void for_each_endpoint(F&& f) {
 } // namespace api
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/api/catalog.hpp ----
-// ---- begin callsavvy/bucket_store.hpp ----
-// callsavvy/bucket_store.hpp — where the rate limiter's buckets live: bucket_store, the seam where a store
-// shared by several processes (Redis, say) can replace the in-process one, and local_bucket_store, the
-// in-process store (a sliding log per bucket, thread-safe, with idle buckets reclaimed).
-
-// ---- begin callsavvy/rate_limit_options.hpp ----
-// callsavvy/rate_limit_options.hpp — what the rate limiter enforces and how it behaves: the per-endpoint and
-// global limits (bucket_limits), the safety margin, the queue bound, the 429 backoff and count_from_send.
-// client_options::rate_limits is one of these; the limiter itself is in <callsavvy/limiter.hpp>.
-
-// ---- begin callsavvy/retry.hpp ----
-// callsavvy/retry.hpp — the retry policy's pure pieces: which failures may be sent again (the retry-safety
-// rules of spec §2), full-jitter exponential backoff, Retry-After, a retry budget that stops retry storms
-// during an outage (as the AWS SDKs do), and a breaker that stops calling after repeated 401/403. No I/O, no
-// clock of their own (time is passed in), so each is tested in virtual time; detail/call_fsm.hpp applies them.
+// ---- begin callsavvy/batch.hpp ----
+// callsavvy/batch.hpp — many calls of one endpoint with at most N outstanding and every item accounted for:
+// `auto run = callsavvy::async_run_batch(api, api::create_lead{}, requests, options);` then
+// `co_await std::move(run)` collects a result per item in input order; async_stream_batch hands each result to
+// a callback as it completes, for inputs too large to keep. A generator input is pulled lazily, so a million
+// rows never sit in memory.
 //
-// Thread safety: none of these is internally locked; each belongs to one client and is used from its executor.
+// Pacing is the client's: a call beyond the rate limits parks in the client's limiter (holding no connection),
+// and max_in_flight bounds how many calls (and so how much memory) are outstanding at once.
+//
+// Thread safety: a batch runs on the client's executor, like the client's own calls: start it from there (a
+// strand in a multi-threaded io_context). The input is read, and on_item / on_progress are called, on that
+// executor; the completion handler runs on its own associated executor. The client must outlive the batch
+// and stay where it is (not moved from) until the batch completes. An lvalue range is read in place and must
+// outlive the batch too (an rvalue range is moved in); a generator is decay-copied.
+//
+// Cancellation (any type, through the completion handler's cancellation slot, so `awaitable_operators` and
+// bound cancellation signals compose; emitted on the client's executor, where the batch was started): no new
+// item starts; every call in flight receives the same cancellation type, and the client's contract decides
+// what it does with it (a call parked in the limiter or waiting for a connection ends unsent; a state-changing
+// call already written may still finish, or end with operation_aborted or error::outcome_unknown). The batch
+// completes once every call in flight has completed, with every item's result: the items never started carry
+// asio::error::operation_aborted, a detail saying why, and `started == false`. A cancellation after the last
+// call completed changes nothing.
+//
+// The batch itself never fails: its completion signature is void(result), so the default token
+// (use_awaitable) returns the result even after a cancellation or a stop instead of throwing it away.
+// Failures are per item. An exception thrown by the input or a callback stops the batch like a failure under
+// stop_on_first_error (calls in flight finish; on_item still receives every item) and is kept in the summary's
+// `exception`. After the input throws, nothing more is read from it.
+
+// ---- begin callsavvy/client.hpp ----
+// callsavvy/client.hpp — the async Callsavvy client: `co_await client.async_call("getSummary", {})` and the
+// same with any Asio completion token. It runs on the application's executor and owns no threads; a call
+// goes from the request through a pooled keep-alive connection (TCP or verified TLS, optionally through a
+// CONNECT proxy) to the checked envelope, with per-attempt timeouts, an overall deadline, cancellation and
+// retries that never re-send a request the server may have processed.
+//
+// Thread safety: a client is not internally locked. Start every operation (and close()) from the client's
+// executor; in a multi-threaded io_context give the client a strand. Completion handlers run on their own
+// associated executor, as Asio's model says.
+
+// ---- begin callsavvy/client_options.hpp ----
+// callsavvy/client_options.hpp — everything a callsavvy::client is configured with: the key pair, the base
+// URL, timeouts and the deadline, the pool, TLS, proxy, retries, rate limits and the observer that sees
+// every attempt. Options are checked when the client is made; a call on a client whose options cannot be
+// used completes at once with a specific error naming the field (nothing is sent).
 
 // ---- begin callsavvy/error.hpp ----
 // callsavvy/error.hpp — the one error model of every call: specific std::error_codes (callsavvy::error),
@@ -2327,582 +2357,6 @@ private:
 
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/error.hpp ----
-
-#include <algorithm>
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-#include <optional>
-#include <random>
-#include <string_view>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-/// Exponential backoff with full jitter (the AWS architecture blog's "Full Jitter"): attempt n waits a
-/// uniformly random time in [0, min(cap, base * 2^(n-1))]. Full jitter spreads a crowd of clients that
-/// failed together, which equal or decorrelated delays do not.
-struct backoff_options {
-    std::chrono::milliseconds base{200};  ///< the ceiling of the first retry's wait
-    std::chrono::milliseconds cap{10000}; ///< no wait is longer than this
-};
-
-/// The largest wait of attempt `attempt` (1 = the first retry): min(cap, base * 2^(attempt-1)).
-inline std::chrono::milliseconds backoff_ceiling(const backoff_options& o, int attempt) noexcept {
-    if (attempt < 1) attempt = 1;
-    const int shift = std::min(attempt - 1, 30); // base * 2^30 already exceeds any sensible cap
-    const std::int64_t base = std::max<std::int64_t>(o.base.count(), 0);
-    const std::int64_t cap = std::max<std::int64_t>(o.cap.count(), 0);
-    if (base != 0 && base > cap >> shift) return std::chrono::milliseconds{cap}; // base << shift would pass cap
-    return std::chrono::milliseconds{std::min(cap, base << shift)};
-}
-
-/// A full-jitter wait for `attempt`, drawn from `rng` (any UniformRandomBitGenerator).
-template <class Rng>
-std::chrono::milliseconds full_jitter_backoff(const backoff_options& o, int attempt, Rng& rng) {
-    const auto ceiling = backoff_ceiling(o, attempt).count();
-    if (ceiling <= 0) return std::chrono::milliseconds{0};
-    std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
-    return std::chrono::milliseconds{dist(rng)};
-}
-
-/// How failed attempts are retried (which failures qualify is fixed by the retry-safety rules below, not here).
-struct retry_options {
-    int max_attempts = 3; ///< attempts per call, the first included; 429s not counted
-    /// 429s are always retried (they prove the request was not processed), at most this many times per call
-    /// and within its deadline; then the call fails with error::too_many_requests.
-    int max_rate_limited_retries = 50;
-    std::chrono::milliseconds backoff_base{200};  ///< exponential backoff with full jitter: base * 2^(n-1) ...
-    std::chrono::milliseconds backoff_cap{10000}; ///< ... capped here
-    /// A Retry-After longer than this is taken as this: one answer saying `Retry-After: 999999999` must not
-    /// pause an endpoint (and perhaps the key) for years. Callsavvy's windows are 60 s.
-    std::chrono::seconds max_retry_after{60};
-
-    backoff_options backoff() const noexcept { return {backoff_base, backoff_cap}; }
-};
-
-/// Retry-After in whole seconds (spec §1; Callsavvy sends no HTTP dates), or nullopt when absent or not a
-/// number. Values beyond 10^9 s are treated as absent (they are no plausible pause).
-inline std::optional<std::chrono::seconds> parse_retry_after(std::optional<std::string_view> v) {
-    if (!v || v->empty() || v->size() > 9) return std::nullopt;
-    std::int64_t s = 0;
-    for (char c : *v) {
-        if (c < '0' || c > '9') return std::nullopt;
-        s = s * 10 + (c - '0');
-    }
-    return std::chrono::seconds{s};
-}
-
-/// What the retry-safety rules decide after a failed attempt.
-enum class retry_decision {
-    fail,            ///< report the failure
-    retry,           ///< send again after a backoff (or, after a 429, a pause of the endpoint)
-    retry_now,       ///< send again at once on a fresh connection: a pooled one failed before any byte left
-    outcome_unknown, ///< the request may have been processed and its answer is lost: never sent again
-};
-
-/// The retry-safety rules (spec §2): only what the server provably did not process, or what is read-only,
-/// is sent again. `written`: the whole request was written, so the server may have processed it. `reused`:
-/// on a pooled connection; `fresh_retry_used`: the one immediate retry on a fresh connection was taken.
-inline retry_decision decide_retry(const error_code& ec, int http_status, bool written, bool read_only, bool reused,
-                                   bool fresh_retry_used, int attempt, int max_attempts) {
-    if (ec == asio::error::operation_aborted) return retry_decision::fail;
-    const bool attempts_left = attempt < max_attempts;
-    if (http_status != 0) {
-        // An answer arrived. 429 proves the request was not processed (the caller bounds those retries
-        // separately); a 5xx does not say whether the work was done, so a call that changes state reports
-        // an unknown outcome and is never re-sent.
-        if (http_status == 429) return retry_decision::retry;
-        if (http_status >= 500) {
-            if (!read_only) return retry_decision::outcome_unknown;
-            return attempts_left ? retry_decision::retry : retry_decision::fail;
-        }
-        return retry_decision::fail;
-    }
-    if (ec.category() == callsavvy::error_category()) {
-        switch (static_cast<error>(ec.value())) {
-        case error::tls_certificate_untrusted:
-        case error::tls_hostname_mismatch:
-        case error::tls_certificate_invalid:
-        case error::invalid_url:
-        case error::invalid_options:
-        case error::client_closed:
-        case error::validation_failed: return retry_decision::fail; // the same again would fail the same way
-        default: break;
-        }
-    }
-    if (ec.category() == http::error_category()) {
-        // A broken answer is not a lost one: never re-sent. The request did arrive, so for a call that
-        // changes state whether it was done is unknown.
-        return written && !read_only ? retry_decision::outcome_unknown : retry_decision::fail;
-    }
-    if (!written) {
-        // Connect failures, or a reused connection that failed on write: nothing reached the server whole.
-        if (reused && !fresh_retry_used) return retry_decision::retry_now;
-        return attempts_left ? retry_decision::retry : retry_decision::fail;
-    }
-    if (read_only) return attempts_left ? retry_decision::retry : retry_decision::fail;
-    return retry_decision::outcome_unknown;
-}
-
-/// The retry budget's sizes; the defaults are the AWS SDKs' "standard" retry mode.
-struct retry_budget_options {
-    std::size_t capacity = 500;          ///< tokens when full (and at start)
-    std::size_t retry_cost = 5;          ///< taken by each retry
-    std::size_t timeout_retry_cost = 10; ///< taken by a retry after a timeout (timeouts cost the server more)
-    std::size_t success_refund = 1;      ///< given back by a call that succeeded without retrying
-};
-
-/// A token bucket that every retry draws from and every success refills. While the service is healthy the
-/// budget stays full and retries are free; during an outage retries drain it within a few dozen calls,
-/// after which failures are reported at once instead of multiplying the load on a server that is already
-/// down. A call that succeeds after retrying gives back what its retries took, so the budget recovers as
-/// fast as the service does.
-class retry_budget {
-public:
-    explicit retry_budget(retry_budget_options o = {}) : opts_(o), tokens_(o.capacity) {}
-
-    /// Takes the cost of one retry; 0 means the budget is spent and the call must not be retried. The
-    /// returned amount is what on_success() refunds for this call.
-    std::size_t try_spend(bool after_timeout = false) noexcept {
-        const std::size_t cost = after_timeout ? opts_.timeout_retry_cost : opts_.retry_cost;
-        if (cost == 0) return 0; // a zero cost would make "spent" and "denied" indistinguishable: refuse
-        if (tokens_ < cost) return 0;
-        tokens_ -= cost;
-        return cost;
-    }
-
-    /// A call succeeded. `spent`: the sum of what try_spend() returned for this call (0 if it never retried).
-    void on_success(std::size_t spent = 0) noexcept {
-        const std::size_t refund = spent != 0 ? spent : opts_.success_refund;
-        tokens_ = std::min(opts_.capacity, tokens_ + refund);
-    }
-
-    std::size_t available() const noexcept { return tokens_; }
-    const retry_budget_options& options() const noexcept { return opts_; }
-
-private:
-    retry_budget_options opts_{};
-    std::size_t tokens_ = 0;
-};
-
-struct auth_breaker_options {
-    int threshold = 3;                          ///< consecutive 401/403 answers that open the breaker
-    std::chrono::milliseconds cool_down{30000}; ///< how long an open breaker refuses calls
-};
-
-/// Stops calling after repeated 401/403: credentials that were rejected three times in a row will not start
-/// working on the fourth, and hammering the API with them can get a key locked. After the cool-down the
-/// breaker lets calls through again (half-open): one success closes it, one more auth failure opens it again
-/// at once, so a fixed key (rotated secret, re-enabled account) is picked up without a restart.
-class auth_breaker {
-public:
-    using clock = std::chrono::steady_clock;
-    enum class state { closed, open, half_open };
-
-    explicit auth_breaker(auth_breaker_options o = {}) : opts_(o) {}
-
-    /// May a call be sent at `now`? False while open; the client then fails the call with the last auth error.
-    bool allow(clock::time_point now) noexcept {
-        if (state_ == state::open && now >= open_until_) state_ = state::half_open;
-        return state_ != state::open;
-    }
-
-    /// The outcome of a call that got an answer: `auth_failure` for 401 and 403. Answers that say nothing
-    /// about the credentials (a transport failure) should not be reported.
-    void on_answer(bool auth_failure, clock::time_point now) noexcept {
-        if (!auth_failure) {
-            state_ = state::closed;
-            failures_ = 0;
-            return;
-        }
-        ++failures_;
-        if (state_ == state::half_open || failures_ >= std::max(opts_.threshold, 1)) {
-            state_ = state::open;
-            open_until_ = now + opts_.cool_down;
-        }
-    }
-
-    /// The state as of `now` (an open breaker whose cool-down has passed reads half_open).
-    state current(clock::time_point now) const noexcept {
-        return state_ == state::open && now >= open_until_ ? state::half_open : state_;
-    }
-    clock::time_point open_until() const noexcept { return open_until_; }
-    int consecutive_failures() const noexcept { return failures_; }
-
-private:
-    auth_breaker_options opts_{};
-    state state_ = state::closed;
-    int failures_ = 0;
-    clock::time_point open_until_{};
-};
-
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/retry.hpp ----
-
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-/// At most `max_requests` grants in any span of `window`.
-struct bucket_limits {
-    std::size_t max_requests = 50;
-    std::chrono::milliseconds window{60000};
-};
-
-struct rate_limit_options {
-    bool enabled = true; ///< false: every acquire completes at once (a server without limits, a test)
-    bucket_limits per_endpoint{50, std::chrono::seconds(60)}; ///< each resource URI's own bucket
-    bucket_limits global{100, std::chrono::seconds(60)};      ///< every request of the key
-    /// Added to every window: requests leave a little later than the window strictly allows, to absorb the
-    /// latency between our grant and the server's count, and clock skew.
-    std::chrono::milliseconds safety_margin{250};
-    /// Parked waiters (in one limiter) beyond which an acquire fails at once with error::queue_full ...
-    std::size_t max_waiters = 1'000'000;
-    /// ... unless this is set: then the bound is advisory (stats().overflow counts acquires beyond it).
-    bool wait_when_full = false;
-    /// The pause after a 429 without Retry-After: full jitter, growing with the attempt.
-    backoff_options backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
-    std::uint64_t jitter_seed = 0; ///< seed of the 429 backoff's jitter; 0 picks a random one
-    /// The server counts a request when it arrives, not when the limiter granted it, and between the two a
-    /// call may wait for a pooled connection or a TLS handshake for longer than the safety margin. With this
-    /// on, a grant holds its place in both buckets as "pending" until the caller says when the request
-    /// actually left (rate_grant::sent()) or the grant is destroyed unsent (its slot is given back): the window
-    /// is then kept over send times, and a full window whose oldest grant is still pending admits nobody until
-    /// that grant is sent. The client turns it on for the limiters it uses; a caller who never reports sends
-    /// leaves it off (then a grant counts from the moment it was made, and dropping it gives nothing back).
-    bool count_from_send = false;
-};
-
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/rate_limit_options.hpp ----
-
-#include <algorithm>
-#include <chrono>
-#include <cstddef>
-#include <map>
-#include <mutex>
-#include <string>
-#include <string_view>
-#include <vector>
-
-CALLSAVVY_BEGIN_NAMESPACE
-
-/// One bucket as the store sees it.
-struct bucket_usage {
-    std::size_t in_window = 0;                            ///< grants within the window that ends now
-    std::chrono::steady_clock::time_point next_free{};    ///< earliest time (>= now) it admits another grant
-    std::chrono::steady_clock::time_point paused_until{}; ///< no grant before this (a 429 pause)
-};
-
-/// The buckets' grant history and pauses: the seam for fleets. Bucket 0 is the global bucket; endpoint
-/// buckets get ids >= 1.
-///
-/// Several limiters (one per executor, see limiter_for_key) share one store and call it from their own
-/// threads, each with its own lock held: every call must be atomic on its own. Each caller passes a `now` that
-/// never decreases, but two callers' clocks are read on different threads, so calls may come slightly out of
-/// time order. try_reserve() must also be atomic across processes for a store shared by several: between
-/// next_free() and it, another limiter may have taken the slot, and then it returns false and the caller asks
-/// again.
-class bucket_store {
-public:
-    using time_point = std::chrono::steady_clock::time_point;
-    static constexpr std::size_t global_bucket = 0;
-
-    virtual ~bucket_store() = default;
-    /// The id of `endpoint`'s bucket, made on first use, with one reference: the id keeps meaning this endpoint
-    /// until every reference is released. Ids are small and dense (limiters index by them); a bucket without
-    /// references that no longer constrains anything may be forgotten and its id given to another endpoint.
-    virtual std::size_t acquire(std::string_view endpoint, time_point now) = 0;
-    /// One more reference to bucket `id` (which the caller already holds one to).
-    virtual void retain(std::size_t id) = 0;
-    virtual void release(std::size_t id) = 0;
-    /// The earliest time >= now at which bucket `id` admits one more grant: its window and its pause.
-    virtual time_point next_free(std::size_t id, time_point now) = 0;
-    /// Records one grant at `now` in bucket `id` and in the global bucket, if both admit it at `now`.
-    virtual bool try_reserve(std::size_t id, time_point now) = 0;
-    /// Takes back a grant that try_reserve(id, at) recorded and that was never used (its waiter was
-    /// cancelled at the moment of the grant, or its completion could not be delivered).
-    virtual void give_back(std::size_t id, time_point at) = 0;
-    /// No grant in bucket `id` before `until`; a shorter pause never shortens a longer one.
-    virtual void pause(std::size_t id, time_point until) = 0;
-    /// Records that a request to endpoint bucket `id` was answered 429 at `now`, and returns the latest 429
-    /// recorded before on any other endpoint bucket (time_point::min() when none): the limiter's rule for
-    /// pausing the global bucket too.
-    virtual time_point record_429(std::size_t id, time_point now) = 0;
-    virtual bucket_usage usage(std::size_t id, time_point now) = 0;
-    /// With rate_limit_options::count_from_send: the oldest pending grant of bucket `id` (and of the global
-    /// bucket) left at `at` (>= its grant time), so it now counts from `at`. Grants are anonymous: which of
-    /// the pending grants is moved does not change which windows are full.
-    virtual void sent(std::size_t id, time_point at) = 0;
-    /// With rate_limit_options::count_from_send: the newest pending grant of bucket `id` (and of the global
-    /// bucket) was never sent (its call ended before writing) and is taken back.
-    virtual void unused(std::size_t id) = 0;
-};
-
-/// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
-/// go at t" is one comparison, t >= oldest_of_last_N + window + margin, and the invariant "never more than N
-/// grants in any window" holds by construction, whether the server counts fixed minutes or a sliding 60 s.
-///
-/// A raw call may name any resource, so buckets cannot live forever: beyond `keep` endpoint buckets, the ones
-/// that are idle (no reference, no pending grant, no grant within the window, no pause or 429 that still
-/// matters) are forgotten and their ids reused. Buckets in use are never touched, so the count exceeds `keep`
-/// only while more than `keep` endpoints are busy at once.
-class local_bucket_store final : public bucket_store {
-public:
-    static constexpr std::size_t default_keep = 256;
-
-    explicit local_bucket_store(const rate_limit_options& o, std::size_t keep = default_keep)
-        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send),
-          keep_(std::max<std::size_t>(keep, 1)), scan_at_(keep_) {
-        buckets_.emplace_back(o.global);
-    }
-
-    std::size_t acquire(std::string_view endpoint, time_point now) override {
-        const std::lock_guard<std::mutex> l(mu_);
-        if (const auto it = ids_.find(endpoint); it != ids_.end()) {
-            ++buckets_[it->second].refs;
-            return it->second;
-        }
-        if (free_.empty() && live() >= scan_at_) reclaim(now);
-        std::size_t id = 0;
-        if (free_.empty()) {
-            buckets_.emplace_back(endpoint_limits_);
-            id = buckets_.size() - 1;
-        } else {
-            id = free_.back();
-            free_.pop_back();
-            buckets_[id].clear();
-        }
-        auto& b = buckets_[id];
-        b.name = ids_.emplace(std::string(endpoint), id).first;
-        b.in_use = true;
-        b.refs = 1;
-        return id;
-    }
-
-    void retain(std::size_t id) override {
-        const std::lock_guard<std::mutex> l(mu_);
-        if (id != global_bucket) ++buckets_[id].refs;
-    }
-
-    void release(std::size_t id) override {
-        const std::lock_guard<std::mutex> l(mu_);
-        if (id != global_bucket) --buckets_[id].refs;
-    }
-
-    time_point next_free(std::size_t id, time_point now) override {
-        const std::lock_guard<std::mutex> l(mu_);
-        return buckets_[id].next_free(now, margin_);
-    }
-
-    bool try_reserve(std::size_t id, time_point now) override {
-        const std::lock_guard<std::mutex> l(mu_);
-        auto& g = buckets_[global_bucket];
-        auto& b = buckets_[id];
-        if (b.next_free(now, margin_) > now || g.next_free(now, margin_) > now) return false;
-        b.record(now, pending_);
-        g.record(now, pending_);
-        return true;
-    }
-
-    void sent(std::size_t id, time_point at) override {
-        if (!pending_) return;
-        const std::lock_guard<std::mutex> l(mu_);
-        buckets_[id].mark_sent(at);
-        buckets_[global_bucket].mark_sent(at);
-    }
-
-    void unused(std::size_t id) override {
-        if (!pending_) return;
-        const std::lock_guard<std::mutex> l(mu_);
-        buckets_[id].erase_newest_pending();
-        buckets_[global_bucket].erase_newest_pending();
-    }
-
-    void give_back(std::size_t id, time_point at) override {
-        const std::lock_guard<std::mutex> l(mu_);
-        buckets_[id].erase(at);
-        buckets_[global_bucket].erase(at);
-    }
-
-    void pause(std::size_t id, time_point until) override {
-        const std::lock_guard<std::mutex> l(mu_);
-        auto& p = buckets_[id].paused_until;
-        p = std::max(p, until);
-    }
-
-    time_point record_429(std::size_t id, time_point now) override {
-        const std::lock_guard<std::mutex> l(mu_);
-        time_point latest = time_point::min();
-        for (std::size_t i = 1; i < buckets_.size(); ++i)
-            if (i != id && buckets_[i].in_use) latest = std::max(latest, buckets_[i].last_429);
-        buckets_[id].last_429 = std::max(buckets_[id].last_429, now);
-        return latest;
-    }
-
-    bucket_usage usage(std::size_t id, time_point now) override {
-        const std::lock_guard<std::mutex> l(mu_);
-        const auto& b = buckets_[id];
-        return {b.in_window(now), b.next_free(now, margin_), b.paused_until};
-    }
-
-    /// The endpoint buckets held now (reclaimed ones not counted).
-    std::size_t buckets() const {
-        const std::lock_guard<std::mutex> l(mu_);
-        return live();
-    }
-
-private:
-    using name_map = std::map<std::string, std::size_t, std::less<>>;
-
-    struct sliding_log {
-        explicit sliding_log(bucket_limits l)
-            : window(l.window), times(std::max<std::size_t>(l.max_requests, 1)) {} // N = 0 would never grant
-
-        struct entry {
-            time_point at{};
-            bool pending = false; ///< granted, not sent yet (count_from_send): `at` is only a lower bound
-        };
-
-        // Sorted by time: record() inserts in order (callers on several threads may come a little out of
-        // order), erase keeps the order, and mark_sent moves the entry it changes to its place. A full log
-        // never takes a grant older than its oldest + window (next_free forbids it), so dropping the oldest
-        // drops nothing that still constrains. A pending entry cannot leave the log (next_free admits nobody
-        // while it is the oldest of a full log), so every entry pushed out counts from its send time.
-        std::chrono::milliseconds window;
-        std::vector<entry> times; // capacity N
-        std::size_t start = 0;    // the oldest
-        std::size_t count = 0;
-        std::size_t pending = 0;
-        time_point paused_until = time_point::min();
-        time_point last_429 = time_point::min();
-        std::size_t refs = 0;      ///< acquires in flight, parked waiters, pending grants
-        bool in_use = false;       ///< false: reclaimed, its id is on the free list
-        name_map::iterator name{}; ///< its entry in ids_, while in use
-
-        std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
-
-        void clear() {
-            start = count = pending = 0;
-            paused_until = last_429 = time_point::min();
-        }
-        time_point next_free(time_point now, std::chrono::milliseconds margin) const {
-            time_point t = std::max(now, paused_until);
-            if (count == times.size()) {
-                const entry& oldest = times[start];
-                // Its send time, unknown yet, decides when the window has room: sent() reschedules.
-                if (oldest.pending) return time_point::max();
-                t = std::max(t, oldest.at + window + margin);
-            }
-            return t;
-        }
-        void record(time_point t, bool is_pending) {
-            pending += is_pending ? 1 : 0;
-            if (count < times.size()) {
-                ++count;
-            } else {
-                start = at(1); // the oldest leaves the log: it no longer constrains anything
-            }
-            std::size_t i = count - 1;
-            for (; i > 0 && times[at(i - 1)].at > t; --i) times[at(i)] = times[at(i - 1)];
-            times[at(i)] = {t, is_pending};
-        }
-        void remove_at(std::size_t i) {
-            for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
-            --count;
-        }
-        void erase(time_point t) {
-            // Nearly always the newest entry: search from there. Not found means N later grants pushed it out
-            // of the log, and keeping those is the conservative choice.
-            // With count_from_send the grant taken back is still pending: never remove a sent entry for it.
-            for (std::size_t i = count; i-- > 0;) {
-                if (times[at(i)].at != t || (pending > 0 && !times[at(i)].pending)) continue;
-                pending -= times[at(i)].pending ? 1 : 0;
-                remove_at(i);
-                return;
-            }
-        }
-        void mark_sent(time_point t) {
-            if (pending == 0) return;
-            // The oldest pending entry: pending entries are the recent ones, so walk back from the newest
-            // until all of them were seen (a handful: the requests between grant and write).
-            std::size_t i = count, seen = 0;
-            while (i-- > 0) {
-                if (times[at(i)].pending && ++seen == pending) break;
-            }
-            --pending;
-            entry e{std::max(t, times[at(i)].at), false};
-            for (; i + 1 < count && times[at(i + 1)].at < e.at; ++i) times[at(i)] = times[at(i + 1)];
-            times[at(i)] = e;
-        }
-        void erase_newest_pending() {
-            if (pending == 0) return;
-            for (std::size_t i = count; i-- > 0;) {
-                if (!times[at(i)].pending) continue;
-                --pending;
-                remove_at(i);
-                return;
-            }
-        }
-        std::size_t in_window(time_point now) const {
-            std::size_t n = 0;
-            for (std::size_t i = count; i-- > 0 && times[at(i)].at > now - window;) ++n;
-            return n;
-        }
-        /// Nothing refers to it and it constrains nothing from `now` on, for either bucket's rules.
-        bool idle(time_point now, std::chrono::milliseconds margin, std::chrono::milliseconds global_window) const {
-            return refs == 0 && pending == 0 && paused_until <= now && last_429 <= now - global_window &&
-                   (count == 0 || times[at(count - 1)].at + window + margin <= now);
-        }
-    };
-
-    std::size_t live() const { return buckets_.size() - 1 - free_.size(); }
-
-    void reclaim(time_point now) {
-        for (std::size_t id = 1; id < buckets_.size(); ++id) {
-            auto& b = buckets_[id];
-            if (!b.in_use || !b.idle(now, margin_, buckets_[global_bucket].window)) continue;
-            ids_.erase(b.name);
-            b.in_use = false;
-            free_.push_back(id);
-        }
-        // A scan that frees little is not repeated at once: with many endpoints busy together, the next one
-        // waits until half as many again exist, so a scan costs O(1) per bucket made.
-        scan_at_ = std::max(keep_, live() + live() / 2);
-    }
-
-    bucket_limits endpoint_limits_{};
-    std::chrono::milliseconds margin_{};
-    bool pending_ = false; ///< rate_limit_options::count_from_send
-    std::size_t keep_;
-    std::size_t scan_at_; ///< live buckets at which the next new one first reclaims idle ones
-    mutable std::mutex mu_;
-    std::vector<sliding_log> buckets_{};
-    std::vector<std::size_t> free_{}; ///< ids of reclaimed buckets
-    name_map ids_{};
-};
-
-CALLSAVVY_END_NAMESPACE
-// ---- end callsavvy/bucket_store.hpp ----
-// ---- begin callsavvy/client.hpp ----
-// callsavvy/client.hpp — the async Callsavvy client: `co_await client.async_call("getSummary", {})` and the
-// same with any Asio completion token. It runs on the application's executor and owns no threads; a call
-// goes from the request through a pooled keep-alive connection (TCP or verified TLS, optionally through a
-// CONNECT proxy) to the checked envelope, with per-attempt timeouts, an overall deadline, cancellation and
-// retries that never re-send a request the server may have processed.
-//
-// Thread safety: a client is not internally locked. Start every operation (and close()) from the client's
-// executor; in a multi-threaded io_context give the client a strand. Completion handlers run on their own
-// associated executor, as Asio's model says.
-
-// ---- begin callsavvy/client_options.hpp ----
-// callsavvy/client_options.hpp — everything a callsavvy::client is configured with: the key pair, the base
-// URL, timeouts and the deadline, the pool, TLS, proxy, retries, rate limits and the observer that sees
-// every attempt. Options are checked when the client is made; a call on a client whose options cannot be
-// used completes at once with a specific error naming the field (nothing is sent).
-
 // ---- begin callsavvy/http/message.hpp ----
 // callsavvy/http/message.hpp — HTTP/1.1 requests and responses as plain values, with the limits the parsers
 // enforce and the keep-alive rules of RFC 9112 section 9.3. Bodies are held whole: Callsavvy messages are
@@ -3710,6 +3164,269 @@ inline error classify_tls_failure(SSL* ssl, std::string& why) {
 } // namespace detail
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/net/tls.hpp ----
+// ---- begin callsavvy/rate_limit_options.hpp ----
+// callsavvy/rate_limit_options.hpp — what the rate limiter enforces and how it behaves: the per-endpoint and
+// global limits (bucket_limits), the safety margin, the queue bound, the 429 backoff and count_from_send.
+// client_options::rate_limits is one of these; the limiter itself is in <callsavvy/limiter.hpp>.
+
+// ---- begin callsavvy/retry.hpp ----
+// callsavvy/retry.hpp — the retry policy's pure pieces: which failures may be sent again (the retry-safety
+// rules of spec §2), full-jitter exponential backoff, Retry-After, a retry budget that stops retry storms
+// during an outage (as the AWS SDKs do), and a breaker that stops calling after repeated 401/403. No I/O, no
+// clock of their own (time is passed in), so each is tested in virtual time; detail/call_fsm.hpp applies them.
+//
+// Thread safety: none of these is internally locked; each belongs to one client and is used from its executor.
+
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string_view>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// Exponential backoff with full jitter (the AWS architecture blog's "Full Jitter"): attempt n waits a
+/// uniformly random time in [0, min(cap, base * 2^(n-1))]. Full jitter spreads a crowd of clients that
+/// failed together, which equal or decorrelated delays do not.
+struct backoff_options {
+    std::chrono::milliseconds base{200};  ///< the ceiling of the first retry's wait
+    std::chrono::milliseconds cap{10000}; ///< no wait is longer than this
+};
+
+/// The largest wait of attempt `attempt` (1 = the first retry): min(cap, base * 2^(attempt-1)).
+inline std::chrono::milliseconds backoff_ceiling(const backoff_options& o, int attempt) noexcept {
+    if (attempt < 1) attempt = 1;
+    const int shift = std::min(attempt - 1, 30); // base * 2^30 already exceeds any sensible cap
+    const std::int64_t base = std::max<std::int64_t>(o.base.count(), 0);
+    const std::int64_t cap = std::max<std::int64_t>(o.cap.count(), 0);
+    if (base != 0 && base > cap >> shift) return std::chrono::milliseconds{cap}; // base << shift would pass cap
+    return std::chrono::milliseconds{std::min(cap, base << shift)};
+}
+
+/// A full-jitter wait for `attempt`, drawn from `rng` (any UniformRandomBitGenerator).
+template <class Rng>
+std::chrono::milliseconds full_jitter_backoff(const backoff_options& o, int attempt, Rng& rng) {
+    const auto ceiling = backoff_ceiling(o, attempt).count();
+    if (ceiling <= 0) return std::chrono::milliseconds{0};
+    std::uniform_int_distribution<std::int64_t> dist(0, ceiling);
+    return std::chrono::milliseconds{dist(rng)};
+}
+
+/// How failed attempts are retried (which failures qualify is fixed by the retry-safety rules below, not here).
+struct retry_options {
+    int max_attempts = 3; ///< attempts per call, the first included; 429s not counted
+    /// 429s are always retried (they prove the request was not processed), at most this many times per call
+    /// and within its deadline; then the call fails with error::too_many_requests.
+    int max_rate_limited_retries = 50;
+    std::chrono::milliseconds backoff_base{200};  ///< exponential backoff with full jitter: base * 2^(n-1) ...
+    std::chrono::milliseconds backoff_cap{10000}; ///< ... capped here
+    /// A Retry-After longer than this is taken as this: one answer saying `Retry-After: 999999999` must not
+    /// pause an endpoint (and perhaps the key) for years. Callsavvy's windows are 60 s.
+    std::chrono::seconds max_retry_after{60};
+
+    backoff_options backoff() const noexcept { return {backoff_base, backoff_cap}; }
+};
+
+/// Retry-After in whole seconds (spec §1; Callsavvy sends no HTTP dates), or nullopt when absent or not a
+/// number. Values beyond 10^9 s are treated as absent (they are no plausible pause).
+inline std::optional<std::chrono::seconds> parse_retry_after(std::optional<std::string_view> v) {
+    if (!v || v->empty() || v->size() > 9) return std::nullopt;
+    std::int64_t s = 0;
+    for (char c : *v) {
+        if (c < '0' || c > '9') return std::nullopt;
+        s = s * 10 + (c - '0');
+    }
+    return std::chrono::seconds{s};
+}
+
+/// What the retry-safety rules decide after a failed attempt.
+enum class retry_decision {
+    fail,            ///< report the failure
+    retry,           ///< send again after a backoff (or, after a 429, a pause of the endpoint)
+    retry_now,       ///< send again at once on a fresh connection: a pooled one failed before any byte left
+    outcome_unknown, ///< the request may have been processed and its answer is lost: never sent again
+};
+
+/// The retry-safety rules (spec §2): only what the server provably did not process, or what is read-only,
+/// is sent again. `written`: the whole request was written, so the server may have processed it. `reused`:
+/// on a pooled connection; `fresh_retry_used`: the one immediate retry on a fresh connection was taken.
+inline retry_decision decide_retry(const error_code& ec, int http_status, bool written, bool read_only, bool reused,
+                                   bool fresh_retry_used, int attempt, int max_attempts) {
+    if (ec == asio::error::operation_aborted) return retry_decision::fail;
+    const bool attempts_left = attempt < max_attempts;
+    if (http_status != 0) {
+        // An answer arrived. 429 proves the request was not processed (the caller bounds those retries
+        // separately); a 5xx does not say whether the work was done, so a call that changes state reports
+        // an unknown outcome and is never re-sent.
+        if (http_status == 429) return retry_decision::retry;
+        if (http_status >= 500) {
+            if (!read_only) return retry_decision::outcome_unknown;
+            return attempts_left ? retry_decision::retry : retry_decision::fail;
+        }
+        return retry_decision::fail;
+    }
+    if (ec.category() == callsavvy::error_category()) {
+        switch (static_cast<error>(ec.value())) {
+        case error::tls_certificate_untrusted:
+        case error::tls_hostname_mismatch:
+        case error::tls_certificate_invalid:
+        case error::invalid_url:
+        case error::invalid_options:
+        case error::client_closed:
+        case error::validation_failed: return retry_decision::fail; // the same again would fail the same way
+        default: break;
+        }
+    }
+    if (ec.category() == http::error_category()) {
+        // A broken answer is not a lost one: never re-sent. The request did arrive, so for a call that
+        // changes state whether it was done is unknown.
+        return written && !read_only ? retry_decision::outcome_unknown : retry_decision::fail;
+    }
+    if (!written) {
+        // Connect failures, or a reused connection that failed on write: nothing reached the server whole.
+        if (reused && !fresh_retry_used) return retry_decision::retry_now;
+        return attempts_left ? retry_decision::retry : retry_decision::fail;
+    }
+    if (read_only) return attempts_left ? retry_decision::retry : retry_decision::fail;
+    return retry_decision::outcome_unknown;
+}
+
+/// The retry budget's sizes; the defaults are the AWS SDKs' "standard" retry mode.
+struct retry_budget_options {
+    std::size_t capacity = 500;          ///< tokens when full (and at start)
+    std::size_t retry_cost = 5;          ///< taken by each retry
+    std::size_t timeout_retry_cost = 10; ///< taken by a retry after a timeout (timeouts cost the server more)
+    std::size_t success_refund = 1;      ///< given back by a call that succeeded without retrying
+};
+
+/// A token bucket that every retry draws from and every success refills. While the service is healthy the
+/// budget stays full and retries are free; during an outage retries drain it within a few dozen calls,
+/// after which failures are reported at once instead of multiplying the load on a server that is already
+/// down. A call that succeeds after retrying gives back what its retries took, so the budget recovers as
+/// fast as the service does.
+class retry_budget {
+public:
+    explicit retry_budget(retry_budget_options o = {}) : opts_(o), tokens_(o.capacity) {}
+
+    /// Takes the cost of one retry; 0 means the budget is spent and the call must not be retried. The
+    /// returned amount is what on_success() refunds for this call.
+    std::size_t try_spend(bool after_timeout = false) noexcept {
+        const std::size_t cost = after_timeout ? opts_.timeout_retry_cost : opts_.retry_cost;
+        if (cost == 0) return 0; // a zero cost would make "spent" and "denied" indistinguishable: refuse
+        if (tokens_ < cost) return 0;
+        tokens_ -= cost;
+        return cost;
+    }
+
+    /// A call succeeded. `spent`: the sum of what try_spend() returned for this call (0 if it never retried).
+    void on_success(std::size_t spent = 0) noexcept {
+        const std::size_t refund = spent != 0 ? spent : opts_.success_refund;
+        tokens_ = std::min(opts_.capacity, tokens_ + refund);
+    }
+
+    std::size_t available() const noexcept { return tokens_; }
+    const retry_budget_options& options() const noexcept { return opts_; }
+
+private:
+    retry_budget_options opts_{};
+    std::size_t tokens_ = 0;
+};
+
+struct auth_breaker_options {
+    int threshold = 3;                          ///< consecutive 401/403 answers that open the breaker
+    std::chrono::milliseconds cool_down{30000}; ///< how long an open breaker refuses calls
+};
+
+/// Stops calling after repeated 401/403: credentials that were rejected three times in a row will not start
+/// working on the fourth, and hammering the API with them can get a key locked. After the cool-down the
+/// breaker lets calls through again (half-open): one success closes it, one more auth failure opens it again
+/// at once, so a fixed key (rotated secret, re-enabled account) is picked up without a restart.
+class auth_breaker {
+public:
+    using clock = std::chrono::steady_clock;
+    enum class state { closed, open, half_open };
+
+    explicit auth_breaker(auth_breaker_options o = {}) : opts_(o) {}
+
+    /// May a call be sent at `now`? False while open; the client then fails the call with the last auth error.
+    bool allow(clock::time_point now) noexcept {
+        if (state_ == state::open && now >= open_until_) state_ = state::half_open;
+        return state_ != state::open;
+    }
+
+    /// The outcome of a call that got an answer: `auth_failure` for 401 and 403. Answers that say nothing
+    /// about the credentials (a transport failure) should not be reported.
+    void on_answer(bool auth_failure, clock::time_point now) noexcept {
+        if (!auth_failure) {
+            state_ = state::closed;
+            failures_ = 0;
+            return;
+        }
+        ++failures_;
+        if (state_ == state::half_open || failures_ >= std::max(opts_.threshold, 1)) {
+            state_ = state::open;
+            open_until_ = now + opts_.cool_down;
+        }
+    }
+
+    /// The state as of `now` (an open breaker whose cool-down has passed reads half_open).
+    state current(clock::time_point now) const noexcept {
+        return state_ == state::open && now >= open_until_ ? state::half_open : state_;
+    }
+    clock::time_point open_until() const noexcept { return open_until_; }
+    int consecutive_failures() const noexcept { return failures_; }
+
+private:
+    auth_breaker_options opts_{};
+    state state_ = state::closed;
+    int failures_ = 0;
+    clock::time_point open_until_{};
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/retry.hpp ----
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// At most `max_requests` grants in any span of `window`.
+struct bucket_limits {
+    std::size_t max_requests = 50;
+    std::chrono::milliseconds window{60000};
+};
+
+struct rate_limit_options {
+    bool enabled = true; ///< false: every acquire completes at once (a server without limits, a test)
+    bucket_limits per_endpoint{50, std::chrono::seconds(60)}; ///< each resource URI's own bucket
+    bucket_limits global{100, std::chrono::seconds(60)};      ///< every request of the key
+    /// Added to every window: requests leave a little later than the window strictly allows, to absorb the
+    /// latency between our grant and the server's count, and clock skew.
+    std::chrono::milliseconds safety_margin{250};
+    /// Parked waiters (in one limiter) beyond which an acquire fails at once with error::queue_full ...
+    std::size_t max_waiters = 1'000'000;
+    /// ... unless this is set: then the bound is advisory (stats().overflow counts acquires beyond it).
+    bool wait_when_full = false;
+    /// The pause after a 429 without Retry-After: full jitter, growing with the attempt.
+    backoff_options backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
+    std::uint64_t jitter_seed = 0; ///< seed of the 429 backoff's jitter; 0 picks a random one
+    /// The server counts a request when it arrives, not when the limiter granted it, and between the two a
+    /// call may wait for a pooled connection or a TLS handshake for longer than the safety margin. With this
+    /// on, a grant holds its place in both buckets as "pending" until the caller says when the request
+    /// actually left (rate_grant::sent()) or the grant is destroyed unsent (its slot is given back): the window
+    /// is then kept over send times, and a full window whose oldest grant is still pending admits nobody until
+    /// that grant is sent. The client turns it on for the limiters it uses; a caller who never reports sends
+    /// leaves it off (then a grant counts from the moment it was made, and dropping it gives nothing back).
+    bool count_from_send = false;
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/rate_limit_options.hpp ----
 
 #include <chrono>
 #include <cstdint>
@@ -5650,6 +5367,320 @@ CALLSAVVY_END_NAMESPACE
 // - Time: the clock comes from the timer type; basic_rate_limiter<detail::manual_timer> runs in virtual
 //   time, and the scheduler itself (detail::limiter_core) is sans-io and takes `now` as an argument.
 
+// ---- begin callsavvy/bucket_store.hpp ----
+// callsavvy/bucket_store.hpp — where the rate limiter's buckets live: bucket_store, the seam where a store
+// shared by several processes (Redis, say) can replace the in-process one, and local_bucket_store, the
+// in-process store (a sliding log per bucket, thread-safe, with idle buckets reclaimed).
+
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// One bucket as the store sees it.
+struct bucket_usage {
+    std::size_t in_window = 0;                            ///< grants within the window that ends now
+    std::chrono::steady_clock::time_point next_free{};    ///< earliest time (>= now) it admits another grant
+    std::chrono::steady_clock::time_point paused_until{}; ///< no grant before this (a 429 pause)
+};
+
+/// The buckets' grant history and pauses: the seam for fleets. Bucket 0 is the global bucket; endpoint
+/// buckets get ids >= 1.
+///
+/// Several limiters (one per executor, see limiter_for_key) share one store and call it from their own
+/// threads, each with its own lock held: every call must be atomic on its own. Each caller passes a `now` that
+/// never decreases, but two callers' clocks are read on different threads, so calls may come slightly out of
+/// time order. try_reserve() must also be atomic across processes for a store shared by several: between
+/// next_free() and it, another limiter may have taken the slot, and then it returns false and the caller asks
+/// again.
+class bucket_store {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+    static constexpr std::size_t global_bucket = 0;
+
+    virtual ~bucket_store() = default;
+    /// The id of `endpoint`'s bucket, made on first use, with one reference: the id keeps meaning this endpoint
+    /// until every reference is released. Ids are small and dense (limiters index by them); a bucket without
+    /// references that no longer constrains anything may be forgotten and its id given to another endpoint.
+    virtual std::size_t acquire(std::string_view endpoint, time_point now) = 0;
+    /// One more reference to bucket `id` (which the caller already holds one to).
+    virtual void retain(std::size_t id) = 0;
+    virtual void release(std::size_t id) = 0;
+    /// The earliest time >= now at which bucket `id` admits one more grant: its window and its pause.
+    virtual time_point next_free(std::size_t id, time_point now) = 0;
+    /// Records one grant at `now` in bucket `id` and in the global bucket, if both admit it at `now`.
+    virtual bool try_reserve(std::size_t id, time_point now) = 0;
+    /// Takes back a grant that try_reserve(id, at) recorded and that was never used (its waiter was
+    /// cancelled at the moment of the grant, or its completion could not be delivered).
+    virtual void give_back(std::size_t id, time_point at) = 0;
+    /// No grant in bucket `id` before `until`; a shorter pause never shortens a longer one.
+    virtual void pause(std::size_t id, time_point until) = 0;
+    /// Records that a request to endpoint bucket `id` was answered 429 at `now`, and returns the latest 429
+    /// recorded before on any other endpoint bucket (time_point::min() when none): the limiter's rule for
+    /// pausing the global bucket too.
+    virtual time_point record_429(std::size_t id, time_point now) = 0;
+    virtual bucket_usage usage(std::size_t id, time_point now) = 0;
+    /// With rate_limit_options::count_from_send: the oldest pending grant of bucket `id` (and of the global
+    /// bucket) left at `at` (>= its grant time), so it now counts from `at`. Grants are anonymous: which of
+    /// the pending grants is moved does not change which windows are full.
+    virtual void sent(std::size_t id, time_point at) = 0;
+    /// With rate_limit_options::count_from_send: the newest pending grant of bucket `id` (and of the global
+    /// bucket) was never sent (its call ended before writing) and is taken back.
+    virtual void unused(std::size_t id) = 0;
+};
+
+/// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
+/// go at t" is one comparison, t >= oldest_of_last_N + window + margin, and the invariant "never more than N
+/// grants in any window" holds by construction, whether the server counts fixed minutes or a sliding 60 s.
+///
+/// A raw call may name any resource, so buckets cannot live forever: beyond `keep` endpoint buckets, the ones
+/// that are idle (no reference, no pending grant, no grant within the window, no pause or 429 that still
+/// matters) are forgotten and their ids reused. Buckets in use are never touched, so the count exceeds `keep`
+/// only while more than `keep` endpoints are busy at once.
+class local_bucket_store final : public bucket_store {
+public:
+    static constexpr std::size_t default_keep = 256;
+
+    explicit local_bucket_store(const rate_limit_options& o, std::size_t keep = default_keep)
+        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send),
+          keep_(std::max<std::size_t>(keep, 1)), scan_at_(keep_) {
+        buckets_.emplace_back(o.global);
+    }
+
+    std::size_t acquire(std::string_view endpoint, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        if (const auto it = ids_.find(endpoint); it != ids_.end()) {
+            ++buckets_[it->second].refs;
+            return it->second;
+        }
+        if (free_.empty() && live() >= scan_at_) reclaim(now);
+        std::size_t id = 0;
+        if (free_.empty()) {
+            buckets_.emplace_back(endpoint_limits_);
+            id = buckets_.size() - 1;
+        } else {
+            id = free_.back();
+            free_.pop_back();
+            buckets_[id].clear();
+        }
+        auto& b = buckets_[id];
+        b.name = ids_.emplace(std::string(endpoint), id).first;
+        b.in_use = true;
+        b.refs = 1;
+        return id;
+    }
+
+    void retain(std::size_t id) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        if (id != global_bucket) ++buckets_[id].refs;
+    }
+
+    void release(std::size_t id) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        if (id != global_bucket) --buckets_[id].refs;
+    }
+
+    time_point next_free(std::size_t id, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        return buckets_[id].next_free(now, margin_);
+    }
+
+    bool try_reserve(std::size_t id, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        auto& g = buckets_[global_bucket];
+        auto& b = buckets_[id];
+        if (b.next_free(now, margin_) > now || g.next_free(now, margin_) > now) return false;
+        b.record(now, pending_);
+        g.record(now, pending_);
+        return true;
+    }
+
+    void sent(std::size_t id, time_point at) override {
+        if (!pending_) return;
+        const std::lock_guard<std::mutex> l(mu_);
+        buckets_[id].mark_sent(at);
+        buckets_[global_bucket].mark_sent(at);
+    }
+
+    void unused(std::size_t id) override {
+        if (!pending_) return;
+        const std::lock_guard<std::mutex> l(mu_);
+        buckets_[id].erase_newest_pending();
+        buckets_[global_bucket].erase_newest_pending();
+    }
+
+    void give_back(std::size_t id, time_point at) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        buckets_[id].erase(at);
+        buckets_[global_bucket].erase(at);
+    }
+
+    void pause(std::size_t id, time_point until) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        auto& p = buckets_[id].paused_until;
+        p = std::max(p, until);
+    }
+
+    time_point record_429(std::size_t id, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        time_point latest = time_point::min();
+        for (std::size_t i = 1; i < buckets_.size(); ++i)
+            if (i != id && buckets_[i].in_use) latest = std::max(latest, buckets_[i].last_429);
+        buckets_[id].last_429 = std::max(buckets_[id].last_429, now);
+        return latest;
+    }
+
+    bucket_usage usage(std::size_t id, time_point now) override {
+        const std::lock_guard<std::mutex> l(mu_);
+        const auto& b = buckets_[id];
+        return {b.in_window(now), b.next_free(now, margin_), b.paused_until};
+    }
+
+    /// The endpoint buckets held now (reclaimed ones not counted).
+    std::size_t buckets() const {
+        const std::lock_guard<std::mutex> l(mu_);
+        return live();
+    }
+
+private:
+    using name_map = std::map<std::string, std::size_t, std::less<>>;
+
+    struct sliding_log {
+        explicit sliding_log(bucket_limits l)
+            : window(l.window), times(std::max<std::size_t>(l.max_requests, 1)) {} // N = 0 would never grant
+
+        struct entry {
+            time_point at{};
+            bool pending = false; ///< granted, not sent yet (count_from_send): `at` is only a lower bound
+        };
+
+        // Sorted by time: record() inserts in order (callers on several threads may come a little out of
+        // order), erase keeps the order, and mark_sent moves the entry it changes to its place. A full log
+        // never takes a grant older than its oldest + window (next_free forbids it), so dropping the oldest
+        // drops nothing that still constrains. A pending entry cannot leave the log (next_free admits nobody
+        // while it is the oldest of a full log), so every entry pushed out counts from its send time.
+        std::chrono::milliseconds window;
+        std::vector<entry> times; // capacity N
+        std::size_t start = 0;    // the oldest
+        std::size_t count = 0;
+        std::size_t pending = 0;
+        time_point paused_until = time_point::min();
+        time_point last_429 = time_point::min();
+        std::size_t refs = 0;      ///< acquires in flight, parked waiters, pending grants
+        bool in_use = false;       ///< false: reclaimed, its id is on the free list
+        name_map::iterator name{}; ///< its entry in ids_, while in use
+
+        std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
+
+        void clear() {
+            start = count = pending = 0;
+            paused_until = last_429 = time_point::min();
+        }
+        time_point next_free(time_point now, std::chrono::milliseconds margin) const {
+            time_point t = std::max(now, paused_until);
+            if (count == times.size()) {
+                const entry& oldest = times[start];
+                // Its send time, unknown yet, decides when the window has room: sent() reschedules.
+                if (oldest.pending) return time_point::max();
+                t = std::max(t, oldest.at + window + margin);
+            }
+            return t;
+        }
+        void record(time_point t, bool is_pending) {
+            pending += is_pending ? 1 : 0;
+            if (count < times.size()) {
+                ++count;
+            } else {
+                start = at(1); // the oldest leaves the log: it no longer constrains anything
+            }
+            std::size_t i = count - 1;
+            for (; i > 0 && times[at(i - 1)].at > t; --i) times[at(i)] = times[at(i - 1)];
+            times[at(i)] = {t, is_pending};
+        }
+        void remove_at(std::size_t i) {
+            for (std::size_t j = i; j + 1 < count; ++j) times[at(j)] = times[at(j + 1)];
+            --count;
+        }
+        void erase(time_point t) {
+            // Nearly always the newest entry: search from there. Not found means N later grants pushed it out
+            // of the log, and keeping those is the conservative choice.
+            // With count_from_send the grant taken back is still pending: never remove a sent entry for it.
+            for (std::size_t i = count; i-- > 0;) {
+                if (times[at(i)].at != t || (pending > 0 && !times[at(i)].pending)) continue;
+                pending -= times[at(i)].pending ? 1 : 0;
+                remove_at(i);
+                return;
+            }
+        }
+        void mark_sent(time_point t) {
+            if (pending == 0) return;
+            // The oldest pending entry: pending entries are the recent ones, so walk back from the newest
+            // until all of them were seen (a handful: the requests between grant and write).
+            std::size_t i = count, seen = 0;
+            while (i-- > 0) {
+                if (times[at(i)].pending && ++seen == pending) break;
+            }
+            --pending;
+            entry e{std::max(t, times[at(i)].at), false};
+            for (; i + 1 < count && times[at(i + 1)].at < e.at; ++i) times[at(i)] = times[at(i + 1)];
+            times[at(i)] = e;
+        }
+        void erase_newest_pending() {
+            if (pending == 0) return;
+            for (std::size_t i = count; i-- > 0;) {
+                if (!times[at(i)].pending) continue;
+                --pending;
+                remove_at(i);
+                return;
+            }
+        }
+        std::size_t in_window(time_point now) const {
+            std::size_t n = 0;
+            for (std::size_t i = count; i-- > 0 && times[at(i)].at > now - window;) ++n;
+            return n;
+        }
+        /// Nothing refers to it and it constrains nothing from `now` on, for either bucket's rules.
+        bool idle(time_point now, std::chrono::milliseconds margin, std::chrono::milliseconds global_window) const {
+            return refs == 0 && pending == 0 && paused_until <= now && last_429 <= now - global_window &&
+                   (count == 0 || times[at(count - 1)].at + window + margin <= now);
+        }
+    };
+
+    std::size_t live() const { return buckets_.size() - 1 - free_.size(); }
+
+    void reclaim(time_point now) {
+        for (std::size_t id = 1; id < buckets_.size(); ++id) {
+            auto& b = buckets_[id];
+            if (!b.in_use || !b.idle(now, margin_, buckets_[global_bucket].window)) continue;
+            ids_.erase(b.name);
+            b.in_use = false;
+            free_.push_back(id);
+        }
+        // A scan that frees little is not repeated at once: with many endpoints busy together, the next one
+        // waits until half as many again exist, so a scan costs O(1) per bucket made.
+        scan_at_ = std::max(keep_, live() + live() / 2);
+    }
+
+    bucket_limits endpoint_limits_{};
+    std::chrono::milliseconds margin_{};
+    bool pending_ = false; ///< rate_limit_options::count_from_send
+    std::size_t keep_;
+    std::size_t scan_at_; ///< live buckets at which the next new one first reclaims idle ones
+    mutable std::mutex mu_;
+    std::vector<sliding_log> buckets_{};
+    std::vector<std::size_t> free_{}; ///< ids of reclaimed buckets
+    name_map ids_{};
+};
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/bucket_store.hpp ----
 // ---- begin callsavvy/detail/limiter_core.hpp ----
 // callsavvy/detail/limiter_core.hpp — the rate limiter's scheduler without I/O: for a given `now` it decides
 // which parked waiters may go and when to look again, over the buckets of a bucket_store
@@ -7492,6 +7523,1353 @@ CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/impl/client.ipp ----
 #endif
 // ---- end callsavvy/client.hpp ----
+
+#include <asio/async_result.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+/// What the batch does after an item fails.
+enum class batch_policy {
+    collect_all,         ///< run every item whatever fails
+    stop_on_first_error, ///< start nothing new after the first failure; calls in flight finish
+};
+
+/// A progress report: at most one per batch_options::progress_interval while items complete, and a final
+/// one (final == true) just before the batch completes.
+struct batch_progress {
+    std::size_t done = 0; ///< items finished: succeeded + failed
+    std::size_t succeeded = 0;
+    std::size_t failed = 0;
+    std::size_t in_flight =
+        0; ///< calls started and not finished (in the limiter, waiting for a connection, on the wire)
+    /// Calls parked in the client's rate limiter for the endpoint's resource: every caller of the key, not
+    /// only this batch (the limiter is shared). 0 when rate limiting is off.
+    std::size_t waiting_in_limiter = 0;
+    std::size_t not_started = 0; ///< in the final report: items the batch never started
+    /// Items in the input, when known: a sized range, or batch_options::expected_total. In the final report,
+    /// the items read.
+    std::optional<std::size_t> total{};
+    /// Items finished per second over the last batch_options::rate_window (since the start while the batch is
+    /// younger); 0 during the first tenth of the window.
+    double rate = 0;
+    /// Time left at `rate` for total - done; empty while the total or the rate is unknown, and in the final report.
+    std::optional<std::chrono::milliseconds> eta{};
+    std::chrono::steady_clock::duration elapsed{};
+    bool final = false;
+};
+
+struct batch_options {
+    /// At most this many calls outstanding at once (at least 1). Beyond the client's rate limits they park
+    /// in its limiter; beyond client_options::max_connections they wait for a pooled connection.
+    std::size_t max_in_flight = 8;
+    batch_policy policy = batch_policy::collect_all;
+    /// Called on the client's executor; must be quick (it runs between the batch's calls).
+    std::function<void(const batch_progress&)> on_progress{};
+    std::chrono::milliseconds progress_interval{100}; ///< minimum time between two reports (0: every change)
+    std::chrono::milliseconds rate_window{10000};     ///< the span batch_progress::rate is measured over
+    /// The number of items a generator will produce, when the caller knows it: for the progress's ETA.
+    std::optional<std::size_t> expected_total{};
+};
+
+/// One item's outcome.
+template <api::endpoint Endpoint>
+struct batch_item {
+    std::size_t index = 0; ///< the item's position in the input, from 0
+    error_code ec{};
+    diagnostics diag{}; ///< what the call left behind (for an item never started: the reason in `detail`)
+    std::optional<typename Endpoint::response> response{}; ///< set exactly when the call succeeded
+    bool started = false; ///< false: the batch stopped or was cancelled before this item began (nothing sent)
+
+    bool ok() const noexcept { return !ec; }
+};
+
+/// How a batch went, counted over its items: total == succeeded + failed + not_started.
+struct batch_summary {
+    std::size_t total = 0; ///< items read from the input
+    std::size_t succeeded = 0;
+    std::size_t failed = 0;      ///< started and failed (calls ended by the batch's cancellation included)
+    std::size_t not_started = 0; ///< never started: the batch had stopped or was cancelled
+    /// stop_on_first_error: the index of the failure that stopped the batch.
+    std::optional<std::size_t> stopped_at{};
+    bool cancelled = false; ///< the batch was cancelled before its last call completed
+    /// Thrown by the input (reading stopped there: items after it are not counted) or by a callback.
+    std::exception_ptr exception{};
+    std::chrono::steady_clock::duration elapsed{};
+
+    bool all_succeeded() const noexcept { return succeeded == total && !exception; }
+};
+
+/// async_run_batch's result: the summary and every item's outcome, in input order (items[i].index == i).
+template <api::endpoint Endpoint>
+struct batch_result : batch_summary {
+    std::vector<batch_item<Endpoint>> items{};
+};
+
+/// A generator input: called for one request after another, std::nullopt at the end. It must end: after a
+/// stop or a cancellation the batch reads it to its end so that every item is reported.
+template <class G, class Request>
+concept batch_generator = std::invocable<G&> && std::convertible_to<std::invoke_result_t<G&>, std::optional<Request>>;
+
+/// A range input: iterated once, front to back.
+template <class R, class Request>
+concept batch_range = requires(R& r) {
+    std::begin(r);
+    std::end(r);
+    { *std::begin(r) } -> std::convertible_to<Request>;
+};
+
+template <class Input, class Request>
+concept batch_input =
+    batch_generator<std::remove_reference_t<Input>, Request> || batch_range<std::remove_reference_t<Input>, Request>;
+
+namespace detail {
+
+/// The batch's view of its input, type-erased: one interface for ranges and generators.
+template <class Request>
+class batch_source {
+public:
+    virtual ~batch_source() = default;
+    /// The next item; std::nullopt at the end.
+    virtual std::optional<Request> next() = 0;
+    /// Passes over the next item without using it (a range does not copy it); false at the end.
+    virtual bool skip() = 0;
+    virtual std::optional<std::size_t> size() const { return std::nullopt; }
+};
+
+/// R is the range type (owned, moved in) or an lvalue reference to it (read in place, elements copied).
+template <class R, class Request>
+class range_source final : public batch_source<Request> {
+public:
+    explicit range_source(R&& r) : range_(std::forward<R>(r)), it_(std::begin(range_)), end_(std::end(range_)) {}
+
+    std::optional<Request> next() override {
+        if (it_ == end_) return std::nullopt;
+        std::optional<Request> out;
+        if constexpr (std::is_lvalue_reference_v<R>) out.emplace(*it_);
+        else
+            out.emplace(std::move(*it_));
+        ++it_;
+        return out;
+    }
+    bool skip() override {
+        if (it_ == end_) return false;
+        ++it_;
+        return true;
+    }
+    std::optional<std::size_t> size() const override {
+        if constexpr (requires(const std::remove_reference_t<R>& r) { std::size(r); })
+            return static_cast<std::size_t>(std::size(range_));
+        else
+            return std::nullopt;
+    }
+
+private:
+    using range_type = std::remove_reference_t<R>;
+    R range_; // first: the iterators below point into it
+    decltype(std::begin(std::declval<range_type&>())) it_;
+    decltype(std::end(std::declval<range_type&>())) end_;
+};
+
+template <class G, class Request>
+class generator_source final : public batch_source<Request> {
+public:
+    explicit generator_source(G g) : gen_(std::move(g)) {}
+
+    std::optional<Request> next() override {
+        if (ended_) return std::nullopt; // a generator is never asked again after it said it was done
+        std::optional<Request> out = gen_();
+        ended_ = !out.has_value();
+        return out;
+    }
+    bool skip() override { return next().has_value(); }
+
+private:
+    G gen_;
+    bool ended_ = false;
+};
+
+template <class Request, class Input>
+std::unique_ptr<batch_source<Request>> make_batch_source(Input&& input) {
+    if constexpr (batch_generator<std::remove_reference_t<Input>, Request>)
+        return std::make_unique<generator_source<std::decay_t<Input>, Request>>(std::forward<Input>(input));
+    else
+        return std::make_unique<range_source<Input, Request>>(std::forward<Input>(input));
+}
+
+inline void check_batch_options(const batch_options& o) {
+    if (o.max_in_flight == 0) throw std::invalid_argument("callsavvy: batch_options::max_in_flight must be at least 1");
+    if (o.progress_interval.count() < 0)
+        throw std::invalid_argument("callsavvy: batch_options::progress_interval must not be negative (got " +
+                                    std::to_string(o.progress_interval.count()) + " ms)");
+    if (o.rate_window.count() <= 0)
+        throw std::invalid_argument("callsavvy: batch_options::rate_window must be positive (got " +
+                                    std::to_string(o.rate_window.count()) + " ms)");
+}
+
+/// Keeps every outcome at its index (they arrive in any order) and hands them out with the summary: the
+/// collected result of a batch, and of a contact import.
+template <class Result, class Summary, class Item, std::size_t Item::*Index, std::vector<Item> Result::*Items>
+struct in_order_collector {
+    using result_type = Result;
+    std::vector<Item> items{};
+
+    void deliver(Item&& item) {
+        const std::size_t at = item.*Index;
+        if (items.size() <= at) items.resize(at + 1);
+        items[at] = std::move(item);
+    }
+    result_type finish(Summary s) {
+        result_type r;
+        static_cast<Summary&>(r) = std::move(s);
+        r.*Items = std::move(items);
+        return r;
+    }
+};
+
+/// Hands every outcome to the caller's callback and keeps none: the streamed form of both.
+template <class Summary, class Item, class Callback>
+struct streaming_sink {
+    using result_type = Summary;
+    Callback callback;
+
+    void deliver(Item&& item) { callback(std::move(item)); }
+    result_type finish(Summary s) { return s; }
+};
+
+template <class Endpoint>
+using batch_collector = in_order_collector<batch_result<Endpoint>, batch_summary, batch_item<Endpoint>,
+                                           &batch_item<Endpoint>::index, &batch_result<Endpoint>::items>;
+template <class Endpoint, class OnItem>
+using batch_streamer = streaming_sink<batch_summary, batch_item<Endpoint>, OnItem>;
+
+/// One batch: its input, its calls in flight and its counts. Lives on the client's executor; shared by the
+/// driver coroutine and the handlers of the calls and timers it starts.
+template <class Endpoint, class Sink>
+class batch_run : public std::enable_shared_from_this<batch_run<Endpoint, Sink>> {
+public:
+    using request = typename Endpoint::request;
+    using response = typename Endpoint::response;
+    using item = batch_item<Endpoint>;
+    using result_type = typename Sink::result_type;
+    using clock = std::chrono::steady_clock;
+
+    batch_run(client& c, std::unique_ptr<batch_source<request>> source, batch_options o, Sink sink)
+        : client_(c), source_(std::move(source)), opts_(std::move(o)), sink_(std::move(sink)),
+          wake_(c.get_executor(), clock::time_point::max()), progress_timer_(c.get_executor()) {}
+
+    client::executor_type executor() const { return client_.get_executor(); }
+
+    /// Starts items while the bound allows, and waits; once nothing is in flight and nothing more may start,
+    /// accounts for the items never started and completes with the result.
+    static asio::awaitable<result_type> drive(std::shared_ptr<batch_run> self) {
+        batch_run& b = *self;
+        b.started_at_ = clock::now();
+        b.last_report_ = b.started_at_ - b.opts_.progress_interval; // the first change is reported at once
+        for (;;) {
+            b.pump();
+            if (b.in_flight_ == 0 && (b.exhausted_ || b.halt_ != halt_reason::none)) break;
+            // Woken (the timer cancelled) by every completion and by a cancellation. Completions run only
+            // while this coroutine is suspended here, so none can be missed.
+            co_await b.wake_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        }
+        b.running_ = false;
+        co_await b.account_for_the_rest();
+        b.progress_timer_.cancel();
+        if (b.opts_.on_progress) b.report(true); // first: an exception it throws belongs in the summary
+        co_return b.sink_.finish(b.summary());
+    }
+
+    /// The batch's cancellation: no new item starts, every call in flight gets the same type.
+    void cancel(asio::cancellation_type type) {
+        if (!running_ || type == asio::cancellation_type::none) return;
+        cancelled_ = true;
+        halt(halt_reason::cancelled);
+        for (const auto& k : calls_)
+            if (k->busy) k->signal.emit(type); // again for a second cancellation: a terminal one after a partial
+        wake_.cancel();
+    }
+
+private:
+    enum class halt_reason { none, stopped, cancelled, exception };
+
+    /// A started call: its diagnostics and the signal that cancels it, at a stable address while it runs.
+    struct call {
+        std::size_t index = 0;
+        diagnostics diag{};
+        asio::cancellation_signal signal{};
+        bool busy = false;
+    };
+
+    struct call_done {
+        std::shared_ptr<batch_run> run;
+        call* k;
+        void operator()(error_code ec, response r) const { run->finish_call(*k, ec, std::move(r)); }
+    };
+
+    struct progress_due {
+        std::shared_ptr<batch_run> run;
+        void operator()(error_code ec) const {
+            run->progress_armed_ = false;
+            if (!ec && run->running_) run->report(false);
+        }
+    };
+
+    void halt(halt_reason why) {
+        if (halt_ == halt_reason::none) halt_ = why;
+    }
+    void keep(std::exception_ptr e) {
+        if (!exception_) exception_ = std::move(e);
+        halt(halt_reason::exception);
+    }
+
+    void pump() {
+        while (halt_ == halt_reason::none && in_flight_ < opts_.max_in_flight) {
+            std::optional<request> next;
+            try {
+                next = source_->next();
+            } catch (...) {
+                input_failed_ = true; // the input is broken: nothing after this point can be read or counted
+                keep(std::current_exception());
+                return;
+            }
+            if (!next) {
+                exhausted_ = true;
+                return;
+            }
+            start(read_++, std::move(*next));
+        }
+    }
+
+    void start(std::size_t index, request r) {
+        call& k = free_call();
+        k.index = index;
+        k.diag.clear();
+        k.busy = true;
+        ++in_flight_;
+        try {
+            client_.async_call(Endpoint{}, std::move(r), k.diag,
+                               asio::bind_cancellation_slot(k.signal.slot(), call_done{this->shared_from_this(), &k}));
+        } catch (...) { // only an allocation can fail here; the item was not started
+            k.busy = false;
+            free_.push_back(&k);
+            --in_flight_;
+            keep(std::current_exception());
+            ++not_started_;
+            deliver(not_started(index));
+        }
+    }
+
+    call& free_call() {
+        if (free_.empty()) {
+            calls_.push_back(std::make_unique<call>());
+            return *calls_.back();
+        }
+        // A slot is reused only after the driver resumed, so the call that used it has fully unwound.
+        call* k = free_.back();
+        free_.pop_back();
+        return *k;
+    }
+
+    void finish_call(call& k, error_code ec, response r) {
+        k.busy = false;
+        free_.push_back(&k);
+        --in_flight_;
+        item it;
+        it.index = k.index;
+        it.ec = ec;
+        it.diag = std::move(k.diag);
+        it.started = true;
+        if (!ec) {
+            ++succeeded_;
+            it.response.emplace(std::move(r));
+        } else {
+            ++failed_;
+            if (opts_.policy == batch_policy::stop_on_first_error && !cancelled_ && !stopped_at_) {
+                stopped_at_ = k.index;
+                halt(halt_reason::stopped);
+            }
+        }
+        const auto now = clock::now();
+        finished_at_.push_back(now);
+        deliver(std::move(it));
+        changed(now);
+        wake_.cancel();
+    }
+
+    /// Hands an item to the sink. A sink (on_item) that throws stops the batch, but the items still to come
+    /// are handed to it all the same: every item is reported, and the first exception is kept.
+    void deliver(item&& it) {
+        try {
+            sink_.deliver(std::move(it));
+        } catch (...) {
+            keep(std::current_exception());
+        }
+    }
+
+    item not_started(std::size_t index) const {
+        item it;
+        it.index = index;
+        it.ec = asio::error::operation_aborted;
+        it.diag.resource = std::string(Endpoint::resource);
+        switch (halt_) {
+        case halt_reason::stopped:
+            it.diag.detail = "not started: the batch stopped at item " + std::to_string(*stopped_at_);
+            break;
+        case halt_reason::cancelled: it.diag.detail = "not started: the batch was cancelled"; break;
+        default: it.diag.detail = "not started: the batch stopped at an exception from its input or a callback"; break;
+        }
+        return it;
+    }
+
+    /// Every item the batch did not start still gets its result. Yields now and then: a long input must not
+    /// hold the executor up.
+    asio::awaitable<void> account_for_the_rest() {
+        if (exhausted_ || input_failed_) co_return;
+        for (std::size_t n = 1;; ++n) {
+            bool more = false;
+            try {
+                more = source_->skip();
+            } catch (...) {
+                keep(std::current_exception());
+                co_return;
+            }
+            if (!more) co_return;
+            ++not_started_;
+            deliver(not_started(read_++));
+            if (n % 1024 == 0) co_await asio::post(executor(), asio::use_awaitable);
+        }
+    }
+
+    batch_summary summary() const {
+        batch_summary s;
+        s.total = read_;
+        s.succeeded = succeeded_;
+        s.failed = failed_;
+        s.not_started = not_started_;
+        s.stopped_at = stopped_at_;
+        s.cancelled = cancelled_;
+        s.exception = exception_;
+        s.elapsed = clock::now() - started_at_;
+        return s;
+    }
+
+    /// Reports now if the last report is old enough, else once the interval has passed.
+    void changed(clock::time_point now) {
+        if (!opts_.on_progress || progress_armed_) return;
+        if (now - last_report_ >= opts_.progress_interval) {
+            report(false);
+            return;
+        }
+        progress_armed_ = true;
+        progress_timer_.expires_at(last_report_ + opts_.progress_interval);
+        progress_timer_.async_wait(progress_due{this->shared_from_this()});
+    }
+
+    void report(bool final) {
+        const auto now = clock::now();
+        last_report_ = now;
+        while (!finished_at_.empty() && finished_at_.front() < now - opts_.rate_window) finished_at_.pop_front();
+        batch_progress p;
+        p.done = succeeded_ + failed_;
+        p.succeeded = succeeded_;
+        p.failed = failed_;
+        p.in_flight = in_flight_;
+        if (const auto& l = client_.limiter()) p.waiting_in_limiter = l->stats(Endpoint::resource).queued;
+        p.not_started = not_started_;
+        p.elapsed = now - started_at_;
+        p.final = final;
+        p.total = final ? std::optional<std::size_t>(read_) : source_->size() ? source_->size() : opts_.expected_total;
+        // Over the window, or since the start while the batch is younger; not before a tenth of the window,
+        // when a first completion a few milliseconds in would read as hundreds a second.
+        const auto span = std::min<clock::duration>(p.elapsed, opts_.rate_window);
+        if (span >= opts_.rate_window / 10 && span.count() > 0)
+            p.rate = static_cast<double>(finished_at_.size()) / std::chrono::duration<double>(span).count();
+        if (!final && p.total && p.rate > 0) {
+            const double left = *p.total > p.done ? static_cast<double>(*p.total - p.done) : 0.0;
+            p.eta = std::chrono::milliseconds(static_cast<std::int64_t>(left / p.rate * 1000.0));
+        }
+        try {
+            opts_.on_progress(p);
+        } catch (...) {
+            keep(std::current_exception());
+            wake_.cancel();
+        }
+    }
+
+    client& client_;
+    std::unique_ptr<batch_source<request>> source_;
+    batch_options opts_;
+    Sink sink_;
+    asio::steady_timer wake_; // never expires: cancel() is the wake-up
+    asio::steady_timer progress_timer_;
+    std::vector<std::unique_ptr<call>> calls_; // never more than max_in_flight
+    std::vector<call*> free_;
+    std::size_t read_ = 0; // items taken from the input: the next item's index
+    std::size_t in_flight_ = 0;
+    std::size_t succeeded_ = 0;
+    std::size_t failed_ = 0;
+    std::size_t not_started_ = 0;
+    std::optional<std::size_t> stopped_at_{};
+    halt_reason halt_ = halt_reason::none;
+    std::exception_ptr exception_{};
+    bool exhausted_ = false;
+    bool input_failed_ = false;
+    bool cancelled_ = false;
+    bool running_ = true; // until no call is in flight and nothing more will start
+    bool progress_armed_ = false;
+    clock::time_point started_at_{};
+    clock::time_point last_report_{};
+    std::deque<clock::time_point> finished_at_; // completions within the rate window
+};
+
+/// Forwards the caller's cancellation to the batch. Called where the caller emits it, which must be the
+/// client's executor (as for every Asio operation, the signal is emitted where the operation runs).
+template <class Run>
+struct batch_cancellation {
+    std::weak_ptr<Run> run;
+    void operator()(asio::cancellation_type type) const {
+        if (auto b = run.lock()) b->cancel(type);
+    }
+};
+
+/// The caller's handler, called once the driver is done; disconnects the caller's slot first.
+template <class Handler, class Result>
+struct batch_completion {
+    Handler handler;
+    asio::associated_cancellation_slot_t<Handler> slot;
+    void operator()(std::exception_ptr e, Result r) {
+        if (slot.is_connected()) slot.clear();
+        if (e) r.exception = e; // only an allocation failure inside the driver ends up here
+        std::move(handler)(std::move(r));
+    }
+};
+
+template <class Endpoint, class Sink, class Handler>
+void start_batch(client& c, std::unique_ptr<batch_source<typename Endpoint::request>> source, batch_options o,
+                 Sink sink, Handler&& handler) {
+    using run_type = batch_run<Endpoint, Sink>;
+    using result_type = typename Sink::result_type;
+    auto run = std::make_shared<run_type>(c, std::move(source), std::move(o), std::move(sink));
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    const auto ex = run->executor();
+    auto hex = asio::get_associated_executor(handler, ex);
+    if (slot.is_connected()) slot.assign(batch_cancellation<run_type>{run});
+    asio::co_spawn(ex, run_type::drive(std::move(run)),
+                   asio::bind_executor(std::move(hex), batch_completion<std::decay_t<Handler>, result_type>{
+                                                           std::forward<Handler>(handler), slot}));
+}
+
+template <class Endpoint, class Sink, class CompletionToken>
+auto launch_batch(client& c, std::unique_ptr<batch_source<typename Endpoint::request>> source, batch_options o,
+                  Sink sink, CompletionToken&& token) {
+    check_batch_options(o);
+    return asio::async_initiate<CompletionToken, void(typename Sink::result_type)>(
+        [](auto handler, client* c, std::unique_ptr<batch_source<typename Endpoint::request>> source, batch_options o,
+           Sink sink) {
+            start_batch<Endpoint>(*c, std::move(source), std::move(o), std::move(sink), std::move(handler));
+        },
+        token, &c, std::move(source), std::move(o), std::move(sink));
+}
+
+} // namespace detail
+
+/// Runs one call of `Endpoint` per item of `input` (a range of requests, or a generator returning
+/// std::optional<request>), at most options.max_in_flight at once, and completes with
+/// void(batch_result<Endpoint>): every item's outcome in input order. Invalid options throw
+/// std::invalid_argument at once. See this header's opening comment for threads and cancellation.
+template <api::endpoint Endpoint, class Input, class CompletionToken = asio::use_awaitable_t<>>
+requires batch_input<Input, typename Endpoint::request>
+auto async_run_batch(client& c, Endpoint, Input&& input, batch_options options = {}, CompletionToken&& token = {}) {
+    return detail::launch_batch<Endpoint>(
+        c, detail::make_batch_source<typename Endpoint::request>(std::forward<Input>(input)), std::move(options),
+        detail::batch_collector<Endpoint>{}, std::forward<CompletionToken>(token));
+}
+
+/// As async_run_batch, but each item's outcome goes to `on_item(batch_item<Endpoint>&&)` as soon as it is
+/// known (in completion order; not-started items last) and nothing is kept: completes with
+/// void(batch_summary). on_item runs on the client's executor.
+template <api::endpoint Endpoint, class Input, class OnItem, class CompletionToken = asio::use_awaitable_t<>>
+requires batch_input<Input, typename Endpoint::request> && std::invocable<OnItem&, batch_item<Endpoint> &&> auto
+async_stream_batch(client& c, Endpoint, Input&& input, batch_options options, OnItem on_item,
+                   CompletionToken&& token = {}) {
+    return detail::launch_batch<Endpoint>(
+        c, detail::make_batch_source<typename Endpoint::request>(std::forward<Input>(input)), std::move(options),
+        detail::batch_streamer<Endpoint, OnItem>{std::move(on_item)}, std::forward<CompletionToken>(token));
+}
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/batch.hpp ----
+// ---- begin callsavvy/contacts.hpp ----
+// callsavvy/contacts.hpp — contact imports of any size: N api::new_contact rows become ⌈N/500⌉ createBulkContact
+// requests (500 is the catalog's limit), run as a batch (batch.hpp), and each row gets its own outcome back at
+// its own index: created with its contact id, failed with the server's message, or not processed with its
+// request's error (flagged when the request's outcome is unknown, since its contacts may exist).
+
+
+#include <asio/async_result.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+
+namespace detail {
+
+/// The upper bound of the catalog's `count<Member, Min, Max>` rule in Rules (0 when it has none), so the
+/// bulk limit is spelled once, in the descriptor.
+template <auto Member, class Rule>
+struct count_limit_of : std::integral_constant<std::size_t, 0> {};
+template <auto Member, std::size_t Min, std::size_t Max>
+struct count_limit_of<Member, api::count<Member, Min, Max>> : std::integral_constant<std::size_t, Max> {};
+
+template <auto Member, class Rules>
+struct count_limit;
+template <auto Member, class... Rules>
+struct count_limit<Member, std::tuple<Rules...>>
+    : std::integral_constant<std::size_t, std::max({std::size_t{0}, count_limit_of<Member, Rules>::value...})> {};
+
+} // namespace detail
+
+/// The most contacts one createBulkContact request may carry, from the endpoint catalog's rule.
+inline constexpr std::size_t max_bulk_contacts =
+    detail::count_limit<&api::create_bulk_contact_request::contacts, api::create_bulk_contact::rules>::value;
+static_assert(max_bulk_contacts > 0, "the catalog's createBulkContact rules must bound the number of contacts");
+
+enum class contact_row_status {
+    created,         ///< the server created it: contact_id is set
+    failed,          ///< rejected: by the server (its message; ec error::bad_request) or by the catalog's rules
+                     ///< before sending (the spec's message; ec error::validation_failed)
+    not_processed,   ///< its request failed before the server acted on it (ec and message say how), or never started
+    outcome_unknown, ///< its request was sent and its answer lost, or the answer cannot be mapped to the rows:
+                     ///< the contact may exist on the server; check before importing it again
+};
+
+/// One row's outcome.
+struct contact_row_result {
+    std::size_t row = 0; ///< the row's position in the input, from 0
+    contact_row_status status = contact_row_status::not_processed;
+    std::optional<std::string> contact_id{}; ///< created
+    std::string message{};                   ///< why, for every status but created
+    error_code ec{};                         ///< empty for created; else the row's or its request's error
+    /// The createBulkContact request (the batch item) that carried the row; empty for a row rejected locally.
+    std::optional<std::size_t> chunk{};
+
+    bool ok() const noexcept { return status == contact_row_status::created; }
+    bool may_exist() const noexcept {
+        return status == contact_row_status::created || status == contact_row_status::outcome_unknown;
+    }
+};
+
+struct contact_import_options {
+    /// For the createBulkContact requests: max_in_flight, policy (a request's failure, not a row's, stops
+    /// the import), progress (items are requests).
+    batch_options batch{};
+    std::optional<std::string> group_id{};      ///< sent with every request: the group of rows that name none
+    std::size_t chunk_size = max_bulk_contacts; ///< rows per request, 1..max_bulk_contacts
+};
+
+/// How an import went, counted over its rows: total == created + failed + not_processed + outcome_unknown.
+struct contact_import_summary {
+    std::size_t total = 0; ///< rows read from the input
+    std::size_t created = 0;
+    std::size_t failed = 0;
+    std::size_t not_processed = 0;
+    std::size_t outcome_unknown = 0;
+    batch_summary requests{};       ///< the createBulkContact calls
+    std::exception_ptr exception{}; ///< thrown by the input or a callback (as batch_summary::exception)
+};
+
+/// async_import_contacts's result: the counts and every row's outcome in input order (rows[i].row == i).
+struct contact_import_result : contact_import_summary {
+    std::vector<contact_row_result> rows{};
+};
+
+namespace detail {
+
+using contact_row_collector = in_order_collector<contact_import_result, contact_import_summary, contact_row_result,
+                                                 &contact_row_result::row, &contact_import_result::rows>;
+template <class OnRow>
+using contact_row_streamer = streaming_sink<contact_import_summary, contact_row_result, OnRow>;
+
+/// An import: cuts the rows into requests and maps each request's answer back onto its rows.
+template <class RowSink>
+class contact_import {
+public:
+    using result_type = typename RowSink::result_type;
+
+    contact_import(std::unique_ptr<batch_source<api::new_contact>> rows, const contact_import_options& o, bool validate,
+                   RowSink sink)
+        : rows_(std::move(rows)), group_id_(o.group_id), chunk_size_(o.chunk_size), validate_(validate),
+          sink_(std::move(sink)) {}
+
+    /// The next request: up to chunk_size rows that pass the catalog's rules (those that do not are reported
+    /// here, unsent). std::nullopt once the rows are used up.
+    std::optional<api::create_bulk_contact_request> next_request() {
+        if (pending_) std::rethrow_exception(std::exchange(pending_, nullptr));
+        api::create_bulk_contact_request req;
+        req.group_id = group_id_;
+        std::vector<std::size_t> rows;
+        while (req.contacts.size() < chunk_size_) {
+            std::optional<api::new_contact> c;
+            try {
+                c = rows_->next();
+            } catch (...) {
+                if (rows.empty()) throw;
+                pending_ = std::current_exception(); // the rows taken so far still go out; the next call throws
+                break;
+            }
+            if (!c) break;
+            const std::size_t row = total_++;
+            if (validate_) {
+                if (auto v = api::check_all<api::new_contact_rules>(*c)) {
+                    contact_row_result r;
+                    r.row = row;
+                    r.status = contact_row_status::failed;
+                    r.ec = make_error_code(error::validation_failed);
+                    r.message = v->message();
+                    emit(std::move(r));
+                    continue;
+                }
+            }
+            req.contacts.push_back(std::move(*c));
+            rows.push_back(row);
+        }
+        if (rows.empty()) return std::nullopt;
+        rows_of_.emplace(requests_++, std::move(rows));
+        return req;
+    }
+
+    void request_done(batch_item<api::create_bulk_contact>&& item) {
+        auto node = rows_of_.extract(item.index);
+        if (node.empty()) return; // cannot happen: every item index is a request this import made
+        const std::vector<std::size_t>& rows = node.mapped();
+        if (item.ec) request_failed(rows, item);
+        else
+            map_answer(rows, item.index, *item.response);
+        // on_row threw (here or while rows were read): now that every row of the request was handed out, let
+        // the batch see it, so that it stops as it does when on_item throws.
+        if (row_error_ && !row_error_passed_on_) {
+            row_error_passed_on_ = true;
+            std::rethrow_exception(row_error_);
+        }
+    }
+
+    result_type finish(batch_summary requests) {
+        counts_.total = total_;
+        counts_.exception = requests.exception ? requests.exception : row_error_;
+        counts_.requests = std::move(requests);
+        return sink_.finish(std::move(counts_));
+    }
+
+private:
+    void emit(contact_row_result&& r) {
+        switch (r.status) {
+        case contact_row_status::created: ++counts_.created; break;
+        case contact_row_status::failed: ++counts_.failed; break;
+        case contact_row_status::not_processed: ++counts_.not_processed; break;
+        case contact_row_status::outcome_unknown: ++counts_.outcome_unknown; break;
+        }
+        try {
+            sink_.deliver(std::move(r));
+        } catch (...) { // the rows after this one are still handed out; the first exception is kept
+            if (!row_error_) row_error_ = std::current_exception();
+        }
+    }
+
+    void request_failed(const std::vector<std::size_t>& rows, const batch_item<api::create_bulk_contact>& item) {
+        // A request that was being sent when it was aborted may have reached the server, whichever of the two
+        // the client reports for it; one that never got a connection (attempts == 0) did not.
+        const bool unknown =
+            item.ec == condition::outcome_unknown || (item.ec == asio::error::operation_aborted && item.started &&
+                                                      item.diag.attempts > 0 && item.diag.http_status == 0);
+        const std::string message = api_error(item.ec, item.diag).what();
+        for (const std::size_t row : rows) {
+            contact_row_result r;
+            r.row = row;
+            r.chunk = item.index;
+            r.status = unknown ? contact_row_status::outcome_unknown : contact_row_status::not_processed;
+            r.ec = item.ec;
+            r.message = message;
+            emit(std::move(r));
+        }
+    }
+
+    /// The answer names the rejected rows by their index within the request; the created rows' ids come in
+    /// row order ([assumed]: the spec lists `contact_ids` and `failed` without saying more). An answer that
+    /// does not add up leaves the rows not named as failed unknown rather than guessing their ids.
+    void map_answer(const std::vector<std::size_t>& rows, std::size_t chunk,
+                    const api::create_bulk_contact_response& answer) {
+        const std::size_t n = rows.size();
+        std::vector<const api::bulk_failure*> failure(n, nullptr);
+        std::size_t failed = 0;
+        std::string mismatch;
+        for (const auto& f : answer.failed) {
+            if (!f.index || *f.index < 0 || static_cast<std::size_t>(*f.index) >= n) {
+                mismatch = "a failed entry names " + (f.index ? "index " + std::to_string(*f.index) : "no index") +
+                           " of a request of " + std::to_string(n) + " rows";
+                continue;
+            }
+            auto& slot = failure[static_cast<std::size_t>(*f.index)];
+            if (slot == nullptr) ++failed;
+            if (slot == nullptr) slot = &f;
+        }
+        if (mismatch.empty() && answer.contact_ids.size() != n - failed)
+            mismatch = std::to_string(answer.contact_ids.size()) + " contact_ids for " + std::to_string(n - failed) +
+                       " rows not failed";
+        if (mismatch.empty() && answer.created &&
+            *answer.created != static_cast<std::int64_t>(answer.contact_ids.size()))
+            mismatch = "created " + std::to_string(*answer.created) + " but " +
+                       std::to_string(answer.contact_ids.size()) + " contact_ids";
+        std::size_t next_id = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            contact_row_result r;
+            r.row = rows[i];
+            r.chunk = chunk;
+            if (failure[i] != nullptr) {
+                r.status = contact_row_status::failed;
+                r.ec = make_error_code(error::bad_request);
+                r.message = failure[i]->message.value_or("rejected by the server without a message");
+            } else if (mismatch.empty()) {
+                r.status = contact_row_status::created;
+                r.contact_id = answer.contact_ids[next_id++];
+            } else {
+                r.status = contact_row_status::outcome_unknown;
+                r.ec = make_error_code(error::decode_failed);
+                r.message = "createBulkContact's answer cannot be mapped to its rows (" + mismatch +
+                            "): the row may exist on the server";
+            }
+            emit(std::move(r));
+        }
+    }
+
+    std::unique_ptr<batch_source<api::new_contact>> rows_;
+    std::optional<std::string> group_id_;
+    std::size_t chunk_size_;
+    bool validate_;
+    RowSink sink_;
+    std::size_t total_ = 0;                                   // rows read
+    std::size_t requests_ = 0;                                // requests made: the next one's batch index
+    std::map<std::size_t, std::vector<std::size_t>> rows_of_; // the rows of each request not finished yet
+    std::exception_ptr pending_{};   // the input threw after rows of the request being filled were taken
+    std::exception_ptr row_error_{}; // on_row threw
+    bool row_error_passed_on_ = false;
+    contact_import_summary counts_{};
+};
+
+template <class Import>
+class contact_request_source final : public batch_source<api::create_bulk_contact_request> {
+public:
+    explicit contact_request_source(std::shared_ptr<Import> i) : import_(std::move(i)) {}
+    std::optional<api::create_bulk_contact_request> next() override { return import_->next_request(); }
+    // The rows of a request never started are read all the same, so each gets its not-started result.
+    bool skip() override { return import_->next_request().has_value(); }
+
+private:
+    std::shared_ptr<Import> import_;
+};
+
+template <class Import>
+struct contact_request_sink {
+    using result_type = typename Import::result_type;
+    std::shared_ptr<Import> import;
+    void deliver(batch_item<api::create_bulk_contact>&& item) { import->request_done(std::move(item)); }
+    result_type finish(batch_summary s) { return import->finish(std::move(s)); }
+};
+
+template <class RowSink, class Rows, class CompletionToken>
+auto launch_import(client& c, Rows&& rows, contact_import_options o, RowSink sink, CompletionToken&& token) {
+    if (o.chunk_size == 0 || o.chunk_size > max_bulk_contacts)
+        throw std::invalid_argument("callsavvy: contact_import_options::chunk_size must be in 1.." +
+                                    std::to_string(max_bulk_contacts) + " (got " + std::to_string(o.chunk_size) + ")");
+    using import_type = contact_import<RowSink>;
+    auto imp = std::make_shared<import_type>(make_batch_source<api::new_contact>(std::forward<Rows>(rows)), o,
+                                             c.options().validate_requests, std::move(sink));
+    return launch_batch<api::create_bulk_contact>(c, std::make_unique<contact_request_source<import_type>>(imp),
+                                                  std::move(o.batch), contact_request_sink<import_type>{imp},
+                                                  std::forward<CompletionToken>(token));
+}
+
+} // namespace detail
+
+/// Creates `rows` (a range of api::new_contact, or a generator returning std::optional<api::new_contact>)
+/// with createBulkContact requests of options.chunk_size rows, run as a batch; completes with
+/// void(contact_import_result): every row's outcome at its index. With client_options::validate_requests (the
+/// default) a row that breaks the catalog's rules fails alone, unsent, instead of failing its whole request.
+/// Threads, cancellation and the input's lifetime as for async_run_batch (batch.hpp). Invalid options throw
+/// std::invalid_argument at once.
+template <class Rows, class CompletionToken = asio::use_awaitable_t<>>
+requires batch_input<Rows, api::new_contact>
+auto async_import_contacts(client& c, Rows&& rows, contact_import_options options = {}, CompletionToken&& token = {}) {
+    return detail::launch_import(c, std::forward<Rows>(rows), std::move(options), detail::contact_row_collector{},
+                                 std::forward<CompletionToken>(token));
+}
+
+/// As async_import_contacts, but each row's outcome goes to `on_row(contact_row_result&&)` (on the client's
+/// executor) as soon as it is known, and nothing is kept: completes with void(contact_import_summary).
+template <class Rows, class OnRow, class CompletionToken = asio::use_awaitable_t<>>
+requires batch_input<Rows, api::new_contact> && std::invocable<OnRow&, contact_row_result&&>
+auto async_stream_import_contacts(client& c, Rows&& rows, contact_import_options options, OnRow on_row,
+                                  CompletionToken&& token = {}) {
+    return detail::launch_import(c, std::forward<Rows>(rows), std::move(options),
+                                 detail::contact_row_streamer<OnRow>{std::move(on_row)},
+                                 std::forward<CompletionToken>(token));
+}
+
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/contacts.hpp ----
+// ---- begin callsavvy/csv.hpp ----
+// callsavvy/csv.hpp — contact imports from spreadsheet exports: an RFC 4180 CSV reader (quoted fields with
+// commas, quotes and line breaks, CRLF or LF, a UTF-8 BOM skipped, UTF-8 checked) that streams records one by
+// one with their line numbers, and on top of it a reader that maps a header row onto api::new_contact, the
+// rows contacts.hpp imports. A malformed row is returned with a specific message, never dropped.
+
+
+#include <boost/describe/members.hpp>
+#include <boost/describe/modifiers.hpp>
+#include <boost/json/object.hpp>
+#include <boost/mp11/algorithm.hpp>
+
+#include <array>
+#include <cstddef>
+#include <istream>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace csv {
+
+/// One record of the file.
+struct record {
+    std::size_t line = 0; ///< the line it starts on, from 1
+    std::vector<std::string> fields{};
+    /// Empty for a well-formed record; otherwise what is wrong with it (the fields then hold what was read).
+    std::string error{};
+
+    bool ok() const noexcept { return error.empty(); }
+};
+
+struct reader_options {
+    char delimiter = ',';
+    /// A longer record is reported as malformed (and its bytes beyond the limit dropped), so an unbalanced
+    /// quote cannot make the reader hold the rest of a large file in memory.
+    std::size_t max_record_bytes = 1024 * 1024;
+};
+
+namespace detail {
+
+/// The offset of the first byte that is not part of well-formed UTF-8 (no overlong forms, no surrogates,
+/// nothing above U+10FFFF), or std::nullopt.
+inline std::optional<std::size_t> invalid_utf8_at(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto b = static_cast<unsigned char>(s[i]);
+        if (b < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len = 0;
+        unsigned char lo = 0x80, hi = 0xBF; // the range of the second byte
+        if (b >= 0xC2 && b <= 0xDF) len = 2;
+        else if (b == 0xE0)
+            len = 3, lo = 0xA0;
+        else if (b == 0xED)
+            len = 3, hi = 0x9F; // no UTF-16 surrogates
+        else if (b >= 0xE1 && b <= 0xEF)
+            len = 3;
+        else if (b == 0xF0)
+            len = 4, lo = 0x90;
+        else if (b >= 0xF1 && b <= 0xF3)
+            len = 4;
+        else if (b == 0xF4)
+            len = 4, hi = 0x8F; // nothing above U+10FFFF
+        else
+            return i;
+        if (i + len > s.size()) return i;
+        for (std::size_t k = 1; k < len; ++k) {
+            const auto c = static_cast<unsigned char>(s[i + k]);
+            if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xBF)) return i;
+        }
+        i += len;
+    }
+    return std::nullopt;
+}
+
+} // namespace detail
+
+/// Reads records one by one from a stream of UTF-8 CSV (RFC 4180). Records end at CRLF, LF or a lone CR
+/// outside quotes; inside quotes line breaks are kept as they are. Blank lines are skipped (they hold no
+/// field). A malformed record — an unterminated quote, a quote inside an unquoted field, text after a
+/// closing quote, invalid UTF-8, a record beyond max_record_bytes — comes back with its error and reading
+/// goes on with the next one. A stream that fails (rather than ends) gives one last record with that error.
+/// Not thread-safe; the stream must outlive the reader.
+class reader {
+public:
+    explicit reader(std::istream& in, reader_options o = {}) : in_(in), opts_(o) {}
+
+    /// The next record, or std::nullopt at the end of the input.
+    std::optional<record> next() {
+        if (!bom_checked_) skip_bom();
+        record rec;
+        std::string field;
+        std::size_t bytes = 0;
+        std::size_t quote_line = 0;
+        enum class state { field_start, unquoted, quoted, after_quote } st = state::field_start;
+        auto fail = [&](std::string why) {
+            if (rec.error.empty()) rec.error = std::move(why);
+        };
+        auto field_number = [&] { return std::to_string(rec.fields.size() + 1); };
+        // Every byte of the record counts, delimiters and line breaks inside quotes too; beyond the limit
+        // nothing more is kept, but the record is still read to its end.
+        auto within_limit = [&] {
+            if (bytes <= opts_.max_record_bytes) return true;
+            fail("record longer than " + std::to_string(opts_.max_record_bytes) + " bytes");
+            return false;
+        };
+        auto append = [&](char c) {
+            if (within_limit()) field.push_back(c);
+        };
+        auto end_field = [&] {
+            if (within_limit()) rec.fields.push_back(std::move(field));
+            field.clear();
+            st = state::field_start;
+        };
+        rec.line = line_;
+        for (;;) {
+            const int c = get();
+            if (c == eof) {
+                if (read_error_ && !read_error_reported_) { // the input stopped short: say so once, on this record
+                    read_error_reported_ = true;
+                    fail("the input could not be read beyond line " + std::to_string(line_));
+                }
+                if (st == state::field_start && rec.fields.empty()) { // nothing after the last record
+                    if (rec.error.empty()) return std::nullopt;
+                    return rec;
+                }
+                if (st == state::quoted)
+                    fail("unterminated quoted field " + field_number() + ": the quote opened on line " +
+                         std::to_string(quote_line) + " is never closed");
+                end_field();
+                break;
+            }
+            const char ch = static_cast<char>(c);
+            ++bytes;
+            if (st == state::quoted) {
+                if (ch == '"') st = state::after_quote;
+                else {
+                    append(ch);
+                    if (ch == '\n' || (ch == '\r' && peek() != '\n')) ++line_;
+                }
+                continue;
+            }
+            if (ch == '\r' || ch == '\n') {
+                if (ch == '\r' && peek() == '\n') get();
+                ++line_;
+                if (st == state::field_start && rec.fields.empty()) { // a blank line
+                    rec.line = line_;
+                    bytes = 0;
+                    continue;
+                }
+                end_field();
+                break;
+            }
+            if (ch == opts_.delimiter) {
+                end_field();
+                continue;
+            }
+            switch (st) {
+            case state::field_start:
+                if (ch == '"') {
+                    st = state::quoted;
+                    quote_line = line_;
+                } else {
+                    append(ch);
+                    st = state::unquoted;
+                }
+                break;
+            case state::unquoted:
+                if (ch == '"') fail("quote inside unquoted field " + field_number());
+                append(ch); // kept as data, so the record still ends where it should
+                break;
+            case state::after_quote:
+                if (ch == '"') { // an escaped quote
+                    append('"');
+                    st = state::quoted;
+                } else {
+                    fail("text after the closing quote of field " + field_number());
+                    append(ch);
+                    st = state::unquoted;
+                }
+                break;
+            case state::quoted: break; // handled above
+            }
+        }
+        if (rec.error.empty()) {
+            for (std::size_t i = 0; i < rec.fields.size(); ++i) {
+                if (const auto at = detail::invalid_utf8_at(rec.fields[i])) {
+                    rec.error =
+                        "invalid UTF-8 in field " + std::to_string(i + 1) + " at byte " + std::to_string(*at + 1);
+                    break;
+                }
+            }
+        }
+        return rec;
+    }
+
+    /// The line the next record starts on (or would), from 1.
+    std::size_t line() const noexcept { return line_; }
+
+private:
+    static constexpr int eof = -1;
+
+    bool fill() {
+        if (!in_) {
+            read_error_ = read_error_ || !in_.eof(); // e.g. a file that never opened
+            return false;
+        }
+        in_.read(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
+        size_ = static_cast<std::size_t>(in_.gcount());
+        pos_ = 0;
+        // The end of the input sets eof and fail; anything else that stops a read is an error to report.
+        read_error_ = read_error_ || in_.bad() || (in_.fail() && !in_.eof());
+        return size_ > 0;
+    }
+    int peek() {
+        if (pos_ == size_ && !fill()) return eof;
+        return static_cast<unsigned char>(buffer_[pos_]);
+    }
+    int get() {
+        const int c = peek();
+        if (c != eof) ++pos_;
+        return c;
+    }
+    void skip_bom() {
+        bom_checked_ = true;
+        static constexpr std::string_view bom = "\xEF\xBB\xBF";
+        // A full read fills the buffer unless the input ends first, so a BOM is within the first buffer.
+        if (peek() != eof && std::string_view(buffer_.data() + pos_, size_ - pos_).starts_with(bom)) pos_ += bom.size();
+    }
+
+    std::istream& in_;
+    reader_options opts_;
+    std::array<char, 64 * 1024> buffer_{};
+    std::size_t pos_ = 0;
+    std::size_t size_ = 0;
+    std::size_t line_ = 1;
+    bool bom_checked_ = false;
+    bool read_error_ = false;
+    bool read_error_reported_ = false;
+};
+
+/// A row of a contact file: a contact, or the reason there is none.
+struct contact_row {
+    std::size_t line = 0; ///< the line the row starts on, from 1
+    std::optional<api::new_contact> contact{};
+    std::string error{}; ///< set exactly when contact is not
+
+    bool ok() const noexcept { return contact.has_value(); }
+};
+
+struct contact_reader_options {
+    reader_options csv{};
+    /// Header names mapped onto new_contact's fields beyond the fields' own names, e.g. {"mobile", "phone"}.
+    /// Names are compared ignoring case and surrounding blanks, with spaces and '-' read as '_'.
+    std::map<std::string, std::string> aliases{};
+};
+
+/// Reads contacts from a CSV file whose first row names the columns: `phone`, `first_name`, `last_name`,
+/// `email`, `group_id` (new_contact's text fields, also as "First Name" and so on) fill those fields; every
+/// other column goes into custom_fields under its header's text. Empty cells are left out. A row that is
+/// malformed, has more or fewer fields than the header, or breaks the catalog's rules (no phone) comes back
+/// with its error. A header without a column for a required field, with a column twice or a column without
+/// a name is reported as the first row's error, and nothing follows.
+class contact_reader {
+public:
+    /// Throws std::invalid_argument for an alias onto a name that is not one of new_contact's text fields.
+    explicit contact_reader(std::istream& in, contact_reader_options o = {}) : csv_(in, o.csv) {
+        for (const auto& [from, to] : o.aliases) {
+            const auto f = find_field(normalize(to));
+            if (!f)
+                throw std::invalid_argument("csv::contact_reader_options::aliases: \"" + to +
+                                            "\" is not a text field of new_contact");
+            aliases_.emplace(normalize(from), *f);
+        }
+    }
+
+    /// The next row, or std::nullopt at the end of the input.
+    std::optional<contact_row> next() {
+        if (done_) return std::nullopt;
+        if (!header_read_) {
+            header_read_ = true;
+            if (auto bad = read_header()) {
+                done_ = true;
+                return bad;
+            }
+        }
+        auto rec = csv_.next();
+        if (!rec) return std::nullopt;
+        contact_row row;
+        row.line = rec->line;
+        if (!rec->ok()) return failed(std::move(row), std::move(rec->error));
+        if (rec->fields.size() != columns_.size())
+            return failed(std::move(row), std::string(rec->fields.size() > columns_.size() ? "too many" : "too few") +
+                                              " fields: " + std::to_string(rec->fields.size()) + ", the header has " +
+                                              std::to_string(columns_.size()));
+        api::new_contact c;
+        for (std::size_t i = 0; i < columns_.size(); ++i) {
+            std::string& value = rec->fields[i];
+            if (value.empty()) continue;
+            if (columns_[i].set != nullptr) columns_[i].set(c, std::move(value));
+            else {
+                if (!c.custom_fields) c.custom_fields.emplace();
+                (*c.custom_fields)[header_[i]] = std::move(value);
+            }
+        }
+        if (auto v = api::check_all<api::new_contact_rules>(c)) return failed(std::move(row), v->message());
+        row.contact = std::move(c);
+        return row;
+    }
+
+    /// The header's column names as written (trimmed); empty before the first next().
+    const std::vector<std::string>& header() const noexcept { return header_; }
+
+private:
+    using setter = void (*)(api::new_contact&, std::string&&);
+    struct field_info {
+        std::string_view name;
+        setter set;
+        bool required; // a std::string member, not an optional one: the header must have its column
+    };
+    struct column {
+        setter set = nullptr; // nullptr: a custom field
+    };
+
+    /// new_contact's text members, by their described names: the field names are spelled once, in the catalog.
+    static const std::vector<field_info>& fields() {
+        static const std::vector<field_info> all = [] {
+            std::vector<field_info> v;
+            boost::mp11::mp_for_each<boost::describe::describe_members<api::new_contact, boost::describe::mod_public>>(
+                [&](auto d) {
+                    using D = decltype(d);
+                    using T = std::remove_cvref_t<decltype(std::declval<api::new_contact&>().*D::pointer)>;
+                    if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::optional<std::string>>) {
+                        v.push_back({D::name,
+                                     +[](api::new_contact& c, std::string&& s) { c.*D::pointer = std::move(s); },
+                                     std::is_same_v<T, std::string>});
+                    }
+                });
+            return v;
+        }();
+        return all;
+    }
+
+    static std::optional<field_info> find_field(std::string_view normalized) {
+        for (const auto& f : fields())
+            if (f.name == normalized) return f;
+        return std::nullopt;
+    }
+
+    static std::string trim(std::string_view s) {
+        const auto b = s.find_first_not_of(" \t");
+        if (b == std::string_view::npos) return {};
+        return std::string(s.substr(b, s.find_last_not_of(" \t") - b + 1));
+    }
+    static std::string normalize(std::string_view s) {
+        std::string out = trim(s);
+        for (char& c : out) {
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+            else if (c == ' ' || c == '-')
+                c = '_';
+        }
+        return out;
+    }
+
+    static std::optional<contact_row> failed(contact_row row, std::string why) {
+        row.error = std::move(why);
+        return row;
+    }
+
+    std::optional<contact_row> read_header() {
+        auto rec = csv_.next();
+        contact_row bad;
+        bad.line = rec ? rec->line : csv_.line();
+        if (!rec) return failed(std::move(bad), "header: the file is empty, it has no header row");
+        if (!rec->ok()) return failed(std::move(bad), "header: " + rec->error);
+        std::map<std::string, std::size_t> seen; // normalized name -> column, from 1
+        for (std::size_t i = 0; i < rec->fields.size(); ++i) {
+            std::string name = trim(rec->fields[i]);
+            const std::string key = normalize(name);
+            if (key.empty()) return failed(std::move(bad), "header: column " + std::to_string(i + 1) + " has no name");
+            std::optional<field_info> f;
+            if (const auto a = aliases_.find(key); a != aliases_.end()) f = a->second;
+            else
+                f = find_field(key);
+            const std::string id = f ? std::string(f->name) : key; // two names for one field are a duplicate too
+            if (const auto [it, fresh] = seen.emplace(id, i + 1); !fresh)
+                return failed(std::move(bad), "header: columns " + std::to_string(it->second) + " and " +
+                                                  std::to_string(i + 1) + " are both \"" + id + "\"");
+            columns_.push_back({f ? f->set : nullptr});
+            header_.push_back(std::move(name));
+        }
+        for (const auto& f : fields()) {
+            if (f.required && !seen.contains(std::string(f.name)))
+                return failed(std::move(bad), "header: no \"" + std::string(f.name) + "\" column");
+        }
+        return std::nullopt;
+    }
+
+    reader csv_;
+    std::map<std::string, field_info> aliases_; // normalized header name -> field
+    std::vector<column> columns_{};
+    std::vector<std::string> header_{};
+    bool header_read_ = false;
+    bool done_ = false;
+};
+
+} // namespace csv
+CALLSAVVY_END_NAMESPACE
+// ---- end callsavvy/csv.hpp ----
 // ---- begin callsavvy/webhook/address.hpp ----
 // callsavvy/webhook/address.hpp — IP addresses and CIDR ranges for the webhook source allow-list (spec §6):
 // strict text parsing with errors that quote the offending text, and one 128-bit form in which an IPv4
