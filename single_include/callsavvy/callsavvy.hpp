@@ -8313,11 +8313,10 @@ private:
     }
 
     void request_failed(const std::vector<std::size_t>& rows, const batch_item<api::create_bulk_contact>& item) {
-        // A request that was being sent when it was aborted may have reached the server, whichever of the two
-        // the client reports for it; one that never got a connection (attempts == 0) did not.
-        const bool unknown =
-            item.ec == condition::outcome_unknown || (item.ec == asio::error::operation_aborted && item.started &&
-                                                      item.diag.attempts > 0 && item.diag.http_status == 0);
+        // The client says outcome_unknown for a state-changing request that may have reached the server (its
+        // whole bytes left, then its answer was lost, broken or cut short by close(), the deadline or a
+        // cancellation); any other failure, operation_aborted included, means the server did not process it.
+        const bool unknown = item.ec == condition::outcome_unknown;
         const std::string message = api_error(item.ec, item.diag).what();
         for (const std::size_t row : rows) {
             contact_row_result r;
