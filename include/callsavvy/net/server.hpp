@@ -326,6 +326,15 @@ private:
         return admission::drop;
     }
 
+    /// A filter that throws refuses the connection: the accept loop must outlive any callback.
+    static bool allowed(const accept_filter& f, const asio::ip::tcp::endpoint& remote) noexcept {
+        try {
+            return f(remote);
+        } catch (...) {
+            return false;
+        }
+    }
+
     static bool at_capacity(const state& st) {
         const std::lock_guard<std::mutex> lock(st.mutex);
         return st.serving >= st.opts.max_connections;
@@ -369,7 +378,7 @@ private:
                 const std::lock_guard<std::mutex> lock(st->mutex);
                 filter = st->filter;
             }
-            if (filter && !(*filter)(e.remote)) {
+            if (filter && !allowed(*filter, e.remote)) {
                 socket.close(ignored);
                 e.what = server_event::kind::rejected_by_filter;
                 st->report(e);
