@@ -592,17 +592,24 @@ TEST_CASE("server: the accept filter and the server's own rejections are reporte
     o.limits.max_body_bytes = 16;
     o.on_event = log.hook();
     http_server server(io.get_executor(), o, echo_target);
-    bool refuse_next = true;
-    server.set_accept_filter([&](const asio::ip::tcp::endpoint&) { return !std::exchange(refuse_next, false); });
-    raw_reply filtered, too_large;
+    bool refuse_next = true, throw_next = true;
+    server.set_accept_filter([&](const asio::ip::tcp::endpoint&) {
+        if (std::exchange(refuse_next, false)) return false;
+        if (std::exchange(throw_next, false)) throw std::runtime_error("the filter broke");
+        return true;
+    });
+    raw_reply filtered, thrown, too_large;
     cstest::run_test(io, [&]() -> asio::awaitable<void> {
         filtered = co_await roundtrip(server.port(), get("/x"));
+        thrown = co_await roundtrip(server.port(), get("/y")); // a filter that throws refuses
+        // and the accept loop goes on: the next connection is served
         too_large = co_await roundtrip(server.port(), "POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: 99\r\n\r\n");
     });
     CHECK(filtered.ec);
+    CHECK(thrown.ec);
     CHECK(too_large.res.status == 413);
     const auto by_filter = log.of(server_event::kind::rejected_by_filter);
-    REQUIRE(by_filter.size() == 1);
+    REQUIRE(by_filter.size() == 2);
     CHECK(by_filter[0].connection_id == 1);
     CHECK(by_filter[0].remote.address().to_string() == "127.0.0.1");
     const auto rejected = log.of(server_event::kind::request_rejected);
