@@ -91,6 +91,7 @@ struct call_control {
 
 /// The handler installed in the caller's cancellation slot.
 struct cancel_forwarder {
+    explicit cancel_forwarder(std::shared_ptr<call_control> c) noexcept : ctl(std::move(c)) {}
     std::shared_ptr<call_control> ctl;
     void operator()(asio::cancellation_type t) const {
         asio::post(ctl->ex, [c = ctl, t] { c->cancel(t); });

@@ -6811,6 +6811,7 @@ struct call_control {
 
 /// The handler installed in the caller's cancellation slot.
 struct cancel_forwarder {
+    explicit cancel_forwarder(std::shared_ptr<call_control> c) noexcept : ctl(std::move(c)) {}
     std::shared_ptr<call_control> ctl;
     void operator()(asio::cancellation_type t) const {
         asio::post(ctl->ex, [c = ctl, t] { c->cancel(t); });
@@ -9773,8 +9774,9 @@ private:
         std::uint64_t id;
         asio::ip::tcp::endpoint remote;
         phase at = phase::handshake;
-        bool killed = false; ///< stop() reached it
-        bool done = false;   ///< its coroutine ended
+        bool killed = false;      ///< stop() reached it
+        bool closed_idle = false; ///< a graceful shutdown closed it between requests
+        bool done = false;        ///< its coroutine ended
 
         // The watchdog's actions: cancel keeps the socket open so a 408 can still be written.
         void cancel() noexcept { stream.cancel(); }
@@ -9789,6 +9791,7 @@ private:
         /// Closes the connection now unless a request is under way; true when it did.
         bool close_if_idle() {
             if (done || (at != phase::idle && at != phase::handshake)) return false;
+            closed_idle = true;
             stream.close();
             return true;
         }
@@ -9890,6 +9893,15 @@ private:
         return admission::drop;
     }
 
+    /// A filter that throws refuses the connection: the accept loop must outlive any callback.
+    static bool allowed(const accept_filter& f, const asio::ip::tcp::endpoint& remote) noexcept {
+        try {
+            return f(remote);
+        } catch (...) {
+            return false;
+        }
+    }
+
     static bool at_capacity(const state& st) {
         const std::lock_guard<std::mutex> lock(st.mutex);
         return st.serving >= st.opts.max_connections;
@@ -9933,7 +9945,7 @@ private:
                 const std::lock_guard<std::mutex> lock(st->mutex);
                 filter = st->filter;
             }
-            if (filter && !(*filter)(e.remote)) {
+            if (filter && !allowed(*filter, e.remote)) {
                 socket.close(ignored);
                 e.what = server_event::kind::rejected_by_filter;
                 st->report(e);
@@ -10017,13 +10029,18 @@ private:
         const bool ready = co_await handshake(st, c);
         if (!ready) co_return;
         http::request_parser parser(st.opts.limits);
-        for (std::uint64_t seq = 0; !st.closing() && !c.killed; ++seq) {
+        for (std::uint64_t seq = 0; !c.killed; ++seq) {
+            if (st.closing()) { // a shutdown began between two requests: nothing is under way
+                ++st.idle_closed;
+                co_return;
+            }
             // Idle until the first byte of the next request (a pipelined one is there already), then
             // read_timeout for the whole of it.
             c.at = conn::phase::idle;
             c.watchdog.arm(st.opts.idle_timeout);
             error_code ec = co_await c.reader.fill(c.stream);
-            if (ec) co_return; // closed, idle too long, or a shutdown closed it
+            // Closed, idle too long, or a shutdown closed it (perhaps just after bytes it will not serve arrived).
+            if (ec || c.closed_idle) co_return;
             c.at = conn::phase::reading;
             c.watchdog.arm(st.opts.read_timeout, detail::watchdog::on_expiry::cancel);
             ec = co_await c.reader.read(c.stream, parser);

@@ -669,39 +669,57 @@ TEST_CASE("cancellation: any type before writing, only terminal once the request
     using namespace asio::experimental::awaitable_operators;
     asio::io_context io;
     int requests = 0;
+    // Rung when the server has read a request: the tests below cancel only once the request is on the wire,
+    // however long connecting takes on a loaded machine.
+    std::optional<asio::steady_timer> bell;
     script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
         while (auto req = co_await p.read_request()) {
             ++requests;
+            if (bell) bell->cancel();
             asio::steady_timer t(co_await asio::this_coro::executor, 100ms);
             co_await t.async_wait(asio::use_awaitable);
             co_await p.respond(200, success("getSummary", obj(R"({"ok":true})")));
         }
     });
     callsavvy::client c(io.get_executor(), options_for(server));
+    const auto wait_for_request = [&](int n) { cstest::run_until(io, [&] { return requests == n; }); };
     cstest::run_test(io, [&]() -> asio::awaitable<void> {
-        auto ex = co_await asio::this_coro::executor;
         // Terminal cancellation while waiting for the answer (awaitable_operators emit it): aborted.
-        asio::steady_timer t(ex, 20ms);
-        auto r = co_await (c.async_call("getSummary", {}) || t.async_wait(asio::use_awaitable));
+        bell.emplace(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+        auto r = co_await (c.async_call("getSummary", {}) || bell->async_wait(as_tuple));
         CHECK(r.index() == 1);
+        CHECK(requests == 1);
+    });
+    {
         // Partial cancellation after the request was written is ignored: the call completes.
         asio::cancellation_signal sig;
-        asio::steady_timer t2(ex, 20ms);
-        t2.async_wait([&](callsavvy::error_code) { sig.emit(asio::cancellation_type::partial); });
-        auto [ec, data] = co_await c.async_call("getSummary", {}, asio::bind_cancellation_slot(sig.slot(), as_tuple));
-        CHECK_FALSE(ec);
+        std::optional<callsavvy::error_code> ec;
+        json::object data;
+        c.async_call("getSummary", {}, asio::bind_cancellation_slot(sig.slot(), [&](callsavvy::error_code e, json::object d) {
+                         ec = e;
+                         data = std::move(d);
+                     }));
+        wait_for_request(2);
+        sig.emit(asio::cancellation_type::partial);
+        cstest::run_until(io, [&] { return ec.has_value(); });
+        CHECK_FALSE(*ec);
         CHECK(data.at("ok") == true);
+    }
+    {
         // A partial cancellation the call ignores does not swallow a terminal one that follows.
-        asio::cancellation_signal sig2;
-        asio::steady_timer t3(ex, 20ms);
-        t3.async_wait([&](callsavvy::error_code) { sig2.emit(asio::cancellation_type::partial); });
-        asio::steady_timer t4(ex, 40ms);
-        t4.async_wait([&](callsavvy::error_code) { sig2.emit(asio::cancellation_type::terminal); });
-        auto [ec2, data2] =
-            co_await c.async_call("getSummary", {}, asio::bind_cancellation_slot(sig2.slot(), as_tuple));
-        CHECK(ec2 == asio::error::operation_aborted);
-        c.close();
-    });
+        asio::cancellation_signal sig;
+        std::optional<callsavvy::error_code> ec;
+        c.async_call("getSummary", {},
+                     asio::bind_cancellation_slot(sig.slot(), [&](callsavvy::error_code e, json::object) { ec = e; }));
+        wait_for_request(3);
+        sig.emit(asio::cancellation_type::partial);
+        cstest::run_ready(io);
+        CHECK_FALSE(ec.has_value());
+        sig.emit(asio::cancellation_type::terminal);
+        cstest::run_until(io, [&] { return ec.has_value(); });
+        CHECK(*ec == asio::error::operation_aborted);
+    }
+    c.close();
     CHECK(requests == 3);
 
     asio::io_context io2;
@@ -715,17 +733,19 @@ TEST_CASE("cancellation: any type before writing, only terminal once the request
     auto o = options_for(slow);
     o.max_connections = 1;
     callsavvy::client one(io2.get_executor(), o);
+    std::optional<callsavvy::error_code> first_ec;
+    one.async_call("getSummary", {}, [&](callsavvy::error_code ec, json::object) { first_ec = ec; });
+    // The second call waits for the only connection: a total cancellation ends it there.
+    asio::cancellation_signal sig;
+    std::optional<callsavvy::error_code> second_ec;
+    one.async_call("getSummary", {},
+                   asio::bind_cancellation_slot(sig.slot(), [&](callsavvy::error_code ec, json::object) { second_ec = ec; }));
+    cstest::run_ready(io2);
+    sig.emit(asio::cancellation_type::total);
+    cstest::run_until(io2, [&] { return second_ec.has_value() && first_ec.has_value(); });
+    CHECK(*second_ec == asio::error::operation_aborted);
+    CHECK_FALSE(*first_ec); // the cancelled waiter took nothing from the call ahead of it
     cstest::run_test(io2, [&]() -> asio::awaitable<void> {
-        callsavvy::error_code first_ec = asio::error::would_block;
-        one.async_call("getSummary", {}, [&](callsavvy::error_code ec, json::object) { first_ec = ec; });
-        asio::cancellation_signal sig;
-        asio::steady_timer t(co_await asio::this_coro::executor, 20ms);
-        t.async_wait([&](callsavvy::error_code) { sig.emit(asio::cancellation_type::total); });
-        auto [ec, data] = co_await one.async_call("getSummary", {}, asio::bind_cancellation_slot(sig.slot(), as_tuple));
-        CHECK(ec == asio::error::operation_aborted);
-        asio::steady_timer wait(co_await asio::this_coro::executor, 300ms);
-        co_await wait.async_wait(asio::use_awaitable);
-        CHECK_FALSE(first_ec); // the cancelled waiter took nothing from the call ahead of it
         auto again = co_await one.async_call("getSummary", {});
         CHECK(again.empty());
         one.close();
