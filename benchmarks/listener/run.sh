@@ -3,14 +3,15 @@
 # connections for $DURATION seconds to (1) nginx with one worker answering every POST with a fixed 200 and
 # (2) benchmarks/listener_bench (one thread: verify, parse, decode, run the handler, acknowledge), and prints
 # requests per second and the ratio (target >= 0.7). Installs wrk and nginx from Debian if they are missing;
-# builds listener_bench from the gcc-release preset. Everything runs on loopback.
-#   benchmarks/listener/run.sh            DURATION=10 CONNECTIONS=64 THREADS=1 by default
+# builds listener_bench from a release preset (PRESET, gcc-release by default). Everything runs on loopback.
+#   benchmarks/listener/run.sh            DURATION=10 CONNECTIONS=64 THREADS=1 PRESET=gcc-release by default
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here=$root/benchmarks/listener
 duration=${DURATION:-10}
 connections=${CONNECTIONS:-64}
 threads=${THREADS:-1}
+preset=${PRESET:-gcc-release}
 
 need=()
 command -v wrk > /dev/null || need+=(wrk)
@@ -20,9 +21,9 @@ if [[ ${#need[@]} -ne 0 ]]; then
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" > /dev/null
 fi
 
-cmake --preset gcc-release > /dev/null
-cmake --build --preset gcc-release --target listener_bench > /dev/null
-bench=$root/build/gcc-release/benchmarks/listener_bench
+cmake --preset "$preset" > /dev/null
+cmake --build --preset "$preset" --target listener_bench > /dev/null
+bench=$root/build/$preset/benchmarks/listener_bench
 
 work=$(mktemp -d)
 cleanup() {

@@ -695,7 +695,8 @@ TEST_CASE("cancellation: any type before writing, only terminal once the request
         asio::cancellation_signal sig;
         std::optional<callsavvy::error_code> ec;
         json::object data;
-        c.async_call("getSummary", {}, asio::bind_cancellation_slot(sig.slot(), [&](callsavvy::error_code e, json::object d) {
+        c.async_call("getSummary", {},
+                     asio::bind_cancellation_slot(sig.slot(), [&](callsavvy::error_code e, json::object d) {
                          ec = e;
                          data = std::move(d);
                      }));
@@ -738,8 +739,9 @@ TEST_CASE("cancellation: any type before writing, only terminal once the request
     // The second call waits for the only connection: a total cancellation ends it there.
     asio::cancellation_signal sig;
     std::optional<callsavvy::error_code> second_ec;
-    one.async_call("getSummary", {},
-                   asio::bind_cancellation_slot(sig.slot(), [&](callsavvy::error_code ec, json::object) { second_ec = ec; }));
+    one.async_call(
+        "getSummary", {},
+        asio::bind_cancellation_slot(sig.slot(), [&](callsavvy::error_code ec, json::object) { second_ec = ec; }));
     cstest::run_ready(io2);
     sig.emit(asio::cancellation_type::total);
     cstest::run_until(io2, [&] { return second_ec.has_value() && first_ec.has_value(); });

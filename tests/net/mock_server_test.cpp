@@ -186,19 +186,21 @@ TEST_CASE("mock raw: 401 for missing or wrong keys; registered key pairs are acc
     CHECK(envelope_of(added_after).status == "success");
 }
 
-TEST_CASE("mock raw: 403 when the source address is not on the allow-list", "[mock]") {
+TEST_CASE("mock raw: 403 when the source address is outside the allow-list's ranges, IPv4 and IPv6", "[mock]") {
     asio::io_context io;
     mock::mock_options o;
-    o.allowed_sources = {"10.1.2.3", "192.0.2.7"};
+    o.allowed_sources = {"10.1.2.0/24", "192.0.2.7"};
     mock::mock_server m(io.get_executor(), o);
     const mock::api_key nope{"nope", "nope"};
-    raw_reply refused, still_refused, allowed, wrong_key;
+    raw_reply refused, still_refused, allowed, by_range, wrong_key;
     cstest::run_test(io, [&]() -> asio::awaitable<void> {
         refused = co_await roundtrip(m.port(), post("listUsers", "{}"));
-        m.allow_sources({"::1"});
+        m.allow_sources({"::1", "127.0.0.2/32"});
         still_refused = co_await roundtrip(m.port(), post("listUsers", "{}"));
         m.allow_sources({"10.1.2.3", "127.0.0.1"});
         allowed = co_await roundtrip(m.port(), post("listUsers", "{}"));
+        m.allow_sources({"127.0.0.0/8"});
+        by_range = co_await roundtrip(m.port(), post("listUsers", "{}"));
         wrong_key = co_await roundtrip(m.port(), post("listUsers", "{}", nope));
     });
     check_error(refused, 403, "listUsers", "IP address not whitelisted");
@@ -206,7 +208,32 @@ TEST_CASE("mock raw: 403 when the source address is not on the allow-list", "[mo
     REQUIRE_FALSE(allowed.ec);
     CHECK(allowed.res.status == 200);
     CHECK(envelope_of(allowed).data.at("users").as_array().size() == 2);
+    REQUIRE_FALSE(by_range.ec);
+    CHECK(by_range.res.status == 200);
     check_error(wrong_key, 401, "listUsers", "Invalid API credentials");
+
+    // Over IPv6 loopback: ::1 is in ::1/128 and not in 2001:db8::/32.
+    asio::io_context io6;
+    mock::mock_options o6;
+    o6.server.address = "::1";
+    o6.allowed_sources = {"2001:db8::/32"};
+    mock::mock_server m6(io6.get_executor(), o6);
+    raw_reply v6_refused, v6_allowed;
+    cstest::run_test(io6, [&]() -> asio::awaitable<void> {
+        v6_refused = co_await roundtrip(m6.port(), post("listUsers", "{}"), "::1");
+        m6.allow_sources({"2001:db8::/32", "::1/128"});
+        v6_allowed = co_await roundtrip(m6.port(), post("listUsers", "{}"), "::1");
+    });
+    check_error(v6_refused, 403, "listUsers", "IP address not whitelisted");
+    REQUIRE_FALSE(v6_allowed.ec);
+    CHECK(v6_allowed.res.status == 200);
+
+    // An entry that is not an address or a range is refused by name, quoting it.
+    mock::mock_options bad;
+    bad.allowed_sources = {"10.0.0.0/8", "10.0.0.1/33"};
+    CHECK_THROWS_WITH(mock::mock_server(io.get_executor(), bad),
+                      Catch::Contains("allowed_sources") && Catch::Contains("10.0.0.1/33"));
+    CHECK_THROWS_WITH(m.allow_sources({"localhost"}), Catch::Contains("allowed_sources"));
 }
 
 TEST_CASE("mock raw: 404 for an unknown resource and for an unknown id", "[mock]") {

@@ -21,6 +21,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -28,6 +29,8 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+
+#include <sys/resource.h>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -468,6 +471,81 @@ TEST_CASE("listener: a slow client does not delay a normal delivery, and is drop
         CHECK(answer.substr(0, 12) == "HTTP/1.1 408");
         l.stop();
     });
+}
+
+TEST_CASE("listener: 2000 concurrent deliveries while 200 slow clients hold sockets: each handled once and "
+          "acknowledged",
+          "[listener][load]") {
+    // Both ends live in this process: 2000 + 2000 sockets for the deliveries, 2 x 200 for the slow clients.
+    rlimit files{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &files) == 0);
+    constexpr rlim_t needed = 5000;
+    if (files.rlim_cur < needed) {
+        files.rlim_cur = std::min<rlim_t>(files.rlim_max, 8192);
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &files) == 0);
+    }
+    REQUIRE(files.rlim_cur >= needed);
+
+    constexpr std::size_t deliveries = 2000;
+    constexpr std::size_t slow_clients = 200;
+    asio::io_context io;
+    wh::listener_options o;
+    o.server.read_timeout = 60s; // the slow clients keep their sockets for the whole test
+    wh::listener l(io.get_executor(), o);
+    std::map<std::string, int> handled; // by caller number
+    std::size_t in_handlers = 0, most_in_handlers = 0;
+    l.on<wh::call_summary>([&](wh::call_summary e) -> asio::awaitable<void> {
+        ++in_handlers;
+        most_in_handlers = std::max(most_in_handlers, in_handlers);
+        // A handler that takes a while, so that many are in flight at once.
+        asio::steady_timer t(co_await asio::this_coro::executor, 20ms);
+        co_await t.async_wait(asio::use_awaitable);
+        --in_handlers;
+        ++handled[e.caller_number.value_or("")];
+    });
+    l.start();
+    webhook_sender s(io.get_executor(), url_of(l));
+    std::vector<std::string> events;
+    events.reserve(deliveries);
+    for (std::size_t i = 0; i < deliveries; ++i) {
+        json::object e = json::parse(call_summary_sample).as_object();
+        e["caller_number"] = "+23480" + std::to_string(10000000 + i);
+        events.push_back(json::serialize(e));
+    }
+    callsavvy::testing::bulk_result result{};
+    std::size_t slow_still_open = 0;
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        std::vector<asio::ip::tcp::socket> slow;
+        slow.reserve(slow_clients);
+        const std::string_view partial = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"event\":";
+        for (std::size_t i = 0; i < slow_clients; ++i) {
+            slow.emplace_back(ex);
+            co_await slow.back().async_connect({asio::ip::make_address("127.0.0.1"), l.port()}, asio::use_awaitable);
+            co_await asio::async_write(slow.back(), asio::buffer(partial), asio::use_awaitable);
+        }
+        result = co_await s.deliver_bulk(std::move(events), deliveries);
+        // The slow clients are still connected and unanswered: nothing of theirs was mistaken for an event.
+        for (auto& c : slow) {
+            callsavvy::error_code ec;
+            if (c.available(ec) == 0 && !ec) ++slow_still_open;
+        }
+        l.stop();
+    });
+    CHECK(result.sent == deliveries);
+    CHECK(result.acknowledged == deliveries);
+    CHECK(result.failed == 0);
+    CHECK(result.connections == deliveries);
+    CHECK(slow_still_open == slow_clients);
+    CHECK(handled.size() == deliveries);
+    std::size_t twice = 0;
+    for (const auto& [number, count] : handled)
+        if (count != 1) ++twice;
+    CHECK(twice == 0);
+    CHECK(most_in_handlers > 100); // the deliveries really overlapped
+    const auto stats = l.statistics();
+    CHECK(stats.all.ok == deliveries);
+    CHECK(stats.all.rejected == 0);
 }
 
 TEST_CASE("listener: HTTPS with the application's certificate", "[listener][tls]") {

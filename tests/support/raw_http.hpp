@@ -63,8 +63,8 @@ class raw_conn {
 public:
     explicit raw_conn(const asio::any_io_executor& ex) : socket_(ex) {}
 
-    asio::awaitable<void> connect(std::uint16_t port) {
-        const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
+    asio::awaitable<void> connect(std::uint16_t port, const char* address = "127.0.0.1") {
+        const asio::ip::tcp::endpoint ep(asio::ip::make_address(address), port);
         co_await socket_.async_connect(ep, asio::use_awaitable);
     }
 
@@ -135,9 +135,9 @@ private:
 };
 
 /// A fresh connection, one request's bytes, one response.
-inline asio::awaitable<raw_reply> roundtrip(std::uint16_t port, std::string bytes) {
+inline asio::awaitable<raw_reply> roundtrip(std::uint16_t port, std::string bytes, const char* address = "127.0.0.1") {
     raw_conn c(co_await asio::this_coro::executor);
-    co_await c.connect(port);
+    co_await c.connect(port, address);
     co_await c.write(std::move(bytes));
     co_return co_await c.read();
 }

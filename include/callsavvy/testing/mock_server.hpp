@@ -11,6 +11,7 @@
 #include <callsavvy/envelope.hpp>
 #include <callsavvy/json/mapping.hpp>
 #include <callsavvy/net/server.hpp>
+#include <callsavvy/webhook/address.hpp>
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -64,7 +65,10 @@ struct mock_options {
     server_options server{}; ///< address, port, TLS, request limits (413), timeouts
     std::string path_prefix = "/v1/";
     std::vector<api_key> keys{sandbox_key()};
-    std::vector<std::string> allowed_sources{}; ///< empty: any source; else these IP addresses only (403)
+    /// Empty: any source; else only addresses in these CIDR ranges or single addresses, IPv4 or IPv6 (403
+    /// otherwise), as the listener's allow-list takes them. An entry that is neither throws
+    /// std::invalid_argument naming allowed_sources and quoting it.
+    std::vector<std::string> allowed_sources{};
     mock_rate_limits rate_limits{};
     std::uint64_t seed = 1; ///< of the random faults and nothing else
     /// false: keep no journal (journal() stays empty), for a long-running mock that nobody inspects, such as
@@ -675,7 +679,8 @@ private:
 class mock_server {
 public:
     mock_server(asio::any_io_executor ex, mock_options o = {})
-        : opts_(std::move(o)), rates_(opts_.rate_limits), rng_(opts_.seed),
+        : opts_(std::move(o)), sources_(parse_sources(opts_.allowed_sources)), rates_(opts_.rate_limits),
+          rng_(opts_.seed),
           server_(
               ex, opts_.server, [this](server_request& r) { return handle(r); },
               [this](int status, std::string_view reason) { return protocol_error(status, reason); }) {
@@ -702,7 +707,11 @@ public:
     void stop() { server_.stop(); }
 
     void add_key(api_key k) { opts_.keys.push_back(std::move(k)); }
-    void allow_sources(std::vector<std::string> addresses) { opts_.allowed_sources = std::move(addresses); }
+    /// Replaces the allow-list (see mock_options::allowed_sources).
+    void allow_sources(std::vector<std::string> ranges) {
+        sources_ = parse_sources(ranges);
+        opts_.allowed_sources = std::move(ranges);
+    }
 
     /// Uses up `n` slots of `public_key`'s limits for `resource` (and the global one), as another process
     /// sharing the key would.
@@ -818,12 +827,8 @@ private:
             return k.public_key == key && k.private_key == priv;
         });
         if (!authorized) return answer.error(401, "Invalid API credentials");
-        if (!opts_.allowed_sources.empty()) {
-            const std::string from = req.remote.address().to_string();
-            if (std::find(opts_.allowed_sources.begin(), opts_.allowed_sources.end(), from) ==
-                opts_.allowed_sources.end())
-                return answer.error(403, "IP address not whitelisted");
-        }
+        if (!sources_.empty() && !sources_.contains(webhook::ip_address::from(req.remote.address())))
+            return answer.error(403, "IP address not whitelisted");
         if (routes_.find(answer.resource) == routes_.end())
             return answer.error(404, "Unknown resource: " + answer.resource);
         if (opts_.rate_limits.enabled) {
@@ -870,7 +875,15 @@ private:
         co_return co_await fault_injector::apply(*f, normal);
     }
 
+    static webhook::address_set parse_sources(const std::vector<std::string>& ranges) {
+        std::string why;
+        auto set = webhook::address_set::parse(ranges, why);
+        if (!set) throw std::invalid_argument("mock_options::allowed_sources: " + why);
+        return std::move(*set);
+    }
+
     mock_options opts_;
+    webhook::address_set sources_;
     detail::mock_store store_;
     detail::rate_counter rates_;
     std::unordered_map<std::string, detail::route> routes_;

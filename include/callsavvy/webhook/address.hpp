@@ -34,6 +34,11 @@ public:
         for (std::size_t i = 0; i < 4; ++i) m[12 + i] = b[i];
         return ip_address(m);
     }
+    /// From an asio::ip::address (a template, so this header needs no Asio).
+    template <class Address>
+    static ip_address from(const Address& a) {
+        return a.is_v4() ? from_v4_bytes(a.to_v4().to_bytes()) : from_v6_bytes(a.to_v6().to_bytes());
+    }
 
     /// Dotted IPv4 (four decimal parts 0..255, no leading zeros) or IPv6 text (RFC 4291 section 2.2,
     /// lower or upper case, `::`, a trailing dotted IPv4). No brackets, ports or zone ids: nullopt.

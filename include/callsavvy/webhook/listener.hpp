@@ -339,11 +339,7 @@ private:
             duplicate_filter::ticket ticket{};
         };
 
-        static ip_address address_of(const asio::ip::tcp::endpoint& ep) {
-            const auto a = ep.address();
-            return a.is_v4() ? ip_address::from_v4_bytes(a.to_v4().to_bytes())
-                             : ip_address::from_v6_bytes(a.to_v6().to_bytes());
-        }
+        static ip_address address_of(const asio::ip::tcp::endpoint& ep) { return ip_address::from(ep.address()); }
 
         static std::string what_of(const std::exception_ptr& e) {
             try {
