@@ -4750,14 +4750,20 @@ private:
 /// read, a write), disarmed after it. On expiry it cancels the target's operations (the owner may still
 /// answer, e.g. 408) or closes it. A completion that was already queued when the watchdog was re-armed,
 /// disarmed or destroyed is a no-op: the generation and the weak reference see to it.
+///
+/// Re-arming is lazy: a wait already under way that ends no later than the new deadline is kept, and when
+/// it ends it waits again for what is left. A server arms and suspends its connection's watchdog several
+/// times per request; each change of the earliest timer would otherwise cost a timer update in the kernel
+/// (timerfd_settime) per phase.
 class watchdog {
 public:
     enum class on_expiry { cancel, close };
-    using duration = std::chrono::steady_clock::duration;
+    using clock = std::chrono::steady_clock;
+    using duration = clock::duration;
 
     /// `target` has cancel() and close(), both noexcept, and outlives the watchdog.
     template <class Target>
-    watchdog(const asio::any_io_executor& ex, Target& target) : timer_(ex), state_(std::make_shared<shared_state>()) {
+    watchdog(const asio::any_io_executor& ex, Target& target) : state_(std::make_shared<shared_state>(ex)) {
         state_->target = &target;
         state_->act = [](void* t, on_expiry what) noexcept {
             if (what == on_expiry::close) static_cast<Target*>(t)->close();
@@ -4769,28 +4775,55 @@ public:
     watchdog& operator=(const watchdog&) = delete;
 
     void arm(duration d, on_expiry what = on_expiry::close) {
-        state_->expired = false;
-        state_->what = what;
-        const std::uint64_t gen = ++state_->generation;
-        timer_.expires_after(d);
-        timer_.async_wait(expiry{state_, gen});
+        auto& s = *state_;
+        s.expired = false;
+        s.what = what;
+        s.armed = true;
+        s.deadline = clock::now() + d;
+        if (s.waiting && s.wait_until <= s.deadline) return; // that wait ends first and waits again
+        shared_state::wait(state_);
     }
 
+    /// Nothing is watched until the next arm(); a wait under way is left to end by itself (and then finds
+    /// nothing armed). For a pause between two phases that follow each other soon.
+    void suspend() noexcept { state_->armed = false; }
+
+    /// Nothing is watched, and the timer is cancelled: for the end of a connection's use, so that no wait
+    /// keeps the io_context busy.
     void disarm() noexcept {
-        ++state_->generation;
-        timer_.cancel();
+        auto& s = *state_;
+        s.armed = false;
+        if (!s.waiting) return;
+        s.waiting = false;
+        ++s.generation;
+        s.timer.cancel();
     }
 
-    /// The last armed deadline passed before disarm().
+    /// The last armed deadline passed before disarm() or suspend().
     bool expired() const noexcept { return state_->expired; }
 
 private:
     struct shared_state {
+        explicit shared_state(const asio::any_io_executor& ex) : timer(ex) {}
+        asio::steady_timer timer;
         void* target = nullptr;
         void (*act)(void*, on_expiry) noexcept = nullptr;
-        std::uint64_t generation = 0;
+        clock::time_point deadline{};
+        clock::time_point wait_until{}; ///< the wait under way, when `waiting`
+        std::uint64_t generation = 0;   ///< of the wait under way: an older completion is stale
+        bool armed = false;
+        bool waiting = false;
         bool expired = false;
         on_expiry what = on_expiry::close;
+
+        /// Waits until `deadline` (cancelling a wait under way, whose completion is then stale).
+        static void wait(const std::shared_ptr<shared_state>& s) {
+            s->waiting = true;
+            s->wait_until = s->deadline;
+            const std::uint64_t gen = ++s->generation;
+            s->timer.expires_at(s->deadline);
+            s->timer.async_wait(expiry{s, gen});
+        }
     };
 
     struct expiry {
@@ -4798,13 +4831,19 @@ private:
         std::uint64_t gen;
         void operator()(const error_code& ec) const {
             const auto st = weak.lock();
-            if (ec || !st || st->generation != gen) return;
+            if (!st || st->generation != gen) return; // the watchdog is gone, or a newer wait replaced this one
+            st->waiting = false;
+            if (ec || !st->armed) return;
+            if (clock::now() < st->deadline) { // re-armed since this wait began: wait for what is left
+                shared_state::wait(st);
+                return;
+            }
+            st->armed = false;
             st->expired = true;
             st->act(st->target, st->what);
         }
     };
 
-    asio::steady_timer timer_;
     std::shared_ptr<shared_state> state_;
 };
 
@@ -10050,7 +10089,7 @@ private:
             c.watchdog.arm(st.opts.read_timeout, detail::watchdog::on_expiry::cancel);
             ec = co_await c.reader.read(c.stream, parser);
             const bool late = c.watchdog.expired();
-            c.watchdog.disarm();
+            c.watchdog.suspend(); // the handler has no deadline of the server's; the next phase re-arms it
             if (ec) {
                 if (c.killed) co_return;
                 if (late) co_await reject(st, c, 408, "request not received in time", ec);
@@ -10109,7 +10148,7 @@ private:
             c.watchdog.arm(st.opts.write_timeout);
             ec = co_await c.stream.write(head, reply.response.body);
             if (!ec && close) co_await c.stream.shutdown(); // TLS: close_notify, bounded by the same deadline
-            c.watchdog.disarm();
+            c.watchdog.suspend();
             if (ec || close) co_return;
         }
     }
@@ -10814,6 +10853,7 @@ CALLSAVVY_END_NAMESPACE
 #include <asio/any_io_executor.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
+#include <asio/cancellation_state.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -11264,11 +11304,25 @@ private:
         }
 
         /// Runs a handler on the handler executor and waits for it, at most `deadline`. The wait also ends when
-        /// the server cancels this delivery (shutdown, stop()); the handler is then cancelled too.
+        /// the server cancels this delivery (shutdown, stop()); the handler is then cancelled too. A handler
+        /// with neither a deadline nor an executor of its own runs inline.
         asio::awaitable<std::shared_ptr<detail::handler_run>>
         run_handler(asio::awaitable<detail::handler_outcome> task, std::chrono::steady_clock::duration deadline) {
             const asio::any_io_executor strand = co_await asio::this_coro::executor;
             auto run = std::make_shared<detail::handler_run>(strand);
+            if (!opts.handler_executor && deadline == std::chrono::steady_clock::duration::max()) {
+                // No deadline and the connection's own strand: the handler runs inline, under this delivery's
+                // cancellation (the server's stop() or the end of a shutdown's grace reaches it directly),
+                // which spares a spawn, a timer and two hand-overs per event.
+                try {
+                    run->result = co_await std::move(task);
+                } catch (...) {
+                    run->error = std::current_exception();
+                }
+                const asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
+                run->done = cs.cancelled() == asio::cancellation_type::none; // cut short: nothing is acknowledged
+                co_return run;
+            }
             if (deadline != std::chrono::steady_clock::duration::max()) run->wake.expires_after(deadline);
             const asio::any_io_executor hex = opts.handler_executor.value_or(strand);
             asio::co_spawn(hex, std::move(task),

@@ -480,7 +480,7 @@ private:
             c.watchdog.arm(st.opts.read_timeout, detail::watchdog::on_expiry::cancel);
             ec = co_await c.reader.read(c.stream, parser);
             const bool late = c.watchdog.expired();
-            c.watchdog.disarm();
+            c.watchdog.suspend(); // the handler has no deadline of the server's; the next phase re-arms it
             if (ec) {
                 if (c.killed) co_return;
                 if (late) co_await reject(st, c, 408, "request not received in time", ec);
@@ -539,7 +539,7 @@ private:
             c.watchdog.arm(st.opts.write_timeout);
             ec = co_await c.stream.write(head, reply.response.body);
             if (!ec && close) co_await c.stream.shutdown(); // TLS: close_notify, bounded by the same deadline
-            c.watchdog.disarm();
+            c.watchdog.suspend();
             if (ec || close) co_return;
         }
     }

@@ -21,6 +21,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
+#include <asio/cancellation_state.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -471,11 +472,25 @@ private:
         }
 
         /// Runs a handler on the handler executor and waits for it, at most `deadline`. The wait also ends when
-        /// the server cancels this delivery (shutdown, stop()); the handler is then cancelled too.
+        /// the server cancels this delivery (shutdown, stop()); the handler is then cancelled too. A handler
+        /// with neither a deadline nor an executor of its own runs inline.
         asio::awaitable<std::shared_ptr<detail::handler_run>>
         run_handler(asio::awaitable<detail::handler_outcome> task, std::chrono::steady_clock::duration deadline) {
             const asio::any_io_executor strand = co_await asio::this_coro::executor;
             auto run = std::make_shared<detail::handler_run>(strand);
+            if (!opts.handler_executor && deadline == std::chrono::steady_clock::duration::max()) {
+                // No deadline and the connection's own strand: the handler runs inline, under this delivery's
+                // cancellation (the server's stop() or the end of a shutdown's grace reaches it directly),
+                // which spares a spawn, a timer and two hand-overs per event.
+                try {
+                    run->result = co_await std::move(task);
+                } catch (...) {
+                    run->error = std::current_exception();
+                }
+                const asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
+                run->done = cs.cancelled() == asio::cancellation_type::none; // cut short: nothing is acknowledged
+                co_return run;
+            }
             if (deadline != std::chrono::steady_clock::duration::max()) run->wake.expires_after(deadline);
             const asio::any_io_executor hex = opts.handler_executor.value_or(strand);
             asio::co_spawn(hex, std::move(task),
