@@ -47,6 +47,7 @@
 #include <iterator>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -971,37 +972,78 @@ struct import_command {
 
         // Rows an earlier run sent without recording an answer: a contact with the row's phone number on the
         // server means the request was processed (created); none means it was not, and the row goes again.
-        asio::awaitable<int> resolve(callsavvy::client& c, const std::map<std::size_t, std::string>& phones) {
-            if (phones.empty()) co_return exit_ok;
-            std::vector<api::list_contacts_request> lookups;
-            std::vector<std::size_t> lines;
-            for (const auto& [line, phone] : phones) {
-                api::list_contacts_request r;
-                r.search = phone;
-                r.per_page = 100;
-                lookups.push_back(std::move(r));
-                lines.push_back(line);
-            }
+        using lookup_result = callsavvy::batch_result<api::list_contacts>;
+
+        // listContacts calls; nullopt (after saying why, with `code` set) when one of them failed.
+        asio::awaitable<std::optional<lookup_result>>
+        lookup(callsavvy::client& c, std::vector<api::list_contacts_request> requests, int& code) {
             callsavvy::batch_options bo;
             bo.max_in_flight = cmd.max_in_flight;
-            auto run = callsavvy::async_run_batch(c, api::list_contacts{}, std::move(lookups), bo);
-            const auto result = co_await std::move(run);
-            std::map<std::string, std::size_t> used; // contacts of a phone already matched to a row
+            auto run = callsavvy::async_run_batch(c, api::list_contacts{}, std::move(requests), bo);
+            lookup_result result = co_await std::move(run);
             for (const auto& item : result.items) {
-                const std::size_t line = lines[item.index];
-                const std::string& phone = phones.at(line);
-                if (item.ec) {
-                    print_error(s, classify(item.ec).label,
-                                "cannot check the rows sent without an answer (line " + std::to_string(line) +
-                                    "): " + callsavvy::api_error(item.ec, item.diag).what());
-                    co_return classify(item.ec).code;
+                if (!item.ec) continue;
+                const auto fc = classify(item.ec);
+                print_error(s, fc.label,
+                            "cannot check the rows sent without an answer: " +
+                                std::string(callsavvy::api_error(item.ec, item.diag).what()));
+                code = fc.code;
+                co_return std::nullopt;
+            }
+            co_return result;
+        }
+
+        // Rows an earlier run sent without recording an answer: a contact with the row's phone number on the
+        // server means the request was processed (created); none means it was not, and the row goes again.
+        // The contacts come from every page of the account's list or from one search per phone number,
+        // whichever takes fewer requests (the first page says how many pages there are).
+        asio::awaitable<int> resolve(callsavvy::client& c, const std::map<std::size_t, std::string>& phones) {
+            if (phones.empty()) co_return exit_ok;
+            constexpr std::int64_t per_page = 100; // the spec's largest page
+            int code = exit_ok;
+            std::vector<api::list_contacts_request> first(1);
+            first[0].per_page = per_page;
+            const auto page_one = co_await lookup(c, std::move(first), code);
+            if (!page_one) co_return code;
+            const std::int64_t pages = page_one->items[0].response->pagination.total_pages.value_or(1);
+            std::set<std::string> distinct;
+            for (const auto& entry : phones) distinct.insert(entry.second);
+
+            std::multimap<std::string, std::string> on_server; // phone -> contact id
+            const auto collect = [&](const lookup_result& r) {
+                for (const auto& item : r.items)
+                    for (const auto& ct : item.response->contacts)
+                        if (ct.phone && distinct.contains(*ct.phone))
+                            on_server.emplace(*ct.phone, ct.contact_id.value_or(""));
+            };
+            std::vector<api::list_contacts_request> rest;
+            const bool by_pages = pages <= static_cast<std::int64_t>(distinct.size());
+            if (by_pages) {
+                collect(*page_one);
+                for (std::int64_t p = 2; p <= pages; ++p) {
+                    api::list_contacts_request r;
+                    r.page = p;
+                    r.per_page = per_page;
+                    rest.push_back(std::move(r));
                 }
-                std::vector<const callsavvy::api::contact*> matches;
-                for (const auto& ct : item.response->contacts)
-                    if (ct.phone && *ct.phone == phone) matches.push_back(&ct);
+            } else {
+                for (const auto& phone : distinct) {
+                    api::list_contacts_request r;
+                    r.search = phone;
+                    r.per_page = per_page;
+                    rest.push_back(std::move(r));
+                }
+            }
+            const auto more = co_await lookup(c, std::move(rest), code);
+            if (!more) co_return code;
+            collect(*more);
+
+            std::map<std::string, std::size_t> used; // contacts of a phone already matched to a row
+            for (const auto& [line, phone] : phones) {
+                const auto [from, to] = on_server.equal_range(phone);
                 std::size_t& n = used[phone];
-                if (n < matches.size()) {
-                    const std::string id = matches[n]->contact_id.value_or("");
+                if (static_cast<std::size_t>(std::distance(from, to)) > n) {
+                    const std::string id = std::next(from, static_cast<std::ptrdiff_t>(n))->second;
                     ++n;
                     journal.created(line, id);
                     earlier[line] = callsavvy_tools::journaled_row{callsavvy_tools::row_state::created, id};
