@@ -1,12 +1,12 @@
 // tools/callsavvy/main.cpp — the `callsavvy` command-line tool: lists the endpoint catalog (also as the
 // README's Markdown table), makes one API call with the library's own client, printing the response's
-// `data` as JSON, runs the mock server, and receives webhooks (`listen`: one JSON line per event). Every failure class
-// has its own exit code and exactly one line on stderr, so scripts can branch on the code and humans can read the line.
-// The API keys never reach any output.
+// `data` as JSON, imports contacts from a CSV file (`import contacts`, with a journal that survives a crash),
+// runs the mock server, receives webhooks (`listen`: one JSON line per event) and sends one (`trigger`).
+// Every failure class has its own exit code and exactly one line on stderr, so scripts can branch on the
+// code and humans can read the line. The API keys and webhook secrets never reach any output.
 //
 // Subcommands are independent: each one registers its options on its own CLI::App and returns the exit
-// code of its run, so a new one (`callsavvy mock`, with the mock server) is one more register function
-// and one more line in main().
+// code of its run, so a new one is one more register function and one more line in main().
 #include <callsavvy/api/catalog.hpp>
 #include <callsavvy/api/endpoints.hpp>
 #include <callsavvy/batch.hpp>
@@ -253,6 +253,21 @@ failure_class classify(const callsavvy::error_code& ec) {
 // ---------------------------------------------------------------------------------------------------------
 // callsavvy call
 
+// Ctrl-C and SIGTERM end the client's calls cleanly (close() completes them with operation_aborted) instead
+// of killing the process in the middle of a TLS record; `number` says which signal came.
+struct close_on_signal {
+    asio::signal_set signals;
+    int number = 0;
+
+    close_on_signal(asio::io_context& io, callsavvy::client& c) : signals(io, SIGINT, SIGTERM) {
+        signals.async_wait([this, &c](const callsavvy::error_code& ec, int signo) {
+            if (ec) return;
+            number = signo;
+            c.close();
+        });
+    }
+};
+
 // What every subcommand that calls the API takes: the keys (from the environment, preferably), the base URL
 // and how to trust the server.
 struct connection_flags {
@@ -386,15 +401,7 @@ struct call_command {
 
         asio::io_context io;
         callsavvy::client c(io.get_executor(), std::move(o));
-        // Ctrl-C ends the call cleanly (close() completes it with operation_aborted) instead of killing the
-        // process in the middle of a TLS record.
-        asio::signal_set signals(io, SIGINT, SIGTERM);
-        int signal_number = 0;
-        signals.async_wait([&](const callsavvy::error_code& ec, int signo) {
-            if (ec) return;
-            signal_number = signo;
-            c.close();
-        });
+        close_on_signal interrupt(io, c);
 
         callsavvy::diagnostics d;
         callsavvy::error_code result;
@@ -404,15 +411,16 @@ struct call_command {
             done = true;
             result = ec;
             data = std::move(r);
-            signals.cancel();
+            interrupt.signals.cancel();
             c.close(); // idle connections: TLS close_notify, bounded by the library to a second
         });
         io.run();
 
-        if (signal_number != 0) {
+        if (interrupt.number != 0) {
             print_error(s, "interrupted",
-                        "by signal " + std::to_string(signal_number) + "; the call to " + resource + " did not finish");
-            return exit_interrupted + signal_number;
+                        "by signal " + std::to_string(interrupt.number) + "; the call to " + resource +
+                            " did not finish");
+            return exit_interrupted + interrupt.number;
         }
         if (!done) {
             print_error(s, "internal", "the call did not complete");
@@ -908,13 +916,7 @@ struct import_command {
         o.rate_limits.global = {rate_global, window};
         asio::io_context io;
         callsavvy::client c(io.get_executor(), std::move(o));
-        asio::signal_set signals(io, SIGINT, SIGTERM);
-        int signal_number = 0;
-        signals.async_wait([&](const callsavvy::error_code& ec, int signo) {
-            if (ec) return;
-            signal_number = signo;
-            c.close();
-        });
+        close_on_signal interrupt(io, c);
 
         import_state st{*this, s, *journal, failed_out, earlier, total};
         int code = exit_internal;
@@ -929,7 +931,7 @@ struct import_command {
                 code = co_await st.run_import(c, ro);
             },
             [&](std::exception_ptr e) {
-                signals.cancel();
+                interrupt.signals.cancel();
                 c.close();
                 if (e) {
                     try {
@@ -942,11 +944,11 @@ struct import_command {
             });
         io.run();
         failed_out.flush();
-        if (signal_number != 0) {
+        if (interrupt.number != 0) {
             st.print_summary();
             print_error(s, "interrupted",
-                        "by signal " + std::to_string(signal_number) + "; run again with --resume to finish");
-            return exit_interrupted + signal_number;
+                        "by signal " + std::to_string(interrupt.number) + "; run again with --resume to finish");
+            return exit_interrupted + interrupt.number;
         }
         return code;
     }
@@ -1165,6 +1167,9 @@ struct import_command {
             opts.chunk_size = cmd.chunk_size;
             if (!cmd.group_id.empty()) opts.group_id = cmd.group_id;
             opts.batch.max_in_flight = cmd.max_in_flight;
+            // A request's failure (refused keys, a 5xx) would repeat for every request: stop, and let --resume
+            // continue once the cause is fixed.
+            opts.batch.policy = callsavvy::batch_policy::stop_on_first_error;
             opts.batch.on_progress = [this, &line](const callsavvy::batch_progress& p) { progress(line, p); };
             const asio::any_io_executor ex = c.get_executor();
             auto run = callsavvy::async_stream_import_contacts(
@@ -1274,11 +1279,12 @@ struct trigger_command {
         words >> secret;
         const secrets s{{secret, basic}};
         const wh::event_info* info = wh::find_event(event);
-        if (info == nullptr)
-            return print_error(s, "usage",
-                               "unknown event \"" + one_line(event, 60) +
-                                   "\" (the events are the spec's: callSummary, callerInformation, ...)"),
-                   exit_usage;
+        if (info == nullptr) {
+            print_error(s, "usage",
+                        "unknown event \"" + one_line(event, 60) +
+                            "\" (the events are the spec's: callSummary, callerInformation, ...)");
+            return exit_usage;
+        }
 
         // The fields, the same way `call` reads a body.
         call_command reader;
@@ -1300,9 +1306,14 @@ struct trigger_command {
         if (!basic.empty()) {
             const auto colon = basic.find(':');
             const auto scheme_end = target.find("://");
-            if (colon == std::string::npos) return print_error(s, "usage", "--basic is not user:password"), exit_usage;
-            if (scheme_end == std::string::npos)
-                return print_error(s, "usage", "--to is not an http or https URL"), exit_usage;
+            if (colon == std::string::npos) {
+                print_error(s, "usage", "--basic is not user:password");
+                return exit_usage;
+            }
+            if (scheme_end == std::string::npos) {
+                print_error(s, "usage", "--to is not an http or https URL");
+                return exit_usage;
+            }
             target.insert(scheme_end + 3,
                           percent_encode(basic.substr(0, colon)) + ":" + percent_encode(basic.substr(colon + 1)) + "@");
         }
