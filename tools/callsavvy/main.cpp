@@ -47,6 +47,7 @@
 #include <iterator>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -1241,6 +1242,18 @@ std::string percent_encode(std::string_view s) {
     return out;
 }
 
+// A webhook-id of its own for every delivery: the listener answers a repeated id as a duplicate without
+// running its handler, and every run of the tool is a new delivery.
+std::string delivery_id() {
+    std::random_device rd;
+    const std::uint64_t n = (std::uint64_t{rd()} << 32) ^ rd() ^
+                            static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string id = "msg_cli_";
+    for (int shift = 60; shift >= 0; shift -= 4) id += hex[(n >> shift) & 0xf];
+    return id;
+}
+
 struct trigger_command {
     std::string event;
     std::string url;
@@ -1331,7 +1344,8 @@ struct trigger_command {
             io,
             [&]() -> asio::awaitable<void> {
                 std::string text = json::serialize(body);
-                auto r = co_await sender.deliver(std::move(text));
+                std::string id = delivery_id();
+                auto r = co_await sender.deliver(std::move(text), std::move(id));
                 result = std::move(r);
             },
             asio::detached);
