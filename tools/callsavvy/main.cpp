@@ -780,7 +780,8 @@ struct import_command {
                         "Write the rows that failed (malformed or rejected) to this CSV: line, the row's fields, "
                         "message");
         sub->add_option("--max-in-flight", max_in_flight, "createBulkContact requests outstanding at once")
-            ->check(CLI::Range(std::size_t{1}, std::size_t{64}));
+            ->check(CLI::Range(std::size_t{1}, std::size_t{64}))
+            ->capture_default_str();
         sub->add_option("--chunk-size", chunk_size, "Contacts per createBulkContact request")
             ->check(CLI::Range(std::size_t{1}, callsavvy::max_bulk_contacts))
             ->capture_default_str();
@@ -946,7 +947,7 @@ struct import_command {
         io.run();
         failed_out.flush();
         if (interrupt.number != 0) {
-            st.print_summary();
+            // The summary is out already: the import completes (its calls cut short) before io.run() returns.
             print_error(s, "interrupted",
                         "by signal " + std::to_string(interrupt.number) + "; run again with --resume to finish");
             return exit_interrupted + interrupt.number;
