@@ -1093,7 +1093,10 @@ struct import_command {
                     failed_out.row(row.line, fields, row.error);
                     continue;
                 }
-                if (const auto e = earlier.find(row.line); e != earlier.end()) {
+                // Only created and failed rows are confirmed; resolve() settled every "sent" one it could, and
+                // one it could not goes again rather than being counted.
+                if (const auto e = earlier.find(row.line);
+                    e != earlier.end() && e->second.state != callsavvy_tools::row_state::sent) {
                     ++confirmed_earlier;
                     if (e->second.state == callsavvy_tools::row_state::created) ++created;
                     else {
