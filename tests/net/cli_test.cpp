@@ -985,6 +985,41 @@ TEST_CASE("callsavvy import contacts killed mid-import, then --resume: every row
     m.stop();
 }
 
+TEST_CASE("callsavvy import contacts stops cleanly on SIGINT, and --resume finishes it", "[cli]") {
+    asio::io_context io;
+    temp_dir dir("import-interrupt");
+    const std::string file = dir.file("contacts.csv");
+    write_file(file, contacts_csv(10));
+    mock::mock_server m(io.get_executor(), import_mock_options());
+    mock::fault stalled;
+    stalled.what = mock::fault::kind::stall; // never processed, never answered
+    stalled.resource = "createBulkContact";
+    m.inject(stalled);
+    const child importer = spawn_cli(io, import_args(m, file), {}, "", true);
+    try {
+        cstest::run_until(
+            io, [&] { return m.count("createBulkContact") == 1; }, 20s, "the import's request to arrive");
+    } catch (...) {
+        kill(importer.pid, SIGKILL);
+        (void)finish_cli(io, importer, 5s);
+        throw;
+    }
+    kill(importer.pid, SIGINT);
+    const auto r = finish_cli(io, importer, 20s);
+    REQUIRE_FALSE(r.timed_out);
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == 128 + SIGINT);
+    CHECK(r.out == "callsavvy import: 0 created, 0 failed, 0 skipped (malformed), 10 unknown\n");
+    CHECK(r.err.find("callsavvy: interrupted: by signal 2; run again with --resume to finish\n") != std::string::npos);
+    CHECK(m.collection("contacts").empty());
+
+    const auto resumed = run_cli(io, import_args(m, file, {"--resume"}));
+    CHECK(resumed.exit_code == exit_ok);
+    CHECK(resumed.out == "callsavvy import: 10 created, 0 failed, 0 skipped (malformed), 0 unknown\n");
+    CHECK(created_phones(m).size() == 10);
+    m.stop();
+}
+
 TEST_CASE("callsavvy import contacts reports malformed rows and skips them, and writes the failed rows as CSV",
           "[cli]") {
     asio::io_context io;
