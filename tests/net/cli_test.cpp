@@ -38,6 +38,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -270,18 +271,23 @@ void check_no_keys(const cli_result& r) {
     CHECK(r.err.find(private_key) == std::string::npos);
 }
 
-// Waits for the first line a server child (mock, listen) prints on stdout or stderr and returns it; kills the
-// child when it does not come.
-std::string first_line_of(asio::io_context& io, const child& c, bool from_err) {
-    const std::string& text = from_err ? c.pipes->err_text : c.pipes->out_text;
+// Runs the io_context until pred() holds while the child runs; kills the child (and rethrows) when it does not
+// within the bound, so a failing test leaves no process behind.
+void wait_with_child(asio::io_context& io, const child& c, const std::function<bool()>& pred, const std::string& what) {
     try {
-        cstest::run_until(
-            io, [&] { return text.find('\n') != std::string::npos; }, 20s, "the child's first line");
+        cstest::run_until(io, pred, 20s, what);
     } catch (...) {
         kill(c.pid, SIGKILL);
         (void)finish_cli(io, c, 5s);
         throw;
     }
+}
+
+// Waits for the first line a server child (mock, listen) prints on stdout or stderr and returns it.
+std::string first_line_of(asio::io_context& io, const child& c, bool from_err) {
+    const std::string& text = from_err ? c.pipes->err_text : c.pipes->out_text;
+    wait_with_child(
+        io, c, [&] { return text.find('\n') != std::string::npos; }, "the child's first line");
     return text.substr(0, text.find('\n'));
 }
 
@@ -940,20 +946,14 @@ TEST_CASE("callsavvy import contacts killed mid-import, then --resume: every row
     const child importer = spawn_cli(io, args, {}, "", true);
     {
         ticker tick(io);
-        try {
-            cstest::run_until(
-                io,
-                [&] {
-                    if (m.count("createBulkContact") < 3 || m.collection("contacts").size() < 20) return false;
-                    const std::string j = read_file(journal_path);
-                    return count_of(j, "sent ") >= 30 && count_of(j, "created ") >= 10;
-                },
-                20s, "the journal to show three requests sent and one answered");
-        } catch (...) {
-            kill(importer.pid, SIGKILL);
-            (void)finish_cli(io, importer, 5s);
-            throw;
-        }
+        wait_with_child(
+            io, importer,
+            [&] {
+                if (m.count("createBulkContact") < 3 || m.collection("contacts").size() < 20) return false;
+                const std::string j = read_file(journal_path);
+                return count_of(j, "sent ") >= 30 && count_of(j, "created ") >= 10;
+            },
+            "the journal to show three requests sent and one answered");
     }
     kill(importer.pid, SIGKILL);
     const auto killed = finish_cli(io, importer, 20s);
@@ -996,14 +996,8 @@ TEST_CASE("callsavvy import contacts stops cleanly on SIGINT, and --resume finis
     stalled.resource = "createBulkContact";
     m.inject(stalled);
     const child importer = spawn_cli(io, import_args(m, file), {}, "", true);
-    try {
-        cstest::run_until(
-            io, [&] { return m.count("createBulkContact") == 1; }, 20s, "the import's request to arrive");
-    } catch (...) {
-        kill(importer.pid, SIGKILL);
-        (void)finish_cli(io, importer, 5s);
-        throw;
-    }
+    wait_with_child(
+        io, importer, [&] { return m.count("createBulkContact") == 1; }, "the import's request to arrive");
     kill(importer.pid, SIGINT);
     const auto r = finish_cli(io, importer, 20s);
     REQUIRE_FALSE(r.timed_out);
