@@ -283,6 +283,18 @@ void wait_with_child(asio::io_context& io, const child& c, const std::function<b
     }
 }
 
+// Kills and reaps a child the test did not stop itself (a REQUIRE failed on the way), so that no process
+// outlives the test.
+struct kill_on_exit {
+    pid_t pid = 0;
+    bool reaped = false;
+    ~kill_on_exit() {
+        if (reaped) return;
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+    }
+};
+
 // Waits for the first line a server child (mock, listen) prints on stdout or stderr and returns it.
 std::string first_line_of(asio::io_context& io, const child& c, bool from_err) {
     const std::string& text = from_err ? c.pipes->err_text : c.pipes->out_text;
@@ -1145,7 +1157,8 @@ TEST_CASE("callsavvy trigger sends an event to callsavvy listen and prints its a
     const std::string basic_env = "CALLSAVVY_WEBHOOK_BASIC=hook:pa:ss w0rd";
     const child listener = spawn_cli(io, {"listen", "--port", "0", "--path", "/hooks", "--replies", replies},
                                      {secret_env, basic_env}, "", false);
-    const std::string first = first_line_of(io, listener, true);
+    const std::string first = first_line_of(io, listener, true); // kills the listener itself when it fails
+    kill_on_exit guard{listener.pid};
     const std::string prefix = "callsavvy listen: listening on ";
     const std::string url = first.substr(prefix.size(), first.find(' ', prefix.size()) - prefix.size());
 
@@ -1176,6 +1189,7 @@ TEST_CASE("callsavvy trigger sends an event to callsavvy listen and prints its a
 
     kill(listener.pid, SIGTERM);
     const auto stopped = finish_cli(io, listener, 20s);
+    guard.reaped = true;
     CHECK(stopped.exit_code == exit_ok);
     std::vector<json::object> events;
     for (const auto& line : lines_of(stopped.out)) events.push_back(json::parse(line).as_object());
