@@ -665,7 +665,7 @@ TEST_CASE("contacts: a request the server refuses leaves its rows not processed,
 
 namespace {
 
-// createBulkContact as the spec describes it, which the mock does not do yet: a row whose phone starts with
+// createBulkContact as the spec describes it, with faults the mock has no knob for: a row whose phone starts with
 // +999 is rejected alone, in `failed` with its index within the request; the others are created, their ids
 // in row order. A row named "lose" makes the server close the connection after reading the request; a row
 // named "short" makes it leave one id out (an answer that does not add up).

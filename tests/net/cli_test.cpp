@@ -7,6 +7,7 @@
 #ifdef CALLSAVVY_CLI_PATH
 
 #include <callsavvy/api/catalog.hpp>
+#include <callsavvy/csv.hpp>
 #include <callsavvy/envelope.hpp>
 #include <callsavvy/testing/mock_server.hpp>
 #include <callsavvy/testing/webhook_sender.hpp>
@@ -21,6 +22,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -36,6 +38,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -265,6 +269,38 @@ void check_no_keys(const cli_result& r) {
     CHECK(r.err.find(public_key) == std::string::npos);
     CHECK(r.out.find(private_key) == std::string::npos);
     CHECK(r.err.find(private_key) == std::string::npos);
+}
+
+// Runs the io_context until pred() holds while the child runs; kills the child (and rethrows) when it does not
+// within the bound, so a failing test leaves no process behind.
+void wait_with_child(asio::io_context& io, const child& c, const std::function<bool()>& pred, const std::string& what) {
+    try {
+        cstest::run_until(io, pred, 20s, what);
+    } catch (...) {
+        kill(c.pid, SIGKILL);
+        (void)finish_cli(io, c, 5s);
+        throw;
+    }
+}
+
+// Kills and reaps a child the test did not stop itself (a REQUIRE failed on the way), so that no process
+// outlives the test.
+struct kill_on_exit {
+    pid_t pid = 0;
+    bool reaped = false;
+    ~kill_on_exit() {
+        if (reaped) return;
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+    }
+};
+
+// Waits for the first line a server child (mock, listen) prints on stdout or stderr and returns it.
+std::string first_line_of(asio::io_context& io, const child& c, bool from_err) {
+    const std::string& text = from_err ? c.pipes->err_text : c.pipes->out_text;
+    wait_with_child(
+        io, c, [&] { return text.find('\n') != std::string::npos; }, "the child's first line");
+    return text.substr(0, text.find('\n'));
 }
 
 const std::string valid_ticket = R"({"subject":"Hi","message":"Body","sender_email":"a@example.com"})";
@@ -613,15 +649,7 @@ TEST_CASE("callsavvy mock serves the API until SIGTERM, and callsavvy call reach
     const auto sandbox = callsavvy::testing::sandbox_key();
     const child mock = spawn_cli(io, {"mock", "--port", "0", "--window", "60"}, {}, "", false);
     // Its first line names the URL it serves; --port 0 picked a free port.
-    try {
-        cstest::run_until(
-            io, [&] { return mock.pipes->out_text.find('\n') != std::string::npos; }, 20s, "the mock's first line");
-    } catch (...) {
-        kill(mock.pid, SIGKILL);
-        (void)finish_cli(io, mock, 5s);
-        throw;
-    }
-    const std::string first = mock.pipes->out_text.substr(0, mock.pipes->out_text.find('\n'));
+    const std::string first = first_line_of(io, mock, false);
     const std::string prefix = "callsavvy mock: serving ";
     REQUIRE(first.starts_with(prefix + "http://127.0.0.1:"));
     const std::string url = first.substr(prefix.size(), first.find(' ', prefix.size()) - prefix.size());
@@ -665,16 +693,7 @@ TEST_CASE("callsavvy listen prints each event as one JSON line and answers looku
     const child listener = spawn_cli(io, {"listen", "--port", "0", "--path", "/hooks", "--replies", replies.string()},
                                      {"CALLSAVVY_WEBHOOK_SECRETS=" + secret}, "", false);
     // Its first line on stderr names the URL; stdout carries only events.
-    try {
-        cstest::run_until(
-            io, [&] { return listener.pipes->err_text.find('\n') != std::string::npos; }, 20s,
-            "the listener's first line");
-    } catch (...) {
-        kill(listener.pid, SIGKILL);
-        (void)finish_cli(io, listener, 5s);
-        throw;
-    }
-    const std::string first = listener.pipes->err_text.substr(0, listener.pipes->err_text.find('\n'));
+    const std::string first = first_line_of(io, listener, true);
     const std::string prefix = "callsavvy listen: listening on ";
     REQUIRE(first.starts_with(prefix + "http://127.0.0.1:"));
     const std::string url = first.substr(prefix.size(), first.find(' ', prefix.size()) - prefix.size());
@@ -723,6 +742,499 @@ TEST_CASE("callsavvy listen refuses unusable options with one line and the usage
     CHECK(bad_secret.err.find("signing_secrets[0]") != std::string::npos);
     CHECK(bad_secret.err.find("not-base64!") == std::string::npos);
     check_one_error_line(bad_secret);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// callsavvy import contacts and callsavvy trigger
+
+namespace {
+
+namespace mock = callsavvy::testing;
+
+// A directory of its own per test, removed at the end.
+struct temp_dir {
+    std::filesystem::path path;
+    explicit temp_dir(const std::string& name)
+        : path(std::filesystem::temp_directory_path() / ("callsavvy-" + name + "-" + std::to_string(::getpid()))) {
+        std::filesystem::remove_all(path);
+        std::filesystem::create_directories(path);
+    }
+    ~temp_dir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+    std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+void write_file(const std::string& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string phone_of(std::size_t i) {
+    const std::string digits = std::to_string(1000000 + i);
+    return "+1555" + digits;
+}
+
+// A contact file of n rows: header, then phone, first name, a custom column.
+std::string contacts_csv(std::size_t n) {
+    std::string text = "Phone Number,First Name,Plan\r\n";
+    for (std::size_t i = 0; i < n; ++i) text += phone_of(i) + ",Name " + std::to_string(i) + ",basic\r\n";
+    return text;
+}
+
+// The mock with the test's keys and short rate windows, so limits are hit in milliseconds.
+mock::mock_options import_mock_options() {
+    mock::mock_options o;
+    o.keys.push_back({public_key, private_key});
+    o.rate_limits.window = 200ms;
+    o.rate_limits.per_endpoint = 4;
+    o.rate_limits.global = 8;
+    return o;
+}
+
+// `callsavvy import contacts <file>` against the mock, with the client's limiter set to the mock's limits.
+std::vector<std::string> import_args(const mock::mock_server& m, const std::string& file,
+                                     std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"import",
+                                  "contacts",
+                                  file,
+                                  "--base-url",
+                                  m.base_url(),
+                                  "--map",
+                                  "phone=Phone Number",
+                                  "--rate-window",
+                                  "0.2",
+                                  "--rate-per-endpoint",
+                                  "4",
+                                  "--rate-global",
+                                  "8"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+}
+
+// Every phone the mock created a contact for, with how many times.
+std::map<std::string, int> created_phones(mock::mock_server& m) {
+    std::map<std::string, int> out;
+    for (const auto& c : m.collection("contacts")) ++out[std::string(c.at("phone").as_string())];
+    return out;
+}
+
+// The phones of every createBulkContact request the mock answered 200, with how many times each was sent.
+std::map<std::string, int> phones_sent_and_answered(const mock::mock_server& m) {
+    std::map<std::string, int> out;
+    for (const auto& e : m.journal()) {
+        if (e.resource != "createBulkContact" || e.status != 200) continue;
+        const json::value body = json::parse(e.body);
+        const auto* contacts = body.is_object() ? body.as_object().if_contains("contacts") : nullptr;
+        if (contacts == nullptr || !contacts->is_array()) {
+            FAIL_CHECK("a createBulkContact body without contacts: " << e.body);
+            continue;
+        }
+        for (const auto& c : contacts->as_array()) ++out[std::string(c.at("phone").as_string())];
+    }
+    return out;
+}
+
+std::size_t count_of(const std::string& text, std::string_view word) {
+    std::size_t n = 0;
+    for (const auto& line : lines_of(text)) {
+        if (!line.starts_with(word)) continue;
+        if (word == "sent ") {
+            std::istringstream in(line.substr(word.size()));
+            for (std::size_t l = 0; in >> l;) ++n;
+        } else {
+            ++n;
+        }
+    }
+    return n;
+}
+
+// Re-arms itself every few milliseconds so that run_until re-checks a condition that changes outside the
+// io_context (a file the child writes) even while nothing else happens.
+class ticker {
+public:
+    explicit ticker(asio::io_context& io) : state_(std::make_shared<state>(io)) { arm(state_); }
+    ticker(const ticker&) = delete;
+    ticker& operator=(const ticker&) = delete;
+    ~ticker() {
+        state_->stopped = true;
+        state_->timer.cancel();
+    }
+
+private:
+    struct state {
+        explicit state(asio::io_context& io) : timer(io) {}
+        asio::steady_timer timer;
+        bool stopped = false;
+    };
+    static void arm(const std::shared_ptr<state>& st) {
+        st->timer.expires_after(5ms);
+        st->timer.async_wait([st](const callsavvy::error_code&) {
+            if (!st->stopped) arm(st);
+        });
+    }
+    std::shared_ptr<state> state_;
+};
+
+} // namespace
+
+TEST_CASE("callsavvy import contacts creates every row of a few thousand exactly once through injected 429s", "[cli]") {
+    asio::io_context io;
+    temp_dir dir("import-bulk");
+    constexpr std::size_t n = 3000;
+    const std::string file = dir.file("contacts.csv");
+    write_file(file, contacts_csv(n));
+    mock::mock_server m(io.get_executor(), import_mock_options());
+    mock::fault too_many;
+    too_many.resource = "createBulkContact";
+    too_many.status = 429;
+    too_many.count = 2;
+    m.inject(too_many);
+
+    const auto r = run_cli(io, import_args(m, file, {"--max-in-flight", "3"}));
+    REQUIRE_FALSE(r.timed_out);
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == exit_ok);
+    CHECK(r.out == "callsavvy import: 3000 created, 0 failed, 0 skipped (malformed), 0 unknown\n");
+    check_no_keys(r);
+    // The progress went to stderr (plain lines: not a terminal), ending with the final count.
+    CHECK(r.err.find("3000/3000 contacts") != std::string::npos);
+
+    // Every row reached the server once: 6 requests answered, the 2 refused ones re-sent.
+    CHECK(m.count("createBulkContact") == 6 + 2);
+    CHECK(std::count_if(m.journal().begin(), m.journal().end(), [](const auto& e) { return e.status == 429; }) == 2);
+    const auto sent = phones_sent_and_answered(m);
+    const auto created = created_phones(m);
+    CHECK(sent.size() == n);
+    CHECK(created.size() == n);
+    for (std::size_t i = 0; i < n; ++i) {
+        INFO(phone_of(i));
+        CHECK(sent.count(phone_of(i)) == 1);
+        CHECK(created.count(phone_of(i)) == 1);
+        if (created.count(phone_of(i)) == 1) CHECK(created.at(phone_of(i)) == 1);
+    }
+    for (const auto& [phone, times] : sent) CHECK(times == 1);
+    // The custom column went along.
+    CHECK(m.collection("contacts").front().at("custom_fields").at("Plan") == "basic");
+
+    // The journal: every row sent, then created with its id.
+    const std::string journal = read_file(file + ".journal");
+    CHECK(journal.starts_with("callsavvy-import-journal v1 size="));
+    CHECK(count_of(journal, "sent ") == n);
+    CHECK(count_of(journal, "created ") == n);
+}
+
+TEST_CASE("callsavvy import contacts killed mid-import, then --resume: every row created exactly once", "[cli]") {
+    asio::io_context io;
+    temp_dir dir("import-resume");
+    constexpr std::size_t n = 40;
+    const std::string file = dir.file("contacts.csv");
+    write_file(file, contacts_csv(n));
+    auto o = import_mock_options();
+    o.rate_limits.enabled = false;
+    mock::mock_server m(io.get_executor(), o);
+    // The first request answers at once; the second is processed and its answer held back (the rows exist,
+    // the tool never learns it); the third is never processed. Each fault is taken by one request.
+    mock::fault answered;
+    answered.what = mock::fault::kind::delay;
+    answered.resource = "createBulkContact";
+    m.inject(answered);
+    mock::fault held = answered;
+    held.delay = 60s;
+    m.inject(held);
+    mock::fault stalled;
+    stalled.what = mock::fault::kind::stall;
+    stalled.resource = "createBulkContact";
+    m.inject(stalled);
+
+    const std::string journal_path = file + ".journal";
+    const auto args = import_args(m, file, {"--chunk-size", "10", "--max-in-flight", "2"});
+    const child importer = spawn_cli(io, args, {}, "", true);
+    {
+        ticker tick(io);
+        wait_with_child(
+            io, importer,
+            [&] {
+                if (m.count("createBulkContact") < 3 || m.collection("contacts").size() < 20) return false;
+                const std::string j = read_file(journal_path);
+                return count_of(j, "sent ") >= 30 && count_of(j, "created ") >= 10;
+            },
+            "the journal to show three requests sent and one answered");
+    }
+    kill(importer.pid, SIGKILL);
+    const auto killed = finish_cli(io, importer, 20s);
+    CHECK(killed.exit_code == 128 + SIGKILL);
+    const std::string before = read_file(journal_path);
+    CHECK(count_of(before, "created ") == 10);
+    CHECK(m.collection("contacts").size() == 20); // 10 answered + 10 whose answer was held back
+
+    const auto resumed = run_cli(io, import_args(m, file, {"--chunk-size", "10", "--resume"}));
+    REQUIRE_FALSE(resumed.timed_out);
+    INFO("stderr: " << resumed.err);
+    CHECK(resumed.exit_code == exit_ok);
+    CHECK(resumed.out == "callsavvy import: 40 created, 0 failed, 0 skipped (malformed), 0 unknown (resumed: 10 "
+                         "confirmed by the journal, 10 found on the server)\n");
+    // Every row exists exactly once on the server: none lost, none created twice.
+    const auto created = created_phones(m);
+    CHECK(created.size() == n);
+    for (std::size_t i = 0; i < n; ++i) {
+        INFO(phone_of(i));
+        REQUIRE(created.count(phone_of(i)) == 1);
+        CHECK(created.at(phone_of(i)) == 1);
+    }
+    // The server was asked (listContacts) instead of the rows being sent again blindly; the rows it did not
+    // have went in two more requests.
+    CHECK(m.count("listContacts") >= 1);
+    CHECK(m.count("createBulkContact") == 3 + 2);
+    const std::string after = read_file(journal_path);
+    CHECK(count_of(after, "created ") == n);
+    m.stop();
+}
+
+TEST_CASE("callsavvy import contacts stops cleanly on SIGINT, and --resume finishes it", "[cli]") {
+    asio::io_context io;
+    temp_dir dir("import-interrupt");
+    const std::string file = dir.file("contacts.csv");
+    write_file(file, contacts_csv(10));
+    mock::mock_server m(io.get_executor(), import_mock_options());
+    mock::fault stalled;
+    stalled.what = mock::fault::kind::stall; // never processed, never answered
+    stalled.resource = "createBulkContact";
+    m.inject(stalled);
+    const child importer = spawn_cli(io, import_args(m, file), {}, "", true);
+    wait_with_child(
+        io, importer, [&] { return m.count("createBulkContact") == 1; }, "the import's request to arrive");
+    kill(importer.pid, SIGINT);
+    const auto r = finish_cli(io, importer, 20s);
+    REQUIRE_FALSE(r.timed_out);
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == 128 + SIGINT);
+    CHECK(r.out == "callsavvy import: 0 created, 0 failed, 0 skipped (malformed), 10 unknown\n");
+    CHECK(r.err.find("callsavvy: interrupted: by signal 2; run again with --resume to finish\n") != std::string::npos);
+    CHECK(m.collection("contacts").empty());
+
+    const auto resumed = run_cli(io, import_args(m, file, {"--resume"}));
+    CHECK(resumed.exit_code == exit_ok);
+    CHECK(resumed.out == "callsavvy import: 10 created, 0 failed, 0 skipped (malformed), 0 unknown\n");
+    CHECK(created_phones(m).size() == 10);
+    m.stop();
+}
+
+TEST_CASE("callsavvy import contacts reports malformed rows and skips them, and writes the failed rows as CSV",
+          "[cli]") {
+    asio::io_context io;
+    temp_dir dir("import-failed");
+    const std::string file = dir.file("contacts.csv");
+    // Quoted fields with commas, quotes and a line break, UTF-8, and rows that cannot be used.
+    write_file(file, "Phone Number,First Name,Notes\n"
+                     "+15550000001,\"Zoë, \"\"the\"\" 東京\",\"two\nlines\"\n"
+                     "+15550000002,\"bad\"x,note\n"          // line 4: text after a closing quote
+                     "12345,Not a phone,server rejects\n"    // line 5: created by nobody
+                     "+15550000003,too,many,fields\n"        // line 6
+                     "+15550000004,\xC3\x28,invalid UTF-8\n" // line 7
+                     "+15550000005,Ok,\n");
+    mock::mock_server m(io.get_executor(), import_mock_options());
+    const std::string failed = dir.file("failed.csv");
+    const auto r = run_cli(io, import_args(m, file, {"--failed", failed}));
+    REQUIRE_FALSE(r.timed_out);
+    INFO("stderr: " << r.err);
+    // Every row is accounted for (created, or reported failed): exit 0.
+    CHECK(r.exit_code == exit_ok);
+    CHECK(r.out == "callsavvy import: 2 created, 1 failed, 3 skipped (malformed), 0 unknown\n");
+    CHECK(r.err.find("callsavvy import: line 4: text after the closing quote of field 2 (skipped)\n") !=
+          std::string::npos);
+    CHECK(r.err.find("callsavvy import: line 6: too many fields: 4, the header has 3 (skipped)\n") !=
+          std::string::npos);
+    CHECK(r.err.find("callsavvy import: line 7: invalid UTF-8 in field 2 at byte 1 (skipped)\n") != std::string::npos);
+
+    const auto contacts = m.collection("contacts");
+    REQUIRE(contacts.size() == 2);
+    CHECK(contacts[0].at("first_name") == "Zoë, \"the\" 東京");
+    CHECK(contacts[0].at("custom_fields").at("Notes") == "two\nlines");
+    CHECK(contacts[1].at("phone") == "+15550000005");
+
+    // The failed rows: line, the row's fields as read, the message; readable as CSV again.
+    std::ifstream in(failed, std::ios::binary);
+    callsavvy::csv::reader csv(in);
+    std::vector<std::vector<std::string>> rows;
+    while (auto rec = csv.next()) {
+        // The row with invalid UTF-8 is written back as it was read, bytes and all.
+        INFO("line " << rec->line << ": " << rec->error);
+        CHECK((rec->ok() || rec->error.starts_with("invalid UTF-8 in field 3")));
+        rows.push_back(rec->fields);
+    }
+    using row = std::vector<std::string>;
+    REQUIRE(rows.size() == 5);
+    CHECK(rows[0] == row{"line", "Phone Number", "First Name", "Notes", "message"});
+    CHECK(rows[1] == row{"4", "+15550000002", "badx", "note", "text after the closing quote of field 2"});
+    CHECK(rows[2] == row{"6", "+15550000003", "too", "many", "fields", "too many fields: 4, the header has 3"});
+    CHECK(rows[3] == row{"7", "+15550000004", "\xC3\x28", "invalid UTF-8", "invalid UTF-8 in field 2 at byte 1"});
+    CHECK(rows[4] == row{"5", "12345", "Not a phone", "server rejects", "Invalid parameter: phone"});
+}
+
+TEST_CASE("callsavvy import refuses bad input with one line and a non-zero code", "[cli]") {
+    asio::io_context io;
+    temp_dir dir("import-bad");
+    mock::mock_server m(io.get_executor(), import_mock_options());
+    const std::string file = dir.file("contacts.csv");
+    write_file(file, contacts_csv(3));
+
+    const auto missing = run_cli(io, import_args(m, dir.file("nope.csv")));
+    CHECK(missing.exit_code == exit_usage);
+    check_one_error_line(missing);
+    CHECK(missing.err.find("nope.csv: No such file or directory") != std::string::npos);
+
+    const std::string no_phone = dir.file("no-phone.csv");
+    write_file(no_phone, "name,email\nAda,ada@example.com\n");
+    const auto header = run_cli(io, import_args(m, no_phone));
+    CHECK(header.exit_code == exit_validation);
+    check_one_error_line(header);
+    CHECK(header.err.find("line 1: header: no \"phone\" column") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(no_phone + ".journal")); // nothing was started
+
+    const auto leads = run_cli(io, {"import", "leads", file, "--base-url", m.base_url()});
+    CHECK(leads.exit_code == exit_usage);
+    check_one_error_line(leads);
+    CHECK(leads.err.find("only contacts can be imported") != std::string::npos);
+
+    const auto bad_map = run_cli(io, import_args(m, file, {"--map", "mobile=Phone"}));
+    CHECK(bad_map.exit_code == exit_usage);
+    check_one_error_line(bad_map);
+
+    const auto no_keys = run_cli(io, import_args(m, file), {}, "", false);
+    CHECK(no_keys.exit_code == exit_usage);
+    check_one_error_line(no_keys);
+    CHECK(no_keys.err.find("no API keys") != std::string::npos);
+
+    const auto resume_nothing = run_cli(io, import_args(m, file, {"--resume"}));
+    CHECK(resume_nothing.exit_code == exit_usage);
+    check_one_error_line(resume_nothing);
+    CHECK(resume_nothing.err.find("cannot resume") != std::string::npos);
+
+    const auto first = run_cli(io, import_args(m, file));
+    CHECK(first.exit_code == exit_ok);
+    CHECK(m.collection("contacts").size() == 3);
+    // A second import must not overwrite the journal of the first.
+    const auto again = run_cli(io, import_args(m, file));
+    CHECK(again.exit_code == exit_usage);
+    check_one_error_line(again);
+    CHECK(again.err.find("exists: pass --resume") != std::string::npos);
+    // The journal belongs to the file it was made for.
+    write_file(file, contacts_csv(4));
+    const auto other = run_cli(io, import_args(m, file, {"--resume"}));
+    CHECK(other.exit_code == exit_usage);
+    check_one_error_line(other);
+    CHECK(other.err.find("records another input file") != std::string::npos);
+    CHECK(m.collection("contacts").size() == 3);
+
+    // The server refusing the keys: the rows are not processed, the code says why.
+    const std::string fresh = dir.file("fresh.csv");
+    write_file(fresh, contacts_csv(2));
+    const auto refused =
+        run_cli(io, import_args(m, fresh), {"CALLSAVVY_PUBLIC_KEY=TEST-wrong-public-key-0001"}, "", false);
+    CHECK(refused.exit_code == exit_usage); // only one key given
+    const auto wrong =
+        run_cli(io, import_args(m, fresh),
+                {"CALLSAVVY_PUBLIC_KEY=TEST-wrong-public", "CALLSAVVY_PRIVATE_KEY=TEST-wrong-private"}, "", false);
+    CHECK(wrong.exit_code == exit_auth);
+    CHECK(wrong.out == "callsavvy import: 0 created, 0 failed, 0 skipped (malformed), 2 unknown\n");
+    CHECK(wrong.err.find("callsavvy: auth: ") != std::string::npos);
+}
+
+TEST_CASE("callsavvy trigger sends an event to callsavvy listen and prints its answer", "[cli]") {
+    asio::io_context io;
+    temp_dir dir("trigger");
+    const std::string replies = dir.file("replies.json");
+    write_file(replies, R"({"callerInformation":{"caller_name":"Ada"}})");
+    const std::string secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const std::string secret_env = "CALLSAVVY_WEBHOOK_SECRETS=" + secret;
+    const std::string basic_env = "CALLSAVVY_WEBHOOK_BASIC=hook:pa:ss w0rd";
+    const child listener = spawn_cli(io, {"listen", "--port", "0", "--path", "/hooks", "--replies", replies},
+                                     {secret_env, basic_env}, "", false);
+    const std::string first = first_line_of(io, listener, true); // kills the listener itself when it fails
+    kill_on_exit guard{listener.pid};
+    const std::string prefix = "callsavvy listen: listening on ";
+    const std::string url = first.substr(prefix.size(), first.find(' ', prefix.size()) - prefix.size());
+
+    const auto summary =
+        run_cli(io, {"trigger", "callSummary", "--to", url, R"({"caller_number":"+1","call_duration":"65"})"},
+                {secret_env, basic_env}, "", false);
+    INFO("stderr: " << summary.err);
+    CHECK(summary.exit_code == exit_ok);
+    CHECK(summary.out.starts_with("HTTP 200\n"));
+    CHECK(summary.err.empty());
+
+    const auto lookup = run_cli(io, {"trigger", "callerInformation", "--to", url, "-"}, {secret_env, basic_env},
+                                R"({"caller_number":"+2"})", false);
+    INFO("lookup: " << lookup.out << lookup.err);
+    CHECK(lookup.exit_code == exit_ok);
+    const auto lines = lines_of(lookup.out);
+    REQUIRE(lines.size() == 2);
+    CHECK(lines[0] == "HTTP 200");
+    CHECK(json::parse(lines[1]) ==
+          json::parse(R"({"status":"success","caller_name":"Ada","caller_email":"","customer_info":""})"));
+
+    // Without the signature the listener refuses: its status is printed, and the code is not 0.
+    const auto unsigned_r = run_cli(io, {"trigger", "callSummary", "--to", url}, {basic_env}, "", false);
+    CHECK(unsigned_r.exit_code == exit_protocol);
+    CHECK(unsigned_r.out.starts_with("HTTP 401\n"));
+    check_one_error_line(unsigned_r);
+    CHECK(unsigned_r.err.find("HTTP 401") != std::string::npos);
+
+    kill(listener.pid, SIGTERM);
+    const auto stopped = finish_cli(io, listener, 20s);
+    guard.reaped = true;
+    CHECK(stopped.exit_code == exit_ok);
+    std::vector<json::object> events;
+    for (const auto& line : lines_of(stopped.out)) events.push_back(json::parse(line).as_object());
+    REQUIRE(events.size() == 2);
+    CHECK(events[0] == json::parse(R"({"event":"callSummary","caller_number":"+1","call_duration":"65"})"));
+    CHECK(events[1] == json::parse(R"({"event":"callerInformation","caller_number":"+2"})"));
+    for (const auto& r : {summary, lookup, unsigned_r}) {
+        CHECK(r.out.find(secret) == std::string::npos);
+        CHECK(r.err.find(secret) == std::string::npos);
+        CHECK(r.err.find("pa:ss") == std::string::npos);
+    }
+}
+
+TEST_CASE("callsavvy trigger refuses bad input and unreachable listeners with one line and a non-zero code", "[cli]") {
+    asio::io_context io;
+    const std::string secret_env = "CALLSAVVY_WEBHOOK_SECRETS=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const auto unknown =
+        run_cli(io, {"trigger", "noSuchEvent", "--to", "http://127.0.0.1:9/"}, {secret_env}, "", false);
+    CHECK(unknown.exit_code == exit_usage);
+    check_one_error_line(unknown);
+    CHECK(unknown.err.find("unknown event \"noSuchEvent\"") != std::string::npos);
+    CHECK(unknown.err.find("whsec_") == std::string::npos);
+
+    const auto bad_json = run_cli(io, {"trigger", "callSummary", "--to", "http://127.0.0.1:9/", "{not json"});
+    CHECK(bad_json.exit_code == exit_validation);
+    check_one_error_line(bad_json);
+    CHECK(bad_json.err.find("Malformed JSON body") != std::string::npos);
+
+    const auto bad_field =
+        run_cli(io, {"trigger", "callSummary", "--to", "http://127.0.0.1:9/", R"({"call_duration":{}})"});
+    CHECK(bad_field.exit_code == exit_validation);
+    check_one_error_line(bad_field);
+    CHECK(bad_field.err.find("call_duration") != std::string::npos);
+
+    // A port nothing listens on: taken from a socket opened and closed here.
+    std::uint16_t port = 0;
+    {
+        asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+        port = a.local_endpoint().port();
+    }
+    const auto refused =
+        run_cli(io, {"trigger", "callSummary", "--to", "http://127.0.0.1:" + std::to_string(port) + "/"});
+    CHECK(refused.exit_code == exit_transport);
+    check_one_error_line(refused);
+    CHECK(refused.out.empty());
 }
 
 #endif // CALLSAVVY_CLI_PATH

@@ -2,6 +2,7 @@
 // server, with the state checked across calls: what is created is listed and fetched afterwards, deletes
 // delete, pagination walks every page, ids are unique. Client and mock share the test's io_context.
 #include <callsavvy/client.hpp>
+#include <callsavvy/contacts.hpp>
 #include <callsavvy/testing/mock_server.hpp>
 
 #include "support/mock_client.hpp"
@@ -767,4 +768,42 @@ TEST_CASE("mock endpoints: the mock's checks answer a typed request the client d
     });
     CHECK(server.collection("tickets").empty());
     CHECK(server.collection("leads").empty());
+}
+
+TEST_CASE("mock endpoints: createBulkContact fails a row whose phone is not E.164 alone, named by its index",
+          "[mock]") {
+    fixture f;
+    f.run([&]() -> asio::awaitable<void> {
+        api::create_bulk_contact_request bc;
+        bc.contacts.resize(4);
+        bc.contacts[0].phone = "+2348000000010";
+        bc.contacts[1].phone = "12345";
+        bc.contacts[2].phone = "+2348000000011";
+        bc.contacts[3].phone = "+0123";
+        const auto r = co_await f.c.async_create_bulk_contact(std::move(bc));
+        CHECK(r.created == 2);
+        CHECK(r.contact_ids.size() == 2);
+        REQUIRE(r.failed.size() == 2);
+        CHECK(r.failed[0].index == 1);
+        CHECK(r.failed[0].message == "Invalid parameter: phone");
+        CHECK(r.failed[1].index == 3);
+
+        // The import maps the answer back onto its rows: the rejected one fails with the server's message.
+        std::vector<api::new_contact> rows(3);
+        rows[0].phone = "+2348000000020";
+        rows[1].phone = "not-a-phone";
+        rows[2].phone = "+2348000000021";
+        const auto imp = co_await callsavvy::async_import_contacts(f.c, rows);
+        CHECK(imp.created == 2);
+        CHECK(imp.failed == 1);
+        REQUIRE(imp.rows.size() == 3);
+        CHECK(imp.rows[0].ok());
+        CHECK(imp.rows[1].status == callsavvy::contact_row_status::failed);
+        CHECK(imp.rows[1].message == "Invalid parameter: phone");
+        CHECK(imp.rows[2].ok());
+        CHECK(imp.rows[2].contact_id != imp.rows[0].contact_id);
+    });
+    std::set<std::string> phones;
+    for (const auto& c : f.server.collection("contacts")) phones.insert(std::string(c.at("phone").as_string()));
+    CHECK(phones == std::set<std::string>{"+2348000000010", "+2348000000011", "+2348000000020", "+2348000000021"});
 }

@@ -568,11 +568,26 @@ inline std::string store_contact(mock_store& s, const api::create_contact_reques
     return id;
 }
 CALLSAVVY_MOCK_BEHAVIOUR(create_contact) { return outcome::ok({{"contact_id", store_contact(s, r, std::nullopt)}}); }
+/// An E.164 number as the spec writes them (§2): '+', then up to 15 digits, the first not 0.
+inline bool is_e164(std::string_view phone) {
+    if (phone.size() < 3 || phone.size() > 16 || phone[0] != '+' || phone[1] == '0') return false;
+    return std::all_of(phone.begin() + 1, phone.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+// A row the server cannot use fails alone, named by its index in the request, and the others are created
+// (their ids in row order).
 CALLSAVVY_MOCK_BEHAVIOUR(create_bulk_contact) {
     boost::json::array ids;
-    for (const auto& c : r.contacts) ids.push_back(boost::json::value(store_contact(s, c, r.group_id)));
+    boost::json::array failed;
+    for (std::size_t i = 0; i < r.contacts.size(); ++i) {
+        const auto& c = r.contacts[i];
+        if (!is_e164(c.phone)) {
+            failed.push_back({{"index", static_cast<std::int64_t>(i)}, {"message", "Invalid parameter: phone"}});
+            continue;
+        }
+        ids.push_back(boost::json::value(store_contact(s, c, r.group_id)));
+    }
     const auto created = static_cast<std::int64_t>(ids.size());
-    return outcome::ok({{"created", created}, {"contact_ids", std::move(ids)}, {"failed", boost::json::array{}}});
+    return outcome::ok({{"created", created}, {"contact_ids", std::move(ids)}, {"failed", std::move(failed)}});
 }
 CALLSAVVY_MOCK_BEHAVIOUR(delete_contact) {
     if (!s.erase("contacts", "contact_id", r.contact_id)) return outcome::not_found("Contact");
