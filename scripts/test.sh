@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script and nothing else):
 #   setup            install what is missing (scripts/setup.sh)
-#   gcc-release      build with g++ 12 at -O2 (the benchmarks too), run every test; then the quickstart example
-#   clang-release    build with clang++ 14 at -O2 (the benchmarks too), run every test
+#   gcc-release      build with g++ 12 at -O3, CMake's Release (the benchmarks too), run every test; then the quickstart example
+#   clang-release    build with clang++ 14 at -O3 (the benchmarks too), run every test
 #   clang-asan       ASan + UBSan (clang, -O1), run every test; then the quickstart example under them
 #   gcc-tsan         TSan (g++, -O1), run the tests tagged [concurrency]
 #   consumers-*      add_subdirectory, find_package and single-header consumers, with g++ and with clang++
