@@ -20,8 +20,10 @@
 #include "progress_line.hpp"
 
 #include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 
@@ -356,6 +358,25 @@ int main(int argc, char** argv) {
               << (live ? "live: " + cs.options().base_url : "offline: mock server at " + mock->base_url()) << '\n';
     if (hooks) std::cout << "webhook listener at " << s.callback_url << '\n';
 
+    // Live, Ctrl-C ends the listening phase; during the calls it closes the client, which ends them.
+    asio::signal_set signals(io);
+    asio::steady_timer wake(io, std::chrono::steady_clock::time_point::max());
+    bool listening = false, interrupted = false;
+    if (live) {
+        signals.add(SIGINT);
+        signals.add(SIGTERM);
+        signals.async_wait([&](callsavvy::error_code ec, int) {
+            if (ec) return;
+            if (listening) {
+                wake.cancel();
+                return;
+            }
+            interrupted = true;
+            cs.close();
+            if (hooks) hooks->stop();
+        });
+    }
+
     int status = 1;
     bool finished = false;
     auto run = [&]() -> asio::awaitable<void> {
@@ -367,8 +388,10 @@ int main(int argc, char** argv) {
             co_await s.webhooks();
         } else if (hooks) {
             section("webhooks (until Ctrl-C)");
-            asio::signal_set signals(io, SIGINT, SIGTERM);
-            co_await signals.async_wait(asio::use_awaitable);
+            listening = true;
+            std::cout.flush();
+            auto [woken] = co_await wake.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+            (void)woken; // cancelled by the signal: that is the point
         }
         if (hooks) {
             const callsavvy::shutdown_result r = co_await hooks->async_shutdown(2000ms, asio::use_awaitable);
@@ -403,8 +426,9 @@ int main(int argc, char** argv) {
             if (e) std::rethrow_exception(e);
             status = 0;
         } catch (const std::exception& x) {
-            std::cerr << "demo failed: " << x.what() << '\n';
+            std::cerr << "demo failed: " << (interrupted ? std::string("interrupted") : x.what()) << '\n';
         }
+        signals.cancel();
         cs.close(); // with the servers stopped too, nothing is left to run and io.run() returns
         if (hooks) hooks->stop();
         if (mock) mock->stop();
@@ -416,5 +440,5 @@ int main(int argc, char** argv) {
     }
     if (!finished) std::cerr << "demo failed: timed out\n";
     if (status == 0) std::cout << "demo complete\n";
-    return status;
+    return interrupted ? 130 : status;
 }
