@@ -6001,15 +6001,15 @@ public:
         prune();
         per_key& k = by_key_[digest];
         for (const auto& e : k.limiters)
-            if (e.ex == ex)
-                if (auto existing = e.limiter.lock()) return existing;
+            if (auto existing = e.lock())
+                if (existing->get_executor() == ex) return existing;
         std::shared_ptr<Shared> shared = k.shared.lock();
         if (!shared) {
             shared = make_shared();
             k.shared = shared;
         }
         std::shared_ptr<Limiter> made = make_limiter(ex, std::move(shared));
-        k.limiters.push_back({ex, made});
+        k.limiters.push_back(made);
         return made;
     }
 
@@ -6022,19 +6022,17 @@ public:
     }
 
 private:
-    struct per_executor {
-        asio::any_io_executor ex;
-        std::weak_ptr<Limiter> limiter;
-    };
+    // A limiter is found by its own executor, never by a copy kept here: a copy outliving its io_context (a
+    // strand's, once the limiter is gone) would be destroyed after it, when the registry is, at exit.
     struct per_key {
         std::weak_ptr<Shared> shared;
-        std::vector<per_executor> limiters;
+        std::vector<std::weak_ptr<Limiter>> limiters; ///< one per executor
     };
 
     // Forgets the limiters nobody holds any more, and the keys left with neither limiters nor shared state.
     void prune() {
         for (auto it = by_key_.begin(); it != by_key_.end();) {
-            std::erase_if(it->second.limiters, [](const per_executor& e) { return e.limiter.expired(); });
+            std::erase_if(it->second.limiters, [](const std::weak_ptr<Limiter>& l) { return l.expired(); });
             it = it->second.limiters.empty() && it->second.shared.expired() ? by_key_.erase(it) : std::next(it);
         }
     }
@@ -11083,8 +11081,14 @@ public:
             if (auto s = weak.lock()) s->on_server_event(e);
             if (user_hook) user_hook(e);
         };
+        // The state owns the server, so the server's handler holds it weakly: a strong reference would be a
+        // cycle, and neither would ever be freed. A delivery under way holds the state itself.
         st->server.emplace(
-            st->ex, std::move(so), [st](server_request& r) { return state::handle(st, r); },
+            st->ex, std::move(so),
+            [weak = std::weak_ptr<state>(st)](server_request& r) {
+                if (auto s = weak.lock()) return state::handle(std::move(s), r);
+                return state::gone();
+            },
             [](int status, std::string_view reason) { return state::error_answer(status, reason); });
     }
 
@@ -11204,6 +11208,9 @@ private:
             r.body = std::move(body);
             return r;
         }
+
+        /// A request that arrives while the listener is being destroyed: the sender will deliver it again.
+        static asio::awaitable<server_reply> gone() { co_return bare(503); }
 
         /// One delivery, request to answer. The report goes to the statistics and the observer.
         static asio::awaitable<server_reply> handle(std::shared_ptr<state> st, server_request& req) {

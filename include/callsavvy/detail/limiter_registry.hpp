@@ -65,15 +65,15 @@ public:
         prune();
         per_key& k = by_key_[digest];
         for (const auto& e : k.limiters)
-            if (e.ex == ex)
-                if (auto existing = e.limiter.lock()) return existing;
+            if (auto existing = e.lock())
+                if (existing->get_executor() == ex) return existing;
         std::shared_ptr<Shared> shared = k.shared.lock();
         if (!shared) {
             shared = make_shared();
             k.shared = shared;
         }
         std::shared_ptr<Limiter> made = make_limiter(ex, std::move(shared));
-        k.limiters.push_back({ex, made});
+        k.limiters.push_back(made);
         return made;
     }
 
@@ -86,19 +86,17 @@ public:
     }
 
 private:
-    struct per_executor {
-        asio::any_io_executor ex;
-        std::weak_ptr<Limiter> limiter;
-    };
+    // A limiter is found by its own executor, never by a copy kept here: a copy outliving its io_context (a
+    // strand's, once the limiter is gone) would be destroyed after it, when the registry is, at exit.
     struct per_key {
         std::weak_ptr<Shared> shared;
-        std::vector<per_executor> limiters;
+        std::vector<std::weak_ptr<Limiter>> limiters; ///< one per executor
     };
 
     // Forgets the limiters nobody holds any more, and the keys left with neither limiters nor shared state.
     void prune() {
         for (auto it = by_key_.begin(); it != by_key_.end();) {
-            std::erase_if(it->second.limiters, [](const per_executor& e) { return e.limiter.expired(); });
+            std::erase_if(it->second.limiters, [](const std::weak_ptr<Limiter>& l) { return l.expired(); });
             it = it->second.limiters.empty() && it->second.shared.expired() ? by_key_.erase(it) : std::next(it);
         }
     }

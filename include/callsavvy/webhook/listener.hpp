@@ -251,8 +251,14 @@ public:
             if (auto s = weak.lock()) s->on_server_event(e);
             if (user_hook) user_hook(e);
         };
+        // The state owns the server, so the server's handler holds it weakly: a strong reference would be a
+        // cycle, and neither would ever be freed. A delivery under way holds the state itself.
         st->server.emplace(
-            st->ex, std::move(so), [st](server_request& r) { return state::handle(st, r); },
+            st->ex, std::move(so),
+            [weak = std::weak_ptr<state>(st)](server_request& r) {
+                if (auto s = weak.lock()) return state::handle(std::move(s), r);
+                return state::gone();
+            },
             [](int status, std::string_view reason) { return state::error_answer(status, reason); });
     }
 
@@ -372,6 +378,9 @@ private:
             r.body = std::move(body);
             return r;
         }
+
+        /// A request that arrives while the listener is being destroyed: the sender will deliver it again.
+        static asio::awaitable<server_reply> gone() { co_return bare(503); }
 
         /// One delivery, request to answer. The report goes to the statistics and the observer.
         static asio::awaitable<server_reply> handle(std::shared_ptr<state> st, server_request& req) {
