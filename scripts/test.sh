@@ -6,7 +6,7 @@
 #   clang-asan       ASan + UBSan (clang, -O1), run every test; then the quickstart example under them
 #   gcc-tsan         TSan (g++, -O1), run the tests tagged [concurrency]
 #   consumers-*      add_subdirectory, find_package and single-header consumers, with g++ and with clang++
-#   fuzz             every fuzz target for 60 s (scripts/fuzz.sh 60)
+#   fuzz             every fuzz target for 30 s (scripts/fuzz.sh 30)
 # Each preset builds into its own build/<preset>, so no target is built twice; the single header's
 # freshness is a CTest test of every preset. The release presets are what a user's first
 # `cmake -DCMAKE_BUILD_TYPE=Release` builds; assertions run in the sanitizer builds (Debug at -O1). A failing stage does not stop the later ones (one run
@@ -70,7 +70,7 @@ stage quickstart-asan build/clang-asan/examples/quickstart
 stage gcc-tsan cmake --workflow --preset gcc-tsan
 stage consumers-gcc bash scripts/consumers.sh g++
 stage consumers-clang bash scripts/consumers.sh clang++
-stage fuzz bash scripts/fuzz.sh 60
+stage fuzz bash scripts/fuzz.sh 30
 
 echo
 echo "######## stage times"
