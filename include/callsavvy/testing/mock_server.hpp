@@ -722,11 +722,9 @@ public:
     void stop() { server_.stop(); }
 
     void add_key(api_key k) { opts_.keys.push_back(std::move(k)); }
-    /// Replaces the allow-list (see mock_options::allowed_sources).
-    void allow_sources(std::vector<std::string> ranges) {
-        sources_ = parse_sources(ranges);
-        opts_.allowed_sources = std::move(ranges);
-    }
+    /// Replaces the allow-list (see mock_options::allowed_sources); only the parsed set is read after
+    /// construction.
+    void allow_sources(const std::vector<std::string>& ranges) { sources_ = parse_sources(ranges); }
 
     /// Uses up `n` slots of `public_key`'s limits for `resource` (and the global one), as another process
     /// sharing the key would.
