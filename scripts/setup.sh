@@ -21,6 +21,8 @@ packages=(
     libcli11-dev        # the command line tool's argument parser
     tinyproxy           # a real CONNECT proxy for the proxy tests
     python3             # scripts/amalgamate.py
+    libcurl4-openssl-dev  # benchmarks: curl_multi_bench (built only when found)
+    libcpp-httplib-dev  # benchmarks: httplib_bench (built only when found)
 )
 
 missing=()
