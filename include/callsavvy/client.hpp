@@ -117,7 +117,7 @@ public:
     /// Whatever the server sent back may echo the request's headers: the keys never leave in diagnostics.
     void redact(diagnostics& d) const {
         for (std::string* text : {&d.server_message, &d.body, &d.detail})
-            detail::redact_all(*text, {opts_.keys.public_key, opts_.keys.private_key});
+            if (!text->empty()) detail::redact_all(*text, {opts_.keys.public_key, opts_.keys.private_key});
     }
 
     /// The one type-erased entry point of every call: the resource, its serialized JSON body, and whether it
@@ -133,9 +133,8 @@ public:
 private:
     void configure();
     call_rules rules_for(bool read_only) const;
-    asio::awaitable<call_action> step(call_state& cs, call_action a);
     asio::awaitable<call_action> wait_for_grant(call_state& cs, call_action a);
-    asio::awaitable<call_action> get_connection(call_state& cs, bool fresh);
+    asio::awaitable<call_action> get_connection(call_state& cs, bool fresh, bool probe);
     asio::awaitable<call_action> attempt(call_state& cs);
     asio::awaitable<void> exchange(call_state& cs, connection& conn, attempt_report& rep);
     asio::awaitable<call_action> back_off(call_state& cs, std::chrono::milliseconds delay);

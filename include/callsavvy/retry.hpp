@@ -77,15 +77,16 @@ inline std::optional<std::chrono::seconds> parse_retry_after(std::optional<std::
 enum class retry_decision {
     fail,            ///< report the failure
     retry,           ///< send again after a backoff (or, after a 429, a pause of the endpoint)
-    retry_now,       ///< send again at once on a fresh connection: a pooled one failed before any byte left
+    retry_now,       ///< send again at once on a fresh connection: a pooled one turned out to be closed
     outcome_unknown, ///< the request may have been processed and its answer is lost: never sent again
 };
 
 /// The retry-safety rules (spec §2): only what the server provably did not process, or what is read-only,
 /// is sent again. `written`: the whole request was written, so the server may have processed it. `reused`:
-/// on a pooled connection; `fresh_retry_used`: the one immediate retry on a fresh connection was taken.
+/// on a pooled connection; `fresh_retry_used`: the one immediate retry on a fresh connection was taken;
+/// `answer_started`: at least one byte came back (true when unknown: the safe side).
 inline retry_decision decide_retry(const error_code& ec, int http_status, bool written, bool read_only, bool reused,
-                                   bool fresh_retry_used, int attempt, int max_attempts) {
+                                   bool fresh_retry_used, int attempt, int max_attempts, bool answer_started = true) {
     if (ec == asio::error::operation_aborted) return retry_decision::fail;
     const bool attempts_left = attempt < max_attempts;
     if (http_status != 0) {
@@ -121,8 +122,15 @@ inline retry_decision decide_retry(const error_code& ec, int http_status, bool w
         if (reused && !fresh_retry_used) return retry_decision::retry_now;
         return attempts_left ? retry_decision::retry : retry_decision::fail;
     }
-    if (read_only) return attempts_left ? retry_decision::retry : retry_decision::fail;
-    return retry_decision::outcome_unknown;
+    if (!read_only) return retry_decision::outcome_unknown;
+    // A read-only call on a pooled connection is written without first peeking at the idle socket (the
+    // peek costs a system call per call). A connection the server had already closed then shows up as an
+    // end or a reset before any byte of an answer: the same stale socket the peek finds, and retried the
+    // same way, once and at once on a fresh connection. A call that changes state is always peeked first.
+    const bool closed_under_us = ec == error::connection_closed || ec == asio::error::connection_reset ||
+                                 ec == asio::error::eof || ec == asio::error::broken_pipe;
+    if (reused && !answer_started && !fresh_retry_used && closed_under_us) return retry_decision::retry_now;
+    return attempts_left ? retry_decision::retry : retry_decision::fail;
 }
 
 /// The retry budget's sizes; the defaults are the AWS SDKs' "standard" retry mode.

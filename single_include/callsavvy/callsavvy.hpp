@@ -3246,15 +3246,16 @@ inline std::optional<std::chrono::seconds> parse_retry_after(std::optional<std::
 enum class retry_decision {
     fail,            ///< report the failure
     retry,           ///< send again after a backoff (or, after a 429, a pause of the endpoint)
-    retry_now,       ///< send again at once on a fresh connection: a pooled one failed before any byte left
+    retry_now,       ///< send again at once on a fresh connection: a pooled one turned out to be closed
     outcome_unknown, ///< the request may have been processed and its answer is lost: never sent again
 };
 
 /// The retry-safety rules (spec §2): only what the server provably did not process, or what is read-only,
 /// is sent again. `written`: the whole request was written, so the server may have processed it. `reused`:
-/// on a pooled connection; `fresh_retry_used`: the one immediate retry on a fresh connection was taken.
+/// on a pooled connection; `fresh_retry_used`: the one immediate retry on a fresh connection was taken;
+/// `answer_started`: at least one byte came back (true when unknown: the safe side).
 inline retry_decision decide_retry(const error_code& ec, int http_status, bool written, bool read_only, bool reused,
-                                   bool fresh_retry_used, int attempt, int max_attempts) {
+                                   bool fresh_retry_used, int attempt, int max_attempts, bool answer_started = true) {
     if (ec == asio::error::operation_aborted) return retry_decision::fail;
     const bool attempts_left = attempt < max_attempts;
     if (http_status != 0) {
@@ -3290,8 +3291,15 @@ inline retry_decision decide_retry(const error_code& ec, int http_status, bool w
         if (reused && !fresh_retry_used) return retry_decision::retry_now;
         return attempts_left ? retry_decision::retry : retry_decision::fail;
     }
-    if (read_only) return attempts_left ? retry_decision::retry : retry_decision::fail;
-    return retry_decision::outcome_unknown;
+    if (!read_only) return retry_decision::outcome_unknown;
+    // A read-only call on a pooled connection is written without first peeking at the idle socket (the
+    // peek costs a system call per call). A connection the server had already closed then shows up as an
+    // end or a reset before any byte of an answer: the same stale socket the peek finds, and retried the
+    // same way, once and at once on a fresh connection. A call that changes state is always peeked first.
+    const bool closed_under_us = ec == error::connection_closed || ec == asio::error::connection_reset ||
+                                 ec == asio::error::eof || ec == asio::error::broken_pipe;
+    if (reused && !answer_started && !fresh_retry_used && closed_under_us) return retry_decision::retry_now;
+    return attempts_left ? retry_decision::retry : retry_decision::fail;
 }
 
 /// The retry budget's sizes; the defaults are the AWS SDKs' "standard" retry mode.
@@ -3518,11 +3526,12 @@ enum class call_interrupt : std::uint8_t { none, limiter_wait, pool_wait, connec
 
 /// How an attempt ended, as the driver saw it.
 struct attempt_report {
-    error_code ec{};        ///< success: a 200 answer with a valid envelope
-    int http_status = 0;    ///< the status of a whole answer; 0 when none arrived whole
-    bool written = false;   ///< the whole request was written: the server may have processed it
-    bool timed_out = false; ///< the attempt's own deadline passed (a whole answer that came anyway wins)
-    bool reused = false;    ///< made on a pooled connection
+    error_code ec{};             ///< success: a 200 answer with a valid envelope
+    int http_status = 0;         ///< the status of a whole answer; 0 when none arrived whole
+    bool written = false;        ///< the whole request was written: the server may have processed it
+    bool timed_out = false;      ///< the attempt's own deadline passed (a whole answer that came anyway wins)
+    bool reused = false;         ///< made on a pooled connection
+    bool answer_started = false; ///< at least one byte came back after the write
     std::optional<std::chrono::seconds> retry_after{};
 };
 
@@ -3534,6 +3543,7 @@ struct call_action {
     /// wait_grant, complete: pause the endpoint's bucket this long first (a 429 answered the last attempt)
     std::optional<std::chrono::milliseconds> pause{};
     bool fresh = false;                 ///< acquire: a new connection, never a pooled one
+    bool probe = true;                  ///< acquire: a pooled connection is first checked on its socket
     std::chrono::milliseconds delay{0}; ///< backoff
     error_code ec{};                    ///< complete: the call's result
 };
@@ -3572,8 +3582,7 @@ public:
         // The breaker may have opened while this call was parked (a batch parks all at once): look again
         // before anything is sent with credentials the server just refused.
         if (!breaker_.allow(now)) return breaker_open();
-        phase_ = phase::pool;
-        return {.what = call_action::kind::acquire, .fresh = std::exchange(fresh_next_, false)};
+        return acquire_action();
     }
 
     /// The pool's answer: a connection (open or not) for the next attempt, or why there is none.
@@ -3617,8 +3626,9 @@ public:
         }
         if (!answered && stop_ != call_stop::none) return finish_stopped(r.written);
         const int counted = r.http_status == 429 ? 1 : attempts_ - rate_limited_;
-        const retry_decision decision = decide_retry(ec, r.http_status, r.written, rules_.read_only, r.reused,
-                                                     fresh_retry_used_, counted, rules_.retry.max_attempts);
+        const retry_decision decision =
+            decide_retry(ec, r.http_status, r.written, rules_.read_only, r.reused, fresh_retry_used_, counted,
+                         rules_.retry.max_attempts, r.answer_started);
         switch (decision) {
         case retry_decision::fail: return fail(ec, {});
         case retry_decision::outcome_unknown: return outcome_unknown(ec, "after the request was written");
@@ -3630,7 +3640,8 @@ public:
         if (stop_ != call_stop::none) return finish_stopped(false);
         if (cancel_requested_) return fail(asio::error::operation_aborted, "cancelled; not sent again");
         if (decision == retry_decision::retry_now) {
-            // A pooled connection failed before any byte left: once, at once, on a fresh connection, free.
+            // A pooled connection turned out to be closed (before the write, or, read-only, before any byte of
+            // an answer): once, at once, on a fresh connection, free.
             fresh_retry_used_ = true;
             fresh_next_ = true;
             return next_send(now);
@@ -3689,8 +3700,15 @@ private:
             return {
                 .what = call_action::kind::wait_grant, .front = front_, .pause = std::exchange(pause_, std::nullopt)};
         }
+        return acquire_action();
+    }
+
+    /// A pooled connection is peeked at (one system call) only for a call that changes state: a read-only
+    /// one that meets a closed socket is retried at once instead (see decide_retry).
+    call_action acquire_action() {
         phase_ = phase::pool;
-        return {.what = call_action::kind::acquire, .fresh = std::exchange(fresh_next_, false)};
+        return {
+            .what = call_action::kind::acquire, .fresh = std::exchange(fresh_next_, false), .probe = !rules_.read_only};
     }
 
     /// A 429 proves the request was not processed: always retried, bounded by max_rate_limited_retries and
@@ -4165,6 +4183,8 @@ private:
         if (++header_count_ > limits_.max_header_count) return fail(error::too_many_headers);
         std::string_view name, value;
         if (const auto ec = parse_field_line(line, name, value)) return fail(static_cast<http::error>(ec.value()));
+        // Room for a typical head at once (a server's answer carries 5 to 10 fields), not 1, 2, 4, 8.
+        if (into.empty()) into.reserve(std::min<std::size_t>(limits_.max_header_count, 12));
         into.add(name, value);
     }
 
@@ -4666,13 +4686,15 @@ public:
 
     /// True when the peer sent nothing and did not close: no byte is waiting in the kernel, and on TLS none
     /// inside OpenSSL either. A TLS read takes whatever the socket holds, so a record that came behind the
-    /// last answer sits in OpenSSL's buffer or its BIO, invisible to the kernel check.
-    bool quiet() {
+    /// last answer sits in OpenSSL's buffer or its BIO, invisible to the kernel check. `probe_kernel` false:
+    /// only what is already in user space is looked at, and no system call is made.
+    bool quiet(bool probe_kernel = true) {
         if (!socket_.is_open()) return false;
         if (tls_) {
             SSL* ssl = tls_->native_handle();
             if (SSL_has_pending(ssl) != 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) != 0) return false;
         }
+        if (!probe_kernel) return true;
         char c = 0;
         const auto r = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
         if (r >= 0) return false; // 0: EOF, the peer closed; > 0: unsolicited bytes (or a TLS alert)
@@ -4954,7 +4976,10 @@ public:
 
     /// True when an idle pooled connection shows neither EOF nor stray bytes (in the kernel, in OpenSSL or in
     /// the read buffer), so a request written on it will not meet a connection the server already closed.
-    bool looks_alive() { return open_ && reusable_ && !reader_.buffered() && stream_.quiet(); }
+    /// `probe_socket` false skips the kernel's part (a system call): for a request that may be sent again.
+    bool looks_alive(bool probe_socket = true) {
+        return open_ && reusable_ && !reader_.buffered() && stream_.quiet(probe_socket);
+    }
 
     /// Ends whatever is pending (a resolve included) and closes the socket.
     void close() noexcept {
@@ -4988,6 +5013,8 @@ public:
     std::uint64_t writes() const noexcept { return stream_.writes(); }
     clock::time_point last_used{};
     std::uint64_t requests = 0; ///< exchanges completed on this connection
+    /// Where the client renders each request's head: kept with the connection so its capacity is reused.
+    std::string& head_buffer() noexcept { return head_buffer_; }
 
 private:
     asio::awaitable<error_code> tunnel(const proxy_endpoint& px, const route& r, std::string& detail) {
@@ -5020,6 +5047,7 @@ private:
     tcp::resolver resolver_;
     message_reader reader_;
     watchdog watchdog_;
+    std::string head_buffer_{};
     bool open_ = false;
     bool reusable_ = true;
 };
@@ -5108,9 +5136,11 @@ public:
 
     /// A connection for the next attempt: an idle one that still looks alive, else a new (unopened) one if
     /// there is room, else the first one a finishing call hands over (FIFO). `fresh`: never a pooled one
-    /// (the retry after a pooled socket failed before the write); its slot then goes to a new connection.
+    /// (the retry after a pooled socket turned out to be closed); its slot then goes to a new connection.
+    /// `probe`: an idle connection's socket is peeked at for an EOF the server sent while it was idle (a
+    /// system call); without, only what is known in user space is checked (the caller retries a stale one).
     /// Fails with error::client_closed after close(), operation_aborted when cancel(w) ended the wait.
-    asio::awaitable<std::tuple<error_code, lease>> acquire(bool fresh, waiter& w) {
+    asio::awaitable<std::tuple<error_code, lease>> acquire(bool fresh, bool probe, waiter& w) {
         if (closed_) co_return std::tuple{make_error_code(error::client_closed), lease{}};
         const auto now = clock::now();
         while (!idle_.empty() && !(fresh && open_ < max_)) {
@@ -5121,7 +5151,7 @@ public:
                 c->close();
                 co_return std::tuple{error_code{}, lease(this, std::make_unique<connection>(ex_), false)};
             }
-            if (now - c->last_used < idle_timeout_ && c->looks_alive())
+            if (now - c->last_used < idle_timeout_ && c->looks_alive(probe))
                 co_return std::tuple{error_code{}, lease(this, std::move(c), true)};
             discard(std::move(c)); // closed by the server while idle, or expired: never written to
         }
@@ -6874,7 +6904,7 @@ public:
     /// Whatever the server sent back may echo the request's headers: the keys never leave in diagnostics.
     void redact(diagnostics& d) const {
         for (std::string* text : {&d.server_message, &d.body, &d.detail})
-            detail::redact_all(*text, {opts_.keys.public_key, opts_.keys.private_key});
+            if (!text->empty()) detail::redact_all(*text, {opts_.keys.public_key, opts_.keys.private_key});
     }
 
     /// The one type-erased entry point of every call: the resource, its serialized JSON body, and whether it
@@ -6890,9 +6920,8 @@ public:
 private:
     void configure();
     call_rules rules_for(bool read_only) const;
-    asio::awaitable<call_action> step(call_state& cs, call_action a);
     asio::awaitable<call_action> wait_for_grant(call_state& cs, call_action a);
-    asio::awaitable<call_action> get_connection(call_state& cs, bool fresh);
+    asio::awaitable<call_action> get_connection(call_state& cs, bool fresh, bool probe);
     asio::awaitable<call_action> attempt(call_state& cs);
     asio::awaitable<void> exchange(call_state& cs, connection& conn, attempt_report& rep);
     asio::awaitable<call_action> back_off(call_state& cs, std::chrono::milliseconds delay);
@@ -7439,7 +7468,16 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::call(std::string resour
         });
     }
     call_action a = cs->fsm.start(clock::now());
-    while (a.what != call_action::kind::complete) a = co_await step(*cs, a);
+    // Each action is awaited here directly (not through a dispatching coroutine: one frame less per step).
+    while (a.what != call_action::kind::complete) {
+        switch (a.what) {
+        case call_action::kind::wait_grant: a = co_await wait_for_grant(*cs, a); break;
+        case call_action::kind::acquire: a = co_await get_connection(*cs, a.fresh, a.probe); break;
+        case call_action::kind::attempt: a = co_await attempt(*cs); break;
+        case call_action::kind::backoff: a = co_await back_off(*cs, a.delay); break;
+        case call_action::kind::complete: break;
+        }
+    }
     if (a.pause) limiter_->pause(cs->resource, *a.pause); // a 429 this call gave up on still pauses the endpoint
     cs->deadline_timer.cancel();
     cs->lease.reset();
@@ -7447,17 +7485,6 @@ CALLSAVVY_DECL asio::awaitable<call_result> client_impl::call(std::string resour
     r.ec = a.ec;
     if (!r.ec) r.data = std::move(cs->data);
     co_return r;
-}
-
-CALLSAVVY_DECL asio::awaitable<call_action> client_impl::step(call_state& cs, call_action a) {
-    switch (a.what) {
-    case call_action::kind::wait_grant: co_return co_await wait_for_grant(cs, a);
-    case call_action::kind::acquire: co_return co_await get_connection(cs, a.fresh);
-    case call_action::kind::attempt: co_return co_await attempt(cs);
-    case call_action::kind::backoff: co_return co_await back_off(cs, a.delay);
-    case call_action::kind::complete: break;
-    }
-    co_return a;
 }
 
 /// Parks the call in the rate limiter (after pausing the endpoint, when a 429 asked for it). The limiter
@@ -7473,8 +7500,8 @@ CALLSAVVY_DECL asio::awaitable<call_action> client_impl::wait_for_grant(call_sta
     co_return cs.fsm.on_grant(ec, clock::now());
 }
 
-CALLSAVVY_DECL asio::awaitable<call_action> client_impl::get_connection(call_state& cs, bool fresh) {
-    auto [ec, lease] = co_await pool_->acquire(fresh, cs.pool_wait);
+CALLSAVVY_DECL asio::awaitable<call_action> client_impl::get_connection(call_state& cs, bool fresh, bool probe) {
+    auto [ec, lease] = co_await pool_->acquire(fresh, probe, cs.pool_wait);
     cs.lease = std::move(lease);
     co_return cs.fsm.on_connection(ec, clock::now());
 }
@@ -7527,7 +7554,8 @@ CALLSAVVY_DECL asio::awaitable<void> client_impl::exchange(call_state& cs, conne
             co_return;
         }
     }
-    std::string head;
+    std::string& head = conn.head_buffer(); // reused: no allocation per request once it has grown
+    head.clear();
     head_->render(cs.resource, cs.body.size(), head, rep.ec); // the resource was checked: cannot fail
     if (rep.ec) co_return;
     if (!cs.fsm.on_write()) {
@@ -7536,8 +7564,10 @@ CALLSAVVY_DECL asio::awaitable<void> client_impl::exchange(call_state& cs, conne
     }
     cs.grant.sent(); // the server counts the request from its arrival: the grant counts from now
     http::response_parser p(opts_.response_limits);
+    const auto received_before = conn.bytes_received();
     const exchange_result x = co_await conn.async_exchange(head, cs.body, p);
     rep.written = x.written;
+    rep.answer_started = conn.bytes_received() != received_before;
     if (x.ec) {
         rep.ec = x.ec;
         if (x.ec == error::connection_closed && p.started()) cs.d.detail = "connection ended inside the response";

@@ -512,6 +512,45 @@ TEST_CASE("a pooled connection the server closed while idle is replaced before a
     CHECK_FALSE(events[1].reused_connection);
 }
 
+TEST_CASE("a read-only call on a pooled connection the server closed while idle is sent again at once", "[client]") {
+    asio::io_context io;
+    int requests = 0;
+    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
+        auto req = co_await p.read_request();
+        if (!req) co_return;
+        ++requests;
+        json::object data;
+        data["business_id"] = "B" + std::to_string(requests);
+        co_await p.respond(200, success("getSummary", data));
+        p.close(); // keep-alive promised, then the idle connection is dropped
+    });
+    std::vector<callsavvy::call_event> events;
+    auto o = options_for(server);
+    o.observer = [&](const callsavvy::call_event& e) { events.push_back(e); };
+    callsavvy::client c(io.get_executor(), o);
+    cstest::run_test(io, [&]() -> asio::awaitable<void> {
+        auto first = co_await c.async_get_summary({});
+        asio::steady_timer t(co_await asio::this_coro::executor, 50ms); // let the FIN arrive
+        co_await t.async_wait(asio::use_awaitable);
+        callsavvy::diagnostics d;
+        auto second = co_await c.async_get_summary({}, d);
+        CHECK(first.business_id == "B1");
+        CHECK(second.business_id == "B2");
+        CHECK(d.attempts == 2);
+        c.close();
+    });
+    CHECK(requests == 2); // the write on the closed socket reached no handler
+    CHECK(server.connections() == 2);
+    // Written without a peek on the pooled socket, which answered with its end; the retry went out at once on a
+    // fresh connection.
+    REQUIRE(events.size() == 3);
+    CHECK(events[1].reused_connection);
+    CHECK(events[1].will_retry);
+    CHECK((events[1].ec == error::connection_closed || events[1].ec == asio::error::connection_reset));
+    CHECK_FALSE(events[2].reused_connection);
+    CHECK_FALSE(events[2].ec);
+}
+
 TEST_CASE("a server that accepts and never answers: timeout, outcome_unknown after writing", "[client]") {
     asio::io_context io;
     int requests = 0;

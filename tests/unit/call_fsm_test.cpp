@@ -315,6 +315,43 @@ TEST_CASE("call_fsm: a pooled connection that failed before the write is retried
     CHECK(h.budget.available() == 495);
 }
 
+TEST_CASE("call_fsm: only a call that changes state has its pooled connection peeked at before the write",
+          "[call_fsm]") {
+    for (const bool read_only : {false, true}) {
+        harness h(read_only, false);
+        auto a = h.fsm().start(h.now);
+        REQUIRE(a.what == kind::acquire);
+        CHECK(a.probe == !read_only);
+    }
+}
+
+TEST_CASE("call_fsm: a read-only call whose pooled connection ends before any answer byte is retried at once",
+          "[call_fsm]") {
+    harness h(true);
+    h.to_attempt();
+    REQUIRE(h.fsm().on_write());
+    const auto closed = callsavvy::make_error_code(error::connection_closed);
+    auto a = h.fsm().on_attempt({.ec = closed, .written = true, .reused = true}, h.now);
+    REQUIRE(a.what == kind::wait_grant); // no backoff, nothing from the retry budget
+    a = h.fsm().on_grant({}, h.now);
+    REQUIRE(a.what == kind::acquire);
+    CHECK(a.fresh);
+    CHECK_FALSE(a.probe);
+    CHECK(h.budget.available() == 500);
+    REQUIRE(h.fsm().on_connection({}, h.now).what == kind::attempt);
+    REQUIRE(h.fsm().on_write());
+    // Once only: the same again is an ordinary retry with backoff.
+    a = h.fsm().on_attempt({.ec = closed, .written = true, .reused = true}, h.now);
+    CHECK(a.what == kind::backoff);
+    // A call that changes state in the same situation never goes out again.
+    harness w(false);
+    w.to_attempt();
+    REQUIRE(w.fsm().on_write());
+    a = w.fsm().on_attempt({.ec = closed, .written = true, .reused = true}, w.now);
+    CHECK(a.what == kind::complete);
+    CHECK(a.ec == error::outcome_unknown);
+}
+
 TEST_CASE("call_fsm: a 429 pauses the endpoint and waits again at the front, not counted as an attempt", "[call_fsm]") {
     harness h(false);
     h.rules.retry.max_attempts = 1;

@@ -128,6 +128,18 @@ TEST_CASE("retry rules: only what provably was not processed, or is read-only, i
     CHECK(decide_retry(lost, 0, true, true, false, false, 1, 3) == retry_decision::retry);
     CHECK(decide_retry(lost, 0, true, false, false, false, 1, 3) == retry_decision::outcome_unknown);
     CHECK(decide_retry(timeout, 0, true, false, false, false, 1, 3) == retry_decision::outcome_unknown);
+    // A read-only call written on a pooled connection (not peeked at first) that ends before any byte of an
+    // answer: the stale socket, once at once on a fresh connection. Never for a call that changes state, never
+    // once an answer started, never for a timeout, never twice.
+    CHECK(decide_retry(lost, 0, true, true, true, false, 1, 3, false) == retry_decision::retry_now);
+    CHECK(decide_retry(asio::error::connection_reset, 0, true, true, true, false, 3, 3, false) ==
+          retry_decision::retry_now);
+    CHECK(decide_retry(lost, 0, true, false, true, false, 1, 3, false) == retry_decision::outcome_unknown);
+    CHECK(decide_retry(lost, 0, true, true, true, false, 1, 3, true) == retry_decision::retry);
+    CHECK(decide_retry(lost, 0, true, true, true, false, 1, 3) == retry_decision::retry); // unknown: started
+    CHECK(decide_retry(timeout, 0, true, true, true, false, 1, 3, false) == retry_decision::retry);
+    CHECK(decide_retry(lost, 0, true, true, false, false, 1, 3, false) == retry_decision::retry);
+    CHECK(decide_retry(lost, 0, true, true, true, true, 3, 3, false) == retry_decision::fail);
     CHECK(decide_retry(lost, 0, true, false, false, false, 3, 3) == retry_decision::outcome_unknown);
     // Answers: 429 always retried (the call bounds those retries itself); 5xx retried for read-only
     // endpoints and an unknown outcome for the others; other statuses never retried.

@@ -28,11 +28,12 @@ enum class call_interrupt : std::uint8_t { none, limiter_wait, pool_wait, connec
 
 /// How an attempt ended, as the driver saw it.
 struct attempt_report {
-    error_code ec{};        ///< success: a 200 answer with a valid envelope
-    int http_status = 0;    ///< the status of a whole answer; 0 when none arrived whole
-    bool written = false;   ///< the whole request was written: the server may have processed it
-    bool timed_out = false; ///< the attempt's own deadline passed (a whole answer that came anyway wins)
-    bool reused = false;    ///< made on a pooled connection
+    error_code ec{};             ///< success: a 200 answer with a valid envelope
+    int http_status = 0;         ///< the status of a whole answer; 0 when none arrived whole
+    bool written = false;        ///< the whole request was written: the server may have processed it
+    bool timed_out = false;      ///< the attempt's own deadline passed (a whole answer that came anyway wins)
+    bool reused = false;         ///< made on a pooled connection
+    bool answer_started = false; ///< at least one byte came back after the write
     std::optional<std::chrono::seconds> retry_after{};
 };
 
@@ -44,6 +45,7 @@ struct call_action {
     /// wait_grant, complete: pause the endpoint's bucket this long first (a 429 answered the last attempt)
     std::optional<std::chrono::milliseconds> pause{};
     bool fresh = false;                 ///< acquire: a new connection, never a pooled one
+    bool probe = true;                  ///< acquire: a pooled connection is first checked on its socket
     std::chrono::milliseconds delay{0}; ///< backoff
     error_code ec{};                    ///< complete: the call's result
 };
@@ -82,8 +84,7 @@ public:
         // The breaker may have opened while this call was parked (a batch parks all at once): look again
         // before anything is sent with credentials the server just refused.
         if (!breaker_.allow(now)) return breaker_open();
-        phase_ = phase::pool;
-        return {.what = call_action::kind::acquire, .fresh = std::exchange(fresh_next_, false)};
+        return acquire_action();
     }
 
     /// The pool's answer: a connection (open or not) for the next attempt, or why there is none.
@@ -127,8 +128,9 @@ public:
         }
         if (!answered && stop_ != call_stop::none) return finish_stopped(r.written);
         const int counted = r.http_status == 429 ? 1 : attempts_ - rate_limited_;
-        const retry_decision decision = decide_retry(ec, r.http_status, r.written, rules_.read_only, r.reused,
-                                                     fresh_retry_used_, counted, rules_.retry.max_attempts);
+        const retry_decision decision =
+            decide_retry(ec, r.http_status, r.written, rules_.read_only, r.reused, fresh_retry_used_, counted,
+                         rules_.retry.max_attempts, r.answer_started);
         switch (decision) {
         case retry_decision::fail: return fail(ec, {});
         case retry_decision::outcome_unknown: return outcome_unknown(ec, "after the request was written");
@@ -140,7 +142,8 @@ public:
         if (stop_ != call_stop::none) return finish_stopped(false);
         if (cancel_requested_) return fail(asio::error::operation_aborted, "cancelled; not sent again");
         if (decision == retry_decision::retry_now) {
-            // A pooled connection failed before any byte left: once, at once, on a fresh connection, free.
+            // A pooled connection turned out to be closed (before the write, or, read-only, before any byte of
+            // an answer): once, at once, on a fresh connection, free.
             fresh_retry_used_ = true;
             fresh_next_ = true;
             return next_send(now);
@@ -199,8 +202,15 @@ private:
             return {
                 .what = call_action::kind::wait_grant, .front = front_, .pause = std::exchange(pause_, std::nullopt)};
         }
+        return acquire_action();
+    }
+
+    /// A pooled connection is peeked at (one system call) only for a call that changes state: a read-only
+    /// one that meets a closed socket is retried at once instead (see decide_retry).
+    call_action acquire_action() {
         phase_ = phase::pool;
-        return {.what = call_action::kind::acquire, .fresh = std::exchange(fresh_next_, false)};
+        return {
+            .what = call_action::kind::acquire, .fresh = std::exchange(fresh_next_, false), .probe = !rules_.read_only};
     }
 
     /// A 429 proves the request was not processed: always retried, bounded by max_rate_limited_retries and

@@ -89,9 +89,11 @@ public:
 
     /// A connection for the next attempt: an idle one that still looks alive, else a new (unopened) one if
     /// there is room, else the first one a finishing call hands over (FIFO). `fresh`: never a pooled one
-    /// (the retry after a pooled socket failed before the write); its slot then goes to a new connection.
+    /// (the retry after a pooled socket turned out to be closed); its slot then goes to a new connection.
+    /// `probe`: an idle connection's socket is peeked at for an EOF the server sent while it was idle (a
+    /// system call); without, only what is known in user space is checked (the caller retries a stale one).
     /// Fails with error::client_closed after close(), operation_aborted when cancel(w) ended the wait.
-    asio::awaitable<std::tuple<error_code, lease>> acquire(bool fresh, waiter& w) {
+    asio::awaitable<std::tuple<error_code, lease>> acquire(bool fresh, bool probe, waiter& w) {
         if (closed_) co_return std::tuple{make_error_code(error::client_closed), lease{}};
         const auto now = clock::now();
         while (!idle_.empty() && !(fresh && open_ < max_)) {
@@ -102,7 +104,7 @@ public:
                 c->close();
                 co_return std::tuple{error_code{}, lease(this, std::make_unique<connection>(ex_), false)};
             }
-            if (now - c->last_used < idle_timeout_ && c->looks_alive())
+            if (now - c->last_used < idle_timeout_ && c->looks_alive(probe))
                 co_return std::tuple{error_code{}, lease(this, std::move(c), true)};
             discard(std::move(c)); // closed by the server while idle, or expired: never written to
         }

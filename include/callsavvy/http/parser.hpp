@@ -342,6 +342,8 @@ private:
         if (++header_count_ > limits_.max_header_count) return fail(error::too_many_headers);
         std::string_view name, value;
         if (const auto ec = parse_field_line(line, name, value)) return fail(static_cast<http::error>(ec.value()));
+        // Room for a typical head at once (a server's answer carries 5 to 10 fields), not 1, 2, 4, 8.
+        if (into.empty()) into.reserve(std::min<std::size_t>(limits_.max_header_count, 12));
         into.add(name, value);
     }
 

@@ -115,7 +115,10 @@ public:
 
     /// True when an idle pooled connection shows neither EOF nor stray bytes (in the kernel, in OpenSSL or in
     /// the read buffer), so a request written on it will not meet a connection the server already closed.
-    bool looks_alive() { return open_ && reusable_ && !reader_.buffered() && stream_.quiet(); }
+    /// `probe_socket` false skips the kernel's part (a system call): for a request that may be sent again.
+    bool looks_alive(bool probe_socket = true) {
+        return open_ && reusable_ && !reader_.buffered() && stream_.quiet(probe_socket);
+    }
 
     /// Ends whatever is pending (a resolve included) and closes the socket.
     void close() noexcept {
@@ -149,6 +152,8 @@ public:
     std::uint64_t writes() const noexcept { return stream_.writes(); }
     clock::time_point last_used{};
     std::uint64_t requests = 0; ///< exchanges completed on this connection
+    /// Where the client renders each request's head: kept with the connection so its capacity is reused.
+    std::string& head_buffer() noexcept { return head_buffer_; }
 
 private:
     asio::awaitable<error_code> tunnel(const proxy_endpoint& px, const route& r, std::string& detail) {
@@ -181,6 +186,7 @@ private:
     tcp::resolver resolver_;
     message_reader reader_;
     watchdog watchdog_;
+    std::string head_buffer_{};
     bool open_ = false;
     bool reusable_ = true;
 };

@@ -120,13 +120,15 @@ public:
 
     /// True when the peer sent nothing and did not close: no byte is waiting in the kernel, and on TLS none
     /// inside OpenSSL either. A TLS read takes whatever the socket holds, so a record that came behind the
-    /// last answer sits in OpenSSL's buffer or its BIO, invisible to the kernel check.
-    bool quiet() {
+    /// last answer sits in OpenSSL's buffer or its BIO, invisible to the kernel check. `probe_kernel` false:
+    /// only what is already in user space is looked at, and no system call is made.
+    bool quiet(bool probe_kernel = true) {
         if (!socket_.is_open()) return false;
         if (tls_) {
             SSL* ssl = tls_->native_handle();
             if (SSL_has_pending(ssl) != 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) != 0) return false;
         }
+        if (!probe_kernel) return true;
         char c = 0;
         const auto r = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
         if (r >= 0) return false; // 0: EOF, the peer closed; > 0: unsolicited bytes (or a TLS alert)
