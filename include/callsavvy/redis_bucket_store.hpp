@@ -271,14 +271,20 @@ public:
             cmd, {"EVALSHA", sha_, "2", global_key, endpoint_key, std::to_string(r.global_limits.max_requests),
                   us(r.global_limits.window, r.margin), std::to_string(r.endpoint_limits.max_requests),
                   us(r.endpoint_limits.window, r.margin), member});
-        const std::lock_guard<std::mutex> l(mu_);
-        if (closed_) return shared_decision{asio::error::operation_aborted};
-        queue_.push_back({std::move(cmd), std::move(done)});
-        ++stats_.requests;
-        if (!running_) {
+        bool start = false;
+        {
+            const std::lock_guard<std::mutex> l(mu_);
+            if (closed_) return shared_decision{asio::error::operation_aborted};
+            queue_.push_back({std::move(cmd), std::move(done)});
+            ++stats_.requests;
+            start = !running_;
             running_ = true;
-            asio::co_spawn(strand_, run(shared_from_this()), asio::detached);
         }
+        // Posted, never run here: co_spawn may run the loop inline, and a reserve that fails at once would
+        // then complete inside the caller's lock.
+        if (start)
+            asio::post(strand_,
+                       [self = shared_from_this()] { asio::co_spawn(self->strand_, run(self), asio::detached); });
         return std::nullopt;
     }
 
@@ -351,6 +357,8 @@ private:
         for (int attempt = 0; attempt < 2; ++attempt) {
             const bool reused = conn_ != nullptr;
             if (!conn_) {
+                // Reserves queued before a connect failed fail with it: no second wait on an unreachable server.
+                if (recently_down()) break;
                 if (error_code ec = co_await connect(); ec) break;
             }
             bool reconnect = false;
@@ -466,6 +474,11 @@ private:
             if (i + 1 == replies && v.text != sha_) co_return make_error_code(error::rate_store_unavailable);
         }
         co_return error_code{};
+    }
+
+    bool recently_down() const {
+        const std::lock_guard<std::mutex> l(mu_);
+        return std::chrono::steady_clock::now() < down_until_;
     }
 
     void complete_one(const shared_decision& d) {
