@@ -8,10 +8,12 @@
 #include <callsavvy/redis_bucket_store.hpp>
 #include <callsavvy/testing/mock_server.hpp>
 
+#include "support/pki.hpp"
 #include "support/run.hpp"
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 #include <catch2/catch.hpp>
 
@@ -25,7 +27,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -114,8 +119,9 @@ callsavvy::detail::resp_value command(std::uint16_t port, std::initializer_list<
 // redis-server on 127.0.0.1:port, no persistence, in a temporary directory; stopped when destroyed.
 class redis_process {
 public:
-    explicit redis_process(std::string password = {}, std::uint16_t port = 0)
-        : port_(port != 0 ? port : free_port()), password_(std::move(password)) {
+    // tls: also a TLS port (the test PKI's localhost certificate), beside the plain one the test reads through.
+    explicit redis_process(std::string password = {}, std::uint16_t port = 0, bool tls = false)
+        : port_(port != 0 ? port : free_port()), tls_port_(tls ? free_port() : 0), password_(std::move(password)) {
         if (std::string_view(CALLSAVVY_REDIS_SERVER).empty())
             throw std::runtime_error("redis-server was not found when the tests were configured (scripts/setup.sh "
                                      "installs it)");
@@ -133,6 +139,10 @@ public:
     redis_process& operator=(const redis_process&) = delete;
 
     std::uint16_t port() const noexcept { return port_; }
+    std::uint16_t tls_port() const noexcept { return tls_port_; }
+    // A server that accepts connections (the kernel does) and answers nothing until resumed.
+    void pause() const { kill(pid_, SIGSTOP); }
+    void resume() const { kill(pid_, SIGCONT); }
 
     void start() {
         std::vector<std::string> args{CALLSAVVY_REDIS_SERVER,
@@ -149,6 +159,15 @@ public:
         if (!password_.empty()) {
             args.push_back("--requirepass");
             args.push_back(password_);
+        }
+        if (tls_port_ != 0) {
+            const auto& pki = cstest::test_pki();
+            for (const std::string& a :
+                 {std::string("--tls-port"), std::to_string(tls_port_), std::string("--tls-cert-file"),
+                  pki.localhost.cert_file.string(), std::string("--tls-key-file"), pki.localhost.key_file.string(),
+                  std::string("--tls-ca-cert-file"), pki.ca_file.string(), std::string("--tls-auth-clients"),
+                  std::string("no")})
+                args.push_back(a);
         }
         pid_ = spawn(args, {}, true);
         const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -169,6 +188,7 @@ public:
 
 private:
     std::uint16_t port_;
+    std::uint16_t tls_port_;
     std::string password_;
     std::string dir_;
     pid_t pid_ = -1;
@@ -209,31 +229,26 @@ callsavvy::client_options client_for(const std::string& base_url, std::chrono::m
     return o;
 }
 
-// `n` calls over three endpoints at once, each body tagged `tag`-i; counts the failures by message.
-void start_batch(callsavvy::client& c, const std::string& tag, int n, int& done, std::map<std::string, int>& failures) {
-    for (int i = 0; i < n; ++i) {
-        std::string t = tag;
-        t += '-';
-        t += std::to_string(i);
-        t += '.';
-        auto count = [&done, &failures](callsavvy::error_code ec) {
-            if (ec) ++failures[ec.message()];
-            ++done;
-        };
-        switch (i % 3) {
-        case 0:
-            c.async_create_lead({.name = t, .phone = "+1"}, [count](callsavvy::error_code ec, auto) { count(ec); });
-            break;
-        case 1:
-            c.async_create_contact({.phone = "+2", .first_name = t},
-                                   [count](callsavvy::error_code ec, auto) { count(ec); });
-            break;
-        default:
-            c.async_send_sms({.recipients = {"+3"}, .message = t},
-                             [count](callsavvy::error_code ec, auto) { count(ec); });
-            break;
-        }
+// Calls first..first+n-1 over three endpoints at once, each body tagged `tag`-i; `outcome(i, ec)` for each.
+void start_calls(callsavvy::client& c, const std::string& tag, int first, int n,
+                 const std::function<void(int, callsavvy::error_code)>& outcome) {
+    for (int i = first; i < first + n; ++i) {
+        const std::string t = tag + '-' + std::to_string(i) + '.';
+        auto report = [outcome, i](callsavvy::error_code ec, const auto&) { outcome(i, ec); };
+        if (i % 3 == 0) c.async_create_lead({.name = t, .phone = "+1"}, report);
+        else if (i % 3 == 1)
+            c.async_create_contact({.phone = "+2", .first_name = t}, report);
+        else
+            c.async_send_sms({.recipients = {"+3"}, .message = t}, report);
     }
+}
+
+// `n` calls at once; counts them as they end, and the failures by message.
+void start_batch(callsavvy::client& c, const std::string& tag, int n, int& done, std::map<std::string, int>& failures) {
+    start_calls(c, tag, 0, n, [&done, &failures](int, callsavvy::error_code ec) {
+        if (ec) ++failures[ec.message()];
+        ++done;
+    });
 }
 
 // Tags answered 200, and how often.
@@ -449,4 +464,126 @@ TEST_CASE("redis store: AUTH with the password; keys are a digest of the public 
         CHECK(ttl.integer > 0);
         CHECK(ttl.integer <= 60000 + 250 + 1000 + 1);
     }
+}
+
+TEST_CASE("redis store: Redis restarted mid-batch with the fail policy: the calls that met the outage fail with "
+          "rate_store_unavailable, unsent; every other one is answered once",
+          "[redis][mock]") {
+    redis_process redis;
+    constexpr auto window = 1000ms;
+    asio::io_context io;
+    testing::mock_server m(io.get_executor(), mock_limits(window));
+    auto o = client_for(m.base_url(), window);
+    std::shared_ptr<callsavvy::redis_bucket_store> store;
+    o.rate_limits.shared_store = [&](const asio::any_io_executor& ex) {
+        store = std::make_shared<callsavvy::redis_bucket_store>(ex, store_on(redis.port()));
+        return store;
+    };
+    o.rate_limits.on_store_failure = callsavvy::store_failure_policy::fail;
+    callsavvy::client c(io.get_executor(), o);
+    // A stream below the allowance (16 calls every 200 ms: 80 of 100 per window), so that the calls of each
+    // wave meet Redis as it is when they arrive: up, away (waves 5 to 7), up again.
+    constexpr int waves = 15, per_wave = 16, n = waves * per_wave;
+    std::map<int, callsavvy::error_code> outcome;
+    int reported_twice = 0;
+    int wave = 0;
+    asio::steady_timer timer(io);
+    std::function<void()> next = [&] {
+        if (wave == 5) redis.stop();
+        if (wave == 8) redis.start();
+        start_calls(c, "batch", wave * per_wave, per_wave, [&](int i, callsavvy::error_code ec) {
+            if (!outcome.emplace(i, ec).second) ++reported_twice;
+        });
+        if (++wave == waves) return;
+        timer.expires_after(200ms);
+        timer.async_wait([&](callsavvy::error_code) { next(); });
+    };
+    next();
+    cstest::run_until(
+        io, [&] { return wave == waves && outcome.size() == static_cast<std::size_t>(n); }, 60s, "the stream");
+    CHECK(reported_twice == 0);
+
+    const auto ok = answered(m);
+    std::size_t failed = 0;
+    std::set<int> failed_waves;
+    for (const auto& [i, ec] : outcome) {
+        const std::string tag = "batch-" + std::to_string(i);
+        INFO(tag << ": " << ec.message());
+        if (ec) {
+            ++failed;
+            failed_waves.insert(i / per_wave);
+            CHECK(ec == callsavvy::make_error_code(callsavvy::error::rate_store_unavailable));
+            CHECK(ok.count(tag) == 0); // never sent
+        } else {
+            CHECK(ok.count(tag) == 1);
+            if (ok.count(tag) == 1) CHECK(ok.at(tag) == 1);
+        }
+    }
+    INFO("failed: " << failed << ", in waves " << failed_waves.size());
+    CHECK(failed >= per_wave); // at least the whole wave that arrived while Redis was away
+    CHECK(failed_waves.count(6) == 1);
+    for (int w : {0, 1, 2, 3, 10, 11, 12, 13, 14}) CHECK(failed_waves.count(w) == 0); // up: every call answered
+    CHECK(m.journal().size() == static_cast<std::size_t>(n) - failed);
+    CHECK(statuses(m, 429) == 0);
+    CHECK(store->stats().connects >= 2);
+}
+
+TEST_CASE("redis store: a server that stops answering costs a call request_timeout + connect_timeout, then fails it",
+          "[redis][mock]") {
+    redis_process redis;
+    asio::io_context io;
+    testing::mock_server m(io.get_executor(), mock_limits(1000ms));
+    auto o = client_for(m.base_url(), 1000ms);
+    auto r = store_on(redis.port());
+    r.request_timeout = 300ms;
+    r.connect_timeout = 300ms;
+    o.rate_limits.shared_store = callsavvy::redis_shared_store(r);
+    o.rate_limits.on_store_failure = callsavvy::store_failure_policy::fail;
+    callsavvy::client c(io.get_executor(), o);
+    auto call = [&](const char* name) {
+        std::optional<callsavvy::error_code> ec;
+        c.async_create_lead({.name = name, .phone = "+1"}, [&](callsavvy::error_code e, auto) { ec = e; });
+        cstest::run_until(
+            io, [&] { return ec.has_value(); }, 10s, "the call");
+        return *ec;
+    };
+    CHECK(call("up") == callsavvy::error_code{});
+    redis.pause();
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto ec = call("stalled");
+    const auto took = std::chrono::steady_clock::now() - t0;
+    redis.resume();
+    CHECK(ec == callsavvy::make_error_code(callsavvy::error::rate_store_unavailable));
+    // The round trip times out, the retry on a new connection meets a server that accepts and never answers.
+    CHECK(took >= 550ms);
+    CHECK(took < 2000ms);
+    std::this_thread::sleep_for(150ms); // past reconnect_delay
+    CHECK(call("resumed") == callsavvy::error_code{});
+    CHECK(m.journal().size() == 2);
+}
+
+TEST_CASE("redis store: TLS to Redis, the server's certificate verified against the given CA", "[redis]") {
+    redis_process redis("tls-test-password", 0, true);
+    asio::io_context io;
+    callsavvy::rate_limit_options o;
+    o.on_store_failure = callsavvy::store_failure_policy::fail;
+    auto acquire = [&](callsavvy::redis_store_options r) {
+        o.shared_store = callsavvy::redis_shared_store(std::move(r));
+        callsavvy::rate_limiter lim(io.get_executor(), o);
+        std::optional<callsavvy::error_code> ec;
+        lim.async_acquire("listTickets", [&](callsavvy::error_code e, callsavvy::rate_grant) { ec = e; });
+        cstest::run_until(
+            io, [&] { return ec.has_value(); }, 10s, "the acquire");
+        lim.close();
+        return *ec;
+    };
+    auto r = store_on(redis.tls_port());
+    r.password = "tls-test-password";
+    r.use_tls = true;
+    // The system's trust store does not know the test CA: the handshake fails, and so does the acquire.
+    CHECK(acquire(r) == callsavvy::make_error_code(callsavvy::error::rate_store_unavailable));
+    r.tls.ca_file = cstest::test_pki().ca_file.string();
+    CHECK(acquire(r) == callsavvy::error_code{});
+    const auto keys = command(redis.port(), {"KEYS", "*"}, "tls-test-password");
+    CHECK(keys.items.size() == 2); // recorded through the TLS connection
 }
