@@ -229,6 +229,19 @@ callsavvy::client_options client_for(const std::string& base_url, std::chrono::m
     return o;
 }
 
+// client_for() through a Redis store on `port`, which `store` points to once the client's limiter made it.
+callsavvy::client_options client_with_store(const std::string& base_url, std::chrono::milliseconds window,
+                                            std::uint16_t port, std::shared_ptr<callsavvy::redis_bucket_store>& store,
+                                            callsavvy::store_failure_policy policy) {
+    auto o = client_for(base_url, window);
+    o.rate_limits.shared_store = [&store, port](const asio::any_io_executor& ex) {
+        store = std::make_shared<callsavvy::redis_bucket_store>(ex, store_on(port));
+        return store;
+    };
+    o.rate_limits.on_store_failure = policy;
+    return o;
+}
+
 // Calls first..first+n-1 over three endpoints at once, each body tagged `tag`-i; `outcome(i, ec)` for each.
 void start_calls(callsavvy::client& c, const std::string& tag, int first, int n,
                  const std::function<void(int, callsavvy::error_code)>& outcome) {
@@ -357,13 +370,9 @@ TEST_CASE("redis store: Redis restarted mid-batch loses and duplicates no call; 
     constexpr auto window = 1000ms;
     asio::io_context io;
     testing::mock_server m(io.get_executor(), mock_limits(window));
-    auto o = client_for(m.base_url(), window);
     std::shared_ptr<callsavvy::redis_bucket_store> store;
-    o.rate_limits.shared_store = [&](const asio::any_io_executor& ex) {
-        store = std::make_shared<callsavvy::redis_bucket_store>(ex, store_on(redis.port()));
-        return store;
-    };
-    o.rate_limits.on_store_failure = callsavvy::store_failure_policy::fall_back_local;
+    auto o =
+        client_with_store(m.base_url(), window, redis.port(), store, callsavvy::store_failure_policy::fall_back_local);
     callsavvy::client c(io.get_executor(), o);
     constexpr int n = 250;
     int done = 0;
@@ -473,13 +482,8 @@ TEST_CASE("redis store: Redis restarted mid-batch with the fail policy: the call
     constexpr auto window = 1000ms;
     asio::io_context io;
     testing::mock_server m(io.get_executor(), mock_limits(window));
-    auto o = client_for(m.base_url(), window);
     std::shared_ptr<callsavvy::redis_bucket_store> store;
-    o.rate_limits.shared_store = [&](const asio::any_io_executor& ex) {
-        store = std::make_shared<callsavvy::redis_bucket_store>(ex, store_on(redis.port()));
-        return store;
-    };
-    o.rate_limits.on_store_failure = callsavvy::store_failure_policy::fail;
+    auto o = client_with_store(m.base_url(), window, redis.port(), store, callsavvy::store_failure_policy::fail);
     callsavvy::client c(io.get_executor(), o);
     // A stream below the allowance (16 calls every 200 ms: 80 of 100 per window), so that the calls of each
     // wave meet Redis as it is when they arrive: up, away (waves 5 to 7), up again.
