@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -590,4 +591,46 @@ TEST_CASE("redis store: TLS to Redis, the server's certificate verified against 
     CHECK(acquire(r) == callsavvy::error_code{});
     const auto keys = command(redis.port(), {"KEYS", "*"}, "tls-test-password");
     CHECK(keys.items.size() == 2); // recorded through the TLS connection
+}
+
+TEST_CASE("redis store: limiter_for_key gives each executor its own limiter and connection; one io_context gone, "
+          "the other's calls go on",
+          "[redis][mock]") {
+    redis_process redis;
+    asio::io_context server_io;
+    testing::mock_server m(server_io.get_executor(), mock_limits(1000ms));
+    auto guard = asio::make_work_guard(server_io);
+    std::thread server([&] { server_io.run(); });
+    std::vector<asio::any_io_executor> made_on;
+    std::mutex made_mu;
+    auto o = client_for(m.base_url(), 1000ms);
+    o.rate_limits.shared_store =
+        [&, inner = callsavvy::redis_shared_store(store_on(redis.port()))](const asio::any_io_executor& ex) {
+            const std::lock_guard<std::mutex> l(made_mu);
+            made_on.push_back(ex);
+            return inner(ex);
+        };
+    o.rate_limits.on_store_failure = callsavvy::store_failure_policy::fail;
+    auto call = [](callsavvy::client& c, asio::io_context& io, const char* name) {
+        std::optional<callsavvy::error_code> ec;
+        c.async_create_lead({.name = name, .phone = "+1"}, [&](callsavvy::error_code e, auto) { ec = e; });
+        cstest::run_until(
+            io, [&] { return ec.has_value(); }, 10s, "the call");
+        return *ec;
+    };
+    auto second_io = std::make_unique<asio::io_context>();
+    asio::io_context first_io;
+    callsavvy::client first(first_io.get_executor(), o);
+    {
+        auto second = std::make_unique<callsavvy::client>(second_io->get_executor(), o);
+        CHECK(first.limiter() != second->limiter()); // one per executor ...
+        CHECK(call(*second, *second_io, "second") == callsavvy::error_code{});
+        second.reset();
+        second_io.reset(); // ... so the first client's limiter does not need this io_context
+    }
+    CHECK(call(first, first_io, "first") == callsavvy::error_code{});
+    CHECK(made_on.size() == 2); // a store (a connection) per limiter
+    server_io.stop();
+    server.join();
+    CHECK(m.journal().size() == 2);
 }
