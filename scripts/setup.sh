@@ -20,6 +20,7 @@ packages=(
     catch2              # Catch2 2.13
     libcli11-dev        # the command line tool's argument parser
     tinyproxy           # a real CONNECT proxy for the proxy tests
+    redis-server        # the shared rate-limit store's tests start one (tests/net/redis_store_test.cpp)
     python3             # scripts/amalgamate.py
     libcurl4-openssl-dev  # benchmarks: curl_multi_bench (built only when found)
     libcpp-httplib-dev  # benchmarks: httplib_bench (built only when found)

@@ -1,16 +1,20 @@
-// callsavvy/bucket_store.hpp — where the rate limiter's buckets live: bucket_store, the seam where a store
-// shared by several processes (Redis, say) can replace the in-process one, and local_bucket_store, the
-// in-process store (a sliding log per bucket, thread-safe, with idle buckets reclaimed).
+// callsavvy/bucket_store.hpp — where the rate limiter's buckets live: bucket_store and local_bucket_store,
+// the in-process store (a sliding log per bucket, thread-safe, with idle buckets reclaimed), and
+// shared_bucket_store, the asynchronous seam to a store shared by several processes (Redis:
+// <callsavvy/redis_bucket_store.hpp>) that every grant passes after this process's buckets admitted it.
 #pragma once
 
 #include <callsavvy/config.hpp>
+#include <callsavvy/error.hpp>
 #include <callsavvy/rate_limit_options.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +73,48 @@ public:
     virtual void unused(std::size_t id) = 0;
 };
 
+/// One question to a shared store: may one more request go now on `endpoint`'s bucket and the key's global
+/// bucket? If both admit it, the store records it in both, atomically for every process using the store.
+struct shared_reserve {
+    std::string_view scope;    ///< names the key (limiter_for_key: a digest of it, never the key itself)
+    std::string_view endpoint; ///< the endpoint bucket's name (the resource URI)
+    bucket_limits endpoint_limits{};
+    bucket_limits global_limits{};
+    std::chrono::milliseconds margin{}; ///< added to both windows, as rate_limit_options::safety_margin
+};
+
+/// A shared store's answer: granted (recorded), or how long until each bucket that refused admits one more,
+/// or why it could not answer.
+struct shared_decision {
+    error_code ec{};
+    std::chrono::microseconds endpoint_wait{0};
+    std::chrono::microseconds global_wait{0};
+    bool granted() const noexcept { return !ec && endpoint_wait.count() <= 0 && global_wait.count() <= 0; }
+};
+
+/// A bucket store shared by several processes, asked asynchronously so that no limiter holds its lock
+/// across I/O. A limiter with one (rate_limit_options::shared_store) first grants on its local store, which
+/// costs no I/O and resolves the contention within the process, and then asks the shared store; a refusal
+/// puts the waiter back in its place with its buckets paused for the wait the store named; a failure follows
+/// rate_limit_options::on_store_failure.
+///
+/// Each limiter gets its own instance (one connection on the limiter's executor), so no limiter depends on
+/// another one's io_context.
+class shared_bucket_store {
+public:
+    /// Runs once per reserve() that returned nullopt: from any thread, never inside reserve(), with no lock
+    /// of the store held.
+    using completion = std::function<void(const shared_decision&)>;
+
+    virtual ~shared_bucket_store() = default;
+    /// Either the decision at once (a store that can answer without I/O, or one that knows it cannot reach
+    /// its server), or nullopt and `done` runs later with it.
+    virtual std::optional<shared_decision> reserve(const shared_reserve& r, completion done) = 0;
+    /// Completes every pending reserve with operation_aborted before it returns (on the calling thread) and
+    /// answers later ones the same way at once. Idempotent.
+    virtual void close() noexcept = 0;
+};
+
 /// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
 /// go at t" is one comparison, t >= oldest_of_last_N + window + margin, and the invariant "never more than N
 /// grants in any window" holds by construction, whether the server counts fixed minutes or a sliding 60 s.
@@ -82,8 +128,8 @@ public:
     static constexpr std::size_t default_keep = 256;
 
     explicit local_bucket_store(const rate_limit_options& o, std::size_t keep = default_keep)
-        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send),
-          keep_(std::max<std::size_t>(keep, 1)), scan_at_(keep_) {
+        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), overrides_(o.endpoint_overrides),
+          pending_(o.count_from_send), keep_(std::max<std::size_t>(keep, 1)), scan_at_(keep_) {
         buckets_.emplace_back(o.global);
     }
 
@@ -94,14 +140,17 @@ public:
             return it->second;
         }
         if (free_.empty() && live() >= scan_at_) reclaim(now);
+        bucket_limits limits = endpoint_limits_;
+        if (const auto o = overrides_.find(endpoint); o != overrides_.end() && o->second.limits)
+            limits = *o->second.limits;
         std::size_t id = 0;
         if (free_.empty()) {
-            buckets_.emplace_back(endpoint_limits_);
+            buckets_.emplace_back(limits);
             id = buckets_.size() - 1;
         } else {
             id = free_.back();
             free_.pop_back();
-            buckets_[id].clear();
+            buckets_[id] = sliding_log(limits); // the id may have served an endpoint with other limits
         }
         auto& b = buckets_[id];
         b.name = ids_.emplace(std::string(endpoint), id).first;
@@ -212,10 +261,6 @@ private:
 
         std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
 
-        void clear() {
-            start = count = pending = 0;
-            paused_until = last_429 = time_point::min();
-        }
         time_point next_free(time_point now, std::chrono::milliseconds margin) const {
             time_point t = std::max(now, paused_until);
             if (count == times.size()) {
@@ -303,6 +348,7 @@ private:
 
     bucket_limits endpoint_limits_{};
     std::chrono::milliseconds margin_{};
+    std::map<std::string, endpoint_override, std::less<>> overrides_;
     bool pending_ = false; ///< rate_limit_options::count_from_send
     std::size_t keep_;
     std::size_t scan_at_; ///< live buckets at which the next new one first reclaims idle ones

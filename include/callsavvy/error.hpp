@@ -55,6 +55,7 @@ enum class error {
     invalid_options,   ///< client options that cannot be used (diagnostics::detail names the field); nothing was sent
     client_closed,     ///< the client was closed
     queue_full,        ///< the rate limiter's queue of waiters is at its configured maximum
+    rate_store_unavailable, ///< the shared rate-limit store did not answer (store_failure_policy::fail)
 };
 
 /// Classes of failure, for `if (ec == callsavvy::condition::rate_limited)`.
@@ -107,6 +108,7 @@ inline const char* error_message(error e) noexcept {
     case error::invalid_options: return "invalid client options";
     case error::client_closed: return "client closed";
     case error::queue_full: return "rate limiter queue is full";
+    case error::rate_store_unavailable: return "shared rate-limit store unavailable";
     }
     return "unknown callsavvy error";
 }
@@ -207,7 +209,8 @@ inline condition condition_of(error e) noexcept {
     case error::forbidden: return condition::forbidden;
     case error::not_found: return condition::not_found;
     case error::too_many_requests:
-    case error::queue_full: return condition::rate_limited;
+    case error::queue_full:
+    case error::rate_store_unavailable: return condition::rate_limited;
     case error::server_error: return condition::server;
     case error::outcome_unknown: return condition::outcome_unknown;
     case error::method_not_allowed:

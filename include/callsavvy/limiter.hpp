@@ -81,6 +81,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -167,10 +168,13 @@ private:
 /// limiter's. A limiter joins when it is made and leaves when it closes (before its io_context can go).
 class limiter_group {
 public:
-    limiter_group(const rate_limit_options& o, std::shared_ptr<bucket_store> store)
-        : options_(o), store_(store ? std::move(store) : std::make_shared<local_bucket_store>(o)) {}
+    limiter_group(const rate_limit_options& o, std::shared_ptr<bucket_store> store, std::string scope = "default")
+        : options_(o), store_(store ? std::move(store) : std::make_shared<local_bucket_store>(o)),
+          scope_(std::move(scope)) {}
 
     const rate_limit_options& options() const noexcept { return options_; }
+    /// What a shared store calls this group's key: limiter_for_key's digest of it.
+    const std::string& scope() const noexcept { return scope_; }
     const std::shared_ptr<bucket_store>& store() const noexcept { return store_; }
 
     void join(limiter_base* l) {
@@ -192,6 +196,7 @@ public:
 private:
     rate_limit_options options_;
     std::shared_ptr<bucket_store> store_;
+    std::string scope_;
     std::mutex mu_;
     std::vector<limiter_base*> members_{};
 };
@@ -372,6 +377,10 @@ public:
         : ex_(std::move(ex)), group_(std::move(group)), core_(group_->options(), group_->store()),
           rng_(core_.options().jitter_seed != 0 ? core_.options().jitter_seed : std::random_device{}()) {
         timer_.emplace(ex_);
+        if (core_.options().shared_store) {
+            shared_ = core_.options().shared_store(ex_);
+            if (shared_) core_.keep_names();
+        }
         group_->join(this);
     }
 
@@ -426,6 +435,7 @@ public:
                 }
                 break;
             case limiter_waiter::state::rejected: ec = make_error_code(error::queue_full); break;
+            case limiter_waiter::state::store_failed: ec = make_error_code(error::rate_store_unavailable); break;
             default: ec = asio::error::operation_aborted; break; // cancelled while parked, or closed
             }
             if (!grant.pending()) core_.release(w->bucket);
@@ -550,7 +560,16 @@ public:
             disarm_locked();
             timer_.reset(); // the last use of the executor's io_context: grants may outlive it
         }
+        // Without the lock: the store completes what it still has pending here, and each completion locks.
+        if (shared_) shared_->close();
         group_->leave(this);
+    }
+
+    /// Grants that went ahead on the local buckets alone because the shared store failed
+    /// (store_failure_policy::fall_back_local).
+    std::size_t store_fallbacks() {
+        const std::lock_guard<std::mutex> l(mu_);
+        return store_fallbacks_;
     }
 
 private:
@@ -634,13 +653,73 @@ private:
 
     void schedule_locked() {
         if (closed_) return;
-        const time_point next = core_.grant_ready(now_locked(), [](limiter_waiter& n) {
+        const time_point next = core_.grant_ready(now_locked(), [this](limiter_waiter& n) {
             auto* w = static_cast<op*>(&n);
-            w->fn(w, op::action::post, {}, rate_grant{});
+            if (shared_) ask_shared_locked(w);
+            else
+                w->fn(w, op::action::post, {}, rate_grant{});
         });
         if (next == limiter_core::never) disarm_locked();
         else
             arm_locked(next);
+    }
+
+    /// The local buckets granted `w`: now the shared store decides. Its answer comes later (the usual case) or
+    /// at once; either way `w` stays granted (holding its local slot) until then.
+    void ask_shared_locked(op* w) {
+        const shared_reserve r{group_->scope(), core_.name(w->bucket), core_.limits(w->bucket), core_.options().global,
+                               core_.options().safety_margin};
+        add_ref(); // released by the completion, or below when the answer is already there
+        // Two pointers: small enough for std::function to keep without allocating.
+        std::optional<shared_decision> now;
+        try {
+            now = shared_->reserve(r, [self = this, w](const shared_decision& d) { self->on_shared(w, d); });
+        } catch (...) {
+            now = shared_decision{make_error_code(std::errc::not_enough_memory)};
+        }
+        if (!now) return;
+        on_shared_locked(w, *now, false); // inside grant_ready: it looks again by itself
+        release();                        // never the last: the caller of schedule_locked holds one
+    }
+
+    void on_shared(op* w, const shared_decision& d) {
+        {
+            const std::lock_guard<std::mutex> l(mu_);
+            on_shared_locked(w, d, true);
+        }
+        release();
+    }
+
+    void on_shared_locked(op* w, const shared_decision& d, bool reschedule) {
+        if (closed_ || w->cancel_requested) {
+            // deliver() gives the local slot back and reports the cancellation (or the close).
+            if (closed_ && !w->cancel_requested) {
+                core_.give_back(*w);
+                w->st = limiter_waiter::state::closed;
+            }
+        } else if (d.ec) {
+            if (core_.options().on_store_failure == store_failure_policy::fall_back_local) {
+                ++store_fallbacks_; // the local slot stands: the process's own limits still hold
+            } else {
+                core_.give_back(*w);
+                w->st = limiter_waiter::state::store_failed;
+                if (reschedule) schedule_locked();
+            }
+        } else if (!d.granted()) {
+            // Other processes hold the slots: back in its place, its buckets paused until the store's buckets
+            // admit one more, so no waiter of this process asks again before then.
+            core_.give_back(*w);
+            const auto now = now_locked();
+            const auto at_least = [](std::chrono::microseconds us) {
+                return std::max<std::chrono::steady_clock::duration>(us, std::chrono::milliseconds(1));
+            };
+            if (d.endpoint_wait.count() > 0) core_.pause(w->bucket, now + at_least(d.endpoint_wait));
+            if (d.global_wait.count() > 0) core_.pause_global(now + at_least(d.global_wait));
+            core_.repark(*w);
+            if (reschedule) schedule_locked();
+            return;
+        }
+        w->fn(w, op::action::post, {}, rate_grant{});
     }
 
     void arm_locked(time_point at) {
@@ -682,6 +761,8 @@ private:
     bool closed_ = false;
     std::atomic<bool> wake_posted_{false};
     std::minstd_rand rng_;
+    std::shared_ptr<shared_bucket_store> shared_{}; ///< this limiter's connection to the fleet's store
+    std::size_t store_fallbacks_ = 0;
 
     template <class, class, class>
     friend struct limiter_handler_op;
@@ -763,6 +844,9 @@ public:
     /// Acquires parked beyond options().max_waiters (only with wait_when_full).
     std::size_t overflow() const { return impl_->overflow(); }
 
+    /// Grants made on this process's buckets alone because the shared store failed (fall_back_local).
+    std::size_t store_fallbacks() const { return impl_->store_fallbacks(); }
+
     /// Ends every parked acquire with operation_aborted and refuses new ones the same way. Idempotent.
     void close() { impl_->close(); }
 
@@ -791,7 +875,8 @@ using rate_limiter = basic_rate_limiter<>;
 inline std::shared_ptr<rate_limiter> limiter_for_key(const asio::any_io_executor& ex, std::string_view api_key,
                                                      const rate_limit_options& options = {}) {
     return detail::limiter_registry<rate_limiter, detail::limiter_group>::instance().get(
-        api_key, ex, [&] { return std::make_shared<detail::limiter_group>(options, nullptr); },
+        api_key, ex,
+        [&] { return std::make_shared<detail::limiter_group>(options, nullptr, detail::limiter_key_digest(api_key)); },
         [](const asio::any_io_executor& e, std::shared_ptr<detail::limiter_group> g) {
             return std::make_shared<rate_limiter>(detail::join_group, e, std::move(g));
         });

@@ -1,14 +1,23 @@
 // callsavvy/rate_limit_options.hpp — what the rate limiter enforces and how it behaves: the per-endpoint and
-// global limits (bucket_limits), the safety margin, the queue bound, the 429 backoff and count_from_send.
+// global limits (bucket_limits), per-endpoint overrides, the safety margin, the queue bounds, the 429 backoff,
+// count_from_send and the store shared with other processes (and what to do when it fails).
 // client_options::rate_limits is one of these; the limiter itself is in <callsavvy/limiter.hpp>.
 #pragma once
 
 #include <callsavvy/config.hpp>
 #include <callsavvy/retry.hpp>
 
+#include <asio/any_io_executor.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
 
 CALLSAVVY_BEGIN_NAMESPACE
 
@@ -16,6 +25,24 @@ CALLSAVVY_BEGIN_NAMESPACE
 struct bucket_limits {
     std::size_t max_requests = 50;
     std::chrono::milliseconds window{60000};
+};
+
+/// One endpoint's own rules, instead of rate_limit_options::per_endpoint and max_waiters_per_endpoint.
+struct endpoint_override {
+    std::optional<bucket_limits> limits{};    ///< its own N per window
+    std::optional<std::size_t> max_waiters{}; ///< its own bound on parked waiters (per limiter)
+};
+
+class shared_bucket_store;
+
+/// What an acquire does when the shared store (rate_limit_options::shared_store) cannot answer: it is
+/// unreachable, it timed out, it answered with an error.
+enum class store_failure_policy {
+    /// The call goes ahead on this process's own buckets (which still hold every limit within the process);
+    /// the fleet may overrun the key's limits meanwhile, and then the server's 429s are retried as usual.
+    fall_back_local,
+    /// The acquire fails with error::rate_store_unavailable (condition::rate_limited); nothing is sent.
+    fail,
 };
 
 struct rate_limit_options {
@@ -29,6 +56,11 @@ struct rate_limit_options {
     std::size_t max_waiters = 1'000'000;
     /// ... unless this is set: then the bound is advisory (stats().overflow counts acquires beyond it).
     bool wait_when_full = false;
+    /// Parked waiters of one endpoint (in one limiter) beyond which its acquires fail with error::queue_full
+    /// (or overflow, with wait_when_full): one slow endpoint cannot fill the whole queue.
+    std::size_t max_waiters_per_endpoint = std::numeric_limits<std::size_t>::max();
+    /// Endpoints (by the name given to async_acquire: the resource URI) with their own limits or waiter bound.
+    std::map<std::string, endpoint_override, std::less<>> endpoint_overrides{};
     /// The pause after a 429 without Retry-After: full jitter, growing with the attempt.
     backoff_options backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
     std::uint64_t jitter_seed = 0; ///< seed of the 429 backoff's jitter; 0 picks a random one
@@ -40,6 +72,12 @@ struct rate_limit_options {
     /// that grant is sent. The client turns it on for the limiters it uses; a caller who never reports sends
     /// leaves it off (then a grant counts from the moment it was made, and dropping it gives nothing back).
     bool count_from_send = false;
+    /// A store shared by every process that uses the key (<callsavvy/redis_bucket_store.hpp>): called once per
+    /// limiter, with the limiter's executor, for that limiter's own connection. Empty: the limits are held
+    /// within this process only. Each grant first passes this process's buckets (no I/O), then the shared
+    /// store's check-and-record, so the fleet as a whole stays within the limits.
+    std::function<std::shared_ptr<shared_bucket_store>(const asio::any_io_executor&)> shared_store{};
+    store_failure_policy on_store_failure = store_failure_policy::fall_back_local;
 };
 
 CALLSAVVY_END_NAMESPACE

@@ -2090,6 +2090,7 @@ enum class error {
     invalid_options,   ///< client options that cannot be used (diagnostics::detail names the field); nothing was sent
     client_closed,     ///< the client was closed
     queue_full,        ///< the rate limiter's queue of waiters is at its configured maximum
+    rate_store_unavailable, ///< the shared rate-limit store did not answer (store_failure_policy::fail)
 };
 
 /// Classes of failure, for `if (ec == callsavvy::condition::rate_limited)`.
@@ -2142,6 +2143,7 @@ inline const char* error_message(error e) noexcept {
     case error::invalid_options: return "invalid client options";
     case error::client_closed: return "client closed";
     case error::queue_full: return "rate limiter queue is full";
+    case error::rate_store_unavailable: return "shared rate-limit store unavailable";
     }
     return "unknown callsavvy error";
 }
@@ -2242,7 +2244,8 @@ inline condition condition_of(error e) noexcept {
     case error::forbidden: return condition::forbidden;
     case error::not_found: return condition::not_found;
     case error::too_many_requests:
-    case error::queue_full: return condition::rate_limited;
+    case error::queue_full:
+    case error::rate_store_unavailable: return condition::rate_limited;
     case error::server_error: return condition::server;
     case error::outcome_unknown: return condition::outcome_unknown;
     case error::method_not_allowed:
@@ -3166,7 +3169,8 @@ CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/net/tls.hpp ----
 // ---- begin callsavvy/rate_limit_options.hpp ----
 // callsavvy/rate_limit_options.hpp — what the rate limiter enforces and how it behaves: the per-endpoint and
-// global limits (bucket_limits), the safety margin, the queue bound, the 429 backoff and count_from_send.
+// global limits (bucket_limits), per-endpoint overrides, the safety margin, the queue bounds, the 429 backoff,
+// count_from_send and the store shared with other processes (and what to do when it fails).
 // client_options::rate_limits is one of these; the limiter itself is in <callsavvy/limiter.hpp>.
 
 // ---- begin callsavvy/retry.hpp ----
@@ -3397,9 +3401,17 @@ private:
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/retry.hpp ----
 
+#include <asio/any_io_executor.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
 
 CALLSAVVY_BEGIN_NAMESPACE
 
@@ -3407,6 +3419,24 @@ CALLSAVVY_BEGIN_NAMESPACE
 struct bucket_limits {
     std::size_t max_requests = 50;
     std::chrono::milliseconds window{60000};
+};
+
+/// One endpoint's own rules, instead of rate_limit_options::per_endpoint and max_waiters_per_endpoint.
+struct endpoint_override {
+    std::optional<bucket_limits> limits{};    ///< its own N per window
+    std::optional<std::size_t> max_waiters{}; ///< its own bound on parked waiters (per limiter)
+};
+
+class shared_bucket_store;
+
+/// What an acquire does when the shared store (rate_limit_options::shared_store) cannot answer: it is
+/// unreachable, it timed out, it answered with an error.
+enum class store_failure_policy {
+    /// The call goes ahead on this process's own buckets (which still hold every limit within the process);
+    /// the fleet may overrun the key's limits meanwhile, and then the server's 429s are retried as usual.
+    fall_back_local,
+    /// The acquire fails with error::rate_store_unavailable (condition::rate_limited); nothing is sent.
+    fail,
 };
 
 struct rate_limit_options {
@@ -3420,6 +3450,11 @@ struct rate_limit_options {
     std::size_t max_waiters = 1'000'000;
     /// ... unless this is set: then the bound is advisory (stats().overflow counts acquires beyond it).
     bool wait_when_full = false;
+    /// Parked waiters of one endpoint (in one limiter) beyond which its acquires fail with error::queue_full
+    /// (or overflow, with wait_when_full): one slow endpoint cannot fill the whole queue.
+    std::size_t max_waiters_per_endpoint = std::numeric_limits<std::size_t>::max();
+    /// Endpoints (by the name given to async_acquire: the resource URI) with their own limits or waiter bound.
+    std::map<std::string, endpoint_override, std::less<>> endpoint_overrides{};
     /// The pause after a 429 without Retry-After: full jitter, growing with the attempt.
     backoff_options backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
     std::uint64_t jitter_seed = 0; ///< seed of the 429 backoff's jitter; 0 picks a random one
@@ -3431,6 +3466,12 @@ struct rate_limit_options {
     /// that grant is sent. The client turns it on for the limiters it uses; a caller who never reports sends
     /// leaves it off (then a grant counts from the moment it was made, and dropping it gives nothing back).
     bool count_from_send = false;
+    /// A store shared by every process that uses the key (<callsavvy/redis_bucket_store.hpp>): called once per
+    /// limiter, with the limiter's executor, for that limiter's own connection. Empty: the limits are held
+    /// within this process only. Each grant first passes this process's buckets (no I/O), then the shared
+    /// store's check-and-record, so the fleet as a whole stays within the limits.
+    std::function<std::shared_ptr<shared_bucket_store>(const asio::any_io_executor&)> shared_store{};
+    store_failure_policy on_store_failure = store_failure_policy::fall_back_local;
 };
 
 CALLSAVVY_END_NAMESPACE
@@ -3578,7 +3619,9 @@ public:
     call_action on_grant(const error_code& ec, time_point now) {
         phase_ = phase::idle;
         if (stop_ != call_stop::none) return finish_stopped(false);
-        if (ec) return fail(ec, ec == error::queue_full ? "the rate limiter's queue is full" : "");
+        if (ec == error::queue_full) return fail(ec, "the rate limiter's queue is full");
+        if (ec == error::rate_store_unavailable) return fail(ec, "the shared rate-limit store did not answer");
+        if (ec) return fail(ec, "");
         // The breaker may have opened while this call was parked (a batch parks all at once): look again
         // before anything is sent with credentials the server just refused.
         if (!breaker_.allow(now)) return breaker_open();
@@ -5437,16 +5480,19 @@ CALLSAVVY_END_NAMESPACE
 //   time, and the scheduler itself (detail::limiter_core) is sans-io and takes `now` as an argument.
 
 // ---- begin callsavvy/bucket_store.hpp ----
-// callsavvy/bucket_store.hpp — where the rate limiter's buckets live: bucket_store, the seam where a store
-// shared by several processes (Redis, say) can replace the in-process one, and local_bucket_store, the
-// in-process store (a sliding log per bucket, thread-safe, with idle buckets reclaimed).
+// callsavvy/bucket_store.hpp — where the rate limiter's buckets live: bucket_store and local_bucket_store,
+// the in-process store (a sliding log per bucket, thread-safe, with idle buckets reclaimed), and
+// shared_bucket_store, the asynchronous seam to a store shared by several processes (Redis:
+// <callsavvy/redis_bucket_store.hpp>) that every grant passes after this process's buckets admitted it.
 
 
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -5505,6 +5551,48 @@ public:
     virtual void unused(std::size_t id) = 0;
 };
 
+/// One question to a shared store: may one more request go now on `endpoint`'s bucket and the key's global
+/// bucket? If both admit it, the store records it in both, atomically for every process using the store.
+struct shared_reserve {
+    std::string_view scope;    ///< names the key (limiter_for_key: a digest of it, never the key itself)
+    std::string_view endpoint; ///< the endpoint bucket's name (the resource URI)
+    bucket_limits endpoint_limits{};
+    bucket_limits global_limits{};
+    std::chrono::milliseconds margin{}; ///< added to both windows, as rate_limit_options::safety_margin
+};
+
+/// A shared store's answer: granted (recorded), or how long until each bucket that refused admits one more,
+/// or why it could not answer.
+struct shared_decision {
+    error_code ec{};
+    std::chrono::microseconds endpoint_wait{0};
+    std::chrono::microseconds global_wait{0};
+    bool granted() const noexcept { return !ec && endpoint_wait.count() <= 0 && global_wait.count() <= 0; }
+};
+
+/// A bucket store shared by several processes, asked asynchronously so that no limiter holds its lock
+/// across I/O. A limiter with one (rate_limit_options::shared_store) first grants on its local store, which
+/// costs no I/O and resolves the contention within the process, and then asks the shared store; a refusal
+/// puts the waiter back in its place with its buckets paused for the wait the store named; a failure follows
+/// rate_limit_options::on_store_failure.
+///
+/// Each limiter gets its own instance (one connection on the limiter's executor), so no limiter depends on
+/// another one's io_context.
+class shared_bucket_store {
+public:
+    /// Runs once per reserve() that returned nullopt: from any thread, never inside reserve(), with no lock
+    /// of the store held.
+    using completion = std::function<void(const shared_decision&)>;
+
+    virtual ~shared_bucket_store() = default;
+    /// Either the decision at once (a store that can answer without I/O, or one that knows it cannot reach
+    /// its server), or nullopt and `done` runs later with it.
+    virtual std::optional<shared_decision> reserve(const shared_reserve& r, completion done) = 0;
+    /// Completes every pending reserve with operation_aborted before it returns (on the calling thread) and
+    /// answers later ones the same way at once. Idempotent.
+    virtual void close() noexcept = 0;
+};
+
 /// The in-process store: per bucket a ring buffer of its last N grant times (a sliding log), so "may one more
 /// go at t" is one comparison, t >= oldest_of_last_N + window + margin, and the invariant "never more than N
 /// grants in any window" holds by construction, whether the server counts fixed minutes or a sliding 60 s.
@@ -5518,8 +5606,8 @@ public:
     static constexpr std::size_t default_keep = 256;
 
     explicit local_bucket_store(const rate_limit_options& o, std::size_t keep = default_keep)
-        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), pending_(o.count_from_send),
-          keep_(std::max<std::size_t>(keep, 1)), scan_at_(keep_) {
+        : endpoint_limits_(o.per_endpoint), margin_(o.safety_margin), overrides_(o.endpoint_overrides),
+          pending_(o.count_from_send), keep_(std::max<std::size_t>(keep, 1)), scan_at_(keep_) {
         buckets_.emplace_back(o.global);
     }
 
@@ -5530,14 +5618,17 @@ public:
             return it->second;
         }
         if (free_.empty() && live() >= scan_at_) reclaim(now);
+        bucket_limits limits = endpoint_limits_;
+        if (const auto o = overrides_.find(endpoint); o != overrides_.end() && o->second.limits)
+            limits = *o->second.limits;
         std::size_t id = 0;
         if (free_.empty()) {
-            buckets_.emplace_back(endpoint_limits_);
+            buckets_.emplace_back(limits);
             id = buckets_.size() - 1;
         } else {
             id = free_.back();
             free_.pop_back();
-            buckets_[id].clear();
+            buckets_[id] = sliding_log(limits); // the id may have served an endpoint with other limits
         }
         auto& b = buckets_[id];
         b.name = ids_.emplace(std::string(endpoint), id).first;
@@ -5648,10 +5739,6 @@ private:
 
         std::size_t at(std::size_t i) const { return (start + i) % times.size(); }
 
-        void clear() {
-            start = count = pending = 0;
-            paused_until = last_429 = time_point::min();
-        }
         time_point next_free(time_point now, std::chrono::milliseconds margin) const {
             time_point t = std::max(now, paused_until);
             if (count == times.size()) {
@@ -5739,6 +5826,7 @@ private:
 
     bucket_limits endpoint_limits_{};
     std::chrono::milliseconds margin_{};
+    std::map<std::string, endpoint_override, std::less<>> overrides_;
     bool pending_ = false; ///< rate_limit_options::count_from_send
     std::size_t keep_;
     std::size_t scan_at_; ///< live buckets at which the next new one first reclaims idle ones
@@ -5763,6 +5851,7 @@ CALLSAVVY_END_NAMESPACE
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -5773,7 +5862,7 @@ namespace detail {
 /// A parked acquire, linked into its endpoint's FIFO. The Asio adapter derives its operation from this, so
 /// parking allocates nothing beyond the operation itself.
 struct limiter_waiter {
-    enum class state : std::uint8_t { fresh, parked, granted, cancelled, rejected, closed };
+    enum class state : std::uint8_t { fresh, parked, granted, cancelled, rejected, closed, store_failed };
 
     limiter_waiter* prev = nullptr;
     limiter_waiter* next = nullptr;
@@ -5804,9 +5893,27 @@ public:
     /// an acquire, a parked waiter or a pending grant holds one, the id keeps meaning this endpoint.
     std::uint32_t acquire(std::string_view endpoint, time_point now) {
         const auto id = static_cast<std::uint32_t>(store_->acquire(endpoint, now));
-        if (id >= queues_.size()) queues_.resize(id + 1);
+        if (id >= queues_.size())
+            queues_.resize(
+                id + 1, endpoint_queue{nullptr, nullptr, 0, 0, opts_.per_endpoint, opts_.max_waiters_per_endpoint, {}});
+        auto& q = queues_[id];
+        // An id is only reused for another endpoint once nothing refers to it: a waiter's queue keeps its
+        // endpoint's name and rules until it is granted.
+        if (q.size == 0 && (keep_names_ || !opts_.endpoint_overrides.empty()) && q.name != endpoint) {
+            q.name.assign(endpoint);
+            q.limits = opts_.per_endpoint;
+            q.max_waiters = opts_.max_waiters_per_endpoint;
+            if (const auto o = opts_.endpoint_overrides.find(endpoint); o != opts_.endpoint_overrides.end()) {
+                if (o->second.limits) q.limits = *o->second.limits;
+                if (o->second.max_waiters) q.max_waiters = *o->second.max_waiters;
+            }
+        }
         return id;
     }
+    /// Keep each bucket's endpoint name (a shared store asks by name).
+    void keep_names() noexcept { keep_names_ = true; }
+    std::string_view name(std::uint32_t b) const noexcept { return queues_[b].name; }
+    const bucket_limits& limits(std::uint32_t b) const noexcept { return queues_[b].limits; }
     void retain(std::uint32_t b) { store_->retain(b); }
     void release(std::uint32_t b) { store_->release(b); }
 
@@ -5814,11 +5921,11 @@ public:
     /// queue bound is reached and the options say to fail fast. A retry at the front is never refused: it
     /// was admitted once, and a 429 must not turn into a lost call.
     bool park(limiter_waiter& w, std::uint32_t b, bool front) {
-        if (!front && parked_ >= opts_.max_waiters) {
+        auto& q = queues_[b];
+        if (!front && (parked_ >= opts_.max_waiters || q.size >= q.max_waiters)) {
             if (!opts_.wait_when_full) return false;
             ++overflow_;
         }
-        auto& q = queues_[b];
         w.bucket = b;
         w.st = limiter_waiter::state::parked;
         w.prev = w.next = nullptr;
@@ -5836,6 +5943,21 @@ public:
         if (q.size++ == 0) activate(b);
         ++parked_;
         return true;
+    }
+
+    /// Puts a granted waiter back in its place (by arrival order) in its endpoint's queue: a shared store
+    /// refused the grant its local buckets allowed. Never refused: it was admitted once.
+    void repark(limiter_waiter& w) {
+        auto& q = queues_[w.bucket];
+        limiter_waiter* after = q.tail;
+        while (after != nullptr && after->seq > w.seq) after = after->prev;
+        w.st = limiter_waiter::state::parked;
+        w.prev = after;
+        w.next = after ? after->next : q.head;
+        (w.next ? w.next->prev : q.tail) = &w;
+        (after ? after->next : q.head) = &w;
+        if (q.size++ == 0) activate(w.bucket);
+        ++parked_;
     }
 
     /// Takes a parked waiter out of its queue (cancelled before its grant: it cost no slot).
@@ -5936,6 +6058,9 @@ private:
         limiter_waiter* tail = nullptr;
         std::size_t size = 0;
         std::size_t active_index = 0; ///< position in active_ while non-empty
+        bucket_limits limits{};       ///< the endpoint's (with its override), for a shared store
+        std::size_t max_waiters = 0;  ///< rate_limit_options::max_waiters_per_endpoint, or the override's
+        std::string name{};           ///< kept only with overrides or a shared store
     };
 
     void activate(std::uint32_t b) {
@@ -5955,6 +6080,7 @@ private:
     std::vector<std::uint32_t> active_{};  // endpoints with waiters
     std::size_t parked_ = 0;
     std::size_t overflow_ = 0;
+    bool keep_names_ = false;
     // Arrival order: back waiters count up from the middle of the range, front waiters down from it, so a
     // front waiter is older than every waiter that arrived normally.
     std::uint64_t back_seq_ = std::uint64_t{1} << 63;
@@ -6094,6 +6220,7 @@ CALLSAVVY_END_NAMESPACE
 #include <mutex>
 #include <optional>
 #include <random>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -6180,10 +6307,13 @@ private:
 /// limiter's. A limiter joins when it is made and leaves when it closes (before its io_context can go).
 class limiter_group {
 public:
-    limiter_group(const rate_limit_options& o, std::shared_ptr<bucket_store> store)
-        : options_(o), store_(store ? std::move(store) : std::make_shared<local_bucket_store>(o)) {}
+    limiter_group(const rate_limit_options& o, std::shared_ptr<bucket_store> store, std::string scope = "default")
+        : options_(o), store_(store ? std::move(store) : std::make_shared<local_bucket_store>(o)),
+          scope_(std::move(scope)) {}
 
     const rate_limit_options& options() const noexcept { return options_; }
+    /// What a shared store calls this group's key: limiter_for_key's digest of it.
+    const std::string& scope() const noexcept { return scope_; }
     const std::shared_ptr<bucket_store>& store() const noexcept { return store_; }
 
     void join(limiter_base* l) {
@@ -6205,6 +6335,7 @@ public:
 private:
     rate_limit_options options_;
     std::shared_ptr<bucket_store> store_;
+    std::string scope_;
     std::mutex mu_;
     std::vector<limiter_base*> members_{};
 };
@@ -6385,6 +6516,10 @@ public:
         : ex_(std::move(ex)), group_(std::move(group)), core_(group_->options(), group_->store()),
           rng_(core_.options().jitter_seed != 0 ? core_.options().jitter_seed : std::random_device{}()) {
         timer_.emplace(ex_);
+        if (core_.options().shared_store) {
+            shared_ = core_.options().shared_store(ex_);
+            if (shared_) core_.keep_names();
+        }
         group_->join(this);
     }
 
@@ -6439,6 +6574,7 @@ public:
                 }
                 break;
             case limiter_waiter::state::rejected: ec = make_error_code(error::queue_full); break;
+            case limiter_waiter::state::store_failed: ec = make_error_code(error::rate_store_unavailable); break;
             default: ec = asio::error::operation_aborted; break; // cancelled while parked, or closed
             }
             if (!grant.pending()) core_.release(w->bucket);
@@ -6563,7 +6699,16 @@ public:
             disarm_locked();
             timer_.reset(); // the last use of the executor's io_context: grants may outlive it
         }
+        // Without the lock: the store completes what it still has pending here, and each completion locks.
+        if (shared_) shared_->close();
         group_->leave(this);
+    }
+
+    /// Grants that went ahead on the local buckets alone because the shared store failed
+    /// (store_failure_policy::fall_back_local).
+    std::size_t store_fallbacks() {
+        const std::lock_guard<std::mutex> l(mu_);
+        return store_fallbacks_;
     }
 
 private:
@@ -6647,13 +6792,73 @@ private:
 
     void schedule_locked() {
         if (closed_) return;
-        const time_point next = core_.grant_ready(now_locked(), [](limiter_waiter& n) {
+        const time_point next = core_.grant_ready(now_locked(), [this](limiter_waiter& n) {
             auto* w = static_cast<op*>(&n);
-            w->fn(w, op::action::post, {}, rate_grant{});
+            if (shared_) ask_shared_locked(w);
+            else
+                w->fn(w, op::action::post, {}, rate_grant{});
         });
         if (next == limiter_core::never) disarm_locked();
         else
             arm_locked(next);
+    }
+
+    /// The local buckets granted `w`: now the shared store decides. Its answer comes later (the usual case) or
+    /// at once; either way `w` stays granted (holding its local slot) until then.
+    void ask_shared_locked(op* w) {
+        const shared_reserve r{group_->scope(), core_.name(w->bucket), core_.limits(w->bucket), core_.options().global,
+                               core_.options().safety_margin};
+        add_ref(); // released by the completion, or below when the answer is already there
+        // Two pointers: small enough for std::function to keep without allocating.
+        std::optional<shared_decision> now;
+        try {
+            now = shared_->reserve(r, [self = this, w](const shared_decision& d) { self->on_shared(w, d); });
+        } catch (...) {
+            now = shared_decision{make_error_code(std::errc::not_enough_memory)};
+        }
+        if (!now) return;
+        on_shared_locked(w, *now, false); // inside grant_ready: it looks again by itself
+        release();                        // never the last: the caller of schedule_locked holds one
+    }
+
+    void on_shared(op* w, const shared_decision& d) {
+        {
+            const std::lock_guard<std::mutex> l(mu_);
+            on_shared_locked(w, d, true);
+        }
+        release();
+    }
+
+    void on_shared_locked(op* w, const shared_decision& d, bool reschedule) {
+        if (closed_ || w->cancel_requested) {
+            // deliver() gives the local slot back and reports the cancellation (or the close).
+            if (closed_ && !w->cancel_requested) {
+                core_.give_back(*w);
+                w->st = limiter_waiter::state::closed;
+            }
+        } else if (d.ec) {
+            if (core_.options().on_store_failure == store_failure_policy::fall_back_local) {
+                ++store_fallbacks_; // the local slot stands: the process's own limits still hold
+            } else {
+                core_.give_back(*w);
+                w->st = limiter_waiter::state::store_failed;
+                if (reschedule) schedule_locked();
+            }
+        } else if (!d.granted()) {
+            // Other processes hold the slots: back in its place, its buckets paused until the store's buckets
+            // admit one more, so no waiter of this process asks again before then.
+            core_.give_back(*w);
+            const auto now = now_locked();
+            const auto at_least = [](std::chrono::microseconds us) {
+                return std::max<std::chrono::steady_clock::duration>(us, std::chrono::milliseconds(1));
+            };
+            if (d.endpoint_wait.count() > 0) core_.pause(w->bucket, now + at_least(d.endpoint_wait));
+            if (d.global_wait.count() > 0) core_.pause_global(now + at_least(d.global_wait));
+            core_.repark(*w);
+            if (reschedule) schedule_locked();
+            return;
+        }
+        w->fn(w, op::action::post, {}, rate_grant{});
     }
 
     void arm_locked(time_point at) {
@@ -6695,6 +6900,8 @@ private:
     bool closed_ = false;
     std::atomic<bool> wake_posted_{false};
     std::minstd_rand rng_;
+    std::shared_ptr<shared_bucket_store> shared_{}; ///< this limiter's connection to the fleet's store
+    std::size_t store_fallbacks_ = 0;
 
     template <class, class, class>
     friend struct limiter_handler_op;
@@ -6776,6 +6983,9 @@ public:
     /// Acquires parked beyond options().max_waiters (only with wait_when_full).
     std::size_t overflow() const { return impl_->overflow(); }
 
+    /// Grants made on this process's buckets alone because the shared store failed (fall_back_local).
+    std::size_t store_fallbacks() const { return impl_->store_fallbacks(); }
+
     /// Ends every parked acquire with operation_aborted and refuses new ones the same way. Idempotent.
     void close() { impl_->close(); }
 
@@ -6804,7 +7014,8 @@ using rate_limiter = basic_rate_limiter<>;
 inline std::shared_ptr<rate_limiter> limiter_for_key(const asio::any_io_executor& ex, std::string_view api_key,
                                                      const rate_limit_options& options = {}) {
     return detail::limiter_registry<rate_limiter, detail::limiter_group>::instance().get(
-        api_key, ex, [&] { return std::make_shared<detail::limiter_group>(options, nullptr); },
+        api_key, ex,
+        [&] { return std::make_shared<detail::limiter_group>(options, nullptr, detail::limiter_key_digest(api_key)); },
         [](const asio::any_io_executor& e, std::shared_ptr<detail::limiter_group> g) {
             return std::make_shared<rate_limiter>(detail::join_group, e, std::move(g));
         });

@@ -4,6 +4,7 @@
 // and the per-key registry. No test sleeps or measures real time.
 #include <callsavvy/detail/limiter_manual_timer.hpp>
 #include <callsavvy/limiter.hpp>
+#include <callsavvy/redis_bucket_store.hpp>
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
@@ -1164,4 +1165,264 @@ TEST_CASE("bucket reclaiming never takes a bucket that is in use", "[limiter]") 
     lim.close();
     run_virtual(io, at(3000ms));
     CHECK(paused.ec == asio::error::operation_aborted);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Per-endpoint overrides and waiter bounds, and a shared store (the seam of redis_bucket_store) in front of
+// which the local buckets still decide first.
+
+TEST_CASE("limiter: an endpoint override has its own limits and waiter bound", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = small_limits(); // 2 per endpoint, 3 global, per 1000 ms, 10 ms margin
+    o.global = {10, 1000ms};
+    o.endpoint_overrides["exportCsv"] = {bucket_limits{1, 2000ms}, std::size_t{1}};
+    vlimiter lim(io.get_executor(), o);
+    recorder rec;
+    std::vector<outcome> slow(3), fast(3);
+    for (auto& x : slow) lim.async_acquire("exportCsv", rec.handler(x)); // 1 granted, 1 parked, 1 refused
+    for (auto& x : fast) lim.async_acquire("listTickets", rec.handler(x));
+    run_virtual(io, at(0ms));
+    CHECK(slow[0].ec == std::error_code{});
+    CHECK_FALSE(slow[1].ec.has_value());
+    CHECK(slow[2].ec == callsavvy::make_error_code(callsavvy::error::queue_full));
+    CHECK(fast[0].ec == std::error_code{}); // the other endpoints keep the default limits
+    CHECK(fast[1].ec == std::error_code{});
+    CHECK_FALSE(fast[2].ec.has_value());
+    run_virtual(io, at(1500ms));
+    CHECK(fast[2].when == at(1010ms));
+    CHECK_FALSE(slow[1].ec.has_value()); // its own window: 2000 ms
+    run_virtual(io, at(3000ms));
+    CHECK(slow[1].ec == std::error_code{});
+    CHECK(slow[1].when == at(2010ms));
+}
+
+TEST_CASE("limiter: max_waiters_per_endpoint bounds each endpoint's queue on its own", "[limiter]") {
+    virtual_time vt;
+    asio::io_context io;
+    auto o = small_limits();
+    o.global = {10, 1000ms};
+    o.max_waiters_per_endpoint = 1;
+    vlimiter lim(io.get_executor(), o);
+    recorder rec;
+    std::vector<outcome> a(4), b(3);
+    for (auto& x : a) lim.async_acquire("listTickets", rec.handler(x)); // 2 granted, 1 parked, 1 refused
+    for (auto& x : b) lim.async_acquire("listUsers", rec.handler(x));   // 2 granted, 1 parked
+    run_virtual(io, at(0ms));
+    CHECK(a[3].ec == callsavvy::make_error_code(callsavvy::error::queue_full));
+    CHECK_FALSE(a[2].ec.has_value());
+    CHECK_FALSE(b[2].ec.has_value());
+    CHECK(lim.global_stats().queued == 2);
+    run_virtual(io, at(2s));
+    CHECK(a[2].ec == std::error_code{});
+    CHECK(b[2].ec == std::error_code{});
+}
+
+namespace {
+
+// A shared store whose answers the test gives: at once (`ready`) or later, by answer().
+struct fake_shared_store final : callsavvy::shared_bucket_store {
+    struct asked {
+        std::string scope, endpoint;
+        bucket_limits endpoint_limits, global_limits;
+        time_point at;
+        completion done;
+    };
+    std::optional<callsavvy::shared_decision> ready{};
+    std::vector<asked> pending{};
+    std::size_t asked_total = 0;
+    bool closed = false;
+
+    std::optional<callsavvy::shared_decision> reserve(const callsavvy::shared_reserve& r, completion done) override {
+        ++asked_total;
+        if (closed) return callsavvy::shared_decision{asio::error::operation_aborted};
+        if (ready) return ready;
+        pending.push_back({std::string(r.scope), std::string(r.endpoint), r.endpoint_limits, r.global_limits,
+                           manual_clock::now(), std::move(done)});
+        return std::nullopt;
+    }
+    void close() noexcept override {
+        closed = true;
+        auto p = std::move(pending);
+        pending.clear();
+        for (auto& a : p) a.done(callsavvy::shared_decision{asio::error::operation_aborted});
+    }
+    void answer(const callsavvy::shared_decision& d) {
+        REQUIRE_FALSE(pending.empty());
+        auto a = std::move(pending.front());
+        pending.erase(pending.begin());
+        a.done(d);
+    }
+};
+
+struct with_fake_store {
+    std::shared_ptr<fake_shared_store> store = std::make_shared<fake_shared_store>();
+    rate_limit_options options(callsavvy::store_failure_policy policy) const {
+        auto o = small_limits();
+        o.on_store_failure = policy;
+        o.shared_store = [s = store](const asio::any_io_executor&) { return s; };
+        return o;
+    }
+};
+
+} // namespace
+
+TEST_CASE("limiter with a shared store: each local grant waits for the store; a refusal waits as it says",
+          "[limiter][shared_store]") {
+    virtual_time vt;
+    asio::io_context io;
+    with_fake_store f;
+    vlimiter lim(io.get_executor(), f.options(callsavvy::store_failure_policy::fail));
+    recorder rec;
+    std::vector<outcome> out(2);
+    for (auto& x : out) lim.async_acquire("listTickets", rec.handler(x));
+    run_virtual(io, at(0ms));
+    REQUIRE(f.store->pending.size() == 2); // both fit the local buckets: both asked, in order
+    CHECK(f.store->pending[0].scope == "default");
+    CHECK(f.store->pending[0].endpoint == "listTickets");
+    CHECK(f.store->pending[0].endpoint_limits.max_requests == 2);
+    CHECK(f.store->pending[0].global_limits.max_requests == 3);
+    CHECK(rec.completed == 0);         // nothing goes before the store said so
+    f.store->answer({});               // granted
+    f.store->answer({{}, 300ms, 0ms}); // the fleet's endpoint bucket is full for 300 ms more
+    run_virtual(io, at(0ms));
+    CHECK(out[0].ec == std::error_code{});
+    CHECK_FALSE(out[1].ec.has_value());
+    CHECK(lim.stats("listTickets").queued == 1); // back in its place
+    CHECK(f.store->pending.empty());
+    run_virtual(io, at(299ms));
+    CHECK(f.store->pending.empty()); // nobody asks again before the store's bucket has room
+    run_virtual(io, at(300ms));
+    REQUIRE(f.store->pending.size() == 1);
+    CHECK(f.store->pending[0].at == at(300ms));
+    f.store->answer({});
+    run_virtual(io, at(300ms));
+    CHECK(out[1].ec == std::error_code{});
+    CHECK(out[1].when == at(300ms));
+    CHECK(lim.store_fallbacks() == 0);
+}
+
+TEST_CASE("limiter with a shared store: a store failure falls back to the local buckets, or fails the acquire",
+          "[limiter][shared_store]") {
+    virtual_time vt;
+    asio::io_context io;
+    with_fake_store f;
+    recorder rec;
+    const callsavvy::shared_decision down{callsavvy::make_error_code(callsavvy::error::rate_store_unavailable)};
+    SECTION("fall_back_local: the local limits still hold") {
+        vlimiter lim(io.get_executor(), f.options(callsavvy::store_failure_policy::fall_back_local));
+        f.store->ready = down; // answered at once, as a store that knows its server is down does
+        std::vector<outcome> out(3);
+        for (auto& x : out) lim.async_acquire("listTickets", rec.handler(x));
+        run_virtual(io, at(0ms));
+        CHECK(out[0].ec == std::error_code{});
+        CHECK(out[1].ec == std::error_code{});
+        CHECK_FALSE(out[2].ec.has_value()); // the endpoint's 2 per window, held locally
+        CHECK(lim.store_fallbacks() == 2);
+        f.store->ready.reset();
+        run_virtual(io, at(1010ms));
+        REQUIRE(f.store->pending.size() == 1); // the store is asked again once it may answer
+        f.store->answer({});
+        run_virtual(io, at(1010ms));
+        CHECK(out[2].ec == std::error_code{});
+        CHECK(lim.store_fallbacks() == 2);
+    }
+    SECTION("fail: the acquire ends with rate_store_unavailable and frees its local slot") {
+        vlimiter lim(io.get_executor(), f.options(callsavvy::store_failure_policy::fail));
+        std::vector<outcome> out(3);
+        for (auto& x : out) lim.async_acquire("listTickets", rec.handler(x));
+        run_virtual(io, at(0ms));
+        REQUIRE(f.store->pending.size() == 2);
+        f.store->answer(down);
+        run_virtual(io, at(0ms));
+        CHECK(out[0].ec == callsavvy::make_error_code(callsavvy::error::rate_store_unavailable));
+        CHECK(out[0].ec == callsavvy::condition::rate_limited);
+        REQUIRE(f.store->pending.size() == 2); // the slot it gave back went to the third at once
+        f.store->answer({});
+        f.store->answer({});
+        run_virtual(io, at(0ms));
+        CHECK(out[1].ec == std::error_code{});
+        CHECK(out[2].ec == std::error_code{});
+        CHECK(lim.store_fallbacks() == 0);
+    }
+}
+
+TEST_CASE("limiter with a shared store: close ends acquires waiting for the store; cancellation waits for it",
+          "[limiter][shared_store]") {
+    virtual_time vt;
+    asio::io_context io;
+    with_fake_store f;
+    recorder rec;
+    auto lim = std::make_unique<vlimiter>(io.get_executor(), f.options(callsavvy::store_failure_policy::fail));
+    outcome first, cancelled;
+    asio::cancellation_signal sig;
+    lim->async_acquire("listTickets", rec.handler(first));
+    lim->async_acquire("listTickets", asio::bind_cancellation_slot(sig.slot(), rec.handler(cancelled)));
+    run_virtual(io, at(0ms));
+    REQUIRE(f.store->pending.size() == 2);
+    sig.emit(asio::cancellation_type::terminal);
+    f.store->answer({}); // first
+    f.store->answer({}); // the cancelled one's grant: given back, reported as cancelled
+    run_virtual(io, at(0ms));
+    CHECK(first.ec == std::error_code{});
+    CHECK(cancelled.ec == asio::error::operation_aborted);
+    outcome waiting;
+    lim->async_acquire("listTickets", rec.handler(waiting)); // the slot given back is its own
+    run_virtual(io, at(0ms));
+    REQUIRE(f.store->pending.size() == 1);
+    lim.reset(); // close: the store completes what it still had, the acquire ends
+    run_virtual(io, at(0ms));
+    CHECK(waiting.ec == asio::error::operation_aborted);
+    CHECK(f.store->closed);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// RESP2 framing of the Redis store.
+
+TEST_CASE("resp: commands are arrays of bulk strings; replies parse as they arrive", "[redis][resp]") {
+    using callsavvy::detail::resp;
+    using callsavvy::detail::resp_value;
+    std::string cmd;
+    resp::append_command(cmd, {"SET", "k", std::string_view("a\r\nb", 4)});
+    CHECK(cmd == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n");
+
+    const std::string replies = "+OK\r\n-ERR wrong\r\n:-42\r\n$5\r\nhe\r\nl\r\n$-1\r\n*2\r\n:0\r\n*1\r\n$0\r\n\r\n";
+    std::size_t pos = 0;
+    std::vector<resp_value> got;
+    // Fed a byte at a time, every reply is incomplete until its last byte arrives.
+    for (std::size_t n = 0; n <= replies.size(); ++n) {
+        resp_value v;
+        while (resp::parse(std::string_view(replies).substr(0, n), pos, v) == resp::result::complete) {
+            got.push_back(std::move(v));
+            v = {};
+        }
+    }
+    CHECK(pos == replies.size());
+    REQUIRE(got.size() == 6);
+    CHECK((got[0].type == resp_value::kind::simple && got[0].text == "OK"));
+    CHECK((got[1].type == resp_value::kind::error && got[1].text == "ERR wrong"));
+    CHECK((got[2].type == resp_value::kind::integer && got[2].integer == -42));
+    CHECK((got[3].type == resp_value::kind::bulk && got[3].text == "he\r\nl"));
+    CHECK(got[4].type == resp_value::kind::nil);
+    REQUIRE(got[5].type == resp_value::kind::array);
+    REQUIRE(got[5].items.size() == 2);
+    CHECK(got[5].items[0].integer == 0);
+    REQUIRE(got[5].items[1].items.size() == 1);
+    CHECK((got[5].items[1].items[0].type == resp_value::kind::bulk && got[5].items[1].items[0].text.empty()));
+}
+
+TEST_CASE("resp: malformed or oversized replies are refused, not guessed at", "[redis][resp]") {
+    using callsavvy::detail::resp;
+    for (const std::string_view bad : {"?x\r\n", ":12a\r\n", ":\r\n", "$3\r\nabcd\r\n", "$-2\r\n", "*-5\r\n",
+                                       "$99999999\r\n", "*99999\r\n", "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n"}) {
+        INFO(bad);
+        std::size_t pos = 0;
+        callsavvy::detail::resp_value v;
+        CHECK(resp::parse(bad, pos, v) == resp::result::malformed);
+        CHECK(pos == 0);
+    }
+    std::size_t pos = 0;
+    callsavvy::detail::resp_value v;
+    CHECK(resp::parse("*2\r\n:1\r\n", pos, v) == resp::result::incomplete);
+    CHECK(pos == 0);
 }

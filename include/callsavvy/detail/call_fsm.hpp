@@ -80,7 +80,9 @@ public:
     call_action on_grant(const error_code& ec, time_point now) {
         phase_ = phase::idle;
         if (stop_ != call_stop::none) return finish_stopped(false);
-        if (ec) return fail(ec, ec == error::queue_full ? "the rate limiter's queue is full" : "");
+        if (ec == error::queue_full) return fail(ec, "the rate limiter's queue is full");
+        if (ec == error::rate_store_unavailable) return fail(ec, "the shared rate-limit store did not answer");
+        if (ec) return fail(ec, "");
         // The breaker may have opened while this call was parked (a batch parks all at once): look again
         // before anything is sent with credentials the server just refused.
         if (!breaker_.allow(now)) return breaker_open();

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -24,7 +25,7 @@ namespace detail {
 /// A parked acquire, linked into its endpoint's FIFO. The Asio adapter derives its operation from this, so
 /// parking allocates nothing beyond the operation itself.
 struct limiter_waiter {
-    enum class state : std::uint8_t { fresh, parked, granted, cancelled, rejected, closed };
+    enum class state : std::uint8_t { fresh, parked, granted, cancelled, rejected, closed, store_failed };
 
     limiter_waiter* prev = nullptr;
     limiter_waiter* next = nullptr;
@@ -55,9 +56,27 @@ public:
     /// an acquire, a parked waiter or a pending grant holds one, the id keeps meaning this endpoint.
     std::uint32_t acquire(std::string_view endpoint, time_point now) {
         const auto id = static_cast<std::uint32_t>(store_->acquire(endpoint, now));
-        if (id >= queues_.size()) queues_.resize(id + 1);
+        if (id >= queues_.size())
+            queues_.resize(
+                id + 1, endpoint_queue{nullptr, nullptr, 0, 0, opts_.per_endpoint, opts_.max_waiters_per_endpoint, {}});
+        auto& q = queues_[id];
+        // An id is only reused for another endpoint once nothing refers to it: a waiter's queue keeps its
+        // endpoint's name and rules until it is granted.
+        if (q.size == 0 && (keep_names_ || !opts_.endpoint_overrides.empty()) && q.name != endpoint) {
+            q.name.assign(endpoint);
+            q.limits = opts_.per_endpoint;
+            q.max_waiters = opts_.max_waiters_per_endpoint;
+            if (const auto o = opts_.endpoint_overrides.find(endpoint); o != opts_.endpoint_overrides.end()) {
+                if (o->second.limits) q.limits = *o->second.limits;
+                if (o->second.max_waiters) q.max_waiters = *o->second.max_waiters;
+            }
+        }
         return id;
     }
+    /// Keep each bucket's endpoint name (a shared store asks by name).
+    void keep_names() noexcept { keep_names_ = true; }
+    std::string_view name(std::uint32_t b) const noexcept { return queues_[b].name; }
+    const bucket_limits& limits(std::uint32_t b) const noexcept { return queues_[b].limits; }
     void retain(std::uint32_t b) { store_->retain(b); }
     void release(std::uint32_t b) { store_->release(b); }
 
@@ -65,11 +84,11 @@ public:
     /// queue bound is reached and the options say to fail fast. A retry at the front is never refused: it
     /// was admitted once, and a 429 must not turn into a lost call.
     bool park(limiter_waiter& w, std::uint32_t b, bool front) {
-        if (!front && parked_ >= opts_.max_waiters) {
+        auto& q = queues_[b];
+        if (!front && (parked_ >= opts_.max_waiters || q.size >= q.max_waiters)) {
             if (!opts_.wait_when_full) return false;
             ++overflow_;
         }
-        auto& q = queues_[b];
         w.bucket = b;
         w.st = limiter_waiter::state::parked;
         w.prev = w.next = nullptr;
@@ -87,6 +106,21 @@ public:
         if (q.size++ == 0) activate(b);
         ++parked_;
         return true;
+    }
+
+    /// Puts a granted waiter back in its place (by arrival order) in its endpoint's queue: a shared store
+    /// refused the grant its local buckets allowed. Never refused: it was admitted once.
+    void repark(limiter_waiter& w) {
+        auto& q = queues_[w.bucket];
+        limiter_waiter* after = q.tail;
+        while (after != nullptr && after->seq > w.seq) after = after->prev;
+        w.st = limiter_waiter::state::parked;
+        w.prev = after;
+        w.next = after ? after->next : q.head;
+        (w.next ? w.next->prev : q.tail) = &w;
+        (after ? after->next : q.head) = &w;
+        if (q.size++ == 0) activate(w.bucket);
+        ++parked_;
     }
 
     /// Takes a parked waiter out of its queue (cancelled before its grant: it cost no slot).
@@ -187,6 +221,9 @@ private:
         limiter_waiter* tail = nullptr;
         std::size_t size = 0;
         std::size_t active_index = 0; ///< position in active_ while non-empty
+        bucket_limits limits{};       ///< the endpoint's (with its override), for a shared store
+        std::size_t max_waiters = 0;  ///< rate_limit_options::max_waiters_per_endpoint, or the override's
+        std::string name{};           ///< kept only with overrides or a shared store
     };
 
     void activate(std::uint32_t b) {
@@ -206,6 +243,7 @@ private:
     std::vector<std::uint32_t> active_{};  // endpoints with waiters
     std::size_t parked_ = 0;
     std::size_t overflow_ = 0;
+    bool keep_names_ = false;
     // Arrival order: back waiters count up from the middle of the range, front waiters down from it, so a
     // front waiter is older than every waiter that arrived normally.
     std::uint64_t back_seq_ = std::uint64_t{1} << 63;
