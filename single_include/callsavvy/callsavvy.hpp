@@ -68,11 +68,12 @@ CALLSAVVY_END_NAMESPACE
 
 #if defined(CALLSAVVY_USE_BOOST_ASIO)
 
-// Boost.Asio 1.81 enables co_await for clang only when <experimental/coroutine> exists, which libstdc++ 12
-// lacks; as with standalone Asio, the macro must be seen before Asio's own config.
+// Boost.Asio 1.81 turns co_await on by itself for clang 14 with libstdc++ 12 (it looks for <coroutine>), so
+// the order of includes does not matter here; but a Boost.Asio seen first with coroutines off (say,
+// BOOST_ASIO_DISABLE_CO_AWAIT) would fail every awaitable in this library with pages of errors, so say so.
 #if (defined(BOOST_ASIO_VERSION) || defined(BOOST_ASIO_DETAIL_CONFIG_HPP)) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
 #error                                                                                                                 \
-    "callsavvy: include <callsavvy/callsavvy.hpp> before Boost.Asio, or define BOOST_ASIO_HAS_CO_AWAIT=1 for the whole build (the CMake target callsavvy::callsavvy does)"
+    "callsavvy: Boost.Asio was included with co_await support off; include <callsavvy/callsavvy.hpp> before Boost.Asio, or define BOOST_ASIO_HAS_CO_AWAIT=1 for the whole build"
 #endif
 #if !defined(BOOST_ASIO_HAS_CO_AWAIT)
 #define BOOST_ASIO_HAS_CO_AWAIT 1
