@@ -16,7 +16,16 @@ endmacro()
 set(THREADS_PREFER_PTHREAD_FLAG ON)
 _callsavvy_find_dependency(Threads)
 _callsavvy_find_dependency(OpenSSL 3)
-_callsavvy_find_dependency(Boost 1.81 CONFIG COMPONENTS json)
+if(CALLSAVVY_USE_BOOST_ASIO)
+  # Boost.Asio is header-only, and so is Boost.System from 1.69 on: both come with Boost::headers.
+  _callsavvy_find_dependency(Boost 1.81 CONFIG COMPONENTS json system)
+  if(NOT TARGET callsavvy::asio)
+    add_library(callsavvy::asio INTERFACE IMPORTED)
+    set_target_properties(callsavvy::asio PROPERTIES INTERFACE_LINK_LIBRARIES "Boost::system;Boost::headers")
+  endif()
+else()
+  _callsavvy_find_dependency(Boost 1.81 CONFIG COMPONENTS json)
+endif()
 
 # Standalone Asio ships no CMake package; it is a header directory, wrapped here in an imported target.
 if(NOT TARGET callsavvy::asio)

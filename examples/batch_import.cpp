@@ -9,8 +9,7 @@
 #include <callsavvy/csv.hpp>
 #include <callsavvy/testing/mock_server.hpp>
 
-#include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
+#include <callsavvy/asio.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -24,6 +23,7 @@
 #include <vector>
 
 namespace api = callsavvy::api;
+namespace net = callsavvy::asio;
 namespace csv = callsavvy::csv;
 using namespace std::chrono_literals;
 
@@ -46,7 +46,7 @@ void expect(bool ok, const std::string& what) {
     if (!ok) throw std::runtime_error("unexpected: " + what);
 }
 
-asio::awaitable<void> import(callsavvy::client& cs, callsavvy::testing::mock_server& mock) {
+net::awaitable<void> import(callsavvy::client& cs, callsavvy::testing::mock_server& mock) {
     // 1. Rows are pulled one by one: a generator hands the importer each good row and reports the others, so a
     // file of any size never sits in memory. csv_line[i] remembers where row i came from.
     std::istringstream file(export_csv);
@@ -114,7 +114,7 @@ asio::awaitable<void> import(callsavvy::client& cs, callsavvy::testing::mock_ser
 } // namespace
 
 int main() {
-    asio::io_context io;
+    net::io_context io;
     // The mock with short rate-limit windows, and the client's limiter told the same limits.
     callsavvy::testing::mock_options mock_options;
     mock_options.rate_limits.window = 1s;
@@ -132,7 +132,7 @@ int main() {
 
     int status = 1;
     bool finished = false;
-    asio::co_spawn(io, import(cs, mock), [&](std::exception_ptr e) {
+    net::co_spawn(io, import(cs, mock), [&](std::exception_ptr e) {
         finished = true;
         try {
             if (e) std::rethrow_exception(e);

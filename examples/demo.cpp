@@ -19,13 +19,8 @@
 
 #include "progress_line.hpp"
 
-#include <asio/co_spawn.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/io_context.hpp>
-#include <asio/signal_set.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
+#include <callsavvy/asio.hpp>
 
 #include <array>
 #include <chrono>
@@ -45,6 +40,7 @@
 #include <vector>
 
 namespace api = callsavvy::api;
+namespace net = callsavvy::asio;
 namespace csv = callsavvy::csv;
 namespace wh = callsavvy::webhook;
 using namespace std::chrono_literals;
@@ -98,7 +94,7 @@ struct session {
 
     bool offline() const { return mock != nullptr; }
 
-    asio::awaitable<void> summary() {
+    net::awaitable<void> summary() {
         section("business summary (getSummary)");
         api::get_summary_request req;
         const api::get_summary_response s = co_await cs.async_get_summary(std::move(req));
@@ -108,7 +104,7 @@ struct session {
         expect(s.business_name.has_value(), "getSummary without business_name");
     }
 
-    asio::awaitable<void> import_contacts() {
+    net::awaitable<void> import_contacts() {
         section("contact import (" + std::to_string(contact_count) + " rows of CSV, createBulkContact)");
         // Rows are pulled from the reader only as requests can start, so a file of any size is never held
         // whole; rows the reader cannot use are reported by line.
@@ -144,7 +140,7 @@ struct session {
         if (offline()) expect(mock->collection("contacts").size() == contact_count, "contacts stored by the mock");
     }
 
-    asio::awaitable<void> tickets() {
+    net::awaitable<void> tickets() {
         section("tickets (createTicket, then listTickets page by page)");
         for (std::size_t i = 1; i <= ticket_count; ++i) {
             api::create_ticket_request req{.subject = "Order #" + std::to_string(4100 + i) + " has not arrived",
@@ -180,7 +176,7 @@ struct session {
         if (offline()) expect(pages_seen == 3 && seen == ticket_count && pages.done(), "the ticket walk");
     }
 
-    asio::awaitable<void> campaign() {
+    net::awaitable<void> campaign() {
         section("SMS campaign (sendSms)");
         api::send_sms_request req;
         req.recipients.assign(phones.begin(), phones.begin() + campaign_size);
@@ -192,11 +188,11 @@ struct session {
     }
 
     /// Offline: Callsavvy's side played by the mock's webhook sender, delivering typed events to the listener.
-    asio::awaitable<void> webhooks() {
+    net::awaitable<void> webhooks() {
         section("webhooks (the mock's sender -> the listener's typed handlers)");
         // The executor in a statement of its own: g++ 12 mishandles temporaries (here the sender's default
         // options) in a full-expression holding a co_await.
-        const asio::any_io_executor ex = co_await asio::this_coro::executor;
+        const net::any_io_executor ex = co_await net::this_coro::executor;
         callsavvy::testing::webhook_sender sender(ex, callback_url);
         std::size_t acknowledged = 0;
         for (std::size_t i = 0; i < 3; ++i) {
@@ -240,22 +236,22 @@ struct session {
 
 /// The typed handlers: notifications print a line; the caller lookup finds the caller among the imports.
 void add_handlers(wh::listener& hooks, const std::map<std::string, std::string>& names_by_phone) {
-    hooks.on<wh::new_ticket_opened>([](wh::new_ticket_opened e) -> asio::awaitable<void> {
+    hooks.on<wh::new_ticket_opened>([](wh::new_ticket_opened e) -> net::awaitable<void> {
         std::cout << "  newTicketOpened " << e.ticket_id.value_or("?") << ": " << e.ticket_subject.value_or("") << '\n';
         co_return;
     });
-    hooks.on<wh::ticket_escalated>([](wh::ticket_escalated e) -> asio::awaitable<void> {
+    hooks.on<wh::ticket_escalated>([](wh::ticket_escalated e) -> net::awaitable<void> {
         std::cout << "  ticketEscalated " << e.ticket_id.value_or("?") << " to level " << e.escalation_level.value_or(0)
                   << '\n';
         co_return;
     });
-    hooks.on<wh::call_summary>([](wh::call_summary e) -> asio::awaitable<void> {
+    hooks.on<wh::call_summary>([](wh::call_summary e) -> net::awaitable<void> {
         std::cout << "  callSummary " << e.caller_number.value_or("?") << " talked " << e.call_duration.value_or(0)
                   << " s\n";
         co_return;
     });
     hooks.on<wh::caller_information>(
-        [&names_by_phone](wh::caller_information e) -> asio::awaitable<wh::caller_information_reply> {
+        [&names_by_phone](wh::caller_information e) -> net::awaitable<wh::caller_information_reply> {
             wh::caller_information_reply r;
             const auto it = names_by_phone.find(e.caller_number.value_or(""));
             r.caller_name = it != names_by_phone.end() ? it->second : "";
@@ -303,7 +299,7 @@ int main(int argc, char** argv) {
     }
 
     // The io_context first: every socket below belongs to it and must be gone before it is.
-    asio::io_context io;
+    net::io_context io;
     std::optional<callsavvy::testing::mock_server> mock;
     callsavvy::client_options options;
     if (live) {
@@ -359,8 +355,8 @@ int main(int argc, char** argv) {
     if (hooks) std::cout << "webhook listener at " << s.callback_url << '\n';
 
     // Live, Ctrl-C ends the listening phase; during the calls it closes the client, which ends them.
-    asio::signal_set signals(io);
-    asio::steady_timer wake(io, std::chrono::steady_clock::time_point::max());
+    net::signal_set signals(io);
+    net::steady_timer wake(io, std::chrono::steady_clock::time_point::max());
     bool listening = false, interrupted = false;
     if (live) {
         signals.add(SIGINT);
@@ -379,7 +375,7 @@ int main(int argc, char** argv) {
 
     int status = 1;
     bool finished = false;
-    auto run = [&]() -> asio::awaitable<void> {
+    auto run = [&]() -> net::awaitable<void> {
         co_await s.summary();
         co_await s.import_contacts();
         co_await s.tickets();
@@ -390,11 +386,11 @@ int main(int argc, char** argv) {
             section("webhooks (until Ctrl-C)");
             listening = true;
             std::cout.flush();
-            auto [woken] = co_await wake.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+            auto [woken] = co_await wake.async_wait(net::experimental::as_tuple(net::use_awaitable));
             (void)woken; // cancelled by the signal: that is the point
         }
         if (hooks) {
-            const callsavvy::shutdown_result r = co_await hooks->async_shutdown(2000ms, asio::use_awaitable);
+            const callsavvy::shutdown_result r = co_await hooks->async_shutdown(2000ms, net::use_awaitable);
             std::cout << "listener shut down: " << r.finished << " finished, " << r.cancelled << " cancelled\n";
         }
 
@@ -420,7 +416,7 @@ int main(int argc, char** argv) {
             expect(counts.rate_limited >= 1 && counts.retries == counts.rate_limited, "the 429 and its retry");
         }
     };
-    asio::co_spawn(io, run(), [&](std::exception_ptr e) {
+    net::co_spawn(io, run(), [&](std::exception_ptr e) {
         finished = true;
         try {
             if (e) std::rethrow_exception(e);

@@ -5,10 +5,8 @@
 #include <callsavvy/callsavvy.hpp>
 #include <callsavvy/testing/mock_server.hpp>
 
-#include <asio/co_spawn.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/io_context.hpp>
 #include <boost/json/serialize.hpp>
+#include <callsavvy/asio.hpp>
 
 #include <chrono>
 #include <exception>
@@ -19,6 +17,7 @@
 #include <utility>
 
 namespace api = callsavvy::api;
+namespace net = callsavvy::asio;
 using namespace std::chrono_literals;
 
 namespace {
@@ -28,7 +27,7 @@ void expect(bool ok, const std::string& what) {
     if (!ok) throw std::runtime_error("unexpected: " + what);
 }
 
-asio::awaitable<void> tour(callsavvy::client& cs, callsavvy::testing::mock_server& mock) {
+net::awaitable<void> tour(callsavvy::client& cs, callsavvy::testing::mock_server& mock) {
     // 2. A typed named call. The request gets a statement of its own: g++ 12 frees memory it does not own
     // when a designated-initializer temporary sits inside the co_await expression (see README).
     api::create_ticket_request request{
@@ -82,7 +81,7 @@ asio::awaitable<void> tour(callsavvy::client& cs, callsavvy::testing::mock_serve
     // diagnostics object receives what api_error would have carried.
     callsavvy::diagnostics diag;
     auto [ec, response] =
-        co_await cs.async_create_ticket(std::move(invalid), diag, asio::experimental::as_tuple(asio::use_awaitable));
+        co_await cs.async_create_ticket(std::move(invalid), diag, net::experimental::as_tuple(net::use_awaitable));
     std::cout << "as_tuple: ec=" << ec.message()
               << " (condition::validation: " << (ec == callsavvy::condition::validation) << ", detail: " << diag.detail
               << ")\n";
@@ -107,7 +106,7 @@ int main() {
     std::cout << "callsavvy " << callsavvy::version_string << '\n';
 
     // The io_context first: the mock's and the client's sockets belong to it and must die before it.
-    asio::io_context io;
+    net::io_context io;
     callsavvy::testing::mock_server mock(io.get_executor()); // plain HTTP on an ephemeral loopback port
     callsavvy::client_options options;
     const auto key = callsavvy::testing::sandbox_key(); // the documented sandbox keys, which the mock accepts
@@ -119,7 +118,7 @@ int main() {
 
     int status = 1;
     bool finished = false;
-    asio::co_spawn(io, tour(cs, mock), [&](std::exception_ptr e) {
+    net::co_spawn(io, tour(cs, mock), [&](std::exception_ptr e) {
         finished = true;
         try {
             if (e) std::rethrow_exception(e);

@@ -5,10 +5,8 @@
 #include <callsavvy/callsavvy.hpp>
 #include <callsavvy/testing/webhook_sender.hpp>
 
-#include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
-#include <asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
+#include <callsavvy/asio.hpp>
 
 #include <chrono>
 #include <exception>
@@ -16,10 +14,11 @@
 #include <string>
 
 namespace wh = callsavvy::webhook;
+namespace net = callsavvy::asio;
 using namespace std::chrono_literals;
 
 int main() {
-    asio::io_context io;
+    net::io_context io;
     wh::listener_options o;
     o.server.port = 0;                          // ephemeral; a real deployment names its port
     o.path = "/callsavvy/Q2xhc3NpZmllZCBwYXRo"; // a secret in the path, compared in constant time
@@ -28,14 +27,14 @@ int main() {
     // A notification is acknowledged (200) only once its handler returned: a throw answers 500 and
     // Callsavvy delivers it again.
     int summaries = 0;
-    hooks.on<wh::call_summary>([&summaries](wh::call_summary e) -> asio::awaitable<void> {
+    hooks.on<wh::call_summary>([&summaries](wh::call_summary e) -> net::awaitable<void> {
         ++summaries;
         std::cout << "call from " << e.caller_number.value_or("?") << ", " << e.call_duration.value_or(0) << " s\n";
         co_return;
     });
     // A lookup answers with its reply type; past listener_options::lookup_deadline (5 s) the fallback reply
     // goes out instead and the handler is cancelled.
-    hooks.on<wh::caller_information>([](wh::caller_information e) -> asio::awaitable<wh::caller_information_reply> {
+    hooks.on<wh::caller_information>([](wh::caller_information e) -> net::awaitable<wh::caller_information_reply> {
         wh::caller_information_reply r;
         r.caller_name = e.caller_number == "+2348012345678" ? "Ada Okafor" : "";
         r.customer_info = r.caller_name.empty() ? "unknown caller" : "VIP since 2021";
@@ -48,7 +47,7 @@ int main() {
     // Callsavvy's side, played by the testing kit's sender.
     callsavvy::testing::webhook_sender sender(io.get_executor(), url);
     int status = 1;
-    auto deliver = [&]() -> asio::awaitable<void> {
+    auto deliver = [&]() -> net::awaitable<void> {
         wh::call_summary call;
         call.caller_number = "+2348012345678";
         call.call_duration = 185;
@@ -64,14 +63,14 @@ int main() {
                   << ")\n";
 
         // Graceful shutdown: stop accepting, let deliveries under way finish (here: none), close the rest.
-        const callsavvy::shutdown_result done = co_await hooks.async_shutdown(1000ms, asio::use_awaitable);
+        const callsavvy::shutdown_result done = co_await hooks.async_shutdown(1000ms, net::use_awaitable);
         const auto stats = hooks.statistics();
         std::cout << stats.all.ok << " deliveries handled; shut down with " << done.cancelled << " cut short\n";
         if (acked.status == 200 && answer.status == 200 && decoded && reply.caller_name == "Ada Okafor" &&
             summaries == 1 && stats.all.ok == 2 && done.cancelled == 0)
             status = 0;
     };
-    asio::co_spawn(io, deliver(), [&](std::exception_ptr e) {
+    net::co_spawn(io, deliver(), [&](std::exception_ptr e) {
         if (e) status = 1;
         hooks.stop(); // also after a failure, so that io.run_for() returns
     });

@@ -15,6 +15,7 @@ packages=(
     libasio-dev         # standalone Asio 1.22
     libboost-json1.81-dev
     libboost1.81-dev    # Boost.Describe, Boost headers, Boost's CMake package files
+    libboost-system1.81-dev # Boost.System's CMake package, for the Boost.Asio build (Boost.Asio, Beast: libboost1.81-dev)
     libssl-dev          # OpenSSL 3
     openssl             # the command line tool, for test certificates
     catch2              # Catch2 2.13

@@ -2,7 +2,6 @@
 // Asio sees ASIO_HAS_CO_AWAIT (the CMake target defines it too).
 #include <callsavvy/config.hpp>
 
-#include <asio.hpp>
-#include <asio/ssl.hpp>
+#include "support/asio.hpp"
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>

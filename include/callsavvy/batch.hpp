@@ -34,17 +34,6 @@
 #include <callsavvy/config.hpp>
 #include <callsavvy/error.hpp>
 
-#include <asio/async_result.hpp>
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/bind_executor.hpp>
-#include <asio/cancellation_signal.hpp>
-#include <asio/cancellation_type.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
-
 #include <chrono>
 #include <concepts>
 #include <cstddef>

@@ -26,21 +26,6 @@
 #include <callsavvy/net/tls.hpp>
 #include <callsavvy/retry.hpp>
 
-#include <asio/any_io_executor.hpp>
-#include <asio/associated_cancellation_slot.hpp>
-#include <asio/associated_executor.hpp>
-#include <asio/async_result.hpp>
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/cancellation_signal.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/dispatch.hpp>
-#include <asio/execution/outstanding_work.hpp>
-#include <asio/post.hpp>
-#include <asio/prefer.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/use_awaitable.hpp>
-
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -169,12 +154,16 @@ struct is_use_awaitable<asio::use_awaitable_t<Executor>> : std::true_type {};
 inline error_code error_from_exception(const std::exception_ptr& ep) {
     try {
         std::rethrow_exception(ep);
-    } catch (const std::system_error& e) {
+    } catch (const system_error& e) {
         return e.code();
+#if defined(CALLSAVVY_USE_BOOST_ASIO)
+    } catch (const std::system_error& e) { // the standard library's own (a mutex, a thread)
+        return error_code(e.code());
+#endif
     } catch (const std::bad_alloc&) {
-        return std::make_error_code(std::errc::not_enough_memory);
+        return error_code(static_cast<int>(std::errc::not_enough_memory), generic_category());
     } catch (...) {
-        return std::make_error_code(std::errc::state_not_recoverable);
+        return error_code(static_cast<int>(std::errc::state_not_recoverable), generic_category());
     }
 }
 
@@ -422,7 +411,7 @@ public:
     /// Cancellable between pages: once the caller's coroutine was cancelled while it worked on the last page,
     /// the next page is never asked for. Asio itself throws system_error(operation_aborted) at the caller's
     /// `co_await pages.next()` then; with this_coro::throw_if_cancelled(false) the pager throws
-    /// api_error(operation_aborted) instead. Both derive from std::system_error.
+    /// api_error(operation_aborted) instead. Both derive from callsavvy::system_error.
     asio::awaitable<std::optional<response>> next() {
         if (done_) co_return std::nullopt;
         const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;

@@ -11,9 +11,6 @@
 #include <callsavvy/config.hpp>
 #include <callsavvy/error.hpp>
 
-#include <asio/async_result.hpp>
-#include <asio/use_awaitable.hpp>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>

@@ -1,13 +1,10 @@
-// callsavvy/error.hpp — the one error model of every call: specific std::error_codes (callsavvy::error),
-// the conditions users compare them with (callsavvy::condition), the details a failed call leaves behind
-// (callsavvy::diagnostics), and the exception the default completion token throws (callsavvy::api_error).
+// callsavvy/error.hpp — the one error model of every call: specific error codes (callsavvy::error_code)
+// (callsavvy::error), the conditions users compare them with (callsavvy::condition), the details a failed call leaves
+// behind (callsavvy::diagnostics), and the exception the default completion token throws (callsavvy::api_error).
 #pragma once
 
 #include <callsavvy/config.hpp>
 #include <callsavvy/http/error.hpp>
-
-#include <asio/error.hpp>
-#include <asio/ssl/error.hpp>
 
 #include <algorithm>
 #include <string>
@@ -113,14 +110,14 @@ inline const char* error_message(error e) noexcept {
     return "unknown callsavvy error";
 }
 
-class error_category_impl final : public std::error_category {
+class error_category_impl final : public error_category_type {
 public:
     const char* name() const noexcept override { return "callsavvy"; }
     std::string message(int ev) const override { return error_message(static_cast<error>(ev)); }
-    std::error_condition default_error_condition(int ev) const noexcept override;
+    error_condition default_error_condition(int ev) const noexcept override;
 };
 
-class condition_category_impl final : public std::error_category {
+class condition_category_impl final : public error_category_type {
 public:
     const char* name() const noexcept override { return "callsavvy.condition"; }
     std::string message(int ev) const override {
@@ -140,23 +137,23 @@ public:
         }
         return "unknown condition";
     }
-    bool equivalent(const std::error_code& code, int cond) const noexcept override;
+    bool equivalent(const error_code& code, int cond) const noexcept override;
 };
 
 } // namespace detail
 
-inline const std::error_category& error_category() noexcept {
+inline const error_category_type& error_category() noexcept {
     static const detail::error_category_impl instance;
     return instance;
 }
 
-inline const std::error_category& condition_category() noexcept {
+inline const error_category_type& condition_category() noexcept {
     static const detail::condition_category_impl instance;
     return instance;
 }
 
-inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
-inline std::error_condition make_error_condition(condition c) noexcept {
+inline error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
+inline error_condition make_error_condition(condition c) noexcept {
     return {static_cast<int>(c), condition_category()};
 }
 
@@ -176,10 +173,8 @@ inline error error_from_status(int status) noexcept {
 
 CALLSAVVY_END_NAMESPACE
 
-template <>
-struct std::is_error_code_enum<callsavvy::error> : std::true_type {};
-template <>
-struct std::is_error_condition_enum<callsavvy::condition> : std::true_type {};
+CALLSAVVY_ERROR_CODE_ENUM(callsavvy::error)
+CALLSAVVY_ERROR_CONDITION_ENUM(callsavvy::condition)
 
 CALLSAVVY_BEGIN_NAMESPACE
 
@@ -221,11 +216,11 @@ inline condition condition_of(error e) noexcept {
     return condition::protocol;
 }
 
-inline std::error_condition error_category_impl::default_error_condition(int ev) const noexcept {
+inline error_condition error_category_impl::default_error_condition(int ev) const noexcept {
     return make_error_condition(condition_of(static_cast<error>(ev)));
 }
 
-inline bool condition_category_impl::equivalent(const std::error_code& code, int cond) const noexcept {
+inline bool condition_category_impl::equivalent(const error_code& code, int cond) const noexcept {
     const auto c = static_cast<condition>(cond);
     if (code.category() == callsavvy::error_category()) return condition_of(static_cast<error>(code.value())) == c;
     if (code.category() == http::error_category()) return c == condition::protocol;
@@ -304,12 +299,12 @@ inline std::string describe(const error_code& ec, const diagnostics& d) {
 } // namespace detail
 
 /// Thrown by calls made with the default completion token (use_awaitable) when they fail.
-class api_error : public std::system_error {
+class api_error : public system_error {
 public:
     api_error(error_code ec, diagnostics diag)
-        : std::system_error(ec), what_(detail::describe(ec, diag)), diag_(std::move(diag)) {}
+        : system_error(ec), what_(detail::describe(ec, diag)), diag_(std::move(diag)) {}
 
-    // std::system_error would append ec.message() a second time; describe() already placed it.
+    // system_error would append ec.message() a second time; describe() already placed it.
     const char* what() const noexcept override { return what_.c_str(); }
 
     const diagnostics& diag() const noexcept { return diag_; }

@@ -7,8 +7,6 @@
 #include <callsavvy/config.hpp>
 #include <callsavvy/retry.hpp>
 
-#include <asio/any_io_executor.hpp>
-
 #include <chrono>
 #include <cstddef>
 #include <cstdint>

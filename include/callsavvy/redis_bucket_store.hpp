@@ -32,14 +32,6 @@
 #include <callsavvy/net/stream.hpp>
 #include <callsavvy/net/tls.hpp>
 
-#include <asio/co_spawn.hpp>
-#include <asio/connect.hpp>
-#include <asio/detached.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/post.hpp>
-#include <asio/ssl/context.hpp>
-#include <asio/strand.hpp>
-
 #include <openssl/evp.h>
 
 #include <array>

@@ -31,9 +31,12 @@
 // `Missing required parameter: <name>` and `Invalid parameter: <name>`.
 
 // ---- begin callsavvy/config.hpp ----
-// callsavvy/config.hpp — the one place where callsavvy meets Asio: it switches coroutine support on before
-// Asio is first seen, and gives the rest of the library one namespace alias (callsavvy::asio) and one
-// error-code alias (callsavvy::error_code), so a Boost.Asio build is a configuration switch.
+// callsavvy/config.hpp — the one place where callsavvy meets Asio. It picks standalone Asio (the default) or
+// Boost.Asio (CALLSAVVY_USE_BOOST_ASIO defined), switches coroutine support on before Asio is first seen,
+// includes the Asio headers the library uses, and gives the rest of the library the names it spells:
+// callsavvy::asio, callsavvy::error_code, error_condition, error_category_type, system_error and
+// generic_category(). Every other header names Asio and the error-code types only through these, so both
+// builds share one source.
 
 // ---- begin callsavvy/version.hpp ----
 // callsavvy/version.hpp — the library's version, as macros and as the inline namespace every public name
@@ -64,9 +67,59 @@ CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/version.hpp ----
 
 #if defined(CALLSAVVY_USE_BOOST_ASIO)
+
+// Boost.Asio 1.81 turns co_await on by itself for clang 14 with libstdc++ 12 (it looks for <coroutine>), so
+// the order of includes does not matter here; but a Boost.Asio seen first with coroutines off (say,
+// BOOST_ASIO_DISABLE_CO_AWAIT) would fail every awaitable in this library with pages of errors, so say so.
+#if (defined(BOOST_ASIO_VERSION) || defined(BOOST_ASIO_DETAIL_CONFIG_HPP)) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
 #error                                                                                                                 \
-    "callsavvy: the Boost.Asio configuration is reserved for a later release; only standalone Asio is built and tested"
+    "callsavvy: Boost.Asio was included with co_await support off; include <callsavvy/callsavvy.hpp> before Boost.Asio, or define BOOST_ASIO_HAS_CO_AWAIT=1 for the whole build"
 #endif
+#if !defined(BOOST_ASIO_HAS_CO_AWAIT)
+#define BOOST_ASIO_HAS_CO_AWAIT 1
+#endif
+
+#include <boost/asio/version.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+
+#if BOOST_ASIO_VERSION < 102600
+#error "callsavvy needs Boost.Asio 1.26 (Boost 1.81) or newer"
+#endif
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#else // standalone Asio
 
 // Asio 1.22 enables co_await for clang only when <experimental/coroutine> exists, which libstdc++ 12 lacks.
 // The macro must be seen before Asio's own config; if Asio came first without it, coroutines are off and
@@ -87,6 +140,40 @@ CALLSAVVY_END_NAMESPACE
 #error "callsavvy needs standalone Asio 1.22 or newer"
 #endif
 
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_allocator.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/cancellation_state.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/connect.hpp>
+#include <asio/detached.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/error.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/address.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/error.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#endif // CALLSAVVY_USE_BOOST_ASIO
+
 // Header-only by default. A program that defines CALLSAVVY_SEPARATE_COMPILATION everywhere and includes
 // <callsavvy/src.hpp> in exactly one translation unit compiles the client's non-template core once there;
 // every other file then compiles only the typed glue of the calls it makes.
@@ -96,12 +183,47 @@ CALLSAVVY_END_NAMESPACE
 #define CALLSAVVY_DECL inline
 #endif
 
+#if defined(CALLSAVVY_USE_BOOST_ASIO)
+
+CALLSAVVY_BEGIN_NAMESPACE
+namespace asio = ::boost::asio;
+using error_code = ::boost::system::error_code;
+using error_condition = ::boost::system::error_condition;
+using error_category_type = ::boost::system::error_category;
+using system_error = ::boost::system::system_error;
+inline const error_category_type& generic_category() noexcept { return ::boost::system::generic_category(); }
+CALLSAVVY_END_NAMESPACE
+
+// Marks an error enum of the library as an error-code (or error-condition) enum of the error-code type in use,
+// so `ec == callsavvy::error::x` and `error_code ec = callsavvy::error::x` work whichever Asio is built.
+#define CALLSAVVY_ERROR_CODE_ENUM(E)                                                                                   \
+    template <>                                                                                                        \
+    struct boost::system::is_error_code_enum<E> : std::true_type {};
+#define CALLSAVVY_ERROR_CONDITION_ENUM(E)                                                                              \
+    template <>                                                                                                        \
+    struct boost::system::is_error_condition_enum<E> : std::true_type {};
+
+#else
+
 namespace asio {} // namespace asio
 
 CALLSAVVY_BEGIN_NAMESPACE
 namespace asio = ::asio;
 using error_code = std::error_code;
+using error_condition = std::error_condition;
+using error_category_type = std::error_category;
+using system_error = std::system_error;
+inline const error_category_type& generic_category() noexcept { return std::generic_category(); }
 CALLSAVVY_END_NAMESPACE
+
+#define CALLSAVVY_ERROR_CODE_ENUM(E)                                                                                   \
+    template <>                                                                                                        \
+    struct std::is_error_code_enum<E> : std::true_type {};
+#define CALLSAVVY_ERROR_CONDITION_ENUM(E)                                                                              \
+    template <>                                                                                                        \
+    struct std::is_error_condition_enum<E> : std::true_type {};
+
+#endif
 // ---- end callsavvy/config.hpp ----
 // ---- begin callsavvy/types.hpp ----
 // callsavvy/types.hpp — the value types of the typed API, chosen so that no value the server sends can make
@@ -1942,9 +2064,9 @@ CALLSAVVY_END_NAMESPACE
 // used completes at once with a specific error naming the field (nothing is sent).
 
 // ---- begin callsavvy/error.hpp ----
-// callsavvy/error.hpp — the one error model of every call: specific std::error_codes (callsavvy::error),
-// the conditions users compare them with (callsavvy::condition), the details a failed call leaves behind
-// (callsavvy::diagnostics), and the exception the default completion token throws (callsavvy::api_error).
+// callsavvy/error.hpp — the one error model of every call: specific error codes (callsavvy::error_code)
+// (callsavvy::error), the conditions users compare them with (callsavvy::condition), the details a failed call leaves
+// behind (callsavvy::diagnostics), and the exception the default completion token throws (callsavvy::api_error).
 
 // ---- begin callsavvy/http/error.hpp ----
 // callsavvy/http/error.hpp — why the HTTP/1.1 codec rejected a message. Every code maps to
@@ -1989,7 +2111,7 @@ enum class error {
 };
 
 namespace detail {
-class error_category_impl final : public std::error_category {
+class error_category_impl final : public error_category_type {
 public:
     const char* name() const noexcept override { return "callsavvy.http"; }
     std::string message(int ev) const override {
@@ -2028,21 +2150,17 @@ public:
 };
 } // namespace detail
 
-inline const std::error_category& error_category() noexcept {
+inline const error_category_type& error_category() noexcept {
     static const detail::error_category_impl instance;
     return instance;
 }
-inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
+inline error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 } // namespace http
 CALLSAVVY_END_NAMESPACE
 
-template <>
-struct std::is_error_code_enum<callsavvy::http::error> : std::true_type {};
+CALLSAVVY_ERROR_CODE_ENUM(callsavvy::http::error)
 // ---- end callsavvy/http/error.hpp ----
-
-#include <asio/error.hpp>
-#include <asio/ssl/error.hpp>
 
 #include <algorithm>
 #include <string>
@@ -2148,14 +2266,14 @@ inline const char* error_message(error e) noexcept {
     return "unknown callsavvy error";
 }
 
-class error_category_impl final : public std::error_category {
+class error_category_impl final : public error_category_type {
 public:
     const char* name() const noexcept override { return "callsavvy"; }
     std::string message(int ev) const override { return error_message(static_cast<error>(ev)); }
-    std::error_condition default_error_condition(int ev) const noexcept override;
+    error_condition default_error_condition(int ev) const noexcept override;
 };
 
-class condition_category_impl final : public std::error_category {
+class condition_category_impl final : public error_category_type {
 public:
     const char* name() const noexcept override { return "callsavvy.condition"; }
     std::string message(int ev) const override {
@@ -2175,23 +2293,23 @@ public:
         }
         return "unknown condition";
     }
-    bool equivalent(const std::error_code& code, int cond) const noexcept override;
+    bool equivalent(const error_code& code, int cond) const noexcept override;
 };
 
 } // namespace detail
 
-inline const std::error_category& error_category() noexcept {
+inline const error_category_type& error_category() noexcept {
     static const detail::error_category_impl instance;
     return instance;
 }
 
-inline const std::error_category& condition_category() noexcept {
+inline const error_category_type& condition_category() noexcept {
     static const detail::condition_category_impl instance;
     return instance;
 }
 
-inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
-inline std::error_condition make_error_condition(condition c) noexcept {
+inline error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
+inline error_condition make_error_condition(condition c) noexcept {
     return {static_cast<int>(c), condition_category()};
 }
 
@@ -2211,10 +2329,8 @@ inline error error_from_status(int status) noexcept {
 
 CALLSAVVY_END_NAMESPACE
 
-template <>
-struct std::is_error_code_enum<callsavvy::error> : std::true_type {};
-template <>
-struct std::is_error_condition_enum<callsavvy::condition> : std::true_type {};
+CALLSAVVY_ERROR_CODE_ENUM(callsavvy::error)
+CALLSAVVY_ERROR_CONDITION_ENUM(callsavvy::condition)
 
 CALLSAVVY_BEGIN_NAMESPACE
 
@@ -2256,11 +2372,11 @@ inline condition condition_of(error e) noexcept {
     return condition::protocol;
 }
 
-inline std::error_condition error_category_impl::default_error_condition(int ev) const noexcept {
+inline error_condition error_category_impl::default_error_condition(int ev) const noexcept {
     return make_error_condition(condition_of(static_cast<error>(ev)));
 }
 
-inline bool condition_category_impl::equivalent(const std::error_code& code, int cond) const noexcept {
+inline bool condition_category_impl::equivalent(const error_code& code, int cond) const noexcept {
     const auto c = static_cast<condition>(cond);
     if (code.category() == callsavvy::error_category()) return condition_of(static_cast<error>(code.value())) == c;
     if (code.category() == http::error_category()) return c == condition::protocol;
@@ -2339,12 +2455,12 @@ inline std::string describe(const error_code& ec, const diagnostics& d) {
 } // namespace detail
 
 /// Thrown by calls made with the default completion token (use_awaitable) when they fail.
-class api_error : public std::system_error {
+class api_error : public system_error {
 public:
     api_error(error_code ec, diagnostics diag)
-        : std::system_error(ec), what_(detail::describe(ec, diag)), diag_(std::move(diag)) {}
+        : system_error(ec), what_(detail::describe(ec, diag)), diag_(std::move(diag)) {}
 
-    // std::system_error would append ec.message() a second time; describe() already placed it.
+    // system_error would append ec.message() a second time; describe() already placed it.
     const char* what() const noexcept override { return what_.c_str(); }
 
     const diagnostics& diag() const noexcept { return diag_; }
@@ -3056,9 +3172,6 @@ CALLSAVVY_END_NAMESPACE
 // says it is insecure, and the mapping of OpenSSL's verify result to callsavvy's TLS errors.
 
 
-#include <asio/ip/address.hpp>
-#include <asio/ssl/context.hpp>
-
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -3401,8 +3514,6 @@ private:
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/retry.hpp ----
 
-#include <asio/any_io_executor.hpp>
-
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -3547,8 +3658,6 @@ CALLSAVVY_END_NAMESPACE
 // client's driver (impl/client.ipp) only performs the actions; every retry-safety rule and every race
 // between an answer, a timer, close() and a cancellation is decided here, and tested here without sockets.
 
-
-#include <asio/cancellation_type.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -4417,7 +4526,7 @@ namespace http {
 // Every field name, field value, method, target and reason phrase is checked before anything is written:
 // a value carrying CR or LF would otherwise inject header lines (or a whole second request). The
 // error_code overloads report the first bad part (bad_method, bad_target, bad_version, bad_status_code,
-// bad_field_name, bad_field_value) and leave `out` unchanged; the others throw std::system_error with it.
+// bad_field_name, bad_field_value) and leave `out` unchanged; the others throw callsavvy::system_error with it.
 //
 // Content-Length is appended from body.size() unless the message already has Content-Length or
 // Transfer-Encoding (then the fields are sent as given), and never for a 1xx, 204 or 304 response.
@@ -4514,7 +4623,7 @@ template <class Message>
 void append_head(const Message& msg, std::string& out) {
     error_code ec;
     append_head(msg, out, ec);
-    if (ec) throw std::system_error(ec);
+    if (ec) throw system_error(ec);
 }
 
 template <class Message>
@@ -4524,7 +4633,7 @@ std::string serialize_head(const Message& msg, error_code& ec) {
     return out;
 }
 
-/// The head of a request or response; throws std::system_error when a part cannot be sent safely.
+/// The head of a request or response; throws callsavvy::system_error when a part cannot be sent safely.
 inline std::string serialize_head(const request& req) {
     std::string out;
     append_head(req, out);
@@ -4598,9 +4707,9 @@ inline std::string chunk(std::string_view data) {
 }
 
 /// The end of a chunked body: the zero-size chunk, the trailer fields, the empty line.
-/// Throws std::system_error (bad_field_name / bad_field_value) for a trailer that cannot be sent safely.
+/// Throws callsavvy::system_error (bad_field_name / bad_field_value) for a trailer that cannot be sent safely.
 inline std::string last_chunk(const fields& trailers = {}) {
-    if (const auto ec = detail::check_fields(trailers)) throw std::system_error(ec);
+    if (const auto ec = detail::check_fields(trailers)) throw system_error(ec);
     std::string out = "0\r\n";
     detail::append_fields(trailers, out);
     out.append("\r\n");
@@ -4616,14 +4725,6 @@ CALLSAVVY_END_NAMESPACE
 // buffer that keeps bytes beyond one message (pipelining, stray bytes), one write per message, and a
 // watchdog that bounds whatever the stream waits on. Users never name these types.
 
-
-#include <asio/awaitable.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/ssl/stream.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
 
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
@@ -4916,10 +5017,6 @@ private:
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/net/stream.hpp ----
 
-#include <asio/awaitable.hpp>
-#include <asio/connect.hpp>
-#include <asio/ip/tcp.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -5098,11 +5195,6 @@ private:
 } // namespace detail
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/net/connection.hpp ----
-
-#include <asio/any_io_executor.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/steady_timer.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -6097,8 +6189,6 @@ CALLSAVVY_END_NAMESPACE
 // Keys are kept as a salted SHA-256 digest, never as themselves.
 
 
-#include <asio/any_io_executor.hpp>
-
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -6200,18 +6290,6 @@ private:
 } // namespace detail
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/detail/limiter_registry.hpp ----
-
-#include <asio/any_io_executor.hpp>
-#include <asio/associated_allocator.hpp>
-#include <asio/associated_cancellation_slot.hpp>
-#include <asio/associated_executor.hpp>
-#include <asio/async_result.hpp>
-#include <asio/cancellation_type.hpp>
-#include <asio/execution/outstanding_work.hpp>
-#include <asio/post.hpp>
-#include <asio/prefer.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -7024,21 +7102,6 @@ inline std::shared_ptr<rate_limiter> limiter_for_key(const asio::any_io_executor
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/limiter.hpp ----
 
-#include <asio/any_io_executor.hpp>
-#include <asio/associated_cancellation_slot.hpp>
-#include <asio/associated_executor.hpp>
-#include <asio/async_result.hpp>
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/cancellation_signal.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/dispatch.hpp>
-#include <asio/execution/outstanding_work.hpp>
-#include <asio/post.hpp>
-#include <asio/prefer.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/use_awaitable.hpp>
-
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -7167,12 +7230,16 @@ struct is_use_awaitable<asio::use_awaitable_t<Executor>> : std::true_type {};
 inline error_code error_from_exception(const std::exception_ptr& ep) {
     try {
         std::rethrow_exception(ep);
-    } catch (const std::system_error& e) {
+    } catch (const system_error& e) {
         return e.code();
+#if defined(CALLSAVVY_USE_BOOST_ASIO)
+    } catch (const std::system_error& e) { // the standard library's own (a mutex, a thread)
+        return error_code(e.code());
+#endif
     } catch (const std::bad_alloc&) {
-        return std::make_error_code(std::errc::not_enough_memory);
+        return error_code(static_cast<int>(std::errc::not_enough_memory), generic_category());
     } catch (...) {
-        return std::make_error_code(std::errc::state_not_recoverable);
+        return error_code(static_cast<int>(std::errc::state_not_recoverable), generic_category());
     }
 }
 
@@ -7420,7 +7487,7 @@ public:
     /// Cancellable between pages: once the caller's coroutine was cancelled while it worked on the last page,
     /// the next page is never asked for. Asio itself throws system_error(operation_aborted) at the caller's
     /// `co_await pages.next()` then; with this_coro::throw_if_cancelled(false) the pager throws
-    /// api_error(operation_aborted) instead. Both derive from std::system_error.
+    /// api_error(operation_aborted) instead. Both derive from callsavvy::system_error.
     asio::awaitable<std::optional<response>> next() {
         if (done_) co_return std::nullopt;
         const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
@@ -7802,17 +7869,6 @@ CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/impl/client.ipp ----
 #endif
 // ---- end callsavvy/client.hpp ----
-
-#include <asio/async_result.hpp>
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/bind_executor.hpp>
-#include <asio/cancellation_signal.hpp>
-#include <asio/cancellation_type.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <concepts>
@@ -8408,9 +8464,6 @@ CALLSAVVY_END_NAMESPACE
 // its own index: created with its contact id, failed with the server's message, or not processed with its
 // request's error (flagged when the request's outcome is unknown, since its contacts may exist).
 
-
-#include <asio/async_result.hpp>
-#include <asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -9439,7 +9492,6 @@ CALLSAVVY_END_NAMESPACE
 // Most names are [assumed] in the spec: a correction is a one-line edit here.
 
 
-#include <asio/awaitable.hpp>
 #include <boost/describe/class.hpp>
 #include <boost/json/object.hpp>
 
@@ -9858,21 +9910,6 @@ CALLSAVVY_END_NAMESPACE
 // shared codec under limits and deadlines, run a coroutine handler per request and write its reply in one
 // write; overload policies, graceful shutdown, and an event hook for everything the server decides itself.
 
-
-#include <asio/any_io_executor.hpp>
-#include <asio/async_result.hpp>
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/cancellation_signal.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/dispatch.hpp>
-#include <asio/executor_work_guard.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/post.hpp>
-#include <asio/ssl/context.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/strand.hpp>
-#include <asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -11089,16 +11126,6 @@ private:
 CALLSAVVY_END_NAMESPACE
 // ---- end callsavvy/webhook/verify.hpp ----
 
-#include <asio/any_io_executor.hpp>
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/cancellation_signal.hpp>
-#include <asio/cancellation_state.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/use_awaitable.hpp>
-
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -11312,7 +11339,8 @@ public:
         st_->fallback = std::move(h);
     }
 
-    /// Binds and starts accepting. Throws std::system_error when the address cannot be bound.
+    /// Binds and starts accepting. Throws callsavvy::system_error (std::system_error, or boost::system::system_error in
+    /// the Boost.Asio build) when the address cannot be bound.
     void start() {
         refuse_after_start();
         auto st = st_;

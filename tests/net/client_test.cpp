@@ -9,19 +9,7 @@
 #include "support/run.hpp"
 #include "support/script_server.hpp"
 
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/cancellation_signal.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
-#include <asio/experimental/deferred.hpp>
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/post.hpp>
-#include <asio/ssl.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/strand.hpp>
-#include <asio/use_future.hpp>
-#include <asio/write.hpp>
+#include "support/asio.hpp"
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
@@ -121,7 +109,7 @@ asio::awaitable<void> sighting_script(peer& p, std::vector<sighting>& out) {
             s.total += chunk.size();
             callsavvy::error_code ec;
             parser.feed(chunk, ec);
-            if (ec) throw std::system_error(ec, "sighting_script");
+            if (ec) throw callsavvy::system_error(ec, "sighting_script");
         } while (!parser.done());
         out.push_back(s);
         co_await p.respond(200, success("getSummary", {}));
@@ -137,7 +125,7 @@ asio::awaitable<int> read_response(Stream& s) {
         const std::size_t n = co_await s.async_read_some(asio::buffer(buf), asio::use_awaitable);
         callsavvy::error_code ec;
         parser.feed(std::string_view(buf.data(), n), ec);
-        if (ec) throw std::system_error(ec, "read_response");
+        if (ec) throw callsavvy::system_error(ec, "read_response");
     }
     co_return parser.get().status;
 }
@@ -395,7 +383,7 @@ TEST_CASE("bad answers give their specific error and leave the pool usable", "[c
     struct row {
         const char* name;
         std::string reply;
-        std::error_code expected;
+        callsavvy::error_code expected;
     };
     const std::string big_header = "X-Big: " + std::string(70 * 1024, 'a') + "\r\n";
     const row rows[] = {
@@ -621,7 +609,7 @@ TEST_CASE("TLS: verified by default, with specific errors for each failure", "[c
     struct row {
         const char* name;
         const cstest::key_pair* cert;
-        std::error_code expected;
+        callsavvy::error_code expected;
         const char* detail;
     };
     const row rows[] = {
@@ -1059,7 +1047,7 @@ TEST_CASE("keys the server echoes back are redacted from the diagnostics and api
         const char* resource;
         int status;
         std::function<std::string(const std::string& pub, const std::string& priv)> body;
-        std::error_code expected;
+        callsavvy::error_code expected;
         bool in_message, in_body, in_detail; // where the echoed keys land
     };
     const row rows[] = {

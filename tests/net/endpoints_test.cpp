@@ -13,14 +13,7 @@
 #include "support/run.hpp"
 #include "support/script_server.hpp"
 
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/cancellation_signal.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
-#include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
+#include "support/asio.hpp"
 #include <boost/describe/members.hpp>
 #include <boost/json.hpp>
 #include <boost/mp11/algorithm.hpp>
@@ -1354,7 +1347,7 @@ TEST_CASE("paginate: a cancellation that arrives between pages ends the walk bef
                     was_api_error = true;
                     walk_error = e.code();
                     walk_what = e.what();
-                } catch (const std::system_error& e) {
+                } catch (const callsavvy::system_error& e) {
                     walk_error = e.code();
                     walk_what = e.what();
                 }

@@ -5,14 +5,7 @@
 // count outcomes (and the store's own record of its grants), never measure time beyond a generous bound.
 #include <callsavvy/limiter.hpp>
 
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/executor_work_guard.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
+#include "support/asio.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -57,12 +50,12 @@ asio::awaitable<void> client_calls(std::shared_ptr<callsavvy::rate_limiter> lim,
     for (int i = 0; i < calls; ++i) {
         const char* endpoint = endpoints[static_cast<std::size_t>(client + i) % endpoints.size()];
         const auto position = i % 7 == 0 ? callsavvy::acquire_position::front : callsavvy::acquire_position::back;
-        std::error_code ec;
+        callsavvy::error_code ec;
         if (i % 10 == 3) {
             // Cancelled after a short while: before, at or after its grant, whichever comes.
             auto sig = std::make_shared<asio::cancellation_signal>();
             auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::microseconds(50 * (i % 5)));
-            timer->async_wait([sig, timer](std::error_code) { sig->emit(asio::cancellation_type::terminal); });
+            timer->async_wait([sig, timer](callsavvy::error_code) { sig->emit(asio::cancellation_type::terminal); });
             auto [e, grant] = co_await lim->async_acquire(
                 endpoint, position,
                 asio::bind_cancellation_slot(sig->slot(), asio::experimental::as_tuple(asio::use_awaitable)));
@@ -163,7 +156,8 @@ TEST_CASE("limiter: concurrent lookups of one key get one limiter; close from an
     auto lim = got[0];
     got.clear();
     for (int i = 0; i < 20; ++i)
-        lim->async_acquire("listTickets", [&](std::error_code ec, callsavvy::rate_grant) { ++(ec ? aborted : ok); });
+        lim->async_acquire("listTickets",
+                           [&](callsavvy::error_code ec, callsavvy::rate_grant) { ++(ec ? aborted : ok); });
     std::thread runner([&] { io.run_for(30s); });
     const auto give_up = std::chrono::steady_clock::now() + 20s;
     while (ok.load() == 0 && std::chrono::steady_clock::now() < give_up) std::this_thread::yield(); // first grant
@@ -214,7 +208,7 @@ TEST_CASE("limiter: a key's limiter on another io_context keeps granting when th
     // The first io_context's calls take the endpoint's whole window ...
     std::atomic<int> first_granted{0};
     for (int i = 0; i < 2; ++i)
-        first->async_acquire("listTickets", [&](std::error_code ec, callsavvy::rate_grant) {
+        first->async_acquire("listTickets", [&](callsavvy::error_code ec, callsavvy::rate_grant) {
             if (!ec) ++first_granted;
         });
     REQUIRE(eventually([&] { return first_granted == 2; }));
@@ -222,7 +216,7 @@ TEST_CASE("limiter: a key's limiter on another io_context keeps granting when th
     constexpr int waiting = 6;
     std::atomic<int> second_done{0}, second_granted{0};
     for (int i = 0; i < waiting; ++i)
-        second->async_acquire("listTickets", [&](std::error_code ec, callsavvy::rate_grant) {
+        second->async_acquire("listTickets", [&](callsavvy::error_code ec, callsavvy::rate_grant) {
             second_granted += ec ? 0 : 1;
             ++second_done;
         });

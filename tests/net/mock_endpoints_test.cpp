@@ -8,8 +8,7 @@
 #include "support/mock_client.hpp"
 #include "support/run.hpp"
 
-#include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
+#include "support/asio.hpp"
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 

@@ -11,9 +11,7 @@
 #include "support/raw_http.hpp"
 #include "support/run.hpp"
 
-#include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
-#include <asio/ssl/context.hpp>
+#include "support/asio.hpp"
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 

@@ -7,8 +7,7 @@
 #include "support/script_server.hpp"
 #include "support/tinyproxy.hpp"
 
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/io_context.hpp>
+#include "support/asio.hpp"
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 

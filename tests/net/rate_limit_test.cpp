@@ -9,9 +9,7 @@
 
 #include "support/run.hpp"
 
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
+#include "support/asio.hpp"
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -8,13 +8,10 @@
 #include <callsavvy/redis_bucket_store.hpp>
 #include <callsavvy/testing/mock_server.hpp>
 
+#include "support/asio.hpp"
 #include "support/pki.hpp"
 #include "support/run.hpp"
 
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/write.hpp>
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>

@@ -10,13 +10,7 @@
 #include "support/raw_http.hpp"
 #include "support/run.hpp"
 
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/ssl/context.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/strand.hpp>
+#include "support/asio.hpp"
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>

@@ -9,8 +9,7 @@
 
 #include <callsavvy/http/parser.hpp>
 
-#include <asio.hpp>
-#include <asio/ssl.hpp>
+#include "support/asio.hpp"
 #include <catch2/catch.hpp>
 
 #include <openssl/evp.h>

@@ -8,8 +8,7 @@
 #include "support/mock_client.hpp"
 #include "support/run.hpp"
 
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/io_context.hpp>
+#include "support/asio.hpp"
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 

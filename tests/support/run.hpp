@@ -6,9 +6,7 @@
 
 #include <callsavvy/config.hpp>
 
-#include <asio/awaitable.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
+#include "support/asio.hpp"
 
 #include <chrono>
 #include <exception>

@@ -17,14 +17,7 @@
 #include <callsavvy/http/message.hpp>
 #include <callsavvy/http/parser.hpp>
 
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/redirect_error.hpp>
-#include <asio/ssl.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
+#include "support/asio.hpp"
 
 #include <openssl/ssl.h>
 
@@ -86,7 +79,7 @@ struct server_state {
 
 } // namespace detail
 
-// One accepted connection, handed to the script. Every operation throws std::system_error on I/O errors
+// One accepted connection, handed to the script. Every operation throws callsavvy::system_error on I/O errors
 // (including operation_aborted once the server is stopped), which simply ends the script.
 class peer {
 public:
@@ -107,7 +100,7 @@ public:
             if (fresh) {
                 callsavvy::error_code ec;
                 const std::size_t used = parser_.feed(pending_, ec);
-                if (ec) throw std::system_error(ec, "cstest::peer::read_request");
+                if (ec) throw callsavvy::system_error(ec, "cstest::peer::read_request");
                 pending_.erase(0, used);
                 if (parser_.done()) co_return take_request();
             }
@@ -118,7 +111,7 @@ public:
                 parser_.finish(ec);
                 if (!ec && parser_.done()) co_return take_request();
                 if (!ec) ec = callsavvy::http::error::partial_message;
-                throw std::system_error(ec, "cstest::peer::read_request: connection closed inside a request");
+                throw callsavvy::system_error(ec, "cstest::peer::read_request: connection closed inside a request");
             }
             pending_.append(buffer_.data(), n);
             fresh = true;
@@ -255,7 +248,7 @@ private:
             eof_ = eof_kind::truncated;
             co_return 0;
         }
-        if (ec) throw std::system_error(ec, "cstest::peer read");
+        if (ec) throw callsavvy::system_error(ec, "cstest::peer read");
         co_return n;
     }
 

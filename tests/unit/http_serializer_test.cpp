@@ -161,10 +161,10 @@ TEST_CASE("serializer: refuses to write what would break the framing", "[http][s
 
     http::request bad;
     bad.headers.add("X", "a\rb");
-    CHECK_THROWS_AS(http::serialize_head(bad), std::system_error);
+    CHECK_THROWS_AS(http::serialize_head(bad), callsavvy::system_error);
     http::fields trailers;
     trailers.add("T", "\n");
-    CHECK_THROWS_AS(http::last_chunk(trailers), std::system_error);
+    CHECK_THROWS_AS(http::last_chunk(trailers), callsavvy::system_error);
 }
 
 TEST_CASE("serializer: chunked body pieces", "[http][serializer][chunked]") {

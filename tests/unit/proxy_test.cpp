@@ -28,7 +28,7 @@ TEST_CASE("the proxy comes from options or the environment, with Basic credentia
         auto it = env.find(n);
         return it == env.end() ? nullptr : it->second.c_str();
     };
-    std::error_code ec;
+    callsavvy::error_code ec;
     auto https_target = callsavvy::http::parse_url("https://api.callsavvy.com/v1/", ec).value();
     auto http_target = callsavvy::http::parse_url("http://127.0.0.1:8080/v1/", ec).value();
     callsavvy::proxy_options o;

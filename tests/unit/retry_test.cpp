@@ -114,9 +114,9 @@ TEST_CASE("auth breaker: opens after repeated 401/403, half-opens after the cool
 }
 
 TEST_CASE("retry rules: only what provably was not processed, or is read-only, is sent again", "[retry]") {
-    const std::error_code refused = callsavvy::make_error_code(error::connect_failed);
-    const std::error_code lost = callsavvy::make_error_code(error::connection_closed);
-    const std::error_code timeout = callsavvy::make_error_code(error::attempt_timeout);
+    const callsavvy::error_code refused = callsavvy::make_error_code(error::connect_failed);
+    const callsavvy::error_code lost = callsavvy::make_error_code(error::connection_closed);
+    const callsavvy::error_code timeout = callsavvy::make_error_code(error::attempt_timeout);
     // Nothing written: retried with backoff, whatever the endpoint.
     CHECK(decide_retry(refused, 0, false, false, false, false, 1, 3) == retry_decision::retry);
     CHECK(decide_retry(refused, 0, false, false, false, false, 3, 3) == retry_decision::fail);

@@ -5,7 +5,7 @@
 // run_for() bounds, so a loaded machine cannot fail them.
 #include <callsavvy/net/stream.hpp>
 
-#include <asio/io_context.hpp>
+#include "support/asio.hpp"
 #include <catch2/catch.hpp>
 
 #include <chrono>

@@ -23,12 +23,8 @@
 #include "import_journal.hpp"
 #include "progress_line.hpp"
 
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/io_context.hpp>
-#include <asio/post.hpp>
-#include <asio/signal_set.hpp>
 #include <boost/json.hpp>
+#include <callsavvy/asio.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -685,7 +681,7 @@ struct listen_command {
         });
         try {
             l->start();
-        } catch (const std::system_error& e) {
+        } catch (const callsavvy::system_error& e) {
             print_error(none, "transport",
                         "cannot listen on " + bind + ":" + std::to_string(port) + ": " + e.code().message());
             return exit_transport;

@@ -9,8 +9,6 @@
 #include <callsavvy/error.hpp>
 #include <callsavvy/retry.hpp>
 
-#include <asio/cancellation_type.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <optional>

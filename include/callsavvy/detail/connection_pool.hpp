@@ -9,11 +9,6 @@
 #include <callsavvy/error.hpp>
 #include <callsavvy/net/connection.hpp>
 
-#include <asio/any_io_executor.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/steady_timer.hpp>
-
 #include <chrono>
 #include <cstddef>
 #include <list>

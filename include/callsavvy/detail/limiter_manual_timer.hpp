@@ -7,10 +7,6 @@
 
 #include <callsavvy/config.hpp>
 
-#include <asio/any_io_executor.hpp>
-#include <asio/error.hpp>
-#include <asio/post.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -95,7 +91,7 @@ public:
 
 private:
     void fire() {
-        asio::post(ex_, [h = std::exchange(handler_, nullptr)]() { h(std::error_code{}); });
+        asio::post(ex_, [h = std::exchange(handler_, nullptr)]() { h(error_code{}); });
     }
     static std::vector<manual_timer*>& timers() {
         static std::vector<manual_timer*> all;
@@ -104,7 +100,7 @@ private:
 
     executor_type ex_;
     time_point expiry_{};
-    std::function<void(std::error_code)> handler_{};
+    std::function<void(error_code)> handler_{};
 };
 
 } // namespace detail

@@ -5,8 +5,6 @@
 
 #include <callsavvy/config.hpp>
 
-#include <asio/any_io_executor.hpp>
-
 #include <openssl/evp.h>
 
 #include <algorithm>

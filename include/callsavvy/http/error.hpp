@@ -42,7 +42,7 @@ enum class error {
 };
 
 namespace detail {
-class error_category_impl final : public std::error_category {
+class error_category_impl final : public error_category_type {
 public:
     const char* name() const noexcept override { return "callsavvy.http"; }
     std::string message(int ev) const override {
@@ -81,14 +81,13 @@ public:
 };
 } // namespace detail
 
-inline const std::error_category& error_category() noexcept {
+inline const error_category_type& error_category() noexcept {
     static const detail::error_category_impl instance;
     return instance;
 }
-inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
+inline error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 } // namespace http
 CALLSAVVY_END_NAMESPACE
 
-template <>
-struct std::is_error_code_enum<callsavvy::http::error> : std::true_type {};
+CALLSAVVY_ERROR_CODE_ENUM(callsavvy::http::error)

@@ -21,7 +21,7 @@ namespace http {
 // Every field name, field value, method, target and reason phrase is checked before anything is written:
 // a value carrying CR or LF would otherwise inject header lines (or a whole second request). The
 // error_code overloads report the first bad part (bad_method, bad_target, bad_version, bad_status_code,
-// bad_field_name, bad_field_value) and leave `out` unchanged; the others throw std::system_error with it.
+// bad_field_name, bad_field_value) and leave `out` unchanged; the others throw callsavvy::system_error with it.
 //
 // Content-Length is appended from body.size() unless the message already has Content-Length or
 // Transfer-Encoding (then the fields are sent as given), and never for a 1xx, 204 or 304 response.
@@ -118,7 +118,7 @@ template <class Message>
 void append_head(const Message& msg, std::string& out) {
     error_code ec;
     append_head(msg, out, ec);
-    if (ec) throw std::system_error(ec);
+    if (ec) throw system_error(ec);
 }
 
 template <class Message>
@@ -128,7 +128,7 @@ std::string serialize_head(const Message& msg, error_code& ec) {
     return out;
 }
 
-/// The head of a request or response; throws std::system_error when a part cannot be sent safely.
+/// The head of a request or response; throws callsavvy::system_error when a part cannot be sent safely.
 inline std::string serialize_head(const request& req) {
     std::string out;
     append_head(req, out);
@@ -202,9 +202,9 @@ inline std::string chunk(std::string_view data) {
 }
 
 /// The end of a chunked body: the zero-size chunk, the trailer fields, the empty line.
-/// Throws std::system_error (bad_field_name / bad_field_value) for a trailer that cannot be sent safely.
+/// Throws callsavvy::system_error (bad_field_name / bad_field_value) for a trailer that cannot be sent safely.
 inline std::string last_chunk(const fields& trailers = {}) {
-    if (const auto ec = detail::check_fields(trailers)) throw std::system_error(ec);
+    if (const auto ec = detail::check_fields(trailers)) throw system_error(ec);
     std::string out = "0\r\n";
     detail::append_fields(trailers, out);
     out.append("\r\n");

@@ -12,10 +12,6 @@
 #include <callsavvy/net/stream.hpp>
 #include <callsavvy/net/tls.hpp>
 
-#include <asio/awaitable.hpp>
-#include <asio/connect.hpp>
-#include <asio/ip/tcp.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <optional>

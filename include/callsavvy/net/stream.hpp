@@ -8,14 +8,6 @@
 #include <callsavvy/error.hpp>
 #include <callsavvy/http/parser.hpp>
 
-#include <asio/awaitable.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/ssl/stream.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
-
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 

@@ -6,9 +6,6 @@
 #include <callsavvy/config.hpp>
 #include <callsavvy/error.hpp>
 
-#include <asio/ip/address.hpp>
-#include <asio/ssl/context.hpp>
-
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 

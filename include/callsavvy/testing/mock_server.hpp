@@ -17,9 +17,6 @@
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>

@@ -16,13 +16,6 @@
 #include <callsavvy/webhook/events.hpp>
 #include <callsavvy/webhook/signature.hpp>
 
-#include <asio/any_io_executor.hpp>
-#include <asio/awaitable.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-
 #include <boost/json/serialize.hpp>
 
 #include <chrono>

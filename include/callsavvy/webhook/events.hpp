@@ -10,7 +10,6 @@
 #include <callsavvy/json/mapping.hpp>
 #include <callsavvy/types.hpp>
 
-#include <asio/awaitable.hpp>
 #include <boost/describe/class.hpp>
 #include <boost/json/object.hpp>
 

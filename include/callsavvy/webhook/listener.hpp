@@ -18,16 +18,6 @@
 #include <callsavvy/webhook/events.hpp>
 #include <callsavvy/webhook/verify.hpp>
 
-#include <asio/any_io_executor.hpp>
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/cancellation_signal.hpp>
-#include <asio/cancellation_state.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/use_awaitable.hpp>
-
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -241,7 +231,8 @@ public:
         st_->fallback = std::move(h);
     }
 
-    /// Binds and starts accepting. Throws std::system_error when the address cannot be bound.
+    /// Binds and starts accepting. Throws callsavvy::system_error (std::system_error, or boost::system::system_error in
+    /// the Boost.Asio build) when the address cannot be bound.
     void start() {
         refuse_after_start();
         auto st = st_;

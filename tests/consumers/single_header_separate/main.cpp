@@ -3,18 +3,23 @@
 // and runs it. The call below reaches the compiled core and completes there, without any network.
 #include <callsavvy/callsavvy.hpp>
 
+#if defined(CALLSAVVY_USE_BOOST_ASIO)
+#include <boost/asio/io_context.hpp>
+constexpr const char* asio_name = "Boost.Asio";
+#else
 #include <asio/io_context.hpp>
+constexpr const char* asio_name = "standalone Asio";
+#endif
 
 #include <iostream>
-#include <system_error>
 
 int main() {
-    asio::io_context io;
+    callsavvy::asio::io_context io;
     callsavvy::client api(io.get_executor(), {.keys = {"public", "private"}, .base_url = "http://127.0.0.1:9/v1/"});
     api.close();
-    std::error_code result;
+    callsavvy::error_code result;
     bool done = false;
-    api.async_call("getSummary", {}, [&](std::error_code ec, boost::json::object) {
+    api.async_call("getSummary", {}, [&](callsavvy::error_code ec, boost::json::object) {
         result = ec;
         done = true;
     });
@@ -23,7 +28,7 @@ int main() {
         std::cerr << "a call on a closed client did not complete with client_closed: " << result.message() << '\n';
         return 1;
     }
-    std::cout << "callsavvy " << callsavvy::version_string
-              << " via single_header, separate compilation: " << result.message() << '\n';
+    std::cout << "callsavvy " << callsavvy::version_string << " via single_header, separate compilation, on "
+              << asio_name << ": " << result.message() << '\n';
     return 0;
 }
