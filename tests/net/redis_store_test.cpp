@@ -172,7 +172,7 @@ public:
         for (;;) { // ready when it answers PING
             try {
                 if (command(port_, {"PING"}, password_).text == "PONG") return;
-            } catch (const std::system_error&) {}
+            } catch (const callsavvy::system_error&) {} // not listening yet (std:: or boost::system_error)
             if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("redis-server did not start");
             std::this_thread::sleep_for(10ms);
         }
