@@ -5,6 +5,9 @@
 // completed during --duration seconds and prints one line: "rps <calls per second> errors <failed calls>".
 //   client_bench --url http[s]://127.0.0.1:PORT/v1/getSummary [--connections 64] [--duration 10] [--ca ca.pem]
 #include <callsavvy/callsavvy.hpp>
+#include <callsavvy/testing/mock_server.hpp>
+
+#include "compare_common.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -40,13 +43,6 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
-struct settings {
-    std::string url;
-    int connections = 64;
-    int duration_s = 10;
-    std::string ca;
-};
-
 struct counters {
     bool counting = false;
     bool stopping = false;
@@ -73,39 +69,16 @@ asio::awaitable<void> worker(callsavvy::client& cs, counters& c) {
     }
 }
 
-settings parse(int argc, char** argv) {
-    settings s;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const std::string_view flag = argv[i];
-        const std::string value = argv[i + 1];
-        if (flag == "--url") s.url = value;
-        else if (flag == "--connections")
-            s.connections = std::stoi(value);
-        else if (flag == "--duration")
-            s.duration_s = std::stoi(value);
-        else if (flag == "--ca")
-            s.ca = value;
-        else {
-            std::cerr << "client_bench: unknown flag " << flag << '\n';
-            std::exit(2);
-        }
-    }
-    if (s.url.empty() || s.connections < 1 || s.duration_s < 1) {
-        std::cerr << "usage: client_bench --url URL [--connections N] [--duration S] [--ca FILE]\n";
-        std::exit(2);
-    }
-    return s;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-    const settings s = parse(argc, argv);
+    const bench::options s = bench::parse_options(argc, argv); // the comparison clients' flags and checks
     // The client's base URL is the resource URL without its last segment.
     const auto slash = s.url.rfind('/');
     callsavvy::client_options o;
     o.base_url = s.url.substr(0, slash + 1);
-    o.keys = {"TEST-hdo76HDCGAjfig4jbnyUI4734BNDY", "TEST-934HDHD84JDVBPSW73BYjegh494WD9084NFUih34-9974r"};
+    const auto key = callsavvy::testing::sandbox_key();
+    o.keys = {key.public_key, key.private_key};
     o.max_connections = static_cast<std::size_t>(s.connections);
     o.rate_limits.enabled = false;
     o.tls.ca_file = s.ca;
@@ -127,7 +100,7 @@ int main(int argc, char** argv) {
         c.counting = true;
         c.allocations_at_start = allocations;
         started = std::chrono::steady_clock::now();
-        timer.expires_after(std::chrono::seconds(s.duration_s));
+        timer.expires_after(std::chrono::seconds(s.duration));
         co_await timer.async_wait(asio::use_awaitable);
         c.counting = false;
         c.allocations_at_end = allocations;

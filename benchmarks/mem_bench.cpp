@@ -8,6 +8,7 @@
 //   mem_bench [--calls 10000]
 // Prints "mem_bench: <calls> calls on <connections> connections: <bytes> bytes resident per call in flight".
 #include <callsavvy/callsavvy.hpp>
+#include <callsavvy/testing/mock_server.hpp>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -88,7 +89,8 @@ asio::awaitable<void> one_call(callsavvy::client& cs, tally& t) {
 bool measure(unsigned short port, std::size_t calls, std::size_t connections) {
     callsavvy::client_options o;
     o.base_url = "http://127.0.0.1:" + std::to_string(port) + "/v1/";
-    o.keys = {"TEST-hdo76HDCGAjfig4jbnyUI4734BNDY", "TEST-934HDHD84JDVBPSW73BYjegh494WD9084NFUih34-9974r"};
+    const auto key = callsavvy::testing::sandbox_key();
+    o.keys = {key.public_key, key.private_key};
     o.max_connections = connections;
     o.rate_limits.enabled = false;
     o.attempt_timeout = std::chrono::minutes(5);
