@@ -148,6 +148,19 @@ asio::awaitable<void> send_two_requests(Stream& s) {
     CHECK(second == 200);
 }
 
+/// One connection of a server that answers its first request (a success of `resource` whose `field` is
+/// `prefix` and the request's number) with keep-alive promised, then drops the connection while it is idle.
+asio::awaitable<void> answer_then_drop(peer& p, int& requests, std::string resource, std::string field,
+                                       std::string prefix) {
+    auto req = co_await p.read_request();
+    if (!req) co_return;
+    ++requests;
+    json::object data;
+    data[field] = prefix + std::to_string(requests);
+    co_await p.respond(200, success(resource, data));
+    p.close();
+}
+
 } // namespace
 
 TEST_CASE("a call sends one authenticated JSON POST and returns the envelope's data", "[client]") {
@@ -471,16 +484,8 @@ TEST_CASE("a written request whose connection is lost: outcome_unknown, never re
 TEST_CASE("a pooled connection the server closed while idle is replaced before anything is written", "[client]") {
     asio::io_context io;
     int requests = 0;
-    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
-        auto req = co_await p.read_request();
-        if (!req) co_return;
-        ++requests;
-        json::object data;
-        data["contact_id"] = "C" + std::to_string(requests);
-        co_await p.respond(200, success("createContact", data));
-        // Keep-alive promised, then the server drops the idle connection.
-        p.close();
-    });
+    script_server server(io.get_executor(),
+                         [&](peer& p) { return answer_then_drop(p, requests, "createContact", "contact_id", "C"); });
     std::vector<callsavvy::call_event> events;
     auto o = options_for(server);
     o.observer = [&](const callsavvy::call_event& e) { events.push_back(e); };
@@ -503,15 +508,8 @@ TEST_CASE("a pooled connection the server closed while idle is replaced before a
 TEST_CASE("a read-only call on a pooled connection the server closed while idle is sent again at once", "[client]") {
     asio::io_context io;
     int requests = 0;
-    script_server server(io.get_executor(), [&](peer& p) -> asio::awaitable<void> {
-        auto req = co_await p.read_request();
-        if (!req) co_return;
-        ++requests;
-        json::object data;
-        data["business_id"] = "B" + std::to_string(requests);
-        co_await p.respond(200, success("getSummary", data));
-        p.close(); // keep-alive promised, then the idle connection is dropped
-    });
+    script_server server(io.get_executor(),
+                         [&](peer& p) { return answer_then_drop(p, requests, "getSummary", "business_id", "B"); });
     std::vector<callsavvy::call_event> events;
     auto o = options_for(server);
     o.observer = [&](const callsavvy::call_event& e) { events.push_back(e); };
