@@ -3413,8 +3413,9 @@ inline retry_decision decide_retry(const error_code& ec, int http_status, bool w
     // peek costs a system call per call). A connection the server had already closed then shows up as an
     // end or a reset before any byte of an answer: the same stale socket the peek finds, and retried the
     // same way, once and at once on a fresh connection. A call that changes state is always peeked first.
-    const bool closed_under_us = ec == error::connection_closed || ec == asio::error::connection_reset ||
-                                 ec == asio::error::eof || ec == asio::error::broken_pipe;
+    // (The reader turns an end of the stream, TLS's truncation included, into connection_closed; a reset is
+    // what a write to a socket the server had closed brings back.)
+    const bool closed_under_us = ec == error::connection_closed || ec == asio::error::connection_reset;
     if (reused && !answer_started && !fresh_retry_used && closed_under_us) return retry_decision::retry_now;
     return attempts_left ? retry_decision::retry : retry_decision::fail;
 }
